@@ -1,0 +1,44 @@
+# The README's two commands, `make demo` and `make test`, each do all setup themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qemu-system-x86 linux-image-amd64 busybox-static openssh-server openssh-client numactl
+STAMP := $(VENV)/.installed
+
+.PHONY: install apt test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(MAKE) --no-print-directory apt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# System packages for the vm placement and the SSH target tests. Needs root; skipped when
+# every package is already installed.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then echo "make: need root to apt-get install:$$missing" >&2; exit 1; fi; \
+		echo "apt-get install:" $$missing; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/scaler suite --out results
+
+bench: install
+	$(PY) -m scaler.bench --out results/bench
+
+lint: install
+	$(VENV)/bin/ruff check scaler affinity tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

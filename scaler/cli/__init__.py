@@ -1,0 +1,47 @@
+"""The ``scaler`` command line: a typer app whose commands are thin wrappers over the library.
+
+Nothing heavy is imported here or in the command modules at import time: TensorFlow, numpy
+and matplotlib are imported inside the command functions that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from scaler.cli import plan as plan_cmd
+from scaler.cli import topology as topology_cmd
+
+app = typer.Typer(
+    name="scaler",
+    help="Measure, plot and predict how CPU deep-learning inference scales across "
+    "processes, pinned partitions and VMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("topology")(topology_cmd.topology)
+app.command("plan")(plan_cmd.plan)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Usage errors are one line on stderr with exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="scaler", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # click >= 8.2 raises this for a bare `scaler`; the help is the right answer
+        print(exc.ctx.get_help(), file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"scaler: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        print("scaler: interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("scaler: interrupted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
