@@ -25,7 +25,7 @@ class EngineError(UsageError):
 class EngineSpec:
     """What to run: requested by the coordinator, applied by the worker."""
 
-    engine: str = "tf"
+    engine: str = "auto"  # auto: the default engine for the precision (check_spec)
     precision: str = "fp32"
     model: str = "resnet50"  # a built-in name or a path (SavedModel dir, .keras, .tflite)
     batch: int = 1

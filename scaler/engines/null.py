@@ -1,0 +1,37 @@
+"""The null engine: serves queries without inferring, to measure the harness's own cost.
+
+It imports neither TensorFlow nor numpy, so a null worker starts in a fraction of a second
+and its timed loop measures only the worker's own per-query work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from scaler.engines.base import EngineSpec
+
+
+class NullEngine:
+    """``infer`` returns at once; ``make_input`` is a tiny placeholder object."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        started = time.perf_counter()
+        self.spec = spec
+        self.info: dict[str, Any] = {
+            "engine": "null",
+            "precision": spec.precision,
+            "model": spec.model,
+            "batch": spec.batch,
+            "threads": spec.threads,
+            "load_s": round(time.perf_counter() - started, 6),
+        }
+
+    def make_input(self) -> Any:
+        return (self.spec.batch,)
+
+    def infer(self, inputs: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
