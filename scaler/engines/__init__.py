@@ -34,8 +34,7 @@ def check_spec(spec: EngineSpec, isa: tuple[str, ...]) -> EngineSpec:
     spec = _validated(spec)
     if spec.engine != "null" and spec.precision == "bf16" and not set(BF16_ISA) & set(isa):
         raise EngineError(
-            f"bf16 needs a CPU with {' or '.join(BF16_ISA)}; this one has neither: "
-            "use fp32 or int8"
+            f"bf16 needs a CPU with {' or '.join(BF16_ISA)}; this one has neither: use fp32 or int8"
         )
     return spec
 

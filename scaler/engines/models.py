@@ -141,7 +141,7 @@ def _from_saved_model(path: str, batch: int) -> Model:
     inputs = signature.structured_input_signature[1]
     if len(inputs) != 1:
         raise EngineError(f"SavedModel {path!r} has {len(inputs)} inputs; scaler needs 1")
-    (arg, tensor_spec), = inputs.items()
+    ((arg, tensor_spec),) = inputs.items()
     shape = _check_shape(name, tuple(tensor_spec.shape), tensor_spec.dtype.name, batch)
     first_output = sorted(signature.structured_outputs)[0]
     return Model(

@@ -14,15 +14,16 @@ from typing import Any
 from scaler.engines.base import EngineError, EngineSpec
 from scaler.engines.models import import_tf, load_model
 
+_AMP_BF16 = "auto_mixed_precision_onednn_bfloat16"
+
 
 class TfEngine:
-    """fp32 (and bf16, see ``_bf16``) inference of a Keras model or SavedModel."""
+    """fp32 and bf16 (see ``_set_precision``) inference of a Keras model or SavedModel."""
 
     def __init__(self, spec: EngineSpec) -> None:
         started = time.perf_counter()
-        if spec.precision != "fp32":
-            raise EngineError(f"the tf engine does not implement {spec.precision} yet")
         tf = import_tf(spec)
+        _set_precision(tf, spec.precision)
         self.spec = spec
         self._tf = tf
         model = load_model(spec)
@@ -43,6 +44,8 @@ class TfEngine:
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "load_s": round(time.perf_counter() - started, 3),
         }
+        if spec.precision == "bf16":
+            self.info["bf16_method"] = "onednn_auto_mixed_precision"
 
     def make_input(self) -> Any:
         """A uniform [0, 1) float32 batch from the spec's seed, as a TF tensor made once."""
@@ -58,6 +61,22 @@ class TfEngine:
     def close(self) -> None:
         self._fn = None
         self._model = None
+
+
+def _set_precision(tf: Any, precision: str) -> None:
+    """bf16 by TF's oneDNN auto mixed precision, which rewrites the graph to bf16.
+
+    Measured here on ResNet50 with 2 threads it beat the Keras ``mixed_bfloat16`` policy
+    (batch 32: 36.6 vs 34.9 images/s; batch 64: 38.0 vs 34.9) and, unlike the policy, it
+    also converts user models, whose saved layers keep their float32 dtype policy. The
+    option is process-wide and applies whenever a graph runs, so a process serves one tf
+    precision: an fp32 engine after a bf16 one would silently run bf16, and is refused.
+    """
+    options = tf.config.optimizer.get_experimental_options()
+    if precision == "bf16":
+        tf.config.optimizer.set_experimental_options({_AMP_BF16: True})
+    elif options.get(_AMP_BF16):
+        raise EngineError("this process already runs bf16 TF graphs; fp32 needs a new process")
 
 
 def _keras_version() -> str:

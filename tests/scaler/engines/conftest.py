@@ -7,7 +7,10 @@ engines with ``THREADS``; tests of other thread counts run in a subprocess.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -40,3 +43,20 @@ def user_models(tmp_path_factory) -> dict[str, str]:
     model.export(paths["savedmodel"], verbose=False)
     assert os.path.isfile(os.path.join(paths["savedmodel"], "saved_model.pb"))
     return paths
+
+
+@pytest.fixture
+def run_python():
+    """Runs code in a fresh Python (its own TF thread pools) and returns its last JSON line."""
+
+    def run(code: str, timeout: float = 120) -> object:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+        )
+        return json.loads(out.stdout.splitlines()[-1])
+
+    return run

@@ -31,10 +31,18 @@ def test_tflite_path_implies_tflite_engine(tmp_path):
 @pytest.mark.parametrize(
     ("engine", "precision", "message"),
     [
-        ("tf", "int8", "engine tf does not support int8; it supports fp32, bf16 "
-         r"\(tflite supports int8\)"),
-        ("tflite", "bf16", "engine tflite does not support bf16; it supports fp32, int8 "
-         r"\(tf supports bf16\)"),
+        (
+            "tf",
+            "int8",
+            "engine tf does not support int8; it supports fp32, bf16 "
+            r"\(tflite supports int8\)",
+        ),
+        (
+            "tflite",
+            "bf16",
+            "engine tflite does not support bf16; it supports fp32, int8 "
+            r"\(tf supports bf16\)",
+        ),
         ("onnx", "fp32", "unknown engine 'onnx'; choose one of tf, tflite, null"),
         ("tf", "fp16", "unknown precision 'fp16'; choose one of fp32, bf16, int8"),
     ],

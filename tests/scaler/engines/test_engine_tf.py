@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import textwrap
 
+import numpy as np
 import pytest
 
 from scaler.engines import EngineError, load_engine
@@ -50,23 +49,62 @@ def test_damaged_keras_file(spec, tmp_path):
         load_engine(spec(model=str(path)))
 
 
-def test_threads_are_set_before_any_op():
+def test_fp32_graph_matches_eager(spec):
+    engine = load_engine(spec(batch=4))
+    inputs = engine.make_input()
+    graph = engine._fn(inputs).numpy()
+    eager = engine._model.keras_model(inputs, training=False).numpy()
+    assert np.abs(graph - eager).max() < 1e-5 * np.abs(eager).max()
+
+
+def test_threads_are_set_before_any_op(run_python):
     """In a fresh process the engine's thread counts reach TF; a later change is refused."""
-    code = (
-        "import json\n"
-        "from scaler.engines import EngineError, EngineSpec, load_engine\n"
-        "e = load_engine(EngineSpec(model='tiny', threads=2, inter_op_threads=1))\n"
-        "e.infer(e.make_input())\n"
-        "try:\n"
-        "    load_engine(EngineSpec(model='tiny', threads=1))\n"
-        "    refused = ''\n"
-        "except EngineError as exc:\n"
-        "    refused = str(exc)\n"
-        "print(json.dumps([e.info['intra_op_threads'], e.info['inter_op_threads'], refused]))\n"
+    intra, inter, refused = run_python(
+        textwrap.dedent("""
+        import json
+        from scaler.engines import EngineError, EngineSpec, load_engine
+        e = load_engine(EngineSpec(model="tiny", threads=2, inter_op_threads=1))
+        e.infer(e.make_input())
+        try:
+            load_engine(EngineSpec(model="tiny", threads=1))
+            refused = ""
+        except EngineError as exc:
+            refused = str(exc)
+        print(json.dumps([e.info["intra_op_threads"], e.info["inter_op_threads"], refused]))
+    """)
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, timeout=120, capture_output=True, text=True
-    )
-    intra, inter, refused = json.loads(out.stdout.splitlines()[-1])
     assert (intra, inter) == (2, 1)
     assert "threads already fixed in this process to 2 intra-op; cannot use 1" in refused
+
+
+def test_bf16(run_python):
+    """bf16 really runs in bf16 (the graph drifts from the fp32 eager model by bf16 rounding,
+    unlike fp32 above), at batch 1 and 4; a later fp32 engine in that process is refused."""
+    result = run_python(
+        textwrap.dedent("""
+        import json
+        import numpy as np
+        from scaler.engines import EngineError, EngineSpec, load_engine
+        out = {}
+        for batch in (1, 4):
+            e = load_engine(EngineSpec(model="tiny", precision="bf16", batch=batch))
+            x = e.make_input()
+            assert e.infer(x) is None
+            graph = e._fn(x).numpy()
+            eager = e._model.keras_model(x, training=False).numpy()
+            out[batch] = [list(graph.shape), float(np.abs(graph - eager).max()),
+                          float(np.abs(eager).max()), e.info]
+        try:
+            load_engine(EngineSpec(model="tiny"))
+        except EngineError as exc:
+            out["refused"] = str(exc)
+        print(json.dumps(out))
+    """)
+    )
+    for batch in ("1", "4"):
+        shape, drift, scale, info = result[batch]
+        assert shape == [int(batch), 10]
+        assert 1e-4 * scale < drift < 5e-2 * scale
+        assert info["precision"] == "bf16"
+        assert info["bf16_method"] == "onednn_auto_mixed_precision"
+    assert result["refused"] == "this process already runs bf16 TF graphs; fp32 needs a new process"
