@@ -1,0 +1,208 @@
+"""Binding applied inside a worker process, before TensorFlow is imported.
+
+CPU affinity (``sched_setaffinity``), memory policy bound to the partition's NUMA nodes
+(``set_mempolicy`` through ctypes), and thread settings sized from the partition rather
+than ``os.cpu_count()``. Each step is read back so results show what really happened.
+Containers commonly refuse ``set_mempolicy``: CPU pinning then goes on alone and the
+binding records ``memory_bound=False`` with the reason, rather than failing or hiding it.
+
+Both the affinity and the memory policy belong to the calling thread and are inherited by
+threads created later: call :func:`bind` early, from the main thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from affinity.cpulist import format_cpulist
+from affinity.errors import BindError
+
+# Thread settings as the Intel launchers set them for a pinned instance: oneDNN/OpenMP
+# threads packed onto the partition's CPUs, spinning briefly, not printing settings.
+PINNED_KMP_AFFINITY = "granularity=fine,compact,1,0"
+THREAD_ENV_KEYS = (
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "KMP_AFFINITY",
+    "KMP_BLOCKTIME",
+    "KMP_SETTINGS",
+)
+
+# <linux/mempolicy.h>
+_MPOL_MODES = {
+    0: "default",
+    1: "preferred",
+    2: "bind",
+    3: "interleave",
+    4: "local",
+    5: "preferred_many",
+    6: "weighted_interleave",
+}
+_MPOL_BIND = 2
+_MPOL_MODE_FLAGS = (1 << 15) | (1 << 14) | (1 << 13)  # static, relative nodes; balancing
+# (set_mempolicy, get_mempolicy) syscall numbers: glibc has no wrapper, libnuma may be absent
+_SYSCALLS = {"x86_64": (238, 239), "aarch64": (237, 236), "ppc64le": (261, 260)}
+_MASK_BITS = 1024  # MAX_NUMNODES of distribution kernels (NODES_SHIFT 10)
+_ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
+
+
+def thread_env(threads: int, inter_op_threads: int = 1, pinned: bool = True) -> dict[str, str]:
+    """Environment for TensorFlow/oneDNN/OpenMP thread pools of ``threads`` threads.
+
+    ``pinned=False`` (shared placement) disables OpenMP affinity: N unpinned copies that
+    each pack their threads onto the same first CPUs would collide.
+    """
+    if threads < 1 or inter_op_threads < 1:
+        raise BindError(f"thread counts must be at least 1, got {threads} and {inter_op_threads}")
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": str(inter_op_threads),
+        "KMP_AFFINITY": PINNED_KMP_AFFINITY if pinned else "disabled",
+        "KMP_BLOCKTIME": "1",
+        "KMP_SETTINGS": "0",
+    }
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What :func:`bind` asked for and what the kernel reports afterwards."""
+
+    cpus: tuple[int, ...]
+    requested_cpus: tuple[int, ...] | None
+    nodes: tuple[int, ...]
+    memory_bound: bool
+    memory_reason: str
+    memory_policy: str
+    threads: int
+    inter_op_threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpus": list(self.cpus),
+            "cpulist": format_cpulist(self.cpus),
+            "requested_cpus": None if self.requested_cpus is None else list(self.requested_cpus),
+            "nodes": list(self.nodes),
+            "memory_bound": self.memory_bound,
+            "memory_reason": self.memory_reason,
+            "memory_policy": self.memory_policy,
+            "threads": self.threads,
+            "inter_op_threads": self.inter_op_threads,
+        }
+
+
+def bind(
+    cpus: Iterable[int] | None,
+    nodes: Iterable[int] | None = None,
+    threads: int | None = None,
+    inter_op_threads: int = 1,
+) -> Binding:
+    """Pin the calling process to ``cpus`` and its memory to ``nodes``, and export the
+    thread settings; ``cpus=None`` keeps the current affinity (shared placement).
+
+    Threads default to the number of CPUs the process ends up allowed on. Raises
+    :class:`BindError` when the CPUs are refused or the kernel grants fewer than asked;
+    a refused memory policy is recorded, not raised.
+    """
+    requested = None if cpus is None else tuple(sorted(set(cpus)))
+    if requested is not None:
+        if not requested:
+            raise BindError("cannot pin to an empty CPU list")
+        try:
+            os.sched_setaffinity(0, requested)
+        except (OSError, ValueError) as exc:
+            raise BindError(f"cannot pin to CPUs {format_cpulist(requested)}: {exc}") from None
+    effective = tuple(sorted(os.sched_getaffinity(0)))
+    if requested is not None and effective != requested:
+        raise BindError(
+            f"asked for CPUs {format_cpulist(requested)} but the kernel allows only "
+            f"{format_cpulist(effective)} (cpuset?)"
+        )
+    wanted = () if nodes is None else tuple(sorted(set(nodes)))
+    if nodes is None:
+        reason = "not requested"
+    elif not wanted:
+        raise BindError("cannot bind memory to an empty node list")
+    else:
+        reason = _set_membind(wanted)
+    policy = read_mempolicy()
+    bound = bool(wanted) and reason == "bound" and policy == f"bind:{format_cpulist(wanted)}"
+    if reason == "bound" and not bound:
+        reason = f"set_mempolicy succeeded but the policy reads back as {policy}"
+    count = threads if threads is not None else len(effective)
+    os.environ.update(thread_env(count, inter_op_threads, pinned=requested is not None))
+    return Binding(
+        cpus=effective,
+        requested_cpus=requested,
+        nodes=wanted,
+        memory_bound=bound,
+        memory_reason=reason,
+        memory_policy=policy,
+        threads=count,
+        inter_op_threads=inter_op_threads,
+    )
+
+
+def current_binding() -> dict[str, Any]:
+    """The calling process's affinity, memory policy and thread settings, read only."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return {
+        "cpus": cpus,
+        "cpulist": format_cpulist(cpus),
+        "memory_policy": read_mempolicy(),
+        "env": {key: os.environ[key] for key in THREAD_ENV_KEYS if key in os.environ},
+    }
+
+
+def read_mempolicy() -> str:
+    """The calling thread's memory policy: ``default``, ``bind:0-1``, ``local``, ... or
+    ``unknown (reason)`` when the kernel will not say."""
+    numbers = _SYSCALLS.get(platform.machine())
+    if numbers is None:
+        return f"unknown (no get_mempolicy syscall number for {platform.machine()})"
+    mode = ctypes.c_int(0)
+    mask = _nodemask(())
+    failed = _syscall(numbers[1], ctypes.byref(mode), mask, _MASK_BITS + 1, None, 0)
+    if failed:
+        return f"unknown (get_mempolicy: {failed})"
+    name = _MPOL_MODES.get(mode.value & ~_MPOL_MODE_FLAGS, f"mode {mode.value}")
+    nodes = [
+        bit for bit in range(_MASK_BITS) if mask[bit // _ULONG_BITS] >> (bit % _ULONG_BITS) & 1
+    ]
+    return f"{name}:{format_cpulist(nodes)}" if nodes else name
+
+
+def _set_membind(nodes: tuple[int, ...]) -> str:
+    """``set_mempolicy(MPOL_BIND, nodes)``: "bound", or why the kernel refused."""
+    numbers = _SYSCALLS.get(platform.machine())
+    if numbers is None:
+        return f"no set_mempolicy syscall number for {platform.machine()}"
+    if nodes[-1] >= _MASK_BITS or nodes[0] < 0:
+        return f"node numbers {format_cpulist(nodes)} outside 0-{_MASK_BITS - 1}"
+    failed = _syscall(numbers[0], _MPOL_BIND, _nodemask(nodes), _MASK_BITS + 1)
+    return f"set_mempolicy refused: {failed}" if failed else "bound"
+
+
+def _nodemask(nodes: Iterable[int]) -> ctypes.Array[ctypes.c_ulong]:
+    mask = (ctypes.c_ulong * (_MASK_BITS // _ULONG_BITS))()
+    for node in nodes:
+        mask[node // _ULONG_BITS] |= 1 << (node % _ULONG_BITS)
+    return mask
+
+
+def _syscall(number: int, *args: Any) -> str:
+    """Run a raw syscall; "" on success, else the errno's name and text."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    converted = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    if libc.syscall(ctypes.c_long(number), *converted) == -1:
+        code = ctypes.get_errno()
+        return f"{errno.errorcode.get(code, str(code))} ({os.strerror(code)})"
+    return ""
