@@ -50,7 +50,9 @@ def load_engine(spec: EngineSpec) -> Engine:
         from scaler.engines.tf import TfEngine
 
         return TfEngine(spec)
-    raise EngineError(f"engine {spec.engine} is not available yet")
+    from scaler.engines.tflite import TfliteEngine
+
+    return TfliteEngine(spec)
 
 
 def _validated(spec: EngineSpec) -> EngineSpec:

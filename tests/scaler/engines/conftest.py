@@ -60,3 +60,17 @@ def run_python():
         return json.loads(out.stdout.splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tflite_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
+    """A cache folder holding the tiny model converted to fp32 and int8, and the info of
+    the loads that converted them."""
+    from scaler.engines import load_engine
+
+    folder = str(tmp_path_factory.mktemp("tflite_cache"))
+    first = {
+        precision: load_engine(_spec(engine="tflite", precision=precision, cache_dir=folder)).info
+        for precision in ("fp32", "int8")
+    }
+    return folder, first
