@@ -110,7 +110,7 @@ def plan(
     if demand > total and not oversubscribe:
         raise PlanError(
             f"{instances} instances x {size} core(s) need {demand} physical cores but only "
-            f"{total} are usable; allow oversubscription to share cores round-robin"
+            f"{total} are usable; allow oversubscription (--oversubscribe) to share cores"
         )
     if demand > total:
         groups = [[(i * size + t) % total for t in range(size)] for i in range(instances)]
@@ -165,13 +165,13 @@ def _numa_layout(caps: list[int], n: int, size: int | None) -> list[list[int]]:
     else:
         small, bigs = size, 0
         candidates = [_inside_fixed(caps, n, size)]
-    best: list[list[int]] | None = None
-    best_cost = 0
+    best: list[list[int]] = []
+    best_key = (0, 0)
     for inside in candidates:
         layout, cost = _complete(caps, inside, n, small, bigs)
-        if best is None or cost < best_cost:
-            best, best_cost = layout, cost
-    assert best is not None
+        key = (cost, sum(len(sizes) ** 2 for sizes in inside))  # tidy, then evenly spread
+        if not best or key < best_key:
+            best, best_key = layout, key
     return best
 
 
@@ -180,28 +180,29 @@ def _inside_balanced(caps: list[int], n: int, small: int, bigs: int) -> list[lis
     one node, for ``bigs`` partitions of ``small + 1`` cores and the rest of ``small``.
 
     Dynamic programme over nodes: for each count of in-node big partitions, the most small
-    ones that fit. All choices reaching the maximum are returned, so that the straddlers'
-    step can pick the tidiest.
+    ones that are needed, and among those the choice spreading partitions most evenly over
+    the nodes (least sum of squared counts). Every count of bigs reaching the maximum is
+    returned, so that the straddlers' step can pick the tidiest.
     """
     smalls = n - bigs
-    reach: dict[int, tuple[int, list[tuple[int, int]]]] = {0: (0, [])}
+    # bigs inside -> (smalls inside, capped at `smalls`; minus the spread; (x, y) per node)
+    reach: dict[int, tuple[int, int, list[tuple[int, int]]]] = {0: (0, 0, [])}
     for cap in caps:
-        nxt: dict[int, tuple[int, list[tuple[int, int]]]] = {}
-        for used_bigs, (used_smalls, picks) in reach.items():
-            y = 0
-            while y * (small + 1) <= cap and used_bigs + y <= bigs:
+        nxt: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
+        for used_bigs, (used_smalls, spread, picks) in reach.items():
+            for y in range(min(cap // (small + 1), bigs - used_bigs) + 1):
                 x = (cap - y * (small + 1)) // small
+                value = (min(used_smalls + x, smalls), spread - (x + y) ** 2)
                 key = used_bigs + y
-                if key not in nxt or used_smalls + x > nxt[key][0]:
-                    nxt[key] = (used_smalls + x, [*picks, (x, y)])
-                y += 1
+                if key not in nxt or value > nxt[key][:2]:
+                    nxt[key] = (*value, [*picks, (x, y)])
         reach = nxt
-    score = {y: min(x, smalls) + y for y, (x, _) in reach.items()}
+    score = {y: x + y for y, (x, _, _) in reach.items()}
     top = max(score.values())
     result = []
     for used_bigs in sorted(reach):
         if score[used_bigs] == top:
-            picks = _drop_extra_smalls(reach[used_bigs][1], smalls)
+            picks = _drop_extra_smalls(reach[used_bigs][2], smalls)
             result.append([[small + 1] * y + [small] * x for x, y in picks])
     return result
 
@@ -374,7 +375,7 @@ def _warnings(topology: Topology, result: Plan, order: list[Core], demand: int) 
     if not result.smt and siblings:
         out.append(
             f"one hardware thread per core: {siblings} usable SMT sibling CPUs stay unused "
-            f"(plan with SMT to give each partition its cores' siblings)"
+            f"(with --smt each partition gets its cores' siblings too)"
         )
     kinds = _kinds(parts, order)
     if len(set(kinds.values())) > 1:

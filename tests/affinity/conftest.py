@@ -10,4 +10,4 @@ from tests.affinity.fixtures import make_sysfs
 @pytest.fixture(scope="session")
 def trees(tmp_path_factory) -> dict[str, str]:
     """Machine name -> sysfs root of every fixture tree, good and broken."""
-    return make_sysfs.write_all(str(tmp_path_factory.mktemp("sysfs")))
+    return make_sysfs.write_all_once(str(tmp_path_factory.getbasetemp() / "sysfs"))

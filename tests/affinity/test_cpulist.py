@@ -27,7 +27,8 @@ def test_parse(text, cpus):
 
 
 @pytest.mark.parametrize(
-    "text", ["1-", "a", "3-1", "1,,2", ",", "1,", "-1", "1 ,2", "0-3:2", "1\n2", "0x1", "٣", "99999999"]
+    "text",
+    ["1-", "a", "3-1", "1,,2", ",", "1,", "-1", "1 ,2", "0-3:2", "1\n2", "0x1", "٣", "99999999"],
 )
 def test_parse_rejects_malformed_lists_naming_them(text):
     with pytest.raises(CpuListError) as info:
@@ -38,7 +39,13 @@ def test_parse_rejects_malformed_lists_naming_them(text):
 
 @pytest.mark.parametrize(
     ("cpus", "text"),
-    [((), ""), ((0,), "0"), ((0, 1, 2, 3, 8), "0-3,8"), ([9, 8, 1, 1, 0], "0-1,8-9"), ((3, 5), "3,5")],
+    [
+        ((), ""),
+        ((0,), "0"),
+        ((0, 1, 2, 3, 8), "0-3,8"),
+        ([9, 8, 1, 1, 0], "0-1,8-9"),
+        ((3, 5), "3,5"),
+    ],
 )
 def test_format(cpus, text):
     assert format_cpulist(cpus) == text

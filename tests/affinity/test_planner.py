@@ -1,0 +1,201 @@
+"""The planner on real machine shapes: the cases users of the anchor launchers hit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from affinity import PlanError, format_cpulist, parse_cpulist, plan, read_topology
+
+
+@pytest.fixture(scope="module")
+def topo(trees):
+    return lambda name: read_topology(trees[name])
+
+
+def cpulists(result):
+    return [format_cpulist(p.cpus) for p in result.partitions]
+
+
+def nodes(result):
+    return [p.nodes for p in result.partitions]
+
+
+def test_adjacent_siblings_are_never_split_across_or_doubled(topo):
+    vm = topo("cloud-vm-adjacent")
+    # one thread per core: 0 and 2 are different cores, 0 and 1 are not
+    assert cpulists(plan(vm, 2)) == ["0,2", "4,6"]
+    assert cpulists(plan(vm, 4)) == ["0", "2", "4", "6"]
+    assert cpulists(plan(vm, 2, smt=True)) == ["0-3", "4-7"]
+
+
+def test_xeon_partitions_follow_sockets_and_keep_siblings_together(topo):
+    xeon = topo("xeon-2s-ht")
+    assert cpulists(plan(xeon, 2)) == ["0-9", "10-19"]
+    assert cpulists(plan(xeon, 2, smt=True)) == ["0-9,20-29", "10-19,30-39"]
+    assert nodes(plan(xeon, 2)) == [(0,), (1,)]
+    four = plan(xeon, 4, smt=True)
+    assert cpulists(four) == ["0-4,20-24", "5-9,25-29", "10-14,30-34", "15-19,35-39"]
+    assert four.straddling == () and not four.oversubscribed
+    three = plan(xeon, 3)
+    assert [p.cores for p in three.partitions] == [6, 7, 7] and three.straddling == (1,)
+
+
+def test_epyc_nps4_whole_nodes_when_instances_divide_nodes(topo):
+    epyc = topo("epyc-2s-nps4")
+    assert nodes(plan(epyc, 2)) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    assert nodes(plan(epyc, 4)) == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert nodes(plan(epyc, 8)) == [(n,) for n in range(8)]
+    sixteen = plan(epyc, 16, smt=True)
+    assert sixteen.straddling == () and all(p.cores == 2 for p in sixteen.partitions)
+    assert sixteen.partitions[0].cpus == parse_cpulist("0-1,32-33")
+
+
+def test_ten_or_more_nodes(topo):
+    numa = topo("numa-16")
+    assert nodes(plan(numa, 16)) == [(n,) for n in range(16)]
+    assert nodes(plan(numa, 8))[7] == (14, 15)
+    assert plan(numa, 32).straddling == ()
+
+
+def test_uneven_nodes(topo):
+    uneven = topo("uneven-43-43-42")
+    three = plan(uneven, 3)
+    assert [(p.cores, p.nodes) for p in three.partitions] == [(43, (0,)), (43, (1,)), (42, (2,))]
+    six = plan(uneven, 6)
+    assert six.straddling == () and sorted(p.cores for p in six.partitions) == [21] * 4 + [22] * 2
+    assert len(plan(uneven, 4).straddling) == 1  # 32-core partitions: one must straddle
+
+
+def test_offline_cpus_are_never_planned(topo):
+    machine = topo("offline-cpus")
+    result = plan(machine, 7, smt=True)
+    used = [cpu for p in result.partitions for cpu in p.cpus]
+    assert sorted(used) == list(machine.usable_cpus) and not {5, 6, 13} & set(used)
+    with pytest.raises(PlanError, match="8 instances"):
+        plan(machine, 8)
+
+
+def test_cpu_less_node_is_never_a_memory_node(topo):
+    cxl = topo("cxl-memory-node")
+    result = plan(cxl, 4)
+    assert all(p.nodes == (0,) for p in result.partitions)
+    assert any("node 1 has memory but no CPUs" in w for w in result.warnings)
+
+
+def test_hybrid_cpu_warns_about_core_types(topo):
+    hybrid = topo("hybrid-alder-lake")
+    result = plan(hybrid, 2, smt=True)
+    assert [len(p.cpus) for p in result.partitions] == [16, 8]
+    text = " ".join(result.warnings)
+    assert "hybrid CPU" in text and "different numbers of CPUs" in text
+
+
+def test_fixed_size_leaves_cores_idle_and_spreads_over_nodes(topo):
+    xeon = topo("xeon-2s-ht")
+    result = plan(xeon, 2, cores_per_instance=4)
+    assert cpulists(result) == ["0-3", "10-13"]
+    assert result.idle_cores == 12 and any(
+        "12 of 20 usable cores stay idle" in w for w in result.warnings
+    )
+    with pytest.raises(PlanError, match="21 cores per instance is more than the 20"):
+        plan(xeon, 1, cores_per_instance=21)
+    with pytest.raises(PlanError, match="need 24 physical cores"):
+        plan(xeon, 3, cores_per_instance=8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"instances": 0}, "at least 1"),
+        ({"instances": -3}, "at least 1"),
+        ({"instances": 2, "cores_per_instance": 0}, "at least 1"),
+        ({"instances": 5}, "5 instances x 1 core"),
+    ],
+)
+def test_bad_requests_are_plan_errors(topo, kwargs, match):
+    with pytest.raises(PlanError, match=match) as info:
+        plan(topo("cloud-vm-adjacent"), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_oversubscription_is_explicit_and_measured(topo):
+    vm = topo("cloud-vm-adjacent")
+    result = plan(vm, 8, oversubscribe=True)
+    assert result.oversubscribed and result.oversubscription == 2.0
+    assert cpulists(result) == ["0", "2", "4", "6"] * 2
+    assert "up to 2 instances share a core" in result.warnings[0]
+    odd = plan(vm, 5, oversubscribe=True)
+    assert odd.oversubscription == 2.0 and cpulists(odd)[4] == "0"
+    fine = plan(vm, 4, oversubscribe=True)
+    assert not fine.oversubscribed and fine.oversubscription == 1.0
+
+
+def test_only_usable_cpus(topo):
+    xeon = topo("xeon-2s-ht")
+    allowed = parse_cpulist("2-7,22-27,30-31")  # as a cpuset would restrict it
+    restricted = dataclasses.replace(xeon, usable_cpus=allowed)
+    result = plan(restricted, 2, smt=True)
+    # cores 10 and 11 of socket 1 are usable through their second threads only
+    assert cpulists(result) == ["2-5,22-25", "6-7,26-27,30-31"]
+    assert cpulists(plan(restricted, 8))[-2:] == ["30", "31"]
+
+
+def test_warnings_about_smt_and_sizes(topo):
+    xeon = topo("xeon-2s-ht")
+    text = " ".join(plan(xeon, 3).warnings)
+    assert "20 usable SMT sibling CPUs stay unused" in text
+    assert "partition sizes differ: 2 with 7 cores, 1 with 6 cores" in text
+    assert "1 of 3 partitions span more than one NUMA node" in text
+    assert not any("SMT" in w for w in plan(xeon, 2, smt=True).warnings)
+
+
+def test_plan_json(topo):
+    doc = plan(topo("xeon-2s-ht"), 2).to_dict()
+    json.dumps(doc)
+    assert doc["oversubscribed"] is False and isinstance(doc["warnings"], list)
+    assert doc["partitions"][1] == {
+        "index": 1,
+        "cpus": list(range(10, 20)),
+        "cpulist": "10-19",
+        "nodes": [1],
+        "cores": 10,
+    }
+
+
+def test_plan_is_frozen(topo):
+    result = plan(topo("cloud-vm-adjacent"), 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.smt = True  # type: ignore[misc]
+    assert isinstance(result.partitions, tuple) and isinstance(result.warnings, tuple)
+
+
+FIXTURES = [
+    "xeon-2s-ht",
+    "epyc-2s-nps4",
+    "cloud-vm-adjacent",
+    "numa-16",
+    "uneven-43-43-42",
+    "offline-cpus",
+    "cxl-memory-node",
+    "hybrid-alder-lake",
+    "old-kernel",
+    "minimal-container",
+]
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_one_to_eight_instances_on_every_fixture(topo, name):
+    machine = topo(name)
+    cores = len(machine.usable_cores)
+    for n in range(1, 9):
+        for smt in (False, True):
+            result = plan(machine, n, smt=smt, oversubscribe=True)
+            assert len(result.partitions) == n and result.oversubscribed == (n > cores)
+            if n > cores:
+                with pytest.raises(PlanError, match="--oversubscribe"):
+                    plan(machine, n, smt=smt)
+            else:
+                assert plan(machine, n, smt=smt) == result

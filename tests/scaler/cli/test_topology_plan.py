@@ -1,0 +1,126 @@
+"""``scaler topology`` and ``scaler plan`` as a user runs them, on this machine and on the
+sysfs fixtures of other machine shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.affinity.fixtures import make_sysfs
+from tests.scaler.helpers import scaler_cmd
+
+TIMEOUT = 60
+
+# name: (packages, usable cores, usable CPUs, threads per core, nodes)
+SHAPES = {
+    "xeon-2s-ht": (2, 20, 40, 2, 2),
+    "epyc-2s-nps4": (2, 32, 64, 2, 8),
+    "cloud-vm-adjacent": (1, 4, 8, 2, 1),
+    "numa-16": (2, 32, 64, 2, 16),
+    "uneven-43-43-42": (1, 128, 128, 1, 3),
+    "offline-cpus": (1, 7, 13, 2, 1),
+    "cxl-memory-node": (1, 16, 32, 2, 2),
+    "hybrid-alder-lake": (1, 16, 24, 2, 1),
+    "old-kernel": (2, 8, 16, 2, 1),
+    "minimal-container": (1, 4, 4, 1, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory) -> dict[str, str]:
+    return make_sysfs.write_all_once(str(tmp_path_factory.getbasetemp() / "sysfs"))
+
+
+def run_json(*args: str) -> dict:
+    done = scaler_cmd(*args, "--json", timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def assert_one_line_error(done, *fragments: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scaler: error: "), done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_topology_json_on_fixtures(trees, name):
+    doc = run_json("topology", "--sysfs-root", trees[name])
+    got = (doc["packages"], doc["cores"], doc["cpus"], doc["threads_per_core"], len(doc["nodes"]))
+    assert got == SHAPES[name]
+    for node in doc["nodes"]:
+        assert isinstance(node["id"], int)
+        assert all(isinstance(cpu, int) for cpu in node["cpus"])
+    assert isinstance(doc["isa"], list) and all(isinstance(flag, str) for flag in doc["isa"])
+
+
+def test_topology_on_this_machine():
+    doc = run_json("topology")
+    assert doc["cpus"] == len(os.sched_getaffinity(0))
+    assert doc["cores"] >= 1 and doc["threads_per_core"] >= 1 and doc["nodes"]
+    table = scaler_cmd("topology", timeout=TIMEOUT)
+    assert table.returncode == 0, table.stderr
+    assert "usable CPUs" in table.stdout and "ISA features" in table.stdout
+
+
+def test_plan_json_keys_and_partitions(trees):
+    doc = run_json("plan", "--instances", "2", "--smt", "--sysfs-root", trees["xeon-2s-ht"])
+    assert doc["oversubscribed"] is False and doc["warnings"] == []
+    parts = doc["partitions"]
+    assert [p["nodes"] for p in parts] == [[0], [1]]
+    assert parts[0]["cpus"] == [*range(10), *range(20, 30)]
+    doc = run_json("plan", "-n", "8", "--sysfs-root", trees["epyc-2s-nps4"])
+    assert [p["nodes"] for p in doc["partitions"]] == [[n] for n in range(8)]
+    assert any("SMT sibling" in w for w in doc["warnings"])
+
+
+def test_plan_fixed_size_and_oversubscription(trees):
+    root = trees["cloud-vm-adjacent"]
+    doc = run_json("plan", "-n", "2", "--cores-per-instance", "1", "--sysfs-root", root)
+    assert [p["cpus"] for p in doc["partitions"]] == [[0], [2]]
+    doc = run_json("plan", "-n", "8", "--oversubscribe", "--sysfs-root", root)
+    assert doc["oversubscribed"] is True and doc["oversubscription"] == 2.0
+    assert len(doc["partitions"]) == 8
+
+
+def test_plan_table_on_this_machine():
+    done = scaler_cmd("plan", "--instances", "1", timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert "instance" in done.stdout and "cpulist" in done.stdout
+
+
+def test_plan_table_shows_warnings(trees):
+    done = scaler_cmd("plan", "-n", "3", "--sysfs-root", trees["xeon-2s-ht"], timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert "warnings:" in done.stdout and "span more than one NUMA node" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["plan", "--instances", "0"], ["instances must be at least 1"]),
+        (["plan", "--instances", "-2"], ["instances must be at least 1"]),
+        (["plan", "-n", "1", "--cores-per-instance", "99"], ["99 cores per instance"]),
+        (["plan", "-n", "1", "-k", "0"], ["cores per instance must be at least 1"]),
+        (["plan", "-n", "999"], ["999 instances", "--oversubscribe"]),
+    ],
+)
+def test_bad_plan_requests(args, fragments):
+    assert_one_line_error(scaler_cmd(*args, timeout=TIMEOUT), *fragments)
+
+
+@pytest.mark.parametrize("command", [["topology"], ["plan", "-n", "1"]])
+def test_a_root_that_is_not_sysfs(tmp_path, command):
+    done = scaler_cmd(*command, "--sysfs-root", str(tmp_path), timeout=TIMEOUT)
+    assert_one_line_error(done, str(tmp_path), "is not a sysfs tree")
+
+
+@pytest.mark.parametrize("command", [["topology", "--json"], ["plan", "-n", "2"]])
+def test_a_malformed_cpulist_names_the_file(trees, command):
+    done = scaler_cmd(*command, "--sysfs-root", trees["broken-cpulist"], timeout=TIMEOUT)
+    assert_one_line_error(done, "node0/cpulist", "'0-3,,8'")
