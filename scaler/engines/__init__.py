@@ -8,6 +8,7 @@ engine modules are imported inside ``load_engine``, in the already pinned worker
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from scaler.engines.base import ENGINES, PRECISIONS, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
@@ -36,6 +37,8 @@ def check_spec(spec: EngineSpec, isa: tuple[str, ...]) -> EngineSpec:
         raise EngineError(
             f"bf16 needs a CPU with {' or '.join(BF16_ISA)}; this one has neither: use fp32 or int8"
         )
+    if spec.engine == "tf" and spec.precision == "bf16" and _onednn_off():
+        raise EngineError("bf16 on the tf engine needs oneDNN: unset TF_ENABLE_ONEDNN_OPTS=0")
     return spec
 
 
@@ -87,3 +90,8 @@ def _resolve(engine: str, precision: str, kind: str | None) -> str:
 
 def _engines_for(precision: str) -> str:
     return " and ".join(e for e, p in SUPPORTED.items() if precision in p and e != "null")
+
+
+def _onednn_off() -> bool:
+    """TF's own rule: oneDNN is on by default on x86 Linux unless set to 0 or false."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("0", "false")

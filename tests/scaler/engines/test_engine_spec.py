@@ -60,6 +60,13 @@ def test_bf16_needs_the_isa():
     assert check_spec(EngineSpec(engine="null", precision="bf16"), NO_BF16).engine == "null"
 
 
+def test_bf16_needs_onednn(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    with pytest.raises(EngineError, match="needs oneDNN: unset TF_ENABLE_ONEDNN_OPTS=0"):
+        check_spec(EngineSpec(precision="bf16"), ZEN5)
+    assert check_spec(EngineSpec(precision="fp32"), ZEN5).engine == "tf"
+
+
 def test_bad_models(tmp_path):
     with pytest.raises(EngineError, match="neither a built-in model .*nor an existing path"):
         check_spec(EngineSpec(model=str(tmp_path / "missing.keras")), ZEN5)
