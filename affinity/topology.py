@@ -75,7 +75,11 @@ class Node:
 
 @dataclass(frozen=True)
 class Topology:
-    """What the planner needs to know about a machine, and what results record about it."""
+    """What the planner needs to know about a machine, and what results record about it.
+
+    ``notes`` are one-line remarks on what the reader had to assume or found restricted
+    (a CPU without topology folder, an affinity smaller than the online CPUs).
+    """
 
     cpus: tuple[Cpu, ...]
     cores: tuple[Core, ...]
