@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
+try:  # typer >= 0.22 ships its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # older typer uses click itself
+    from click import exceptions as click_exceptions
+
 from scaler.cli import plan as plan_cmd
+from scaler.cli import run as run_cmd
+from scaler.cli import show as show_cmd
 from scaler.cli import topology as topology_cmd
 
 app = typer.Typer(
@@ -24,6 +30,13 @@ app = typer.Typer(
 )
 app.command("topology")(topology_cmd.topology)
 app.command("plan")(plan_cmd.plan)
+app.command("latency")(run_cmd.latency)
+app.command("throughput")(run_cmd.throughput)
+app.command("scaling")(run_cmd.scaling)
+app.command("multistream")(run_cmd.multistream)
+app.command("suite")(run_cmd.suite)
+app.command("show")(show_cmd.show)
+app.command("plot")(show_cmd.plot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,17 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="scaler", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except click_exceptions.NoArgsIsHelpError as exc:
         # click >= 8.2 raises this for a bare `scaler`; the help is the right answer
         print(exc.ctx.get_help(), file=sys.stderr)
         return 2
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         print(f"scaler: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print("scaler: interrupted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         print("scaler: interrupted", file=sys.stderr)
         return 130
     return result if isinstance(result, int) else 0

@@ -1,0 +1,227 @@
+"""The scenario commands: latency, throughput, scaling, multistream and suite.
+
+Thin wrappers: options become ``Settings``, ``scaler.scenarios`` does the work. Heavy modules
+(numpy, the coordinator, matplotlib) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scaler.cli.common import emit_json, err, errors_to_exit
+
+QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
+
+Engine = Annotated[str | None, typer.Option(
+    "--engine", help="tf, tflite or null (default: tf for fp32/bf16, tflite for int8)")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
+Model = Annotated[str, typer.Option(
+    "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
+MinDuration = Annotated[float | None, typer.Option(
+    "--min-duration", help="seconds each measurement lasts at least")]
+MinQueries = Annotated[int | None, typer.Option(
+    "--min-queries", help="queries each measurement completes at least (over all instances)")]
+Warmup = Annotated[float | None, typer.Option(
+    "--warmup", help="seconds of warm-up per worker, not counted")]
+Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
+Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
+PlacementOpt = Annotated[str, typer.Option(
+    "--placement", help="shared, pinned (comma-separated for scaling)")]
+Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
+Batch = Annotated[int, typer.Option("--batch", help="images per query")]
+Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
+Bound = Annotated[float, typer.Option("--latency-bound-ms", help="batch latency bound (ms)")]
+StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the bound: "
+                                                     "p99, p90, p50 or mean")]
+MaxBatch = Annotated[int, typer.Option("--max-batch", help="largest batch to try")]
+CacheDir = Annotated[str | None, typer.Option(
+    "--cache-dir", help="converted-model cache folder")]
+ReadyTimeout = Annotated[float, typer.Option(
+    "--ready-timeout", help="seconds a worker may take to load and warm up")]
+
+# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
+RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 3, 0.0), "scaling": (10.0, 200, 2.0),
+         "multistream": (5.0, 32, 1.0)}
+
+
+def _settings(scenario: str, quick: bool = False, **opts: Any) -> Any:
+    from scaler.settings import Stat, check_positive, parse_instances, parse_placements
+
+    rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
+    if quick:
+        rules.update(QUICK)
+    for key in ("min_duration_s", "min_queries", "warmup_s"):
+        if opts.get(key) is not None:
+            rules[key] = opts[key]
+    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True)
+    check_positive("--min-queries", rules["min_queries"])
+    check_positive("--warmup", rules["warmup_s"], allow_zero=True)
+    check_positive("--batch", opts.get("batch", 1))
+    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
+    check_positive("--max-batch", opts.get("max_batch", 256))
+    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
+    try:
+        stat = Stat(opts.get("stat", "p99"))
+    except ValueError:
+        from scaler.errors import UsageError
+
+        raise UsageError(f"unknown --stat {opts.get('stat')!r}: choose from "
+                         f"{', '.join(s.value for s in Stat)}") from None
+    from scaler.settings import Settings
+
+    return Settings(
+        engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
+        model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
+        placements=parse_placements(opts.get("placement", "pinned")),
+        instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
+        latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
+        max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
+        ready_timeout_s=opts.get("ready_timeout_s", 300.0),
+        max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
+
+
+def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
+         suite: bool = False) -> None:
+    """Run scenarios into ``out`` (a suite folder when ``suite``), plot, print summaries."""
+    import asyncio
+
+    import uvloop
+
+    from scaler import plots, results, summaries
+    from scaler import scenarios as sc
+    from scaler.progress import reporter
+
+    base = results.check_output_dir(out)
+    if suite:
+        base = results.new_run_path(base, "suite")
+        base.mkdir(parents=True)
+    rep = reporter()
+    prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
+    done: list[Any] = []
+    interrupted = False
+
+    async def main() -> None:
+        nonlocal interrupted
+        for name, settings, prep in prepared:
+            session = await sc.run_scenario(name, settings, base, rep, prepared=prep)
+            done.append(session)
+            if session.interrupted or session.partial_reasons:
+                interrupted = session.interrupted
+                break
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+    summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
+    for session in done:
+        run = results.load_run(session.path)
+        try:
+            plots.save_figures(plots.figures_for([run]), run.path)
+        except Exception as exc:  # a plot must never cost the measurement
+            err(f"scaler: warning: plots of {run.path} failed: {exc}")
+        summary = run.doc["summary"]
+        if suite:
+            summary_all[session.scenario] = summary
+        else:
+            summary_all = summary
+        if not as_json:
+            err("\n".join(summaries.lines(summary)))
+    if as_json:
+        emit_json(summary_all)
+    if interrupted:
+        err(f"scaler: interrupted: partial results saved in {done[-1].path}")
+        raise typer.Exit(130)
+    failed = [s for s in done if s.partial_reasons]
+    if failed:
+        err(f"scaler: error: {failed[0].partial_reasons[0]}; partial results saved in "
+            f"{failed[0].path}")
+        raise typer.Exit(1)
+
+
+def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+            placement: PlacementOpt = "pinned", min_duration: MinDuration = None,
+            min_queries: MinQueries = None, warmup: Warmup = None,
+            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            out: Out = Path("results"), json: Json = False) -> None:
+    """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
+    with errors_to_exit():
+        s = _settings("latency", engine=engine, precision=precision, model=model,
+                      placement=placement, min_duration_s=min_duration, min_queries=min_queries,
+                      warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout)
+        _run([("latency", s)], out, json)
+
+
+def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+               batch: Batch = 1024, placement: PlacementOpt = "pinned",
+               min_duration: MinDuration = None, min_queries: MinQueries = None,
+               warmup: Warmup = None, cache_dir: CacheDir = None,
+               ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+               json: Json = False) -> None:
+    """Large-batch throughput of one instance (images/s)."""
+    with errors_to_exit():
+        s = _settings("throughput", engine=engine, precision=precision, model=model,
+                      batch=batch, placement=placement, min_duration_s=min_duration,
+                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
+                      ready_timeout_s=ready_timeout)
+        _run([("throughput", s)], out, json)
+
+
+def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
+            engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+            smt: Smt = False, min_duration: MinDuration = None, min_queries: MinQueries = None,
+            warmup: Warmup = None, cache_dir: CacheDir = None,
+            ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+            json: Json = False) -> None:
+    """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
+    with errors_to_exit():
+        s = _settings("scaling", instances=instances, placement=placement, engine=engine,
+                      precision=precision, model=model, smt=smt, min_duration_s=min_duration,
+                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
+                      ready_timeout_s=ready_timeout)
+        _run([("scaling", s)], out, json)
+
+
+def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
+                instances: Instances = "1-8", max_batch: MaxBatch = 256,
+                engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+                min_duration: MinDuration = None, min_queries: MinQueries = None,
+                warmup: Warmup = None, cache_dir: CacheDir = None,
+                ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+                json: Json = False) -> None:
+    """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
+    with errors_to_exit():
+        s = _settings("multistream", latency_bound_ms=latency_bound_ms, stat=stat,
+                      instances=instances, max_batch=max_batch, engine=engine,
+                      precision=precision, model=model, min_duration_s=min_duration,
+                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
+                      ready_timeout_s=ready_timeout)
+        _run([("multistream", s)], out, json)
+
+
+def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
+          False,
+          instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
+          batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
+          max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
+          model: Model = "resnet50", smt: Smt = False, min_duration: MinDuration = None,
+          min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
+          ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+          json: Json = False) -> None:
+    """All four tests of the study in one suite folder, with plots and headline figures."""
+    with errors_to_exit():
+        common = dict(engine=engine, precision=precision, model=model, smt=smt,
+                      min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
+                      cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout)
+        scenarios = [
+            ("latency", _settings("latency", placement="pinned", **common)),
+            ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),
+            ("scaling", _settings("scaling", instances=instances, placement=placement,
+                                  **common)),
+            ("multistream", _settings("multistream", latency_bound_ms=latency_bound_ms,
+                                      stat=stat, instances=instances, max_batch=max_batch,
+                                      **common)),
+        ]
+        _run(scenarios, out, json, suite=True)

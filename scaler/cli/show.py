@@ -1,0 +1,48 @@
+"""``scaler show`` and ``scaler plot``: read run folders, print summaries, draw figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scaler.cli.common import emit_json, err, errors_to_exit
+
+Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
+
+
+def show(runs: Runs, json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the summary of runs."""
+    with errors_to_exit():
+        from scaler import results, summaries
+
+        loaded = results.find_runs(runs)
+        docs = [summaries.summarize(r.doc, str(r.path)) for r in loaded]
+        if json:
+            emit_json(docs[0] if len(docs) == 1 else docs)
+            return
+        for d in docs:
+            typer.echo("\n".join(summaries.lines(d)))
+
+
+def plot(runs: Runs,
+         format: Annotated[str, typer.Option("--format", help="png, svg, pdf (comma-separated)")]
+         = "png",
+         out: Annotated[Path | None, typer.Option(
+             "--out", help="folder for the figures (default: the first run's folder)")] = None,
+         allow_emulated: Annotated[bool, typer.Option(
+             "--allow-emulated", help="draw emulated series beside real ones, labelled")]
+         = False) -> None:
+    """Draw scaling curves, latency percentiles and multistream searches of runs."""
+    with errors_to_exit():
+        from scaler import plots, results
+
+        formats = plots.parse_formats(format)
+        loaded = results.find_runs(runs)
+        folder = results.check_output_dir(out) if out else loaded[0].path
+        written = plots.save_figures(plots.figures_for(loaded, allow_emulated), folder, formats)
+        if not written:
+            err("scaler: nothing to plot in these runs")
+        for path in written:
+            typer.echo(str(path))

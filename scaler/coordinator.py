@@ -1,0 +1,306 @@
+"""The coordinator: run one group of workers together and collect their samples.
+
+A group is N instances measured at the same time (one point of a scaling curve). The
+coordinator starts every worker, waits for each ``ready`` under a deadline, sends ``start``
+to all in one go, stops them when the run rules are met, and collects raw samples. It waits
+on the workers' streams with deadlines and never polls with sleep. Whatever happens (a worker
+that dies, errors or stalls; Ctrl-C; SIGTERM) every worker is gone when ``run_group`` returns,
+and the samples of the instances that finished are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaler.targets import Target
+from scaler.worker import protocol
+
+STDERR_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class RunRules:
+    """LoadGen-style run rules: at least ``min_duration_s`` AND at least ``min_queries``."""
+
+    min_duration_s: float = 10.0
+    min_queries: int = 100  # over all instances of the group
+    warmup_s: float = 2.0
+    max_duration_s: float = 600.0  # stop even if min_queries is not reached (then say so)
+    ready_timeout_s: float = 300.0
+    stall_timeout_s: float = 60.0  # longest silence from a running worker
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """One instance of a group: its worker arguments and what to record about it."""
+
+    index: int
+    args: tuple[str, ...]
+    partition: dict[str, Any] | None  # {"cpus": [...], "nodes": [...]} or None (unpinned)
+
+
+@dataclass
+class InstanceOutcome:
+    index: int
+    partition: dict[str, Any] | None
+    status: str = "starting"  # ready, complete, failed
+    error: str | None = None
+    ready: dict[str, Any] = field(default_factory=dict)
+    start_ns: Any = None  # array('q') of query start times (monotonic ns)
+    end_ns: Any = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GroupOutcome:
+    instances: list[InstanceOutcome]
+    interrupted: bool = False
+    under_min_queries: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and all(i.status == "complete" for i in self.instances)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"instance {i.index}: {i.error}" for i in self.instances if i.error]
+
+
+class WorkerFailed(Exception):
+    pass
+
+
+class Worker:
+    """One running worker process and its protocol streams."""
+
+    def __init__(self, request: WorkerRequest, proc: asyncio.subprocess.Process) -> None:
+        self.request = request
+        self.proc = proc
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+    def send(self, type_: str, **fields: Any) -> None:
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.is_closing():
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                stdin.write(protocol.encode({"type": type_, **fields}))
+
+    async def recv(self) -> dict[str, Any]:
+        """The next protocol message; WorkerFailed when the worker exits or reports an error."""
+        assert self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                code = await self._exit_code()
+                raise WorkerFailed(f"exited with code {code} {self._stderr_hint()}".rstrip())
+            message = protocol.decode(line)
+            if message is None:
+                continue
+            if message["type"] == "error":
+                raise WorkerFailed(f"{message.get('kind', 'error')}: {message.get('message')}")
+            return message
+
+    async def _exit_code(self) -> int | None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            return await asyncio.wait_for(self.proc.wait(), 5.0)
+        return None
+
+    def _stderr_hint(self) -> str:
+        tail = [line for line in self.stderr_tail if line.strip()]
+        return f"(stderr: {tail[-1].strip()[:200]})" if tail else ""
+
+    async def close(self, grace_s: float = 2.0) -> None:
+        """Ask the worker to exit; kill its process group if it does not within ``grace_s``."""
+        if self.proc.returncode is None:
+            self.send("exit")
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace_s)
+            except TimeoutError:
+                self.kill()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), 5.0)
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self._stderr_task, 2.0)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+
+EventSink = Callable[..., None]
+
+
+def _ignore(*_: Any, **__: Any) -> None:
+    pass
+
+
+# Waits use asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for swallows a
+# cancellation that arrives as the awaited message does, and Ctrl-C would then be lost.
+
+
+async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Target,
+                    on_event: EventSink = _ignore) -> GroupOutcome:
+    """Run the instances of one group together; always returns, with every worker gone.
+
+    Cancellation (Ctrl-C, SIGTERM) is turned into an outcome marked ``interrupted`` that
+    keeps the samples the workers could still hand over within a few seconds.
+    """
+    began = time.monotonic()
+    outcome = GroupOutcome([InstanceOutcome(r.index, r.partition) for r in requests])
+    workers: list[Worker] = []
+    try:
+        await _start(requests, target, workers, outcome, rules, on_event)
+        if all(i.status == "ready" for i in outcome.instances):
+            await _measure(workers, outcome, rules, on_event)
+    except asyncio.CancelledError:
+        outcome.interrupted = True
+        on_event("interrupted")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(_collect(workers, outcome, deadline_s=3.0))
+    finally:
+        for i, w in zip(outcome.instances, workers):
+            i.stderr_tail = list(w.stderr_tail)
+        await asyncio.shield(_close_all(workers))
+        outcome.wall_s = time.monotonic() - began
+    return outcome
+
+
+async def _start(requests: list[WorkerRequest], target: Target, workers: list[Worker],
+                 outcome: GroupOutcome, rules: RunRules, on_event: EventSink) -> None:
+    for request in requests:
+        proc = await target.start(list(request.args))
+        workers.append(Worker(request, proc))
+    on_event("started", workers=len(workers))
+
+    async def ready(w: Worker, inst: InstanceOutcome) -> None:
+        try:
+            async with asyncio.timeout(rules.ready_timeout_s):
+                message = await w.recv()
+            if message["type"] != "ready":
+                raise WorkerFailed(f"sent {message['type']!r} before 'ready'")
+            inst.ready, inst.status = message, "ready"
+            on_event("ready", instance=inst.index, pid=message.get("pid"))
+        except TimeoutError:
+            inst.status, inst.error = "failed", (
+                f"not ready within {rules.ready_timeout_s:g} s {w._stderr_hint()}".rstrip())
+        except WorkerFailed as exc:
+            inst.status, inst.error = "failed", str(exc)
+
+    await asyncio.gather(*(ready(w, i) for w, i in zip(workers, outcome.instances)))
+
+
+async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules,
+                   on_event: EventSink) -> None:
+    """Start all, wait until the run rules are met (or a worker fails), stop, collect."""
+    events: asyncio.Queue[tuple[int, dict[str, Any] | Exception]] = asyncio.Queue()
+
+    async def pump(k: int, w: Worker) -> None:
+        while True:
+            try:
+                message = await w.recv()
+            except WorkerFailed as exc:
+                await events.put((k, exc))
+                return
+            await events.put((k, message))
+            if message["type"] == "samples":
+                return
+
+    slowest_query_s = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
+    stall_s = max(rules.stall_timeout_s, 10 * slowest_query_s)  # a long batch is not a stall
+    for w in workers:
+        w.send("start")
+    t0 = time.monotonic()
+    on_event("measuring", min_duration_s=rules.min_duration_s, min_queries=rules.min_queries)
+    pumps = [asyncio.ensure_future(pump(k, w)) for k, w in enumerate(workers)]
+    queries = [0] * len(workers)
+    heard = [t0] * len(workers)
+    started: set[int] = set()
+    capped: set[int] = set()  # reached --max-queries: idle, silent, not stalled
+    # min_duration counts from the moment every instance is running (the common window)
+    window_t0 = float("inf")
+    try:
+        while True:
+            now = time.monotonic()
+            enough = (now - window_t0 >= rules.min_duration_s
+                      and sum(queries) >= rules.min_queries)
+            if enough or now - t0 >= rules.max_duration_s or len(capped) == len(workers):
+                outcome.under_min_queries = sum(queries) < rules.min_queries
+                break
+            stalled = [k for k, h in enumerate(heard) if now - h > stall_s and k not in capped]
+            if stalled:
+                for k in stalled:
+                    outcome.instances[k].status = "failed"
+                    outcome.instances[k].error = (
+                        f"stalled: no report for {stall_s:g} s "
+                        f"{workers[k]._stderr_hint()}").rstrip()
+                break
+            running = [h for k, h in enumerate(heard) if k not in capped] or [now]
+            wake = min(t0 + rules.max_duration_s, min(running) + stall_s,
+                       max(window_t0 + rules.min_duration_s, now))
+            try:
+                async with asyncio.timeout(max(wake - now, 0.001)):
+                    k, message = await events.get()
+            except TimeoutError:
+                continue
+            heard[k] = time.monotonic()
+            if isinstance(message, Exception):
+                outcome.instances[k].status = "failed"
+                outcome.instances[k].error = str(message)
+                break
+            if message["type"] == "started":
+                started.add(k)
+                if len(started) == len(workers):
+                    window_t0 = heard[k]
+            elif message["type"] in ("progress", "capped"):
+                queries[k] = int(message["queries"])
+                if message["type"] == "capped":
+                    capped.add(k)
+                on_event("progress", elapsed_s=heard[k] - t0, queries=sum(queries))
+    finally:
+        for p in pumps:
+            p.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+    await _collect(workers, outcome, deadline_s=stall_s)
+
+
+async def _collect(workers: list[Worker], outcome: GroupOutcome, deadline_s: float) -> None:
+    """Send ``stop`` and gather the samples of every worker still able to send them."""
+    live = [(w, i) for w, i in zip(workers, outcome.instances)
+            if i.status == "ready" and w.proc.returncode is None]
+    for w, _ in live:
+        w.send("stop")
+
+    async def samples(w: Worker, inst: InstanceOutcome) -> None:
+        try:
+            async with asyncio.timeout(deadline_s):
+                while (message := await w.recv())["type"] != "samples":
+                    pass
+            inst.start_ns = protocol.unpack_int64(message["start_ns"])
+            inst.end_ns = protocol.unpack_int64(message["end_ns"])
+            inst.status = "complete"
+        except TimeoutError:
+            inst.status, inst.error = "failed", f"no samples within {deadline_s:g} s of stop"
+        except WorkerFailed as exc:
+            inst.status, inst.error = "failed", str(exc)
+
+    await asyncio.gather(*(samples(w, i) for w, i in live))
+
+
+async def _close_all(workers: list[Worker]) -> None:
+    await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)

@@ -1,0 +1,162 @@
+"""Plots: functions that take runs and return a matplotlib Figure (headless, Agg).
+
+Emulated series (VMs without hardware virtualization) are not timing results: they are
+refused beside real ones unless ``allow_emulated`` is given, and then drawn and labelled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scaler.errors import UsageError
+from scaler.results import Run
+from scaler.summaries import multistream_results, scaling_series
+
+FORMATS = ("png", "svg", "pdf")
+LINESTYLES = {"shared": "o-", "pinned": "s-", "vm": "^-"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _series_label(s: dict[str, Any]) -> str:
+    label = f"{s['placement']} ({s['engine']} {s['precision']})"
+    return label + " [emulated]" if s.get("emulated") else label
+
+
+def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
+    """Aggregate images/s against instances, a line per series, with the ideal linear line
+    from each series' first point and the oversubscribed region (N > cores) shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    series = [s for r in runs for s in scaling_series(r.doc["groups"])]
+    if any(s.get("emulated") for s in series) and not allow_emulated:
+        if any(not s.get("emulated") for s in series):
+            raise UsageError("emulated series are not timing results: refusing to draw them "
+                             "beside real ones (use --allow-emulated to draw them labelled)")
+    cores = min((r.doc["host"]["topology"].get("cores") or 0) for r in runs) or None
+    max_n = 1
+    for s in series:
+        pts = sorted(s["points"], key=lambda p: p["instances"])
+        ns = [p["instances"] for p in pts]
+        ips = [p["throughput_ips"] for p in pts]
+        max_n = max(max_n, *ns)
+        style = LINESTYLES.get(s["placement"], "d-")
+        line, = ax.plot(ns, ips, style, label=_series_label(s),
+                        alpha=0.6 if s.get("emulated") else 1.0)
+        if pts and pts[0]["instances"] >= 1:
+            per = ips[0] / ns[0]
+            ax.plot([ns[0], ns[-1]], [per * ns[0], per * ns[-1]], ":", color=line.get_color(),
+                    linewidth=1, label=f"ideal linear ({s['placement']})")
+    if cores and max_n > cores:
+        ax.axvspan(cores + 0.5, max_n + 0.5, color="grey", alpha=0.12,
+                   label=f"oversubscribed (> {cores} cores)")
+    ax.set_xlabel("instances")
+    ax.set_ylabel("aggregate throughput (images/s)")
+    ax.set_xticks(range(1, max_n + 1))
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.set_title(_title(runs, "scaling, batch 1"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def latency_figure(runs: list[Run]) -> Any:
+    """Latency percentiles (ms) of every measured group, a bar group per run and group."""
+    plt = _pyplot()
+    keys = ("p50", "p90", "p99", "p99.9")
+    rows = [(f"{r.scenario}: {g.get('label', g['placement'])}", g["latency_ms"])
+            for r in runs for g in r.doc["groups"]
+            if g.get("status") == "complete" and g.get("latency_ms")]
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * max(len(rows), 2) * len(keys) / 2),
+                           layout="constrained")
+    height = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        ax.barh([i + k * height for i in range(len(rows))],
+                [lat.get(key) or 0 for _, lat in rows], height=height, label=key)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], [name for name, _ in rows],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("latency (ms)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(_title(runs, "latency percentiles"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def multistream_figure(run: Run) -> Any:
+    """Throughput and latency against batch for each layout, with the latency bound."""
+    plt = _pyplot()
+    doc = run.doc
+    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    fig, (ax_l, ax_t) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    for res in multistream_results(doc):
+        probes = sorted(res["probes"], key=lambda p: p["batch"])
+        b = [p["batch"] for p in probes]
+        ax_l.plot(b, [p["latency_ms"] for p in probes], "o-", label=res["layout"])
+        ax_t.plot(b, [p["throughput_ips"] for p in probes], "o-", label=res["layout"])
+        if res["meets_bound"]:
+            ax_t.annotate(f"batch {res['batch']}", (res["batch"], res["throughput_ips"]),
+                          textcoords="offset points", xytext=(4, 6), fontsize=8)
+    ax_l.axhline(bound, color="red", linestyle="--", label=f"bound {bound:g} ms")
+    ax_l.set_ylabel(f"batch latency {stat} (ms)")
+    ax_t.set_ylabel("aggregate throughput (images/s)")
+    for ax in (ax_l, ax_t):
+        ax.set_xlabel("batch")
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(_title([run], "multistream"))
+    return fig
+
+
+def _title(runs: list[Run], what: str) -> str:
+    models = sorted({r.doc["effective"]["model"] for r in runs})
+    hosts = sorted({r.doc["host"].get("hostname", "?") for r in runs})
+    return f"{what}: {', '.join(models)} on {', '.join(hosts)}"
+
+
+def figures_for(runs: list[Run], allow_emulated: bool = False) -> dict[str, Any]:
+    """Every figure that these runs support, by file stem."""
+    figs: dict[str, Any] = {}
+    scaling = [r for r in runs if r.scenario == "scaling"]
+    if scaling:
+        figs["scaling"] = scaling_figure(scaling, allow_emulated)
+    if any(g.get("latency_ms") for r in runs for g in r.doc["groups"]):
+        figs["latency"] = latency_figure(runs)
+    for r in runs:
+        if r.scenario == "multistream" and r.doc["groups"]:
+            figs[f"multistream-{r.path.name}" if len(runs) > 1 else "multistream"] = (
+                multistream_figure(r))
+    return figs
+
+
+def save_figures(figs: dict[str, Any], out: Path,
+                 formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    plt = _pyplot()
+    written = []
+    for stem, fig in figs.items():
+        for fmt in formats:
+            path = out / f"{stem}.{fmt}"
+            tmp = path.with_name(f".{path.name}.tmp")
+            fig.savefig(tmp, format=fmt, dpi=120)
+            tmp.replace(path)
+            written.append(path)
+        plt.close(fig)
+    return written
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UsageError(f"unknown plot format {', '.join(bad) or text!r}: choose from "
+                         f"{', '.join(FORMATS)}")
+    return formats

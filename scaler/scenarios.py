@@ -1,0 +1,313 @@
+"""The four scenarios of the study, run as groups of workers and saved as one run folder each.
+
+Every scenario is a sequence of groups (N instances measured together). After each group the
+run folder is saved again, atomically, so an interruption or a failed worker keeps everything
+measured so far; such a run is marked ``partial`` with the reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from affinity import Topology, plan, read_topology
+from affinity.cpulist import format_cpulist
+from scaler import results, stats, summaries
+from scaler.coordinator import GroupOutcome, RunRules, WorkerRequest, run_group
+from scaler.engines.base import EngineSpec
+from scaler.errors import UsageError
+from scaler.progress import Reporter
+from scaler.settings import Placement, Settings
+from scaler.targets import Target
+from scaler.targets.local import LocalTarget
+
+# Rough resident memory of one worker: base + per image of the batch (measured here for
+# ResNet50 224x224: tf fp32 0.75 GB at batch 1, 10.7 GB at 1024; tflite int8 0.1 / 2.2 GB).
+MEMORY_MODEL_GB = {"tf": (0.75, 0.0097), "tflite": (0.1, 0.0021), "null": (0.05, 0.0)}
+
+
+class Session:
+    """One run folder being filled group by group."""
+
+    def __init__(self, scenario: str, settings: Settings, spec: EngineSpec, out: Path,
+                 topology: Topology, reporter: Reporter, target: Target | None = None) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.spec = spec
+        self.topology = topology
+        self.reporter = reporter
+        self.target = target or LocalTarget()
+        self.path = results.new_run_path(out, scenario)
+        self.groups: list[dict[str, Any]] = []
+        self.arrays: dict[str, Any] = {}
+        self.partial_reasons: list[str] = []
+        self.interrupted = False
+        self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.rules = RunRules(min_duration_s=settings.min_duration_s,
+                              min_queries=settings.min_queries, warmup_s=settings.warmup_s,
+                              max_duration_s=settings.max_duration_s,
+                              ready_timeout_s=settings.ready_timeout_s)
+
+    @property
+    def stopped(self) -> bool:
+        return self.interrupted or bool(self.partial_reasons)
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def requests(self, placement: Placement, n: int, batch: int) -> tuple[list[WorkerRequest],
+                                                                         dict[str, Any]]:
+        """Worker requests for N instances in a placement, and how they were laid out."""
+        usable = self.topology.usable_cpus
+        cores = len(self.topology.usable_cores)
+        spec = replace(self.spec, batch=batch)
+        common = ["--engine", spec.engine, "--precision", spec.precision, "--model", spec.model,
+                  "--batch", str(batch), "--warmup-s", str(self.rules.warmup_s)]
+        if spec.cache_dir:
+            common += ["--cache-dir", spec.cache_dir]
+        layout: dict[str, Any] = {"cores": cores, "cpus": len(usable),
+                                  "oversubscribed": n > cores}
+        reqs = []
+        if placement is Placement.shared:
+            threads = len(usable)
+            for k in range(n):
+                args = [*common, "--instance", str(k), "--threads", str(threads)]
+                reqs.append(WorkerRequest(k, tuple(args), None))
+            layout["oversubscription"] = n * threads / len(usable)
+        else:
+            the_plan = plan(self.topology, n, smt=self.settings.smt, oversubscribe=True)
+            for k, part in enumerate(the_plan.partitions):
+                args = [*common, "--instance", str(k), "--cpus", format_cpulist(part.cpus),
+                        "--nodes", format_cpulist(part.nodes), "--threads", str(len(part.cpus))]
+                reqs.append(WorkerRequest(k, tuple(args), {"cpus": list(part.cpus),
+                                                           "nodes": list(part.nodes)}))
+            layout["oversubscription"] = the_plan.oversubscription
+            layout["plan_warnings"] = list(the_plan.warnings)
+        return reqs, layout
+
+    async def group(self, placement: Placement, n: int, batch: int,
+                    label: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Measure one group and add it to the run (saved at once)."""
+        gid = len(self.groups)
+        label = label or f"{placement.value} x{n} batch {batch}"
+        self.check_memory(n, batch)
+        reqs, layout = self.requests(placement, n, batch)
+        self.reporter.group_started(label, self.rules)
+        outcome = await run_group(reqs, self.rules, self.target, self.reporter.event)
+        record = self.record(gid, placement, n, batch, layout, outcome)
+        record.update(label=label, **extra)
+        self.groups.append(record)
+        if outcome.interrupted:
+            self.interrupted = True
+            self.partial_reasons.append(f"interrupted during {label}")
+        elif not outcome.complete:
+            self.partial_reasons.append(f"{label}: " + "; ".join(outcome.errors))
+        self.reporter.group_done(label, record)
+        self.save()
+        return record
+
+    def record(self, gid: int, placement: Placement, n: int, batch: int, layout: dict[str, Any],
+               outcome: GroupOutcome) -> dict[str, Any]:
+        import numpy as np
+
+        starts, ends, per_instance = [], [], []
+        boot_ids = set()
+        for inst in outcome.instances:
+            entry: dict[str, Any] = {"index": inst.index, "status": inst.status,
+                                     "partition": inst.partition}
+            if inst.error:
+                entry["error"] = inst.error
+                entry["stderr_tail"] = inst.stderr_tail[-15:]
+            if inst.ready:
+                r = inst.ready
+                boot_ids.add(r.get("boot_id"))
+                entry.update(binding=r.get("binding"), threads=r.get("threads"),
+                             engine=r.get("engine"), hostname=r.get("hostname"),
+                             load_s=r.get("load_s"), isa=r.get("isa"))
+            if inst.start_ns is not None:
+                s = np.frombuffer(inst.start_ns, dtype=np.int64)
+                e = np.frombuffer(inst.end_ns, dtype=np.int64)
+                self.arrays[f"g{gid}_i{inst.index}_start_ns"] = s
+                self.arrays[f"g{gid}_i{inst.index}_end_ns"] = e
+                starts.append(s)
+                ends.append(e)
+                lat = stats.latency_ms(s, e)
+                span_s = (e[-1] - s[0]) / 1e9 if len(s) else 0.0
+                entry.update(queries=int(len(s)), latency_ms=lat,
+                             throughput_ips=len(s) * batch / span_s if span_s else 0.0)
+            per_instance.append(entry)
+        status = "complete" if outcome.complete else "partial"
+        record: dict[str, Any] = {
+            "id": gid, "placement": placement.value, "engine": self.spec.engine,
+            "precision": self.spec.precision, "model": self.spec.model, "batch": batch,
+            "instances": n, **layout, "status": status, "errors": outcome.errors,
+            "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
+        }
+        if starts and status == "complete":
+            ips, how = stats.throughput_ips(starts, ends, batch, shared_clock=len(boot_ids) == 1)
+            all_s, all_e = np.concatenate(starts), np.concatenate(ends)
+            lat = stats.latency_ms(all_s, all_e)
+            record.update(throughput_ips=ips, throughput=how, queries=int(all_s.size),
+                          latency_ms=lat, warnings=stats.sample_warnings(int(all_s.size)))
+            if outcome.under_min_queries:
+                record["warnings"].append(
+                    f"stopped at max duration {self.rules.max_duration_s:g} s before "
+                    f"{self.rules.min_queries} queries")
+        return record
+
+    def check_memory(self, n: int, batch: int) -> None:
+        """Refuse clearly when N workers at this batch cannot fit in available memory."""
+        base_gb, per_image_gb = MEMORY_MODEL_GB.get(self.spec.engine, (0.75, 0.0097))
+        if self.spec.model != "resnet50":
+            return  # the model is known only for the built-in ResNet50
+        need = n * (base_gb + per_image_gb * batch) * 2**30
+        avail = available_memory_bytes()
+        if avail is not None and need > avail:
+            raise UsageError(
+                f"{n} {self.spec.engine} worker(s) at batch {batch} need about "
+                f"{need / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB is available: "
+                "use a smaller --batch or fewer instances")
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def document(self, finished: bool) -> dict[str, Any]:
+        status = "partial" if self.stopped else ("complete" if finished else "running")
+        doc = {
+            "scenario": self.scenario, "status": status,
+            "partial_reasons": self.partial_reasons, "created": self.created,
+            "command": results.command_line(),
+            "requested": self.settings.to_dict(),
+            "effective": {"engine": self.spec.engine, "precision": self.spec.precision,
+                          "model": self.spec.model, "rules": self.rules.__dict__},
+            "host": {**results.host_info(), "topology": self.topology.to_dict()},
+            "emulated": False,
+            "groups": self.groups,
+        }
+        doc["summary"] = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION},
+                                             str(self.path))
+        return doc
+
+    def save(self, finished: bool = False) -> Path:
+        return results.save_run(self.path, self.document(finished), self.arrays)
+
+
+def available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# -- the scenarios ---------------------------------------------------------------------------
+
+async def latency(s: Session) -> None:
+    await s.group(s.settings.placements[0], 1, 1)
+
+
+async def throughput(s: Session) -> None:
+    await s.group(s.settings.placements[0], 1, s.settings.batch)
+
+
+async def scaling(s: Session) -> None:
+    for placement in s.settings.placements:
+        for n in s.settings.instances:
+            if s.stopped:
+                return
+            await s.group(placement, n, 1, series=placement.value)
+
+
+async def multistream(s: Session) -> None:
+    """Largest batch whose latency (at the chosen statistic) stays under the bound, per layout.
+
+    Layouts: one instance over the whole machine, then N pinned instances for each N of
+    ``--instances`` above 1 that fits the cores. Batch sizes are searched by doubling from 1
+    and then bisecting between the last batch that met the bound and the first that did not.
+    """
+    cores = len(s.topology.usable_cores)
+    layouts = sorted({1, *(n for n in s.settings.instances if 1 < n <= cores)})
+    for n in layouts:
+        await search_batch(s, n)
+        if s.stopped:
+            return
+
+
+async def search_batch(s: Session, n: int) -> None:
+    bound, stat, cap = s.settings.latency_bound_ms, s.settings.stat.value, s.settings.max_batch
+    layout = f"pinned x{n}"
+    good, bad = 0, None
+
+    async def probe(batch: int) -> bool:
+        rec = await s.group(Placement.pinned, n, batch, label=f"{layout} batch {batch}",
+                            layout=layout, probe=True)
+        value = rec.get("latency_ms", {}).get(stat)
+        return value is not None and value <= bound and rec["status"] == "complete"
+
+    batch = 1
+    while batch <= cap and not s.stopped:
+        if await probe(batch):
+            good, batch = batch, batch * 2
+        else:
+            bad = batch
+            break
+    while bad is not None and bad - good > 1 and not s.stopped:
+        mid = (good + bad) // 2
+        if await probe(mid):
+            good = mid
+        else:
+            bad = mid
+
+
+SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
+    "latency": latency, "throughput": throughput, "scaling": scaling, "multistream": multistream,
+}
+
+
+def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, Topology]:
+    """Validate the settings against this machine before any worker starts."""
+    from scaler.engines import check_spec
+
+    topology = read_topology(sysfs_root)
+    spec = EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
+                      model=settings.model, batch=settings.batch, cache_dir=settings.cache_dir)
+    return check_spec(spec, topology.isa), topology
+
+
+async def run_scenario(name: str, settings: Settings, out: Path, reporter: Reporter,
+                       target: Target | None = None,
+                       prepared: tuple[EngineSpec, Topology] | None = None) -> Session:
+    """Run one scenario into a new run folder under ``out``; returns the session (saved).
+
+    Ctrl-C and SIGTERM cancel the scenario: the current group is stopped, what it measured is
+    kept, the run is saved as partial and ``session.interrupted`` is set.
+    """
+    spec, topology = prepared or prepare(settings)
+    session = Session(name, settings, spec, out, topology, reporter, target)
+    with _signals_cancel(asyncio.current_task(), signal.SIGINT, signal.SIGTERM):
+        try:
+            await SCENARIOS[name](session)
+        finally:
+            session.save(finished=True)
+    return session
+
+
+@contextlib.contextmanager
+def _signals_cancel(task: asyncio.Task[Any] | None, *signals: int) -> Iterator[None]:
+    """Within the block, these signals cancel the task instead of raising KeyboardInterrupt."""
+    loop = asyncio.get_running_loop()
+    assert task is not None
+    for sig in signals:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

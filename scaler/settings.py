@@ -1,0 +1,85 @@
+"""Settings of a measurement, as requested on the command line (units in the names)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from scaler.errors import UsageError
+
+
+class Placement(StrEnum):
+    shared = "shared"  # N unpinned processes, each sized for the whole machine
+    pinned = "pinned"  # N processes, each confined to its own cores and NUMA memory
+
+
+class Stat(StrEnum):
+    p99 = "p99"
+    p90 = "p90"
+    p50 = "p50"
+    mean = "mean"
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: str | None = None  # None: the default engine for the precision
+    precision: str = "fp32"
+    model: str = "resnet50"
+    batch: int = 1
+    placements: tuple[Placement, ...] = (Placement.pinned,)
+    instances: tuple[int, ...] = (1,)
+    smt: bool = False
+    min_duration_s: float = 10.0
+    min_queries: int = 100
+    warmup_s: float = 2.0
+    max_duration_s: float = 600.0
+    ready_timeout_s: float = 300.0
+    latency_bound_ms: float = 33.3
+    stat: Stat = Stat.p99
+    max_batch: int = 256
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["placements"] = [p.value for p in self.placements]
+        d["stat"] = self.stat.value
+        d["instances"] = list(self.instances)
+        return d
+
+
+def parse_instances(text: str) -> tuple[int, ...]:
+    """``1-8``, ``1,2,4,8`` or ``4``: sorted, unique, each at least 1."""
+    values: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            lo, sep, hi = part.partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if last < first:
+                raise ValueError
+            values.update(range(first, last + 1))
+    except ValueError:
+        raise UsageError(f"bad instance list {text!r}: expected e.g. 1-8 or 1,2,4,8") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"bad instance list {text!r}: instance counts must be at least 1")
+    return tuple(sorted(values))
+
+
+def parse_placements(text: str) -> tuple[Placement, ...]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    known = ", ".join(p.value for p in Placement)
+    try:
+        placements = tuple(dict.fromkeys(Placement(n) for n in names))
+    except ValueError:
+        raise UsageError(f"unknown placement in {text!r}: choose from {known}") from None
+    if not placements:
+        raise UsageError(f"no placement given: choose from {known}")
+    return placements
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, "
+                         f"not {value:g}")

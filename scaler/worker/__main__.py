@@ -1,0 +1,5 @@
+import sys
+
+from scaler.worker.main import main
+
+sys.exit(main())

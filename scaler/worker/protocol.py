@@ -1,0 +1,68 @@
+"""The worker protocol: JSON lines, one object per line.
+
+The worker writes its messages to a private duplicate of fd 1 and points fd 1 at fd 2, so
+whatever native libraries print cannot corrupt the protocol. The same byte stream works for a
+local child, over SSH and over a VM's serial console: a reader skips lines that are not
+protocol objects (a console also carries kernel messages), which is why every protocol line
+starts with ``PREFIX``.
+
+Messages from the worker: ``ready``, ``progress``, ``samples``, ``error``, ``bye``.
+Messages to the worker: ``start``, ``stop``, ``exit``.
+Sample arrays travel as base64 of little-endian int64 (compact, no pickle).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from array import array
+from typing import IO, Any
+
+PREFIX = "@scaler "
+PROTOCOL_VERSION = 1
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return (PREFIX + json.dumps(message, separators=(",", ":")) + "\n").encode()
+
+
+def decode(line: bytes | str) -> dict[str, Any] | None:
+    """A protocol message, or None for a line that is not one (console noise)."""
+    text = line.decode(errors="replace") if isinstance(line, bytes) else line
+    text = text.strip().lstrip("\r")
+    at = text.find(PREFIX)
+    if at < 0:
+        return None
+    try:
+        message = json.loads(text[at + len(PREFIX):])
+    except json.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) and "type" in message else None
+
+
+def pack_int64(values: array) -> str:
+    data = values if sys.byteorder == "little" else _swapped(values)
+    return base64.b64encode(data.tobytes()).decode()
+
+
+def unpack_int64(text: str) -> array:
+    values = array("q")
+    values.frombytes(base64.b64decode(text))
+    return values if sys.byteorder == "little" else _swapped(values)
+
+
+def _swapped(values: array) -> array:
+    copy = array("q", values)
+    copy.byteswap()
+    return copy
+
+
+def split_stdout() -> IO[bytes]:
+    """Move the protocol to a private fd and send fd 1 to stderr; returns the protocol stream."""
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(private, "wb", buffering=0)

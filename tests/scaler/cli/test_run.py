@@ -1,0 +1,131 @@
+"""The scenario commands end to end, as a user runs them (real workers, tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.scaler.helpers import ROOT, alive, scaler_cmd, worker_pids_of
+
+SHORT = ["--min-duration", "1", "--min-queries", "5", "--warmup", "0.2"]
+
+
+def test_scaling_shared_and_pinned_json(tmp_path):
+    r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned",
+                   "--model", "tiny", *SHORT, "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert Path(summary["run"]).is_dir()
+    series = {s["placement"]: s for s in summary["series"]}
+    assert set(series) == {"shared", "pinned"}
+    for s in series.values():
+        assert s["engine"] == "tf" and s["precision"] == "fp32"
+        assert [p["instances"] for p in s["points"]] == [1, 2]
+        for p in s["points"]:
+            assert p["throughput_ips"] > 0
+            assert p["latency_ms"]["p50"] > 0 and p["latency_ms"]["p99"] >= p["latency_ms"]["p50"]
+            assert p["oversubscribed"] is False
+    assert set(summary["pinned_over_shared"]) == {"1", "2"}
+    run = Path(summary["run"])
+    doc = json.loads((run / "run.json").read_text())
+    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    pinned2 = [g for g in doc["groups"] if g["placement"] == "pinned" and g["instances"] == 2][0]
+    assert sorted(c for i in pinned2["per_instance"] for c in i["binding"]["cpus"]) == [0, 1]
+    assert all(i["threads"] == 1 for i in pinned2["per_instance"])
+    shared2 = [g for g in doc["groups"] if g["placement"] == "shared" and g["instances"] == 2][0]
+    assert all(i["threads"] == 2 for i in shared2["per_instance"])
+    assert (run / "samples.npz").is_file() and (run / "scaling.png").is_file()
+    shown = scaler_cmd("show", str(run), "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["series"] == summary["series"]
+
+
+def test_latency_and_throughput_json(tmp_path):
+    r = scaler_cmd("latency", "--model", "tiny", *SHORT, "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert set(s["latency_ms"]) >= {"mean", "p50", "p90", "p99", "p99.9"}
+    assert s["samples"] >= 5
+    r = scaler_cmd("throughput", "--model", "tiny", "--batch", "8", *SHORT, "--out",
+                   str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["batch"] == 8 and s["throughput_ips"] > 0
+
+
+def test_multistream_finds_largest_batch_under_bound(tmp_path):
+    r = scaler_cmd("multistream", "--engine", "null", "--latency-bound-ms", "5",
+                   "--instances", "1-2", "--max-batch", "8", "--stat", "p99", *SHORT,
+                   "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["latency_bound_ms"] == 5 and s["stat"] == "p99"
+    rows = {row["instances"]: row for row in s["results"]}
+    assert set(rows) == {1, 2}
+    # the null engine meets any bound: the search stops at the largest batch allowed
+    assert all(row["batch"] == 8 and row["latency_ms"] <= 5 for row in rows.values())
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["scaling", "--instances", "0"], "at least 1"),
+    (["throughput", "--batch", "0"], "--batch must be positive"),
+    (["multistream", "--latency-bound-ms", "-1"], "--latency-bound-ms must be positive"),
+    (["scaling", "--placement", "bogus"], "unknown placement"),
+    (["latency", "--precision", "fp64"], "precision"),
+    (["latency", "--engine", "tf", "--precision", "int8"], "int8"),
+    (["latency", "--model", "/no/such/model.keras"], "/no/such/model.keras"),
+    (["latency", "--out", "/proc/version/x"], "output folder"),
+    (["show", "/no/such/run"], "no such run folder"),
+    (["latency", "--min-duration", "abc"], "min-duration"),
+])
+def test_bad_input_is_one_line_exit_2(args, needle):
+    r = scaler_cmd(*args, "--model", "tiny") if "--model" not in args and args[0] != "show" \
+        else scaler_cmd(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_corrupt_run_file_is_a_clear_error(tmp_path):
+    (tmp_path / "run.json").write_text("{not json")
+    r = scaler_cmd("show", str(tmp_path))
+    assert r.returncode == 1 and "corrupt run file" in r.stderr
+    (tmp_path / "run.json").write_text('{"hello": 1}')
+    r = scaler_cmd("show", str(tmp_path))
+    assert r.returncode == 1 and "not a scaler run file" in r.stderr
+
+
+def test_ctrl_c_ends_children_and_keeps_partial_run(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaler", "scaling", "--engine", "null", "--instances", "2",
+         "--placement", "pinned", "--min-duration", "120", "--warmup", "0", "--out",
+         str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            if "measuring" in line or time.monotonic() > deadline:
+                break
+        children = worker_pids_of(proc.pid)
+        assert len(children) == 2
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=20)
+        assert time.monotonic() - t0 < 10
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert code == 130, rest
+    assert "partial results saved" in rest
+    assert not any(alive(p) for p in children)
+    runs = list(tmp_path.glob("scaling-*/run.json"))
+    doc = json.loads(runs[0].read_text())
+    assert doc["status"] == "partial" and doc["groups"][0]["per_instance"][0]["queries"] > 0
