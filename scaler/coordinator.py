@@ -184,7 +184,7 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
 async def _start(requests: list[WorkerRequest], target: Target, workers: list[Worker],
                  outcome: GroupOutcome, rules: RunRules, on_event: EventSink) -> None:
     for request in requests:
-        proc = await target.start(list(request.args))
+        proc = await target.start(request)
         workers.append(Worker(request, proc))
     on_event("started", workers=len(workers))
 

@@ -143,7 +143,8 @@ class Session:
             per_instance.append(entry)
         status = "complete" if outcome.complete else "partial"
         record: dict[str, Any] = {
-            "id": gid, "placement": placement.value, "engine": self.spec.engine,
+            "id": gid, "placement": placement.value, "target": self.target.name,
+            "emulated": self.target.emulated, "engine": self.spec.engine,
             "precision": self.spec.precision, "model": self.spec.model, "batch": batch,
             "instances": n, **layout, "status": status, "errors": outcome.errors,
             "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
@@ -185,7 +186,7 @@ class Session:
             "effective": {"engine": self.spec.engine, "precision": self.spec.precision,
                           "model": self.spec.model, "rules": self.rules.__dict__},
             "host": {**results.host_info(), "topology": self.topology.to_dict()},
-            "emulated": False,
+            "emulated": any(g.get("emulated") for g in self.groups),
             "groups": self.groups,
         }
         doc["summary"] = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION},
