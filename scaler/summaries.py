@@ -141,3 +141,32 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 out.append(f"  {r['layout']}: no batch meets the bound (batch 1: "
                            f"{_ms(first.get('latency_ms'))} ms)")
     return out
+
+
+def headline(suite: dict[str, Any]) -> list[str]:
+    """The figures a reader of a suite wants first, one line each."""
+    out = [f"suite: {suite['run']}"]
+    lat = suite.get("latency")
+    if lat and lat.get("latency_ms", {}).get("p50") is not None:
+        ms = lat["latency_ms"]
+        out.append(f"  latency (batch 1): p50 {_ms(ms['p50'])} ms, p99 {_ms(ms['p99'])} ms")
+    thr = suite.get("throughput")
+    if thr and thr.get("throughput_ips") is not None:
+        out.append(f"  throughput (batch {thr['batch']}): {_ips(thr['throughput_ips'])} images/s")
+    sc = suite.get("scaling")
+    if sc:
+        for s in sc["series"]:
+            pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}" for p in s["points"])
+            out.append(f"  scaling {s['placement']} (images/s): {pts}")
+        if sc.get("pinned_over_shared"):
+            out.append("  pinned/shared: " + "  ".join(
+                f"N={n} {r:.2f}x" for n, r in sc["pinned_over_shared"].items()))
+    ms_ = suite.get("multistream")
+    if ms_:
+        for r in ms_["results"]:
+            what = (f"batch {r['batch']} at {_ms(r['latency_ms'])} ms, "
+                    f"{_ips(r['throughput_ips'])} images/s" if r["meets_bound"]
+                    else "no batch meets the bound")
+            out.append(f"  multistream {r['layout']} (bound {ms_['latency_bound_ms']:g} ms "
+                       f"{ms_['stat']}): {what}")
+    return out

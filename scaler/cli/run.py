@@ -131,6 +131,8 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             err("\n".join(summaries.lines(summary)))
     if as_json:
         emit_json(summary_all)
+    elif suite:
+        err("\n" + "\n".join(summaries.headline(summary_all)))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
         raise typer.Exit(130)

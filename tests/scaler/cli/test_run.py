@@ -102,7 +102,8 @@ def test_corrupt_run_file_is_a_clear_error(tmp_path):
     assert r.returncode == 1 and "not a scaler run file" in r.stderr
 
 
-def test_ctrl_c_ends_children_and_keeps_partial_run(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "scaler", "scaling", "--engine", "null", "--instances", "2",
          "--placement", "pinned", "--min-duration", "120", "--warmup", "0", "--out",
@@ -116,7 +117,7 @@ def test_ctrl_c_ends_children_and_keeps_partial_run(tmp_path):
         children = worker_pids_of(proc.pid)
         assert len(children) == 2
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rest = proc.stderr.read()
         code = proc.wait(timeout=20)
         assert time.monotonic() - t0 < 10
