@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.errors import UsageError
+from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_placements
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -47,9 +49,7 @@ RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 3, 0.0), "scaling": 
          "multistream": (5.0, 32, 1.0)}
 
 
-def _settings(scenario: str, quick: bool = False, **opts: Any) -> Any:
-    from scaler.settings import Stat, check_positive, parse_instances, parse_placements
-
+def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
     if quick:
         rules.update(QUICK)
@@ -66,16 +66,16 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Any:
     try:
         stat = Stat(opts.get("stat", "p99"))
     except ValueError:
-        from scaler.errors import UsageError
-
         raise UsageError(f"unknown --stat {opts.get('stat')!r}: choose from "
                          f"{', '.join(s.value for s in Stat)}") from None
-    from scaler.settings import Settings
-
+    placements = parse_placements(opts.get("placement", "pinned"))
+    if scenario in ("latency", "throughput") and len(placements) > 1:
+        raise UsageError(f"{scenario} measures one instance: give one --placement, not "
+                         f"{opts['placement']!r}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
-        placements=parse_placements(opts.get("placement", "pinned")),
+        placements=placements,
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
         latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),

@@ -83,6 +83,7 @@ def test_multistream_finds_largest_batch_under_bound(tmp_path):
     (["latency", "--out", "/proc/version/x"], "output folder"),
     (["show", "/no/such/run"], "no such run folder"),
     (["latency", "--min-duration", "abc"], "min-duration"),
+    (["latency", "--placement", "shared,pinned"], "one --placement"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     r = scaler_cmd(*args, "--model", "tiny") if "--model" not in args and args[0] != "show" \
@@ -130,3 +131,16 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     runs = list(tmp_path.glob("scaling-*/run.json"))
     doc = json.loads(runs[0].read_text())
     assert doc["status"] == "partial" and doc["groups"][0]["per_instance"][0]["queries"] > 0
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from scaler.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('tensorflow', 'numpy', 'matplotlib', 'numba', 'scipy')"
+            " if m in sys.modules]\n"
+            "print('HEAVY=' + ','.join(heavy), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "Usage" in r.stdout
+    assert r.stderr.strip().splitlines()[-1] == "HEAVY=", r.stderr
