@@ -118,7 +118,10 @@ def _converted(spec: EngineSpec) -> tuple[Path, dict[str, Any]]:
         cache.cache_root(spec.cache_dir) / f"{key}-{spec.precision}-tf{tf_version}-r{RECIPE}.tflite"
     )
     started = time.perf_counter()
-    meta, outcome = cache.get_or_build(path, lambda tmp: _convert_in_child(spec, tmp))
+    try:
+        meta, outcome = cache.get_or_build(path, lambda tmp: _convert_in_child(spec, tmp))
+    except OSError as exc:
+        raise EngineError(f"cannot use the model cache {str(path.parent)!r}: {exc}") from exc
     return path, {
         "cache": outcome,
         "cache_path": str(path),

@@ -117,3 +117,10 @@ def test_workers_starting_together_convert_once(tmp_path):
             worker.kill()
             worker.wait(timeout=10)
     assert outcomes == ["hit", "miss"]
+
+
+def test_unwritable_cache_folder(spec, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(EngineError, match="cannot use the model cache"):
+        load_engine(spec(engine="tflite", cache_dir=str(blocker / "cache")))
