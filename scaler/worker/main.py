@@ -58,7 +58,9 @@ class Channel:
         threading.Thread(target=self._read, name="protocol-reader", daemon=True).start()
 
     def send(self, type_: str, **fields: Any) -> None:
-        self.out.write(protocol.encode({"type": type_, **fields}))
+        data = memoryview(protocol.encode({"type": type_, **fields}))
+        while data:  # a raw write may be partial: a VM's virtio-serial port takes 32 KiB a call
+            data = data[self.out.write(data):]
 
     def _read(self) -> None:
         for line in sys.stdin.buffer:
