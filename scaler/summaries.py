@@ -54,7 +54,8 @@ def scaling_series(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for g in _complete(groups):
         key = (g["placement"], g["engine"], g["precision"])
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
-                                    "emulated": g.get("emulated", False), "points": []})
+                                    "emulated": g.get("emulated", False),
+                                    "simulated": g.get("simulated", False), "points": []})
         s["points"].append({
             "instances": g["instances"], "throughput_ips": g.get("throughput_ips"),
             "per_instance_ips": [i.get("throughput_ips") for i in g["per_instance"]],

@@ -1,0 +1,118 @@
+"""Where each simulated instance runs, as flat arrays for the compiled kernel.
+
+A layout is the CPUs and thread count of every instance plus the machine's CPU -> core ->
+node maps. Simulated layouts come from the real partition planner (``affinity.plan``), so a
+simulated pinned or vm instance gets exactly the partition ``scaler scaling`` would give it;
+layouts of measured groups are rebuilt from the partitions the run recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from affinity import Topology, plan
+from scaler.errors import UsageError
+
+PLACEMENTS = ("shared", "pinned", "vm")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Instances' CPUs as CSR arrays (``ptr``, ``cpus``) over the machine's usable CPUs."""
+
+    placement: str
+    ptr: Any
+    cpus: Any
+    threads: Any
+    cpu_core: Any
+    core_node: Any
+    node_size: Any
+    n_cores: int
+    partitions: tuple[dict[str, Any], ...]
+    oversubscribed: bool
+    oversubscription: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def instances(self) -> int:
+        return len(self.partitions)
+
+    def arrays(self) -> tuple[Any, ...]:
+        """The kernel's layout arguments, in its order."""
+        return (self.ptr, self.cpus, self.threads, self.cpu_core, self.core_node,
+                self.node_size, self.n_cores)
+
+
+def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[int, int]]:
+    """Usable CPU -> index, CPU index -> core index, core -> node index, node sizes.
+
+    A node's size counts all its online physical cores, usable or not: memory bandwidth
+    and cache are shared with cores this process may not use.
+    """
+    import numpy as np
+
+    tpc = max(topo.threads_per_core, 1)
+    node_index = {node.id: k for k, node in enumerate(topo.nodes)}
+    cpu_index = {cpu: k for k, cpu in enumerate(topo.usable_cpus)}
+    cpu_core = np.zeros(len(cpu_index), np.int64)
+    core_node = np.zeros(len(topo.usable_cores), np.int64)
+    for k, core in enumerate(topo.usable_cores):
+        core_node[k] = node_index[core.node]
+        for cpu in core.cpus:
+            cpu_core[cpu_index[cpu]] = k
+    node_size = np.array([max(-(-len(node.cpus) // tpc), 1) for node in topo.nodes], float)
+    return cpu_index, cpu_core, core_node, node_size, node_index
+
+
+def _build(topo: Topology, placement: str, parts: list[tuple[list[int], int]],
+           oversubscription: float, warnings: tuple[str, ...] = ()) -> Layout:
+    import numpy as np
+
+    cpu_index, cpu_core, core_node, node_size, _ = _machine_maps(topo)
+    node_of = {cpu: core.node for core in topo.usable_cores for cpu in core.cpus}
+    ptr, flat, threads, records = [0], [], [], []
+    for cpus, nthreads in parts:
+        missing = [c for c in cpus if c not in cpu_index]
+        if missing:
+            raise UsageError(f"CPU {missing[0]} of a partition is not a usable CPU of the "
+                             "machine")
+        flat += [cpu_index[c] for c in cpus]
+        ptr.append(len(flat))
+        threads.append(float(nthreads))
+        records.append({"cpus": list(cpus), "nodes": sorted({node_of[c] for c in cpus}),
+                        "cores": len({int(cpu_core[cpu_index[c]]) for c in cpus}),
+                        "threads": nthreads})
+    return Layout(placement=placement, ptr=np.array(ptr, np.int64),
+                  cpus=np.array(flat, np.int64), threads=np.array(threads),
+                  cpu_core=cpu_core, core_node=core_node, node_size=node_size,
+                  n_cores=len(core_node), partitions=tuple(records),
+                  oversubscribed=oversubscription > 1.0, oversubscription=oversubscription,
+                  warnings=warnings)
+
+
+def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
+                cores_per_instance: int | None = None) -> Layout:
+    """N instances laid out as ``scaler scaling`` would: shared instances each get every
+    usable CPU and as many threads; pinned and vm instances get the planner's partitions
+    (oversubscribed round-robin past the cores) and one thread per CPU."""
+    if placement not in PLACEMENTS:
+        raise UsageError(f"unknown placement {placement!r}: choose from {', '.join(PLACEMENTS)}")
+    if placement == "shared":
+        usable = list(topo.usable_cpus)
+        return _build(topo, placement, [(usable, len(usable))] * n, float(n))
+    the_plan = plan(topo, n, cores_per_instance=cores_per_instance, smt=smt, oversubscribe=True)
+    parts = [(list(p.cpus), len(p.cpus)) for p in the_plan.partitions]
+    return _build(topo, placement, parts, the_plan.oversubscription, the_plan.warnings)
+
+
+def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
+    """The layout a measured group really ran with (effective binding, else its partition,
+    else every usable CPU for shared instances)."""
+    parts = []
+    usable = list(topo.usable_cpus)
+    for inst in group["per_instance"]:
+        cpus = ((inst.get("binding") or {}).get("cpus") or (inst.get("partition") or {})
+                .get("cpus") or usable)
+        parts.append((list(cpus), int(inst.get("threads") or len(cpus))))
+    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0))

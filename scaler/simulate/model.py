@@ -1,0 +1,320 @@
+"""The instance model and its calibration from measured runs.
+
+A query takes ``(t1 · (1 + b·(batch − 1)) + vm_overhead) · slowdown`` milliseconds, where t1
+is one image alone on one dedicated core and the slowdown (``des.slowdown``) depends on the
+layout and who else is busy. Calibration is a bounded least-squares fit, in log space, of
+the throughput every measured group would have under the model to the throughput it had.
+A parameter is fitted only when the measured groups can tell it apart from the others
+(rules in :func:`_identifiable`); otherwise it keeps its stated assumption, and every result
+says which parameters were measured, assumed or given on the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from scaler.errors import UsageError
+from scaler.simulate.layout import Layout, recorded_layout
+from scaler.simulate.machine import topology_from_dict
+
+# name -> (assumed value, bounds, meaning); t1_ms and serial_fraction are always measured
+PARAMETERS: dict[str, tuple[float | None, tuple[float, float], str]] = {
+    "t1_ms": (None, (1e-6, math.inf),
+              "ms per batch-1 query alone on one dedicated core"),
+    "serial_fraction": (None, (0.0, 1.0),
+                        "Amdahl serial fraction of a query over the cores it gets"),
+    "memory_contention": (0.0, (0.0, 10.0),
+                          "slowdown when the rest of the instance's NUMA nodes is busy with "
+                          "other instances (memory bandwidth, shared cache)"),
+    "slice_cost": (0.0, (0.0, 10.0),
+                   "extra slowdown per excess thread on a CPU (time slicing)"),
+    "sync_cost": (0.0, (0.0, 10.0),
+                  "further slowdown per excess thread for multi-threaded instances "
+                  "(threads waiting for descheduled siblings)"),
+    "batch_cost": (1.0, (0.01, 4.0),
+                   "cost of each extra image of a batch relative to the first "
+                   "(1: no batching gain)"),
+    "smt_gain": (0.0, (0.0, 1.0),
+                 "extra throughput of a core when both SMT siblings are busy"),
+    "vm_slowdown": (0.0, (0.0, 10.0), "vm: extra share of compute time (exits)"),
+    "vm_overhead_ms": (0.0, (0.0, math.inf), "vm: extra ms per query"),
+    "core_speed": (1.0, (1e-3, 100.0),
+                   "per-core speed of the simulated machine relative to the calibration host"),
+}
+FITTED = ("t1_ms", "serial_fraction", "memory_contention", "slice_cost", "sync_cost",
+          "batch_cost", "vm_slowdown", "vm_overhead_ms")
+SHAPE_POINTS = 1001
+_PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
+_KEYS = ("min", "p50", "p90", "p95", "p99", "p99.9", "max")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured group: its recorded layout, the per-instance load features (all
+    instances busy) and its throughput."""
+
+    run: str
+    group: dict[str, Any]
+    layout: Layout
+    e: Any
+    excess: Any
+    mem: Any
+
+    @property
+    def batch(self) -> int:
+        return int(self.group["batch"])
+
+    @property
+    def vm(self) -> bool:
+        return self.group["placement"] == "vm"
+
+
+@dataclass(frozen=True)
+class InstanceModel:
+    engine: str
+    precision: str
+    model: str
+    values: dict[str, float]
+    sources: dict[str, str]
+    shape: tuple[float, ...]
+    shape_source: str
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> Any:
+        """The kernel's parameter vector (see ``des.P_*``)."""
+        import numpy as np
+
+        v = self.values
+        return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
+                         v["sync_cost"], v["smt_gain"]])
+
+    def work_ms(self, batch: int) -> float:
+        """Mean work of one query in ms at slowdown 1 on the simulated machine."""
+        v = self.values
+        return v["t1_ms"] / v["core_speed"] * (1.0 + v["batch_cost"] * (batch - 1))
+
+    def instance_arrays(self, layout: Layout, batch: int) -> tuple[Any, Any, Any]:
+        """Per-instance work (ms), per-query extra (ms) and vm slowdown factor."""
+        import numpy as np
+
+        n, vm = layout.instances, layout.placement == "vm"
+        v = self.values
+        return (np.full(n, self.work_ms(batch)),
+                np.full(n, v["vm_overhead_ms"] if vm else 0.0),
+                np.full(n, 1.0 + v["vm_slowdown"] if vm else 1.0))
+
+    def shape_array(self) -> Any:
+        import numpy as np
+
+        return np.asarray(self.shape)
+
+    def with_given(self, given: dict[str, float]) -> InstanceModel:
+        """Values set on the command line (``--assume NAME=VALUE``) replace model values."""
+        for name, value in given.items():
+            if name not in PARAMETERS:
+                raise UsageError(f"unknown model parameter {name!r}: choose from "
+                                 f"{', '.join(PARAMETERS)}")
+            lo, hi = PARAMETERS[name][1]
+            if not lo <= value <= hi:
+                raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+        return replace(self, values={**self.values, **given},
+                       sources={**self.sources, **dict.fromkeys(given, "given")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine, "precision": self.precision, "model": self.model,
+            "parameters": {name: {"value": self.values[name], "source": self.sources[name],
+                                  "meaning": PARAMETERS[name][2]} for name in PARAMETERS},
+            "service_time_shape": {"source": self.shape_source,
+                                   "quantiles_over_mean": _thin(self.shape)},
+            "calibration": self.calibration,
+        }
+
+
+def _thin(shape: tuple[float, ...]) -> dict[str, float]:
+    """A readable subset of the shape table for results."""
+    last = len(shape) - 1
+    return {f"p{100 * k / last:g}": round(shape[k], 4)
+            for k in (0, last // 10, last // 2, int(last * 0.9), int(last * 0.99), last)}
+
+
+def observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None
+                 ) -> tuple[list[Observation], list[str]]:
+    """The usable measured groups of runs, and one note per group left out."""
+    import numpy as np
+
+    from scaler.simulate import des
+
+    obs, notes = [], []
+    for run in runs:
+        topo = topology_from_dict(run.doc["host"]["topology"], str(run.path))
+        for g in run.doc.get("groups", []):
+            if keep is not None and not keep(g):
+                continue
+            label = f"{run.path.name}: {g.get('label', g['placement'])}"
+            if g.get("simulated"):
+                notes.append(f"{label}: simulated, not a measurement")
+            elif g.get("emulated"):
+                notes.append(f"{label}: emulated VM timing, not a measurement")
+            elif g.get("status") != "complete" or not g.get("throughput_ips"):
+                notes.append(f"{label}: not complete")
+            else:
+                layout = recorded_layout(topo, g)
+                n = layout.instances
+                e, excess, mem = np.zeros(n), np.zeros(n), np.zeros(n)
+                des.features(layout.ptr, layout.cpus, layout.threads, np.ones(n, np.bool_),
+                             layout.cpu_core, layout.core_node, layout.node_size,
+                             0.0, layout.n_cores, e, excess, mem)
+                obs.append(Observation(str(run.path), g, layout, e, excess, mem))
+    return obs, notes
+
+
+def _identifiable(obs: list[Observation]) -> dict[str, str]:
+    """Which parameters the groups can measure, each with the reason (else why not)."""
+    free = [(round(float(e), 3), round(float(m), 3)) for o in obs if o.batch == 1
+            for e, x, m in zip(o.e, o.excess, o.mem) if x == 0]
+    cores_worth = {e for e, _ in free}
+    mem_at = {}
+    for e, m in free:
+        mem_at.setdefault(e, set()).add(m)
+    sliced = [o for o in obs for x, t in zip(o.excess, o.layout.threads) if x > 0 and t == 1]
+    synced = [o for o in obs for x, t in zip(o.excess, o.layout.threads) if x > 0 and t > 1]
+    vm_batches = {o.batch for o in obs if o.vm}
+    found = {
+        "serial_fraction": len(cores_worth) >= 2,
+        "memory_contention": any(len(ms) >= 2 for ms in mem_at.values()),
+        "slice_cost": bool(sliced),
+        "sync_cost": bool(synced),
+        "batch_cost": any(o.batch > 1 for o in obs),
+        "vm_slowdown": bool(vm_batches),
+        "vm_overhead_ms": len(vm_batches) >= 2,
+    }
+    why_not = {
+        "serial_fraction": "needs batch-1 groups at two core counts per instance",
+        "memory_contention": "needs the same cores per instance with the rest of the node "
+                             "idle and busy (e.g. a 1-core latency run and 1-core pinned "
+                             "instances side by side)",
+        "slice_cost": "needs single-threaded instances sharing a CPU (pinned, N > cores)",
+        "sync_cost": "needs multi-threaded instances sharing CPUs (shared, N >= 2)",
+        "batch_cost": "needs a group with batch > 1 (throughput or multistream run)",
+        "vm_slowdown": "needs vm groups measured on real hardware",
+        "vm_overhead_ms": "needs vm groups on real hardware at two batch sizes",
+    }
+    return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
+
+
+def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None
+              ) -> InstanceModel:
+    """Fit the instance model to the measured groups of ``runs`` (those ``keep`` accepts).
+
+    Raises UsageError when the runs mix engines, precisions or models, hold no usable
+    group, or cannot measure t1 and the thread scaling.
+    """
+    import numpy as np
+    from scipy import optimize
+
+    kinds = {(r.doc["effective"]["engine"], r.doc["effective"]["precision"],
+              r.doc["effective"]["model"]) for r in runs}
+    if len(kinds) != 1:
+        raise UsageError("calibration runs mix engines, precisions or models: "
+                         + "; ".join(" ".join(k) for k in sorted(kinds)))
+    engine, precision, model = kinds.pop()
+    obs, notes = observations(runs, keep)
+    if not any(o.batch == 1 for o in obs):
+        raise UsageError("no complete measured batch-1 group to calibrate on "
+                         + (f"({'; '.join(notes[:3])})" if notes else ""))
+    status = _identifiable(obs)
+    if status["serial_fraction"] != "measured":
+        raise UsageError("cannot calibrate the thread scaling: " + status["serial_fraction"]
+                         + " (a scaling run with pinned N=1 and N=2 on 2+ cores has them)")
+    names = ["t1_ms", *(n for n in FITTED[1:] if status.get(n) == "measured")]
+    values = {n: PARAMETERS[n][0] for n in PARAMETERS}
+    values["serial_fraction"] = 0.3
+    for n in names[2:]:
+        values[n] = max(values[n], 0.05) if n != "batch_cost" else 0.8
+    values["t1_ms"] = 1.0
+    values["t1_ms"] = float(np.median([_predicted_ips(o, values) / o.group["throughput_ips"]
+                                       for o in obs]))
+    lo = [PARAMETERS[n][1][0] for n in names]
+    hi = [PARAMETERS[n][1][1] for n in names]
+    measured = np.array([o.group["throughput_ips"] for o in obs])
+
+    def residuals(x: Any) -> Any:
+        v = {**values, **dict(zip(names, x))}
+        return np.log([_predicted_ips(o, v) for o in obs]) - np.log(measured)
+
+    x0 = np.clip([values[n] for n in names], lo, hi)
+    res = optimize.least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac", method="trf")
+    values.update({n: float(x) for n, x in zip(names, res.x)})
+    sources = {n: ("measured" if n in names else "assumed") for n in PARAMETERS}
+    fitted = [_predicted_ips(o, values) for o in obs]
+    calibration = {
+        "runs": sorted({o.run for o in obs}),
+        "groups": [{"run": o.run, "placement": o.group["placement"],
+                    "instances": o.group["instances"], "batch": o.batch,
+                    "measured_ips": float(m), "model_ips": f,
+                    "error": f / float(m) - 1.0} for o, m, f in zip(obs, measured, fitted)],
+        "rms_log_error": float(np.sqrt(np.mean(res.fun**2))),
+        "not_measured": {n: why for n, why in status.items() if why != "measured"},
+        "left_out": notes,
+    }
+    shape, shape_source = _shape(obs)
+    return InstanceModel(engine, precision, model, values, sources, shape, shape_source,
+                         calibration)
+
+
+def _predicted_ips(o: Observation, v: dict[str, float]) -> float:
+    """Images/s of a group under the model with every instance busy (the closed form of
+    the kernel's closed loop)."""
+    import numpy as np
+
+    from scaler.simulate import des
+
+    params = np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
+                       v["sync_cost"], 0.0])
+    work = v["t1_ms"] / v["core_speed"] * (1.0 + v["batch_cost"] * (o.batch - 1))
+    extra = v["vm_overhead_ms"] if o.vm else 0.0
+    vm = 1.0 + v["vm_slowdown"] if o.vm else 1.0
+    total = 0.0
+    for e, x, m, t in zip(o.e, o.excess, o.mem, o.layout.threads):
+        total += 1000.0 * o.batch / ((work + extra) * des.slowdown(e, x, m, t > 1.0, params)
+                                     * vm)
+    return total
+
+
+def _shape(obs: list[Observation]) -> tuple[tuple[float, ...], str]:
+    """Service time over its mean at evenly spaced probabilities, from the recorded
+    percentiles of the batch-1 groups whose instances did not share CPUs (median over
+    groups); a constant when no group recorded them."""
+    import numpy as np
+
+    curves = []
+    for o in obs:
+        lat = o.group.get("latency_ms") or {}
+        if o.batch != 1 or max(o.excess) > 0 or not lat.get("mean"):
+            continue
+        if all(lat.get(k) is not None for k in _KEYS):
+            curves.append([lat[k] / lat["mean"] for k in _KEYS])
+    if not curves:
+        return (1.0,) * SHAPE_POINTS, "assumed constant (no recorded percentiles)"
+    points = np.maximum.accumulate(np.median(np.array(curves), axis=0))
+    table = np.interp(np.linspace(0.0, 1.0, SHAPE_POINTS), _PROBS, points)
+    mean = float(np.mean((table[1:] + table[:-1]) / 2))
+    return tuple(float(x) for x in table / mean), (
+        f"measured: latency percentiles of {len(curves)} group(s) without CPU sharing")
+
+
+def parameter_lines(model: InstanceModel) -> list[str]:
+    """The model's parameters, each with its value and whether it was measured."""
+    cal = model.calibration
+    out = [f"instance model ({model.engine} {model.precision} {model.model}): "
+           f"{len(cal.get('groups', []))} measured group(s), fit rms error "
+           f"{cal.get('rms_log_error', 0.0):.1%}"]
+    for name, (_, _, meaning) in PARAMETERS.items():
+        out.append(f"  {name:<18} {model.values[name]:>10.4g}  {model.sources[name]:<8}  "
+                   f"{meaning}")
+    out.append(f"  service-time shape: {model.shape_source}")
+    return out

@@ -1,0 +1,62 @@
+"""Calibration: the model comes back from runs it generated, unmeasurable parameters stay
+assumed and say why, and hold-out validation predicts unseen instance counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.errors import UsageError
+from scaler.simulate.model import calibrate
+from scaler.simulate.validate import validate
+from tests.scaler.simulate.conftest import TRUE, fake_measured_run
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, model):
+    base = tmp_path_factory.mktemp("measured")
+    scaling = fake_measured_run(base / "scaling", model)
+    solo = fake_measured_run(base / "solo", model, placements=("pinned",), instances=(1,),
+                             cores_per_instance=1, scenario="latency")
+    return scaling, solo
+
+
+def test_calibration_recovers_the_model(measured):
+    fitted = calibrate(list(measured))
+    for name, true in TRUE.items():
+        assert fitted.values[name] == pytest.approx(true, rel=0.05, abs=0.01), name
+        assert fitted.sources[name] == "measured"
+    assert fitted.sources["smt_gain"] == "assumed" and fitted.sources["batch_cost"] == "assumed"
+    assert fitted.calibration["rms_log_error"] < 0.01
+    assert fitted.shape_source.startswith("measured")
+
+
+def test_unmeasurable_parameters_stay_assumed_with_the_reason(measured):
+    scaling, _ = measured
+    fitted = calibrate([scaling])  # no 1-core instance beside an idle core
+    assert fitted.sources["memory_contention"] == "assumed"
+    assert "1-core latency run" in fitted.calibration["not_measured"]["memory_contention"]
+    only_pinned = calibrate([scaling], keep=lambda g: g["placement"] == "pinned")
+    assert only_pinned.sources["sync_cost"] == "assumed"
+    assert only_pinned.sources["slice_cost"] == "measured"
+
+
+def test_calibration_refusals(tmp_path, measured, model):
+    scaling, solo = measured
+    with pytest.raises(UsageError, match="thread scaling"):
+        calibrate([solo])
+    with pytest.raises(UsageError, match="no complete measured"):
+        calibrate([scaling], keep=lambda g: False)
+    other = fake_measured_run(tmp_path / "int8", model, instances=(1, 2))
+    other.doc["effective"]["precision"] = "int8"
+    with pytest.raises(UsageError, match="mix"):
+        calibrate([scaling, other])
+
+
+def test_validation_predicts_held_out_counts(measured):
+    scaling, solo = measured
+    report, fitted = validate([scaling], [solo], queries=20_000)
+    assert report["calibrated_on"] == [1, 2, 3] and report["held_out"] == [4, 5, 6]
+    assert report["held_out_error"]["max_abs"] < 0.02
+    assert {p["role"] for p in report["points"]} == {"calibration", "held out"}
+    with pytest.raises(UsageError, match="choose others"):
+        validate([scaling], [], calibrate_on=(1, 2, 3, 4, 5, 6))
