@@ -28,12 +28,35 @@ def _pyplot() -> Any:
 
 def _series_label(s: dict[str, Any]) -> str:
     label = f"{s['placement']} ({s['engine']} {s['precision']})"
+    if s.get("simulated"):
+        label += " [simulated]"
     return label + " [emulated]" if s.get("emulated") else label
+
+
+def _draw_usl(ax: Any, s: dict[str, Any], color: str) -> None:
+    """The USL fit of a measured series with its confidence band (none below 4 N)."""
+    import numpy as np
+
+    from scaler.simulate.usl import LEVEL, FitRefused, fit_usl
+
+    pts = [(p["instances"], p["throughput_ips"]) for p in s["points"]
+           if p["throughput_ips"] is not None]
+    try:
+        fit = fit_usl([n for n, _ in pts], [x for _, x in pts])
+    except FitRefused:
+        return
+    ns = np.linspace(fit.n_min, fit.n_max, 200)
+    lo, hi = fit.band(ns)
+    ax.fill_between(ns, lo, hi, color=color, alpha=0.15, linewidth=0)
+    ax.plot(ns, fit.predict(ns), "-", color=color, linewidth=1, alpha=0.7,
+            label=f"USL fit ({s['placement']}), R² {fit.r2:.3f}, {LEVEL:.0%} band")
 
 
 def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
     """Aggregate images/s against instances, a line per series, with the ideal linear line
-    from each series' first point and the oversubscribed region (N > cores) shaded."""
+    from each series' first point and the oversubscribed region (N > cores) shaded.
+    Measured series with 4+ instance counts get their USL fit and band; simulated series
+    are dashed with open markers."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     series = [s for r in runs for s in scaling_series(r.doc["groups"])]
@@ -49,8 +72,14 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
         ips = [p["throughput_ips"] for p in pts]
         max_n = max(max_n, *ns)
         style = LINESTYLES.get(s["placement"], "d-")
+        if s.get("simulated"):
+            line, = ax.plot(ns, ips, style[0] + "--", markerfacecolor="none",
+                            label=_series_label(s))
+            continue
         line, = ax.plot(ns, ips, style, label=_series_label(s),
                         alpha=0.6 if s.get("emulated") else 1.0)
+        if not s.get("emulated"):
+            _draw_usl(ax, s, line.get_color())
         if pts and pts[0]["instances"] >= 1:
             per = ips[0] / ns[0]
             ax.plot([ns[0], ns[-1]], [per * ns[0], per * ns[-1]], ":", color=line.get_color(),
@@ -60,7 +89,10 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
                    label=f"oversubscribed (> {cores} cores)")
     ax.set_xlabel("instances")
     ax.set_ylabel("aggregate throughput (images/s)")
-    ax.set_xticks(range(1, max_n + 1))
+    if max_n <= 16:
+        ax.set_xticks(range(1, max_n + 1))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.set_title(_title(runs, "scaling, batch 1"))

@@ -16,6 +16,7 @@ except ImportError:  # older typer uses click itself
     from click import exceptions as click_exceptions
 
 from scaler.cli import plan as plan_cmd
+from scaler.cli import predict as predict_cmd
 from scaler.cli import run as run_cmd
 from scaler.cli import show as show_cmd
 from scaler.cli import topology as topology_cmd
@@ -37,6 +38,9 @@ app.command("multistream")(run_cmd.multistream)
 app.command("suite")(run_cmd.suite)
 app.command("show")(show_cmd.show)
 app.command("plot")(show_cmd.plot)
+app.command("fit")(predict_cmd.fit)
+app.command("simulate", help=predict_cmd.SIMULATE_HELP)(predict_cmd.simulate)
+app.command("capacity")(predict_cmd.capacity)
 
 
 def main(argv: list[str] | None = None) -> int:

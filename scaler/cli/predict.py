@@ -1,0 +1,271 @@
+"""``scaler fit``, ``scaler simulate`` and ``scaler capacity``: predictions from measured runs.
+
+Thin wrappers over ``scaler.simulate``; numpy, scipy and numba are imported inside the
+command functions so that ``scaler --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scaler.cli.common import emit_json, err, errors_to_exit
+
+Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
+Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
+Bound = Annotated[float, typer.Option("--latency-bound-ms", help="latency bound (ms)")]
+StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the bound: "
+                                                     "p50, p90, p95, p99, p99.9 or mean")]
+
+
+# Paragraphs are single lines: typer's rich help keeps line breaks inside a paragraph.
+SIMULATE_HELP = "\n\n".join([
+    "Simulate N instances sharing a machine with a compiled discrete-event model calibrated "
+    "on measured runs; writes a run folder marked simulated (with the calibration used) and "
+    "plots it.",
+    "Measured from the calibration runs: t1_ms (a batch-1 query on one core) and "
+    "serial_fraction (thread scaling, Amdahl) always; memory_contention (instances sharing "
+    "a node), slice_cost (single-threaded instances sharing a CPU), sync_cost "
+    "(multi-threaded instances sharing CPUs), batch_cost, vm_slowdown and vm_overhead_ms "
+    "only when the runs hold groups that show them, else assumed (0; 1 for batch_cost). "
+    "smt_gain (0) and core_speed (1) are always assumed unless set with --assume "
+    "NAME=VALUE. Results list every parameter with its source.",
+    "Not modelled: cross-node memory traffic, time-slice quanta (the latency spread of "
+    "oversubscribed layouts), and host noise present while calibrating.",
+    "With --validate RUN: calibrate on some instance counts of RUN (repeat the option for "
+    "repeats of one experiment) and print the error of the predicted throughput at every "
+    "other count.",
+])
+
+
+def fit(runs: Runs, json: Json = False) -> None:
+    """Fit the Universal Scalability Law to each series (placement x engine x precision) of
+    scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling."""
+    with errors_to_exit():
+        from scaler.errors import UsageError
+        from scaler.results import find_runs
+        from scaler.simulate.usl import fit_runs
+
+        loaded = [r for r in find_runs(runs) if r.scenario == "scaling"]
+        if not loaded:
+            raise UsageError("no scaling run among the given runs")
+        fits, refused = fit_runs(loaded)
+        if not fits:
+            reasons = "; ".join(f"{r['placement']} ({r['engine']} {r['precision']}): "
+                                f"{r['reason']}" for r in refused)
+            raise UsageError(f"no series can be fitted: {reasons}")
+        if json:
+            emit_json({"fits": fits, "refused": refused})
+            return
+        typer.echo("\n".join(_fit_lines(fits, refused)))
+
+
+def _fit_lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> list[str]:
+    def ci(name: str, fmt: str) -> str:
+        lo, hi = f[f"{name}_ci"]
+        return f"{f[name]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+    out = []
+    for f in fits:
+        sim = " [simulated]" if f["simulated"] else ""
+        lo, hi = f["instances_range"]
+        out += [f"{f['placement']} ({f['engine']} {f['precision']} {f['model']}){sim}: "
+                f"{f['points']} points, N {lo}-{hi}",
+                f"  lambda {ci('lambda', '.2f')} images/s   sigma {ci('sigma', '.4f')}   "
+                f"kappa {ci('kappa', '.5f')}   R² {f['r2']:.4f}   (95% intervals)"]
+        if f["peak_instances"] is not None:
+            out.append(f"  peak {f['peak_throughput_ips']:.1f} images/s at N* = "
+                       f"{f['peak_instances']:.1f}")
+        if f["amdahl_ceiling_ips"] is not None:
+            out.append(f"  Amdahl ceiling lambda/sigma = {f['amdahl_ceiling_ips']:.1f} images/s")
+        out += [f"  note: {n}" for n in f["notes"]]
+    for r in refused:
+        out.append(f"not fitted: {r['placement']} ({r['engine']} {r['precision']}): "
+                   f"{r['reason']}")
+    return out
+
+
+def simulate(
+    runs: Annotated[list[str] | None, typer.Argument(
+        help="measured runs to calibrate on (e.g. a scaling run and a 1-core latency run)")]
+    = None,
+    validate: Annotated[list[str] | None, typer.Option(
+        "--validate", help="measured run(s) to validate on: calibrate on some instance "
+        "counts, predict the others")] = None,
+    calibrate_on: Annotated[str | None, typer.Option(
+        "--calibrate-on", help="instance counts to calibrate on with --validate "
+        "(default: up to cores + 1)")] = None,
+    machine: Annotated[str | None, typer.Option(
+        "--machine", help="compact machine, e.g. 2s28c2t (sockets, cores per socket, "
+        "threads per core; add Nn for nodes per socket)")] = None,
+    topology: Annotated[str | None, typer.Option(
+        "--topology", help="JSON of `scaler topology --json` (or a run.json)")] = None,
+    sysfs_root: Annotated[str | None, typer.Option(
+        "--sysfs-root", help="a sysfs tree of the machine")] = None,
+    scenario: Annotated[str, typer.Option(
+        "--scenario", help="scaling, or multistream (fixed-rate frames, batched)")]
+    = "scaling",
+    instances: Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-64")]
+    = "1-8",
+    placement: Annotated[str, typer.Option(
+        "--placement", help="shared, pinned, vm (comma-separated)")] = "shared,pinned",
+    smt: Annotated[bool, typer.Option("--smt", help="give pinned instances SMT siblings")]
+    = False,
+    latency_bound_ms: Bound = 33.3,
+    stat: StatOpt = "p99",
+    fps: Annotated[float | None, typer.Option(
+        "--fps", help="multistream: frames per second per stream (default 1000 / bound)")]
+    = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="multistream: largest batch")]
+    = 256,
+    assume: Annotated[list[str] | None, typer.Option(
+        "--assume", help="set a model parameter, NAME=VALUE (e.g. smt_gain=0.2)")] = None,
+    queries: Annotated[int | None, typer.Option(
+        "--queries", help="simulated queries per point (default 200000; multistream "
+        "20000 per probe)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="folder to write the run into")]
+    = Path("results"),
+    json: Json = False,
+) -> None:
+    """The ``simulate`` command; its help (``SIMULATE_HELP``) says what is measured."""
+    with errors_to_exit():
+        from scaler.results import find_runs
+        from scaler.settings import check_positive, parse_instances
+
+        given = _assumptions(assume or [])
+        check_positive("--latency-bound-ms", latency_bound_ms)
+        check_positive("--max-batch", max_batch)
+        if fps is not None:
+            check_positive("--fps", fps)
+        if queries is not None:
+            check_positive("--queries", queries)
+        counts = parse_instances(instances)
+        placements = _placements(placement)
+        _check_choice("--scenario", scenario, ("scaling", "multistream"))
+        _check_choice("--stat", stat, ("p50", "p90", "p95", "p99", "p99.9", "mean"))
+        calibration = find_runs(runs or [])
+        if validate:
+            _validate(find_runs(validate), calibration, calibrate_on, queries, seed, given,
+                      json)
+            return
+        if not calibration:
+            from scaler.errors import UsageError
+
+            raise UsageError("give measured runs to calibrate on (RUN...), or --validate RUN")
+        _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
+                  placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
+                  json)
+
+
+def _validate(runs: list[Any], extra: list[Any], calibrate_on: str | None,
+              queries: int | None, seed: int, given: dict[str, float], as_json: bool) -> None:
+    from scaler.settings import parse_instances
+    from scaler.simulate import validate
+
+    split = parse_instances(calibrate_on) if calibrate_on else None
+    report, model = validate.validate(runs, extra, split, queries or 200_000, seed, given)
+    if as_json:
+        emit_json(report)
+    else:
+        from scaler.simulate.model import parameter_lines
+
+        typer.echo("\n".join(validate.lines(report)))
+        err("\n".join(parameter_lines(model)))
+
+
+def _simulate(calibration: list[Any], given: dict[str, float], machine: str | None,
+              topology: str | None, sysfs_root: str | None, scenario: str,
+              counts: tuple[int, ...], placements: tuple[str, ...], smt: bool,
+              bound: float, stat: str, fps: float | None, max_batch: int,
+              queries: int | None, seed: int, out: Path, as_json: bool) -> None:
+    from scaler import plots, results, summaries
+    from scaler.simulate import sweep
+    from scaler.simulate.machine import load_machine
+    from scaler.simulate.model import calibrate, parameter_lines
+
+    model = calibrate(calibration).with_given(given)
+    topo, source = load_machine(machine, topology, sysfs_root,
+                                calibration[0].doc["host"]["topology"])
+    interval = 1000.0 / (fps or 1000.0 / bound)
+    if scenario == "scaling":
+        groups = sweep.scaling_groups(model, topo, placements, counts, smt,
+                                      queries or 200_000, seed)
+    else:
+        groups = sweep.multistream_groups(model, topo, counts, bound, stat, interval,
+                                          max_batch, smt, queries or 20_000, seed)
+    requested = {"scenario": scenario, "placements": list(placements),
+                 "instances": list(counts), "smt": smt, "latency_bound_ms": bound,
+                 "stat": stat, "frame_interval_ms": interval, "max_batch": max_batch,
+                 "queries": queries, "seed": seed, "machine": source,
+                 "calibration_runs": [str(r.path) for r in calibration], "assume": given}
+    doc = sweep.run_document(scenario, model, topo, source, requested, groups)
+    path, summary = sweep.save(doc, out)
+    try:
+        plots.save_figures(plots.figures_for([results.load_run(path)]), path)
+    except Exception as exc:  # a plot must never cost the result
+        err(f"scaler: warning: plots of {path} failed: {exc}")
+    if as_json:
+        emit_json({**summary, "model_parameters": {
+            k: {"value": model.values[k], "source": model.sources[k]} for k in model.values}})
+        return
+    err("\n".join(parameter_lines(model)))
+    typer.echo("\n".join(summaries.lines(summary)))
+
+
+def _assumptions(items: list[str]) -> dict[str, float]:
+    from scaler.errors import UsageError
+
+    given = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            given[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UsageError(f"bad --assume {item!r}: expected NAME=NUMBER, e.g. smt_gain=0.2")
+    return given
+
+
+def _placements(text: str) -> tuple[str, ...]:
+    from scaler.errors import UsageError
+    from scaler.simulate.layout import PLACEMENTS
+
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    bad = [n for n in names if n not in PLACEMENTS]
+    if bad or not names:
+        raise UsageError(f"unknown placement in {text!r}: choose from {', '.join(PLACEMENTS)}")
+    return names
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    from scaler.errors import UsageError
+
+    if value not in choices:
+        raise UsageError(f"unknown {option} {value!r}: choose from {', '.join(choices)}")
+
+
+def capacity(
+    runs: Runs,
+    target_ips: Annotated[float, typer.Option("--target-ips", help="images/s to serve")],
+    latency_bound_ms: Bound,
+    stat: StatOpt = "p99",
+    json: Json = False,
+) -> None:
+    """Best layout per server meeting a latency bound (from measured or simulated runs),
+    the servers needed for a target throughput, and the headroom."""
+    with errors_to_exit():
+        from scaler.results import find_runs
+        from scaler.simulate import capacity as cap
+
+        answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat)
+        if json:
+            emit_json(answer)
+        else:
+            typer.echo("\n".join(cap.lines(answer)))
+        if answer["best"] is None:
+            raise cap.NoLayoutMeetsBound(
+                f"no layout in these runs keeps {stat} <= {latency_bound_ms:g} ms")

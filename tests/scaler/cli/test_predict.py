@@ -1,0 +1,171 @@
+"""``scaler fit``, ``scaler simulate`` and ``scaler capacity`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaler import plots
+from scaler.cli import main
+from scaler.results import load_run
+from tests.scaler.helpers import scaler_cmd
+from tests.scaler.simulate.conftest import fake_measured_run, make_model
+
+SCALING_KEYS = {"run", "scenario", "status", "engine", "precision", "model", "emulated",
+                "series", "pinned_over_shared"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("predict")
+    model = make_model()
+    return {"scaling": fake_measured_run(base / "scaling", model),
+            "short": fake_measured_run(base / "short", model, instances=(1, 2, 3)),
+            "solo": fake_measured_run(base / "solo", model, placements=("pinned",),
+                                      instances=(1,), cores_per_instance=1,
+                                      scenario="latency")}
+
+
+def call(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fit_json(capsys, runs):
+    code, out, _ = call(capsys, "fit", runs["scaling"].path, "--json")
+    assert code == 0
+    fits = json.loads(out)["fits"]
+    assert {f["placement"] for f in fits} == {"shared", "pinned"}
+    for f in fits:
+        assert {"placement", "engine", "precision", "lambda", "sigma", "kappa", "r2",
+                "peak_instances", "peak_throughput_ips", "lambda_ci", "sigma_ci", "kappa_ci",
+                "amdahl_ceiling_ips", "notes"} <= set(f)
+    code, out, _ = call(capsys, "fit", runs["scaling"].path)
+    assert code == 0 and "lambda" in out and "R²" in out
+
+
+def test_simulate_scaling_json_is_the_scaling_summary_plus_simulated(capsys, runs, tmp_path):
+    code, out, _ = call(capsys, "simulate", runs["scaling"].path, runs["solo"].path,
+                        "--machine", "2s4c2t", "--instances", "1-3", "--placement",
+                        "shared,pinned,vm", "--queries", "5000", "--out", tmp_path, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert SCALING_KEYS <= set(summary) and summary["simulated"] is True
+    assert summary["model_parameters"]["memory_contention"]["source"] == "measured"
+    assert summary["model_parameters"]["smt_gain"]["source"] == "assumed"
+    assert [s["placement"] for s in summary["series"]] == ["shared", "pinned", "vm"]
+    for s in summary["series"]:
+        assert s["simulated"] is True
+        assert [p["instances"] for p in s["points"]] == [1, 2, 3]
+        assert {"instances", "throughput_ips", "latency_ms", "oversubscribed"} <= set(
+            s["points"][0])
+    run = load_run(summary["run"])
+    assert run.doc["simulated"] is True and all(g["simulated"] for g in run.doc["groups"])
+    assert run.doc["machine"]["cores"] == 8
+    assert run.doc["instance_model"]["calibration"]["runs"]
+    assert (run.path / "scaling.png").is_file()
+
+
+def test_simulate_multistream_json(capsys, runs, tmp_path):
+    code, out, _ = call(capsys, "simulate", runs["scaling"].path, "--scenario",
+                        "multistream", "--instances", "1-2", "--latency-bound-ms", "200",
+                        "--queries", "2000", "--out", tmp_path, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["simulated"] is True and summary["latency_bound_ms"] == 200
+    rows = {r["instances"]: r for r in summary["results"]}
+    assert set(rows) == {1, 2}
+    for r in rows.values():
+        assert r["meets_bound"] and r["batch"] >= 1 and r["latency_ms"] <= 200
+        assert {"placement", "instances", "batch", "latency_ms", "throughput_ips"} <= set(r)
+
+
+def test_validate_prints_error_per_point(capsys, runs):
+    code, out, _ = call(capsys, "simulate", "--validate", runs["scaling"].path, "--queries",
+                        "5000", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["held_out"] == [4, 5, 6]
+    assert all("error" in p for p in report["points"])
+    code, out, _ = call(capsys, "simulate", "--validate", runs["scaling"].path, "--queries",
+                        "5000")
+    assert code == 0 and "held out" in out and "held-out throughput error" in out
+
+
+def test_capacity_json(capsys, runs):
+    code, out, _ = call(capsys, "capacity", runs["scaling"].path, "--target-ips", "500",
+                        "--latency-bound-ms", "500", "--json")
+    assert code == 0
+    answer = json.loads(out)
+    best = answer["best"]
+    assert {"instances", "cores_each", "placement", "precision", "servers", "headroom",
+            "throughput_ips", "latency_ms"} <= set(best)
+    assert best["servers"] * best["throughput_ips"] >= 500
+    code, _, err = call(capsys, "capacity", runs["scaling"].path, "--target-ips", "500",
+                        "--latency-bound-ms", "1")
+    assert code == 1 and "no layout" in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fit", "{short}"], "at least 4"),
+    (["fit", "/nonexistent/run"], "no such run"),
+    (["simulate", "{scaling}", "--machine", "2x28"], "--machine"),
+    (["simulate", "{scaling}", "--assume", "smt_gain"], "--assume"),
+    (["simulate", "{scaling}", "--assume", "warp=1"], "unknown model parameter"),
+    (["simulate", "{scaling}", "--assume", "smt_gain=3"], "smt_gain must lie"),
+    (["simulate", "{scaling}", "--placement", "cloud"], "unknown placement"),
+    (["simulate", "{scaling}", "--scenario", "offline"], "unknown --scenario"),
+    (["simulate", "{scaling}", "--instances", "0"], "at least 1"),
+    (["simulate"], "give measured runs"),
+    (["simulate", "--validate", "{scaling}", "--calibrate-on", "1-6"], "choose others"),
+    (["capacity", "{scaling}", "--target-ips", "0", "--latency-bound-ms", "9"], "positive"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, runs, argv, needle):
+    argv = [a.format(**{k: r.path for k, r in runs.items()}) for a in argv]
+    code, _, err = call(capsys, *argv)
+    assert code == 2
+    assert err.startswith("scaler: error:") and err.count("\n") == 1 and needle in err, err
+
+
+def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, runs, tmp_path):
+    code, out, _ = call(capsys, "simulate", runs["scaling"].path, "--instances", "1-6",
+                        "--queries", "5000", "--out", tmp_path, "--json")
+    simulated = load_run(json.loads(out)["run"])
+    fig = plots.scaling_figure([runs["scaling"], simulated])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(label.startswith("USL fit (pinned)") for label in labels)
+    assert "pinned (tf fp32) [simulated]" in labels
+    assert not any(label.startswith("USL fit") and "simulated" in label for label in labels)
+
+
+def test_a_measured_run_round_trips(tmp_path):
+    """Measure with the real tool (tiny model, short windows), calibrate on it, simulate the
+    same host: every point comes back as the calibrated model has it, and near what was
+    measured (loosely: shared and pinned x1 are the same layout, so host noise between them
+    is error no model can fit)."""
+    r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned", "--model",
+                   "tiny", "--min-duration", "1", "--min-queries", "20", "--warmup", "0.3",
+                   "--out", str(tmp_path), "--json", timeout=240)
+    assert r.returncode == 0, r.stderr
+    measured = json.loads(r.stdout)
+    r = scaler_cmd("simulate", measured["run"], "--instances", "1-2", "--queries", "20000",
+                   "--out", str(tmp_path), "--json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    simulated = json.loads(r.stdout)
+    assert Path(simulated["run"]).is_dir() and simulated["simulated"] is True
+    params = simulated["model_parameters"]
+    assert params["serial_fraction"]["source"] == "measured"
+    assert params["sync_cost"]["source"] == "measured"
+    points = {(s["placement"], p["instances"]): p["throughput_ips"]
+              for s in measured["series"] for p in s["points"]}
+    doc = load_run(simulated["run"]).doc
+    fitted = {(g["placement"], g["instances"]): g["model_ips"]
+              for g in doc["instance_model"]["calibration"]["groups"]}
+    for s in simulated["series"]:
+        for p in s["points"]:
+            key = (s["placement"], p["instances"])
+            assert p["throughput_ips"] == pytest.approx(fitted[key], rel=0.02), key
+            assert p["throughput_ips"] == pytest.approx(points[key], rel=0.5), key
