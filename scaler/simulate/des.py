@@ -27,7 +27,8 @@ def features(ptr, cpus, threads, active, cpu_core, core_node, node_size, smt_gai
              out_e, out_excess, out_mem):
     """For each active instance: ``out_e`` its cores' worth of compute, ``out_excess`` the
     threads per CPU beyond one on its CPUs, ``out_mem`` the busy fraction of the rest of its
-    nodes (cores used by other instances over cores not exclusively its own)."""
+    nodes (cores used by other instances over cores not exclusively its own). A CPU's time
+    is shared fairly among the threads on it."""
     n = ptr.shape[0] - 1
     n_cpus = cpu_core.shape[0]
     n_nodes = node_size.shape[0]
@@ -105,8 +106,9 @@ def slowdown(e, excess, mem, multi_threaded, params):
 
 
 @njit(cache=True)
-def _rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, params,
-           vm_slow, out_factor):
+def rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, params,
+          vm_slow, out_factor):
+    """The slowdown of every active instance (times its vm factor) into ``out_factor``."""
     n = ptr.shape[0] - 1
     e = np.zeros(n)
     excess = np.zeros(n)
@@ -136,8 +138,8 @@ def run_closed(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, para
     n = ptr.shape[0] - 1
     active = np.ones(n, np.bool_)
     factor = np.zeros(n)
-    _rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, params,
-           vm_slow, factor)
+    rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, params,
+          vm_slow, factor)
     start = np.zeros(n)
     finish = np.zeros(n)
     for i in range(n):
@@ -270,8 +272,8 @@ def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params
             for i in range(n):  # work done so far at the old rates
                 if active[i] and finish[i] < inf:
                     remaining[i] = (finish[i] - t) / factor[i]
-            _rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores,
-                   params, vm_slow, factor)
+            rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores,
+                  params, vm_slow, factor)
             for i in range(n):
                 if active[i]:
                     finish[i] = t + remaining[i] * factor[i]

@@ -85,11 +85,7 @@ class InstanceModel:
 
     def params(self) -> Any:
         """The kernel's parameter vector (see ``des.P_*``)."""
-        import numpy as np
-
-        v = self.values
-        return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
-                         v["sync_cost"], v["smt_gain"]])
+        return _params(self.values)
 
     def work_ms(self, batch: int) -> float:
         """Mean work of one query in ms at slowdown 1 on the simulated machine."""
@@ -266,6 +262,14 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                          calibration)
 
 
+def _params(v: dict[str, float]) -> Any:
+    """The kernel's parameter vector (see ``des.P_*``)."""
+    import numpy as np
+
+    return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
+                     v["sync_cost"], v["smt_gain"]])
+
+
 def _predicted_ips(o: Observation, v: dict[str, float]) -> float:
     """Images/s of a group under the model with every instance busy (the closed form of
     the kernel's closed loop)."""
@@ -273,16 +277,15 @@ def _predicted_ips(o: Observation, v: dict[str, float]) -> float:
 
     from scaler.simulate import des
 
-    params = np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
-                       v["sync_cost"], 0.0])
+    lay = o.layout
+    n = lay.instances
+    factor = np.zeros(n)
+    des.rates(lay.ptr, lay.cpus, lay.threads, np.ones(n, np.bool_), lay.cpu_core,
+              lay.core_node, lay.node_size, lay.n_cores, _params(v),
+              np.full(n, 1.0 + v["vm_slowdown"] if o.vm else 1.0), factor)
     work = v["t1_ms"] / v["core_speed"] * (1.0 + v["batch_cost"] * (o.batch - 1))
     extra = v["vm_overhead_ms"] if o.vm else 0.0
-    vm = 1.0 + v["vm_slowdown"] if o.vm else 1.0
-    total = 0.0
-    for e, x, m, t in zip(o.e, o.excess, o.mem, o.layout.threads):
-        total += 1000.0 * o.batch / ((work + extra) * des.slowdown(e, x, m, t > 1.0, params)
-                                     * vm)
-    return total
+    return float(np.sum(1000.0 * o.batch / ((work + extra) * factor)))
 
 
 def _shape(obs: list[Observation]) -> tuple[tuple[float, ...], str]:
