@@ -30,6 +30,8 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                                                                                     False)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
+    if doc.get("simulated"):
+        out["simulated"] = True
     scenario = doc["scenario"]
     if scenario == "latency":
         g = ok[0] if ok else {}
@@ -106,7 +108,8 @@ def _ips(v: float | None) -> str:
 def lines(summary: dict[str, Any]) -> list[str]:
     """A human-readable summary."""
     head = (f"{summary['scenario']}: {summary['engine']} {summary['precision']} "
-            f"{summary['model']}  [{summary['status']}]")
+            f"{summary['model']}  [{summary['status']}]"
+            + ("  [simulated]" if summary.get("simulated") else ""))
     out = [head, f"  run: {summary['run']}"]
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")

@@ -195,7 +195,6 @@ def save(doc: dict[str, Any], out: Path) -> tuple[Path, dict[str, Any]]:
 
     path = results.new_run_path(results.check_output_dir(out), f"simulated-{doc['scenario']}")
     summary = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION}, str(path))
-    summary["simulated"] = True
     doc["summary"] = summary
     results.save_run(path, doc, {})
     return path, summary
