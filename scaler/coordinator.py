@@ -174,10 +174,12 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(_collect(workers, outcome, deadline_s=3.0))
     finally:
-        for i, w in zip(outcome.instances, workers):
-            i.stderr_tail = list(w.stderr_tail)
-        await asyncio.shield(_close_all(workers))
-        outcome.wall_s = time.monotonic() - began
+        try:
+            await asyncio.shield(_close_all(workers))
+        finally:  # after closing: a VM's console and its end (relayed) are in the tail too
+            for i, w in zip(outcome.instances, workers):
+                i.stderr_tail = list(w.stderr_tail)
+            outcome.wall_s = time.monotonic() - began
     return outcome
 
 
