@@ -1,0 +1,206 @@
+"""The ``ssh`` target: workers on other machines (or existing VMs), reached with OpenSSH.
+
+The system ``ssh`` client is used as it is (the user's keys, agent and ``~/.ssh/config``),
+always with ``BatchMode=yes`` (never a prompt: a refused key is an error, not a hang) and
+``StrictHostKeyChecking=yes`` (an unknown or changed host key is refused); both come first on
+the command line, and ssh keeps the first value it is given for an option, so neither a hosts
+file nor a config file can weaken them. ssh gets an argv; the one string that must travel,
+the remote command, is built with ``shlex`` quoting. The worker protocol runs over the
+session's stdin/stdout exactly as for a local child; the worker dies when the session ends
+(stdin EOF, and its parent death signal when sshd's session process goes).
+
+Before a run each host is probed once (``python -m scaler topology --json``): that proves
+reachability, the key and the installation, and gives the host's own topology, which the
+partitions of its instances are planned from. A failure is one line naming the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from affinity import Core, Cpu, Node, Topology
+from affinity.cpulist import format_cpulist
+from scaler.errors import ScalerError
+from scaler.hosts import Host
+from scaler.targets import STREAM_LIMIT, Target
+from scaler.targets.relay import RelayedProcess
+
+if TYPE_CHECKING:
+    from scaler.coordinator import WorkerRequest
+
+SSH = "ssh"
+PROBE_TIMEOUT_S = 60.0
+ENFORCED = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes")
+KEEPALIVE = ("-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15",
+             "-o", "ServerAliveCountMax=4")
+REMOTE_ENV = ("PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "TF_CPP_MIN_LOG_LEVEL=2")
+
+
+class HostError(ScalerError):
+    """A host cannot run workers: unreachable, key refused, scaler missing."""
+
+
+def remote_command(host: Host, argv: Sequence[str]) -> str:
+    """The command line the remote shell runs: every piece quoted, nothing interpolated."""
+    command = "exec " + shlex.join(["env", *REMOTE_ENV, host.python, *argv])
+    if host.workdir:
+        command = f"cd {shlex.quote(host.workdir)} && {command}"
+    return command
+
+
+def ssh_argv(host: Host, argv: Sequence[str], ssh: str = SSH) -> list[str]:
+    """The local ssh invocation for ``argv`` on ``host`` (no local shell involved)."""
+    out = [ssh, *ENFORCED, *KEEPALIVE, "-T", "-e", "none"]
+    if host.port is not None:
+        out += ["-p", str(host.port)]
+    if host.identity_file is not None:
+        out += ["-i", host.identity_file, "-o", "IdentitiesOnly=yes"]
+    for option in host.ssh_options:
+        out += ["-o", option]
+    return [*out, "--", host.destination, remote_command(host, argv)]
+
+
+def explain_failure(host: Host, code: int | None, stderr: str) -> str:
+    """One line naming the host and saying what went wrong, from ssh's exit code and stderr."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no message"
+    if code == 255:
+        reason = f"ssh failed: {last}"
+        if "Host key verification failed" in stderr:
+            reason += " (add the host's key to known_hosts; scaler never accepts unknown keys)"
+    elif "No module named scaler" in stderr:
+        reason = f"scaler is not installed for {host.python} (No module named scaler)"
+    elif code == 127:
+        reason = f"{host.python} not found ({last})"
+    else:
+        reason = f"exit code {code}: {last}"
+    return f"host {host.name} ({host.destination}): {reason}"
+
+
+async def probe(host: Host, timeout_s: float = PROBE_TIMEOUT_S, ssh: str = SSH) -> Topology:
+    """The host's topology as its own scaler reads it; HostError naming the host otherwise."""
+    proc = await _spawn(host, ssh_argv(host, ["-m", "scaler", "topology", "--json"], ssh),
+                        stdin=asyncio.subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        raise HostError(f"host {host.name} ({host.destination}): no answer within "
+                        f"{timeout_s:g} s") from None
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with asyncio.timeout(5):
+                    await proc.wait()
+    if proc.returncode != 0:
+        raise HostError(explain_failure(host, proc.returncode, err.decode(errors="replace")))
+    try:
+        topo = topology_from_dict(json.loads(out), host)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HostError(f"host {host.name} ({host.destination}): `python -m scaler topology "
+                        f"--json` printed no topology ({exc})") from None
+    return topo
+
+
+async def probe_all(hosts: Sequence[Host], timeout_s: float = PROBE_TIMEOUT_S,
+                    ssh: str = SSH) -> dict[str, Topology]:
+    """Probe every host at once; the first failure (in file order) is raised."""
+    results = await asyncio.gather(*(probe(h, timeout_s, ssh) for h in hosts),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return {h.name: t for h, t in zip(hosts, results) if isinstance(t, Topology)}
+
+
+def topology_from_dict(d: Mapping[str, Any], host: Host) -> Topology:
+    """A Topology rebuilt from ``scaler topology --json`` (usable cores only), restricted
+    to the host's ``cpus`` when the hosts file gives them."""
+    usable = tuple(d["usable_cpus"])
+    if host.cpus is not None:
+        missing = sorted(set(host.cpus) - set(usable))
+        if missing:
+            raise ValueError(f"cpus {format_cpulist(missing)} of the hosts file are not usable "
+                             f"there (usable: {d['usable_cpulist']})")
+        usable = tuple(c for c in usable if c in set(host.cpus))
+    cores = tuple(Core(c["package"], c["die"], c["core_id"], c["node"], tuple(c["cpus"]),
+                       c.get("kind", "")) for c in d["physical_cores"])
+    cpus = tuple(Cpu(cpu, True, c.package, c.die, c.core_id, c.node)
+                 for c in cores for cpu in c.cpus)
+    nodes = tuple(Node(n["id"], tuple(n["cpus"]), n["memory_bytes"], n["has_cpu"],
+                       tuple(n["distances"])) for n in d["nodes"])
+    return Topology(cpus=cpus, cores=cores, nodes=nodes, packages=tuple(d["package_ids"]),
+                    usable_cpus=usable, isa=tuple(d["isa"]),
+                    sysfs_root=f"{host.name}:{d.get('sysfs_root', '/sys')}",
+                    notes=tuple(d.get("notes", ())))
+
+
+def topology_brief(topo: Topology) -> dict[str, Any]:
+    """What a result keeps per remote instance about the machine it ran on."""
+    return {"cores": len(topo.usable_cores), "cpus": len(topo.usable_cpus),
+            "threads_per_core": topo.threads_per_core,
+            "usable_cpulist": format_cpulist(topo.usable_cpus),
+            "nodes": len(topo.cpu_nodes), "isa": list(topo.isa)}
+
+
+async def _spawn(host: Host, argv: list[str], stdin: int) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            limit=STREAM_LIMIT, start_new_session=True)  # Ctrl-C reaches the coordinator only
+    except OSError as exc:
+        raise HostError(f"host {host.name}: cannot run {argv[0]}: {exc.strerror or exc} "
+                        "(apt-get install openssh-client)") from None
+
+
+class SshTarget:
+    """Workers on one remote host; the request's partition is in that host's CPU numbers."""
+
+    name = "ssh"
+    emulated = False
+
+    def __init__(self, host: Host, topology: Topology | None = None, ssh: str = SSH) -> None:
+        self.host = host
+        self.topology = topology
+        self.ssh = ssh
+
+    def instance_info(self, index: int) -> dict[str, Any]:
+        info: dict[str, Any] = {"name": self.host.name, "destination": self.host.destination}
+        if self.topology is not None:
+            info["topology"] = topology_brief(self.topology)
+        return {"host": info}
+
+    async def start(self, request: WorkerRequest) -> RelayedProcess:
+        proc = await _spawn(self.host,
+                            ssh_argv(self.host, ["-m", "scaler.worker", *request.args], self.ssh),
+                            stdin=asyncio.subprocess.PIPE)
+        return RelayedProcess(proc, label=f"[{self.host.name}] ", summary=self._summary)
+
+    def _summary(self, proc: RelayedProcess, code: int | None) -> str | None:
+        if code in (0, None) or code < 0:  # a clean end, or killed by the coordinator
+            return None
+        return explain_failure(self.host, code, "\n".join(proc.tail))
+
+
+class FleetTarget:
+    """Routes each request to the target of its instance (one SshTarget per host)."""
+
+    def __init__(self, routes: Mapping[int, Target]) -> None:
+        self.routes = dict(routes)
+        names = {t.name for t in self.routes.values()}
+        self.name = names.pop() if len(names) == 1 else "+".join(sorted(names))
+        self.emulated = any(t.emulated for t in self.routes.values())
+
+    async def start(self, request: WorkerRequest) -> Any:
+        return await self.routes[request.index].start(request)
+
+    def instance_info(self, index: int) -> dict[str, Any]:
+        info = getattr(self.routes.get(index), "instance_info", None)
+        return info(index) if info else {}
