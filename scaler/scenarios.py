@@ -43,6 +43,9 @@ class Session:
         self.topology = topology
         self.reporter = reporter
         self.target = target or LocalTarget()
+        self.vm: Any = None  # the VmTarget, made for the first vm group
+        self.hosts: tuple[Any, ...] = ()  # scaler.hosts.Host of --hosts, probed by setup()
+        self.host_topologies: dict[str, Topology] = {}
         self.path = results.new_run_path(out, scenario)
         self.groups: list[dict[str, Any]] = []
         self.arrays: dict[str, Any] = {}
@@ -57,6 +60,36 @@ class Session:
     @property
     def stopped(self) -> bool:
         return self.interrupted or bool(self.partial_reasons)
+
+    async def setup(self) -> None:
+        """Probe the ``--hosts`` machines (reachable, key accepted, scaler installed) and read
+        their topologies, before any worker starts; HostError names the first that fails."""
+        if self.settings.hosts_file:
+            from scaler.hosts import load_hosts
+            from scaler.targets.ssh import probe_all
+
+            self.hosts = load_hosts(self.settings.hosts_file)
+            self.host_topologies = await probe_all(self.hosts)
+
+    def close(self) -> None:
+        if self.vm is not None:
+            self.vm.close()
+
+    def target_for(self, placement: Placement, n: int) -> Target:
+        """Local workers, one VM each (vm), or each instance on its host (--hosts)."""
+        if placement is Placement.vm:
+            if self.vm is None:
+                self.vm = make_vm_target(self.settings, self.topology)
+            return self.vm
+        if self.hosts:
+            from scaler.targets.ssh import FleetTarget, SshTarget
+
+            targets = {h.name: SshTarget(h, self.host_topologies.get(h.name)) for h in self.hosts}
+            return FleetTarget({k: targets[self._host_of(k).name] for k in range(n)})
+        return self.target
+
+    def _host_of(self, k: int) -> Any:
+        return self.hosts[k % len(self.hosts)]  # instances are dealt to hosts in turn
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -73,6 +106,8 @@ class Session:
         layout: dict[str, Any] = {"cores": cores, "cpus": len(usable),
                                   "oversubscribed": n > cores}
         reqs = []
+        if self.hosts:
+            return self._remote_requests(placement, n, common)
         if placement is Placement.shared:
             threads = len(usable)
             for k in range(n):
@@ -84,22 +119,64 @@ class Session:
             for k, part in enumerate(the_plan.partitions):
                 args = [*common, "--instance", str(k), "--cpus", format_cpulist(part.cpus),
                         "--nodes", format_cpulist(part.nodes), "--threads", str(len(part.cpus))]
+                if placement is Placement.vm:  # in the guest: all of its vCPUs, one node
+                    args = [*common, "--instance", str(k), "--cpus",
+                            format_cpulist(range(len(part.cpus))), "--threads",
+                            str(len(part.cpus))]
                 reqs.append(WorkerRequest(k, tuple(args), {"cpus": list(part.cpus),
                                                            "nodes": list(part.nodes)}))
             layout["oversubscription"] = the_plan.oversubscription
             layout["plan_warnings"] = list(the_plan.warnings)
         return reqs, layout
 
+    def _remote_requests(self, placement: Placement, n: int, common: list[str]
+                         ) -> tuple[list[WorkerRequest], dict[str, Any]]:
+        """N instances dealt to the hosts in turn; each host's share planned on its topology."""
+        share: dict[str, list[int]] = {}
+        for k in range(n):
+            share.setdefault(self._host_of(k).name, []).append(k)
+        reqs: dict[int, WorkerRequest] = {}
+        layout: dict[str, Any] = {"cores": 0, "cpus": 0, "oversubscribed": False,
+                                  "oversubscription": 0.0, "plan_warnings": [], "hosts": {}}
+        for name, ks in share.items():
+            topo = self.host_topologies[name]
+            cores, usable = len(topo.usable_cores), topo.usable_cpus
+            layout["hosts"][name] = {"instances": len(ks), "cores": cores, "cpus": len(usable)}
+            layout["cores"] += cores
+            layout["cpus"] += len(usable)
+            layout["oversubscribed"] |= len(ks) > cores
+            if placement is Placement.shared:
+                layout["oversubscription"] = max(layout["oversubscription"], float(len(ks)))
+                for k in ks:
+                    args = [*common, "--instance", str(k), "--cpus", format_cpulist(usable),
+                            "--threads", str(len(usable))]
+                    reqs[k] = WorkerRequest(k, tuple(args), None)
+                continue
+            the_plan = plan(topo, len(ks), smt=self.settings.smt, oversubscribe=True)
+            layout["oversubscription"] = max(layout["oversubscription"], the_plan.oversubscription)
+            layout["plan_warnings"] += [f"{name}: {w}" for w in the_plan.warnings]
+            for k, part in zip(ks, the_plan.partitions):
+                args = [*common, "--instance", str(k), "--cpus", format_cpulist(part.cpus),
+                        "--nodes", format_cpulist(part.nodes), "--threads", str(len(part.cpus))]
+                reqs[k] = WorkerRequest(k, tuple(args), {"cpus": list(part.cpus),
+                                                         "nodes": list(part.nodes)})
+        return [reqs[k] for k in range(n)], layout
+
     async def group(self, placement: Placement, n: int, batch: int,
                     label: str | None = None, **extra: Any) -> dict[str, Any]:
         """Measure one group and add it to the run (saved at once)."""
         gid = len(self.groups)
         label = label or f"{placement.value} x{n} batch {batch}"
-        self.check_memory(n, batch)
         reqs, layout = self.requests(placement, n, batch)
+        target = self.target_for(placement, n)
+        if placement is Placement.vm:
+            self.vm.plan_memory([r.partition for r in reqs], self.settings.vm_memory_mb,
+                                worker_memory_gb(self.spec.engine, batch))
+        elif not self.hosts:  # a remote host's memory is its own business
+            self.check_memory(n, batch)
         self.reporter.group_started(label, self.rules)
-        outcome = await run_group(reqs, self.rules, self.target, self.reporter.event)
-        record = self.record(gid, placement, n, batch, layout, outcome)
+        outcome = await run_group(reqs, self.rules, target, self.reporter.event)
+        record = self.record(gid, placement, n, batch, layout, outcome, target)
         record.update(label=label, **extra)
         self.groups.append(record)
         if outcome.interrupted:
@@ -112,17 +189,22 @@ class Session:
         return record
 
     def record(self, gid: int, placement: Placement, n: int, batch: int, layout: dict[str, Any],
-               outcome: GroupOutcome) -> dict[str, Any]:
+               outcome: GroupOutcome, target: Target | None = None) -> dict[str, Any]:
         import numpy as np
 
+        target = target or self.target
+        instance_info = getattr(target, "instance_info", None)
         starts, ends, per_instance = [], [], []
         boot_ids = set()
+        clocks: list[tuple[str, str]] = []  # (host, boot id) of each instance with samples
         for inst in outcome.instances:
             entry: dict[str, Any] = {"index": inst.index, "status": inst.status,
                                      "partition": inst.partition}
             if inst.error:
                 entry["error"] = inst.error
                 entry["stderr_tail"] = inst.stderr_tail[-15:]
+            if instance_info is not None:
+                entry.update(instance_info(inst.index))
             if inst.ready:
                 r = inst.ready
                 boot_ids.add(r.get("boot_id"))
@@ -136,6 +218,8 @@ class Session:
                 self.arrays[f"g{gid}_i{inst.index}_end_ns"] = e
                 starts.append(s)
                 ends.append(e)
+                clocks.append(((entry.get("host") or {}).get("name", ""),
+                               str((inst.ready or {}).get("boot_id") or "")))
                 lat = stats.latency_ms(s, e)
                 span_s = (e[-1] - s[0]) / 1e9 if len(s) else 0.0
                 entry.update(queries=int(len(s)), latency_ms=lat,
@@ -143,14 +227,21 @@ class Session:
             per_instance.append(entry)
         status = "complete" if outcome.complete else "partial"
         record: dict[str, Any] = {
-            "id": gid, "placement": placement.value, "target": self.target.name,
-            "emulated": self.target.emulated, "engine": self.spec.engine,
+            "id": gid, "placement": placement.value, "target": target.name,
+            "emulated": target.emulated, "engine": self.spec.engine,
             "precision": self.spec.precision, "model": self.spec.model, "batch": batch,
             "instances": n, **layout, "status": status, "errors": outcome.errors,
             "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
         }
         if starts and status == "complete":
-            ips, how = stats.throughput_ips(starts, ends, batch, shared_clock=len(boot_ids) == 1)
+            # one clock only if every worker saw the same (known) boot: VMs and hosts differ
+            shared = len(boot_ids) == 1 and bool(next(iter(boot_ids)))
+            ips, how = stats.throughput_ips(starts, ends, batch, shared_clock=shared)
+            if self.hosts:
+                per_host = per_host_throughput(clocks, starts, ends, batch)
+                record["per_host"] = per_host
+                ips = sum(h["throughput_ips"] for h in per_host.values())
+                how = {"method": "sum_over_hosts", "hosts": len(per_host)}
             all_s, all_e = np.concatenate(starts), np.concatenate(ends)
             lat = stats.latency_ms(all_s, all_e)
             record.update(throughput_ips=ips, throughput=how, queries=int(all_s.size),
@@ -189,12 +280,43 @@ class Session:
             "emulated": any(g.get("emulated") for g in self.groups),
             "groups": self.groups,
         }
+        if self.hosts:
+            doc["hosts"] = {h.name: {**h.to_dict(),
+                                     "topology": self.host_topologies[h.name].to_dict()}
+                            for h in self.hosts if h.name in self.host_topologies}
+        if self.vm is not None:
+            doc["vm"] = self.vm.describe()
         doc["summary"] = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION},
                                              str(self.path))
         return doc
 
     def save(self, finished: bool = False) -> Path:
         return results.save_run(self.path, self.document(finished), self.arrays)
+
+
+def per_host_throughput(clocks: list[tuple[str, str]], starts: list[Any], ends: list[Any],
+                        batch: int) -> dict[str, dict[str, Any]]:
+    """Images/s of each host's instances; their common window when they share one boot."""
+    out: dict[str, dict[str, Any]] = {}
+    for host in dict.fromkeys(h for h, _ in clocks):
+        picked = [k for k, (h, _) in enumerate(clocks) if h == host]
+        boots = {clocks[k][1] for k in picked}
+        ips, how = stats.throughput_ips([starts[k] for k in picked], [ends[k] for k in picked],
+                                        batch, shared_clock=len(boots) == 1 and "" not in boots)
+        out[host] = {"instances": len(picked), "throughput_ips": ips, "throughput": how}
+    return out
+
+
+def worker_memory_gb(engine: str, batch: int) -> float:
+    base_gb, per_image_gb = MEMORY_MODEL_GB.get(engine, (0.75, 0.0097))
+    return base_gb + per_image_gb * batch
+
+
+def make_vm_target(settings: Settings, topology: Topology) -> Any:
+    """The VM target of these settings (checks the kernel and QEMU; boots nothing yet)."""
+    from scaler.targets.vm import VmTarget
+
+    return VmTarget(topology, kernel=settings.vm_kernel, memory_mb=settings.vm_memory_mb)
 
 
 def available_memory_bytes() -> int | None:
@@ -277,9 +399,23 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     from scaler.engines import check_spec
 
     topology = read_topology(sysfs_root)
-    spec = EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
-                      model=settings.model, batch=settings.batch, cache_dir=settings.cache_dir)
-    return check_spec(spec, topology.isa), topology
+    spec = check_spec(EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
+                                 model=settings.model, batch=settings.batch,
+                                 cache_dir=settings.cache_dir), topology.isa)
+    if Placement.vm in settings.placements:
+        if settings.hosts_file:
+            raise UsageError("the vm placement boots VMs on this machine: it cannot be combined "
+                             "with --hosts (list existing VMs in the hosts file instead)")
+        vm = make_vm_target(settings, topology)  # a missing kernel or QEMU: usage error now
+        for n in settings.instances:  # and VMs that cannot fit their NUMA nodes
+            parts = plan(topology, n, smt=settings.smt, oversubscribe=True).partitions
+            vm.plan_memory([{"nodes": list(p.nodes)} for p in parts], settings.vm_memory_mb,
+                           worker_memory_gb(spec.engine, settings.batch))
+    if settings.hosts_file:
+        from scaler.hosts import load_hosts
+
+        load_hosts(settings.hosts_file)
+    return spec, topology
 
 
 async def run_scenario(name: str, settings: Settings, out: Path, reporter: Reporter,
@@ -293,9 +429,11 @@ async def run_scenario(name: str, settings: Settings, out: Path, reporter: Repor
     spec, topology = prepared or prepare(settings)
     session = Session(name, settings, spec, out, topology, reporter, target)
     with _signals_cancel(asyncio.current_task(), signal.SIGINT, signal.SIGTERM):
+        await session.setup()  # before the run folder exists: a dead host leaves no run
         try:
             await SCENARIOS[name](session)
         finally:
+            session.close()
             session.save(finished=True)
     return session
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,7 @@ from scaler.errors import UsageError
 class Placement(StrEnum):
     shared = "shared"  # N unpinned processes, each sized for the whole machine
     pinned = "pinned"  # N processes, each confined to its own cores and NUMA memory
+    vm = "vm"  # N QEMU VMs, each with its vCPUs pinned 1:1 to a partition's CPUs
 
 
 class Stat(StrEnum):
@@ -39,6 +41,9 @@ class Settings:
     stat: Stat = Stat.p99
     max_batch: int = 256
     cache_dir: str | None = None
+    vm_memory_mb: int | None = None  # None: enough for the model (vm placement)
+    vm_kernel: str | None = None  # None: the newest /boot/vmlinuz-*
+    hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -76,6 +81,17 @@ def parse_placements(text: str) -> tuple[Placement, ...]:
     if not placements:
         raise UsageError(f"no placement given: choose from {known}")
     return placements
+
+
+def parse_memory_mb(text: str) -> int:
+    """``--vm-memory``: ``2G``, ``1536M``, ``1.5GiB`` or a plain number of MiB."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mMgG]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise UsageError(f"bad --vm-memory {text!r}: expected e.g. 2G or 1536M")
+    value = float(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
+    if value < 128:
+        raise UsageError(f"--vm-memory {text} is too small: a guest needs at least 128 MiB")
+    return int(value)
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:

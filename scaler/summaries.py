@@ -63,6 +63,9 @@ def scaling_series(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "per_instance_ips": [i.get("throughput_ips") for i in g["per_instance"]],
             "latency_ms": _lat(g, ("p50", "p99")), "oversubscribed": g.get("oversubscribed"),
         })
+        if g.get("per_host"):  # --hosts: images/s of each machine
+            s["points"][-1]["per_host_ips"] = {h: v.get("throughput_ips")
+                                               for h, v in g["per_host"].items()}
     return list(series.values())
 
 
@@ -130,6 +133,9 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 out.append(f"    N={p['instances']:<3} {_ips(p['throughput_ips']):>9} images/s"
                            f"  p50 {_ms(p['latency_ms']['p50'])} ms"
                            f"  p99 {_ms(p['latency_ms']['p99'])} ms{flag}")
+                if p.get("per_host_ips"):
+                    out.append("          per host: " + ", ".join(
+                        f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
         ratio = summary.get("pinned_over_shared") or {}
         if ratio:
             out.append("  pinned/shared: " + "  ".join(f"N={n} {r:.2f}x"

@@ -13,7 +13,14 @@ import typer
 
 from scaler.cli.common import emit_json, err, errors_to_exit
 from scaler.errors import UsageError
-from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_placements
+from scaler.settings import (
+    Settings,
+    Stat,
+    check_positive,
+    parse_instances,
+    parse_memory_mb,
+    parse_placements,
+)
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -31,7 +38,7 @@ Warmup = Annotated[float | None, typer.Option(
 Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
 Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
 PlacementOpt = Annotated[str, typer.Option(
-    "--placement", help="shared, pinned (comma-separated for scaling)")]
+    "--placement", help="shared, pinned or vm (comma-separated for scaling)")]
 Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
 Batch = Annotated[int, typer.Option("--batch", help="images per query")]
 Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
@@ -43,6 +50,12 @@ CacheDir = Annotated[str | None, typer.Option(
     "--cache-dir", help="converted-model cache folder")]
 ReadyTimeout = Annotated[float, typer.Option(
     "--ready-timeout", help="seconds a worker may take to load and warm up")]
+VmMemory = Annotated[str | None, typer.Option(
+    "--vm-memory", help="memory of each VM, e.g. 2G (default: enough for the model)")]
+VmKernel = Annotated[str | None, typer.Option(
+    "--vm-kernel", help="kernel the VMs boot (default: the newest /boot/vmlinuz-*)")]
+Hosts = Annotated[str | None, typer.Option(
+    "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
 RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 3, 0.0), "scaling": (10.0, 200, 2.0),
@@ -80,6 +93,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
+        vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
+        vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
@@ -100,6 +115,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         base.mkdir(parents=True)
     rep = reporter()
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
+    _say_if_emulated([s for _, s, _ in prepared])
     done: list[Any] = []
     interrupted = False
 
@@ -129,6 +145,9 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             summary_all = summary
         if not as_json:
             err("\n".join(summaries.lines(summary)))
+    if any(s.vm is not None and s.vm.emulated for s in done):
+        err("scaler: note: the vm series of this run are emulated (TCG): not timing results; "
+            f"plot them beside real ones with: scaler plot {done[-1].path} --allow-emulated")
     if as_json:
         emit_json(summary_all)
     elif suite:
@@ -143,16 +162,31 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         raise typer.Exit(1)
 
 
+def _say_if_emulated(settings: list[Settings]) -> None:
+    """Say before any VM boots that its timings will be emulated, and why."""
+    from scaler.settings import Placement
+
+    if any(Placement.vm in s.placements for s in settings):
+        from scaler.targets.vm import detect_accel
+
+        accel = detect_accel()
+        if accel.emulated:
+            err(f"scaler: note: no hardware virtualization ({accel.reason}): VMs run under "
+                "TCG emulation, about 100x slower; their results are marked emulated")
+
+
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
             placement: PlacementOpt = "pinned", min_duration: MinDuration = None,
             min_queries: MinQueries = None, warmup: Warmup = None,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
         s = _settings("latency", engine=engine, precision=precision, model=model,
                       placement=placement, min_duration_s=min_duration, min_queries=min_queries,
-                      warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout)
+                      warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout,
+                      vm_memory=vm_memory, vm_kernel=vm_kernel, hosts=hosts)
         _run([("latency", s)], out, json)
 
 
@@ -160,14 +194,16 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                batch: Batch = 1024, placement: PlacementOpt = "pinned",
                min_duration: MinDuration = None, min_queries: MinQueries = None,
                warmup: Warmup = None, cache_dir: CacheDir = None,
-               ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+               ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+               vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
                json: Json = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
         s = _settings("throughput", engine=engine, precision=precision, model=model,
                       batch=batch, placement=placement, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout)
+                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
+                      hosts=hosts)
         _run([("throughput", s)], out, json)
 
 
@@ -175,14 +211,16 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
             smt: Smt = False, min_duration: MinDuration = None, min_queries: MinQueries = None,
             warmup: Warmup = None, cache_dir: CacheDir = None,
-            ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+            ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+            vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
             json: Json = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
         s = _settings("scaling", instances=instances, placement=placement, engine=engine,
                       precision=precision, model=model, smt=smt, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout)
+                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
+                      hosts=hosts)
         _run([("scaling", s)], out, json)
 
 
@@ -191,15 +229,15 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
                 min_duration: MinDuration = None, min_queries: MinQueries = None,
                 warmup: Warmup = None, cache_dir: CacheDir = None,
-                ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
-                json: Json = False) -> None:
+                ready_timeout: ReadyTimeout = 300.0, hosts: Hosts = None,
+                out: Out = Path("results"), json: Json = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
     with errors_to_exit():
         s = _settings("multistream", latency_bound_ms=latency_bound_ms, stat=stat,
                       instances=instances, max_batch=max_batch, engine=engine,
                       precision=precision, model=model, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout)
+                      ready_timeout_s=ready_timeout, hosts=hosts)
         _run([("multistream", s)], out, json)
 
 
@@ -210,13 +248,15 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
           model: Model = "resnet50", smt: Smt = False, min_duration: MinDuration = None,
           min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
-          ready_timeout: ReadyTimeout = 300.0, out: Out = Path("results"),
+          ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+          vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False) -> None:
     """All four tests of the study in one suite folder, with plots and headline figures."""
     with errors_to_exit():
         common = dict(engine=engine, precision=precision, model=model, smt=smt,
                       min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
-                      cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout)
+                      cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout,
+                      vm_memory=vm_memory, vm_kernel=vm_kernel, hosts=hosts)
         scenarios = [
             ("latency", _settings("latency", placement="pinned", **common)),
             ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),
