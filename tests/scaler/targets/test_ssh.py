@@ -1,0 +1,95 @@
+"""SSH targets against a real OpenSSH server on 127.0.0.1 (see conftest.sshd)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.scaler.helpers import scaler_cmd
+from tests.scaler.targets.conftest import descendants, keygen, wait_gone
+
+SHORT = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--warmup", "0.2",
+         "--ready-timeout", "120"]
+
+
+def hosts_file(tmp_path: Path, *tables: str) -> str:
+    path = tmp_path / "hosts.toml"
+    path.write_text("\n".join(tables))
+    return str(path)
+
+
+def no_workers_left(sshd) -> None:
+    left = wait_gone(descendants(sshd.proc.pid), 10.0)
+    assert not left, f"processes left under sshd: {sorted(left)}"
+
+
+def test_two_pinned_instances_on_one_host(tmp_path, sshd):
+    hosts = hosts_file(tmp_path, sshd.hosts_toml("box"))
+    r = scaler_cmd("scaling", "--instances", "2", "--placement", "pinned", *SHORT,
+                   "--hosts", hosts, "--out", str(tmp_path), "--json", timeout=240)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    assert doc["status"] == "complete"
+    assert doc["hosts"]["box"]["topology"]["usable_cpus"]  # the host's own topology
+    (group,) = doc["groups"]
+    assert group["target"] == "ssh" and group["emulated"] is False
+    insts = group["per_instance"]
+    assert [i["host"]["name"] for i in insts] == ["box", "box"]
+    # pinned on the remote host: each worker reports its own single CPU, distinct
+    assert sorted(c for i in insts for c in i["binding"]["cpus"]) == [0, 1]
+    assert all(i["binding"]["cpus"] == i["partition"]["cpus"] for i in insts)
+    assert group["per_host"]["box"]["instances"] == 2
+    assert group["throughput_ips"] == pytest.approx(group["per_host"]["box"]["throughput_ips"])
+    # one machine, one boot: the host's rate is taken over the common window
+    assert group["per_host"]["box"]["throughput"]["method"] == "common_window"
+    no_workers_left(sshd)
+
+
+def test_instances_are_dealt_to_hosts_and_summed(tmp_path, sshd):
+    hosts = hosts_file(tmp_path, sshd.hosts_toml("a"), sshd.hosts_toml("b", cpus="1"))
+    r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "pinned", *SHORT,
+                   "--hosts", hosts, "--out", str(tmp_path), "--json", timeout=240)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    one, two = doc["groups"]
+    assert set(one["per_host"]) == {"a"}
+    assert set(two["per_host"]) == {"a", "b"}
+    assert two["throughput"]["method"] == "sum_over_hosts"
+    assert two["throughput_ips"] == pytest.approx(
+        sum(h["throughput_ips"] for h in two["per_host"].values()))
+    (series,) = json.loads(r.stdout)["series"]
+    assert set(series["points"][1]["per_host_ips"]) == {"a", "b"}
+    b = [i for i in two["per_instance"] if i["host"]["name"] == "b"][0]
+    assert b["binding"]["cpus"] == [1]  # planned on host b's own CPU list
+    no_workers_left(sshd)
+
+
+def bad_key(sshd) -> dict:
+    key = sshd.folder / "stranger_key"
+    if not key.exists():
+        keygen(key)
+    return {"identity_file": str(key)}
+
+
+@pytest.mark.parametrize("case, overrides, fragment", [
+    ("unreachable", lambda s: {"port": 1}, "Connection refused"),
+    ("refused key", bad_key, "Permission denied"),
+    ("unknown host key", lambda s: {"ssh_options": ["UserKnownHostsFile=/dev/null",
+                                                    "GlobalKnownHostsFile=/dev/null"]},
+     "Host key verification failed"),
+    ("no scaler", lambda s: {"python": "/usr/bin/python3", "workdir": "/"},
+     "scaler is not installed"),
+])
+def test_a_broken_host_is_a_one_line_error_naming_it(tmp_path, sshd, case, overrides, fragment):
+    hosts = hosts_file(tmp_path, sshd.hosts_toml("good"),
+                       sshd.hosts_toml("broken", **overrides(sshd)))
+    r = scaler_cmd("scaling", "--instances", "2", "--placement", "pinned", *SHORT,
+                   "--hosts", hosts, "--out", str(tmp_path / "out"), timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("scaler: error: host broken (") and fragment in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    no_workers_left(sshd)

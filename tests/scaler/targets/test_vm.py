@@ -1,0 +1,214 @@
+"""Real VMs under QEMU (TCG here: no hardware virtualization), with the null engine.
+
+Checks what the ``vm`` placement promises: one VM per partition, each vCPU thread pinned to
+its planned CPU (asked of QEMU itself through QMP, then of the kernel), guest memory bound
+to the partition's node, results marked emulated without KVM, and no QEMU left behind after
+success, a broken kernel, a worker that is never ready, or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from affinity import plan, read_topology
+from scaler.coordinator import RunRules, WorkerRequest, run_group
+from scaler.errors import UsageError
+from scaler.targets.qmp import Qmp
+from tests.scaler.helpers import ROOT, alive, run_async, scaler_cmd
+from tests.scaler.targets.conftest import our_vms
+
+READY_S = "150"  # a TCG boot is ~8 s alone, far longer on 2 cores busy with other tests
+NULL = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--warmup", "0.2",
+        "--ready-timeout", READY_S]
+
+
+def vm_target_or_skip():
+    from scaler.targets.vm import VmTarget
+
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("QEMU not installed (apt-get install qemu-system-x86)")
+    try:
+        return VmTarget(read_topology())
+    except UsageError as exc:
+        pytest.skip(f"no bootable host kernel: {exc}")
+
+
+class Checked:
+    """The VM target, asking QEMU through QMP right after each start what it pinned where."""
+
+    def __init__(self, vm) -> None:
+        self.vm = vm
+        self.name, self.emulated = vm.name, vm.emulated
+        self.seen: dict[int, dict] = {}
+
+    async def start(self, request):
+        proc = await self.vm.start(request)
+        inst = self.vm.instances[request.index]
+        qmp = await Qmp.connect(inst.qmp_path, 30)
+        try:
+            vcpus = await qmp.execute("query-cpus-fast")
+            status = await qmp.execute("query-status")
+        finally:
+            qmp.close()
+        tasks = os.listdir(f"/proc/{proc.pid}/task")
+        self.seen[request.index] = {
+            "status": status["status"],
+            "vcpus": {c["cpu-index"]: sorted(os.sched_getaffinity(c["thread-id"]))
+                      for c in vcpus},
+            "names": {c["cpu-index"]: Path(f"/proc/{proc.pid}/task/{c['thread-id']}/comm")
+                      .read_text().strip() for c in vcpus},
+            "all_threads": set().union(*(os.sched_getaffinity(int(t)) for t in tasks)),
+        }
+        return proc
+
+
+def test_two_vms_pinned_one_per_partition(no_leftover_vms):
+    vm = vm_target_or_skip()
+    topo = read_topology()
+    parts = plan(topo, 2, oversubscribe=True).partitions
+    vm.plan_memory([{"nodes": list(p.nodes)} for p in parts], None, 0.05)
+    reqs = [WorkerRequest(k, ("--engine", "null", "--model", "tiny", "--instance", str(k),
+                              "--cpus", "0", "--threads", "1", "--warmup-s", "0.2"),
+                          {"cpus": list(p.cpus), "nodes": list(p.nodes)})
+            for k, p in enumerate(parts)]
+    target = Checked(vm)
+    rules = RunRules(min_duration_s=1, min_queries=10, warmup_s=0.2,
+                     ready_timeout_s=float(READY_S), stall_timeout_s=60)
+    try:
+        outcome = run_async(asyncio.new_event_loop, run_group(reqs, rules, target), 240)
+    finally:
+        vm.close()
+    assert outcome.complete, outcome.errors
+    for k, part in enumerate(parts):
+        seen = target.seen[k]
+        assert seen["status"] == "running"
+        # QEMU's vCPU k runs on a host thread allowed on exactly the k-th planned CPU
+        assert seen["vcpus"] == {i: [cpu] for i, cpu in enumerate(part.cpus)}
+        assert seen["names"][0].startswith("CPU 0/")  # debug-threads names: really a vCPU
+        assert seen["all_threads"] <= set(part.cpus)  # no QEMU thread off the partition
+        info = vm.instance_info(k)["vm"]
+        assert [v["cpu"] for v in info["vcpus"]] == list(part.cpus)
+        assert info["qemu_threads_on_partition"] is True
+        assert info["memory_policy"] == f"bind:{','.join(map(str, part.nodes))}"
+        assert info["memory_bound"] is True
+        assert info["boot_to_ready_s"] > 0
+        assert not alive(info["qemu_pid"])
+        ready = outcome.instances[k].ready
+        assert ready["hostname"] == f"scaler-vm{k}"
+        assert ready["binding"]["cpus"] == [0]  # the guest's own single vCPU
+    boots = {i.ready["boot_id"] for i in outcome.instances}
+    assert len(boots) == 2  # two kernels, two clocks
+
+
+def test_latency_in_one_vm_is_marked_emulated(tmp_path, no_leftover_vms):
+    vm_target_or_skip()
+    r = scaler_cmd("latency", "--placement", "vm", *NULL, "--out", str(tmp_path), "--json",
+                   timeout=240)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    doc = json.loads((Path(summary["run"]) / "run.json").read_text())
+    (group,) = doc["groups"]
+    assert group["target"] == "vm" and group["placement"] == "vm"
+    emulated = doc["vm"]["accel"] == "tcg"
+    assert doc["emulated"] is emulated and group["emulated"] is emulated
+    assert summary["emulated"] is emulated
+    if emulated:
+        assert "TCG emulation" in r.stderr and "--allow-emulated" in r.stderr
+    (inst,) = group["per_instance"]
+    # one instance owns the whole machine: one vCPU per usable CPU, pinned in order
+    assert [v["cpu"] for v in inst["vm"]["vcpus"]] == inst["partition"]["cpus"]
+    assert inst["binding"]["cpus"] == list(range(len(inst["partition"]["cpus"])))
+    assert summary["samples"] >= 10
+
+
+def test_wrong_kernel_paths_fail_before_any_vm(tmp_path, no_leftover_vms):
+    vm_target_or_skip()
+    junk = tmp_path / "vmlinuz-junk"
+    junk.write_bytes(b"\0" * 4096)
+    for kernel, fragment in ((tmp_path / "missing", "no such file"),
+                             (junk, "not an x86 Linux kernel image")):
+        r = scaler_cmd("latency", "--placement", "vm", *NULL, "--vm-kernel", str(kernel),
+                       "--out", str(tmp_path / "out"), timeout=60)
+        assert r.returncode == 2, r.stderr
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"scaler: error: --vm-kernel {kernel}: ") and fragment in line
+
+
+def test_a_kernel_that_does_not_boot_is_an_error_and_leaves_no_qemu(tmp_path, no_leftover_vms):
+    vm = vm_target_or_skip()
+    broken = tmp_path / "vmlinuz-broken"  # a real header and version, then no kernel at all
+    broken.write_bytes(Path(vm.kernel.path).read_bytes()[:0x10200] + b"\xf4" * 0x10000)
+    r = scaler_cmd("latency", "--placement", "vm", *NULL, "--vm-kernel", str(broken),
+                   "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "scaler: error: vm x1 batch 1: instance 0:" in r.stderr
+    assert "vm 0:" in r.stderr  # the VM's own account: its console, why it ended
+    run = next(tmp_path.glob("latency-*"))
+    doc = json.loads((run / "run.json").read_text())
+    assert doc["status"] == "partial"
+
+
+def test_a_worker_never_ready_stops_its_vm(tmp_path, no_leftover_vms):
+    vm_target_or_skip()
+    r = scaler_cmd("latency", "--placement", "vm", *NULL[:-2], "--ready-timeout", "2",
+                   "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "not ready within 2 s" in r.stderr
+    doc = json.loads((next(tmp_path.glob("latency-*")) / "run.json").read_text())
+    (inst,) = doc["groups"][0]["per_instance"]
+    assert inst["status"] == "failed" and inst["vm"]["qemu_pid"]
+
+
+def test_ctrl_c_while_vms_boot_stops_them(tmp_path, no_leftover_vms):
+    vm_target_or_skip()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "scaler", "scaling", "--placement", "vm",
+                             "--instances", "2", *NULL, "--out", str(tmp_path)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        assert proc.stderr is not None
+        seen = b""
+        while b"starting workers" not in seen:  # a line on stderr, read with a deadline
+            left = deadline - time.monotonic()
+            assert left > 0, seen
+            if select.select([proc.stderr], [], [], left)[0]:
+                chunk = os.read(proc.stderr.fileno(), 4096)
+                assert chunk, seen
+                seen += chunk
+        vms = set()
+        while len(vms) < 2 and time.monotonic() < deadline:  # both QEMUs exist
+            vms = {pid for pid in our_vms() if _parent_chain_has(pid, proc.pid)}
+            time.sleep(0.1)
+        assert len(vms) == 2
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert not any(alive(pid) for pid in vms)
+
+
+def _parent_chain_has(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return False
+    return False
