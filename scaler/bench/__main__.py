@@ -30,8 +30,9 @@ NOTES = [
     "swapping the order every round; overhead = 1 - median(timed/bare throughput).",
     "coordinator: `run_group` with one pinned null worker on the local target, default "
     "--max-queries; µs/query = 1 / the throughput computed from its samples.",
-    "peak: numba @intrinsic kernel of independent 16-lane fp32 FMA chains in zmm registers, "
-    "one pinned child per core (alone, then all together); numpy's sgemm is not a peak.",
+    "peak: numba @intrinsic kernels of 12 independent zmm accumulators (fp32 FMA, bf16 "
+    "vdpbf16ps, int8 vpdpbusd), one pinned child per core (alone, then all together); "
+    "numpy's sgemm is not a peak.",
     "efficiency: each layout is a pinned group run by the tool (Session.group); GFLOP/s = "
     "images/s x 8.2 (ResNet50 224x224); int8 counts integer ops the same way.",
     "startup: from spawning `scaler latency` to the first timed query's start_ns (both "
@@ -48,6 +49,7 @@ class Context:
     cpus: list[int]  # the whole-machine partition (one instance, all cores)
     nodes: list[int]
     core_cpus: list[int]  # one CPU per physical core
+    isa: tuple[str, ...]
     results: dict[str, Any]
     say: Callable[[str], None]
 
@@ -93,14 +95,14 @@ def run_peak(ctx: Context) -> dict[str, Any]:
     from scaler.bench.peak import measure_peak
 
     ctx.say("bench: peak fp32 FMA per core")
-    return measure_peak(ctx.core_cpus, ctx.cfg.peak_s, ctx.cfg.peak_reps)
+    return measure_peak(ctx.core_cpus, ctx.cfg.peak_s, ctx.cfg.peak_reps, ctx.isa)
 
 
 def run_efficiency(ctx: Context) -> dict[str, Any]:
     from scaler.bench.efficiency import measure_precision, with_peak
 
     cfg = ctx.cfg
-    peak = (ctx.results["sections"].get("peak") or {}).get("machine_gflops")
+    peak = ctx.results["sections"].get("peak") or {}
     precisions = []
     for engine, precision in cfg.efficiency:
         ctx.say(f"bench: efficiency, {engine} {precision}")
@@ -108,7 +110,7 @@ def run_efficiency(ctx: Context) -> dict[str, Any]:
             p, e, cfg.model, cfg.efficiency_batch, ctx.out / "runs", cfg.min_duration_s,
             cfg.min_queries, cfg.warmup_s))
         precisions.append(with_peak({"precision": precision, "engine": engine, **row}, peak))
-    return {"peak_machine_gflops": peak, "precisions": precisions}
+    return {"peak_machine_gflops": peak.get("machine_gflops"), "precisions": precisions}
 
 
 def run_startup(ctx: Context) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": {},
     }
     ctx = Context(cfg, out, list(whole.cpus), list(whole.nodes),
-                  [core.cpus[0] for core in topology.usable_cores], results, say)
+                  [core.cpus[0] for core in topology.usable_cores], topology.isa, results, say)
     began = time.monotonic()
     say(f"bench: load average {loadavg()[0]:.2f}; writing {out / 'bench.json'}")
     for name in args.sections:

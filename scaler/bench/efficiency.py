@@ -6,7 +6,8 @@ one instance over both cores at a large batch, one pinned instance per core at t
 batch, and one pinned instance per core at batch 1 (the N=2 point of the scaling curve).
 The best layout's images/s times 8.2 GFLOP (ResNet50 224x224, about 4.1 GMAC) is its
 GFLOP/s; int8 "GFLOP/s" are integer ops counted the same way, so int8 can exceed the fp32
-peak. Other models report images/s only: their FLOP count is not known here.
+peak. Each best layout is also set against its own precision's measured peak (``peak``).
+Other models report images/s only: their FLOP count is not known here.
 """
 
 from __future__ import annotations
@@ -89,9 +90,12 @@ def _row(layout: Layout, record: dict[str, Any], model: str,
     }
 
 
-def with_peak(result: dict[str, Any], machine_gflops: float | None) -> dict[str, Any]:
-    """Add the best layout's fraction of the fp32 peak of all cores."""
-    best = result.get("best") or {}
-    gflops = best.get("gflops")
-    fraction = gflops / machine_gflops if gflops and machine_gflops else None
-    return {**result, "fraction_of_fp32_peak": fraction}
+def with_peak(result: dict[str, Any], peak: dict[str, Any]) -> dict[str, Any]:
+    """Add the best layout's fraction of the fp32 peak of all cores and of its own
+    precision's peak (``peak`` is the peak section: ``machine_gflops``, ``precisions``)."""
+    gflops = (result.get("best") or {}).get("gflops")
+    fp32 = peak.get("machine_gflops")
+    own = ((peak.get("precisions") or {}).get(result["precision"]) or {}).get("machine_gops")
+    return {**result,
+            "fraction_of_fp32_peak": gflops / fp32 if gflops and fp32 else None,
+            "fraction_of_own_peak": gflops / own if gflops and own else None}

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-MACHINE_PEAK_PER_CORE = 266.0  # GFLOP/s fp32 FMA per core, DESIGN.md (AVX-512 at ~4.1 GHz)
 TARGETS = {
     "harness_overhead_pct": 1.0,  # the timed loop costs under 1% of throughput
     "coordinator_us_per_query": 50.0,  # the null engine through the coordinator
@@ -83,15 +82,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             c["us_per_query"] < limit, _cond(c))
 
     p = _section(results, "peak")
-    if p.get("per_core_gflops"):
-        share = p["per_core_gflops"] / MACHINE_PEAK_PER_CORE
-        add("peak", "fp32 FMA peak per core (numba, zmm)",
-            f"{p['per_core_gflops']:.1f} GFLOP/s = {share:.0%} of {MACHINE_PEAK_PER_CORE:g}; "
-            f"FMA clock {p['implied_fma_clock_ghz']:.2f} GHz",
-            cond=_cond(p))
-        add("peak", f"fp32 FMA, {p['cores']} cores at once",
-            f"{p['concurrent_gflops']:.1f} GFLOP/s (peak x cores = {p['machine_gflops']:.1f})",
-            cond=_cond(p))
+    for prec, peak in (p.get("precisions") or {}).items():
+        unit = "GOP/s" if prec == "int8" else "GFLOP/s"
+        design = peak["design_per_core_gops"]
+        clock = (f"; implies {p['implied_fma_clock_ghz']:.2f} GHz at 2 FMA/cycle"
+                 if prec == "fp32" else "")
+        add("peak", f"{prec} peak per core ({peak['instruction']}, zmm)",
+            f"{peak['per_core_gops']:.1f} {unit} = {peak['per_core_gops'] / design:.0%} of "
+            f"DESIGN.md's {design:g}{clock}", cond=_cond(p))
+        add("peak", f"{prec} peak, {p['cores']} cores at once",
+            f"{peak['concurrent_gops']:.1f} {unit} (per core x cores = "
+            f"{peak['machine_gops']:.1f})", cond=_cond(p))
 
     eff = _section(results, "efficiency")
     best_ips: dict[str, float] = {}
@@ -114,6 +115,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             target, met = "", None
             if fraction is not None:
                 value += f" = {best['gflops']:.0f} GFLOP/s = {fraction:.1%} of fp32 peak x cores"
+                own = prec.get("fraction_of_own_peak")
+                if own is not None and prec["precision"] != "fp32":
+                    value += f", {own:.1%} of {prec['precision']} peak x cores"
                 if prec["precision"] == "fp32":
                     target = f">= {TARGETS['fp32_fraction_of_peak']:.0%}"
                     met = fraction >= TARGETS["fp32_fraction_of_peak"]

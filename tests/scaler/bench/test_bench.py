@@ -53,14 +53,16 @@ def test_null_engine_through_the_coordinator():
     assert 0 < r["us_per_query"] < report.TARGETS["coordinator_us_per_query"]
 
 
-def test_peak_kernel_is_512_bit_fma_and_runs_pinned():
-    from scaler.bench.peak import CHAINS, measure_peak
+def test_peak_kernels_are_512_bit_and_run_pinned():
+    from scaler.bench.peak import CHAINS, KINDS, measure_peak
 
-    r = measure_peak([TOPOLOGY.usable_cores[0].cpus[0]], seconds=0.3, reps=2)
-    solo = r["solo"][0]
-    if "avx512f" in TOPOLOGY.isa:
-        assert solo["zmm_fma_instructions"] >= CHAINS
-    assert len(solo["gflops"]) == 2 and r["per_core_gflops"] > 1
+    r = measure_peak([TOPOLOGY.usable_cores[0].cpus[0]], seconds=0.2, reps=2, isa=TOPOLOGY.isa)
+    for name, peak in r["precisions"].items():
+        if KINDS[name].isa in TOPOLOGY.isa:
+            assert peak["zmm_instructions"] >= CHAINS, name
+        assert peak["per_core_gops"] > 1
+    assert set(r["precisions"]) >= {"fp32"}
+    assert len(r["solo"][0]["kinds"]["fp32"]["gops"]) == 2
     assert r["machine_gflops"] == pytest.approx(r["per_core_gflops"] * r["cores"], rel=1e-3)
 
 
@@ -72,7 +74,8 @@ def test_efficiency_layouts_with_the_null_engine(tmp_path):
     assert [x["status"] for x in r["layouts"]] == ["complete"] * len(r["layouts"])
     assert r["best"]["throughput_ips"] == max(x["throughput_ips"] for x in r["layouts"])
     assert (tmp_path / os.path.basename(r["run"]) / "run.json").is_file()
-    assert with_peak(r, 100.0)["fraction_of_fp32_peak"] == pytest.approx(
+    peak = {"machine_gflops": 100.0, "precisions": {"fp32": {"machine_gops": 100.0}}}
+    assert with_peak(r, peak)["fraction_of_fp32_peak"] == pytest.approx(
         r["best"]["gflops"] / 100.0)
 
 
