@@ -78,3 +78,24 @@ def test_bad_hosts_files_are_one_line_usage_errors(tmp_path, text, fragment):
 def test_a_missing_hosts_file(tmp_path):
     with pytest.raises(UsageError, match="No such file"):
         load_hosts(tmp_path / "none.toml")
+
+
+def test_vm_placement_and_hosts_do_not_mix(tmp_path):
+    from tests.scaler.helpers import scaler_cmd
+
+    hosts = write(tmp_path, "[[host]]\ndestination = 'a'\n")
+    r = scaler_cmd("latency", "--placement", "vm", "--engine", "null", "--hosts", str(hosts),
+                   "--out", str(tmp_path / "out"), timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "scaler: error: the vm placement boots VMs on this machine: it cannot be combined with "
+        "--hosts (list existing VMs in the hosts file instead)"]
+
+
+def test_bad_vm_memory_is_a_usage_error(tmp_path):
+    from tests.scaler.helpers import scaler_cmd
+
+    for value, fragment in (("lots", "bad --vm-memory"), ("64M", "too small")):
+        r = scaler_cmd("latency", "--placement", "vm", "--engine", "null", "--vm-memory", value,
+                       "--out", str(tmp_path / "out"), timeout=60)
+        assert r.returncode == 2 and fragment in r.stderr, r.stderr

@@ -212,3 +212,26 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
         except (FileNotFoundError, ProcessLookupError, ValueError):
             return False
     return False
+
+
+def test_acceleration_needs_the_cpu_flag_and_a_working_device(tmp_path):
+    from scaler.targets.vm import detect_accel
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert detect_accel(str(cpuinfo)).name == "tcg"
+    assert "no vmx/svm" in detect_accel(str(cpuinfo)).reason
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu vmx avx2\n")
+    accel = detect_accel(str(cpuinfo), str(tmp_path / "no-kvm"))
+    assert accel.name == "tcg" and accel.emulated and "no-kvm" in accel.reason
+
+
+def test_vms_that_cannot_fit_their_node_are_refused():
+    from scaler.targets.vm import check_node_memory, default_memory_mb
+
+    free = {0: 3 * 2**30, 1: 1 * 2**30}.get
+    parts = [{"nodes": [0]}, {"nodes": [0]}, {"nodes": [1]}]
+    check_node_memory(parts, 1024, free)  # 2 GiB on node 0, 1 GiB on node 1: fits
+    with pytest.raises(UsageError, match=r"2 VM\(s\) of 2048 MiB bound to NUMA node\(s\) 0"):
+        check_node_memory(parts, 2048, free)
+    assert default_memory_mb(0.05) == 512 and default_memory_mb(0.75) % 128 == 0
