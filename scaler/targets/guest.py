@@ -29,6 +29,7 @@ from pathlib import Path
 from scaler.errors import UsageError
 
 # Modules the guest needs, loaded with their dependencies unless built into the kernel.
+GUEST_TMPDIR = "/run/tmp"  # writable scratch in the guest (a tmpfs); the rest is read-only
 GUEST_MODULES = ("virtio_pci", "virtio_console", "9pnet_virtio", "9p")
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "mount", "insmod", "mkdir", "cat", "cut", "poweroff", "chroot",
@@ -53,9 +54,10 @@ echo "scaler-init: mounting the host root over virtio-9p"
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /newroot \
   || fail "cannot mount the host root filesystem over virtio-9p"
 mount -t proc proc /newroot/proc && mount -t sysfs sysfs /newroot/sys \
-  && mount -t devtmpfs devtmpfs /newroot/dev && mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp \
-  && mount -t tmpfs tmpfs /newroot/run || fail "cannot mount /proc, /sys, /dev, /tmp or /run"
-mkdir -p /newroot/dev/shm && mount -t tmpfs tmpfs /newroot/dev/shm
+  && mount -t devtmpfs devtmpfs /newroot/dev && mount -t tmpfs tmpfs /newroot/run \
+  || fail "cannot mount /proc, /sys, /dev or /run"
+# the host's /tmp stays visible (a checkout or venv may live there); scratch space is TMPDIR
+mkdir -p -m 1777 /newroot/run/tmp /newroot/dev/shm && mount -t tmpfs tmpfs /newroot/dev/shm
 port=
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = scaler ] && port="/dev/${p##*/}"

@@ -263,7 +263,7 @@ class VmTarget:
 
     def _guest_argv(self, args: Iterable[str]) -> list[str]:
         env = [f"{k}={os.environ[k]}" for k in GUEST_ENV_KEYS if k in os.environ]
-        env += ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"]
+        env += ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", f"TMPDIR={guest.GUEST_TMPDIR}"]
         if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
             env.append("TF_CPP_MIN_LOG_LEVEL=2")
         return ["-i", *env, self.python, "-m", "scaler.worker", *args]
