@@ -52,15 +52,18 @@ class Context:
     isa: tuple[str, ...]
     results: dict[str, Any]
     say: Callable[[str], None]
+    waited_s: float = 0.0  # over the whole run, bounded by cfg.max_total_wait_s
 
     def settle(self, strict: bool = False) -> dict[str, Any] | None:
         """Wait for others to quieten; ``strict`` also wants a low load average (which
         counts the bench's own recent work, so it is asked for only before a section)."""
-        if self.cfg.max_wait_s <= 0:
+        budget = min(self.cfg.max_wait_s, self.cfg.max_total_wait_s - self.waited_s)
+        if budget <= 0:
             return None
         max_load = self.cfg.max_load if strict else float("inf")
-        return wait_until_quiet(max_load, self.cfg.max_foreign, self.cfg.max_wait_s,
-                                say=self.say)
+        seen = wait_until_quiet(max_load, self.cfg.max_foreign, budget, say=self.say)
+        self.waited_s += seen["waited_s"]
+        return seen
 
 
 def metered(ctx: Context, what: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -152,7 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
     p.add_argument("--max-wait", type=float, default=None,
                    help="seconds to wait for a quiet machine before each measurement "
-                        "(default 300, 0 with --quick)")
+                        "(default 300, at most 1800 in all; 0 with --quick)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))

@@ -38,7 +38,8 @@ class Config:
     # waiting for a quiet machine before each section
     max_load: float
     max_foreign: float
-    max_wait_s: float
+    max_wait_s: float  # before each measurement
+    max_total_wait_s: float  # over the whole run: past it, measure whatever the load
 
 
 def config(quick: bool, max_wait_s: float | None = None) -> Config:
@@ -50,8 +51,9 @@ def config(quick: bool, max_wait_s: float | None = None) -> Config:
                       coordinator_min_duration_s=0.5, peak_s=0.6, peak_reps=3,
                       efficiency=precisions, efficiency_batch=8, min_duration_s=1.0,
                       min_queries=2, warmup_s=0.2, startup_runs=(("null", "fp32"),),
-                      help_reps=3, max_load=1e9, max_foreign=1.0,
-                      max_wait_s=0.0 if max_wait_s is None else max_wait_s)
+                      help_reps=3, max_load=1.0, max_foreign=0.15,
+                      max_wait_s=0.0 if max_wait_s is None else max_wait_s,
+                      max_total_wait_s=1200.0)
     return Config(quick=False, model="resnet50", overhead_engines=engines, slice_s=3.0,
                   null_slice_s=1.0, rounds=7, coordinator_repeats=5,
                   coordinator_min_duration_s=2.0, peak_s=3.0, peak_reps=5,
@@ -59,4 +61,5 @@ def config(quick: bool, max_wait_s: float | None = None) -> Config:
                   min_queries=4, warmup_s=2.0,
                   startup_runs=(("tf", "fp32"), ("null", "fp32")), help_reps=5,
                   max_load=1.0, max_foreign=0.15,
-                  max_wait_s=300.0 if max_wait_s is None else max_wait_s)
+                  max_wait_s=300.0 if max_wait_s is None else max_wait_s,
+                  max_total_wait_s=1800.0)
