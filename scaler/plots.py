@@ -126,6 +126,8 @@ def latency_figure(runs: list[Run]) -> Any:
 def multistream_figure(run: Run) -> Any:
     """Throughput and latency against batch for each layout, with the latency bound."""
     plt = _pyplot()
+    from matplotlib.ticker import ScalarFormatter
+
     doc = run.doc
     stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
     fig, (ax_l, ax_t) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
@@ -143,6 +145,7 @@ def multistream_figure(run: Run) -> Any:
     for ax in (ax_l, ax_t):
         ax.set_xlabel("batch")
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # batch 8, not 2^3
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(_title([run], "multistream"))
