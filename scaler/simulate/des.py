@@ -24,9 +24,10 @@ P_SERIAL, P_BETA, P_SLICE, P_SYNC, P_SMT = 0, 1, 2, 3, 4
 
 @njit(cache=True)
 def features(ptr, cpus, threads, active, cpu_core, core_node, node_size, smt_gain, n_cores,
-             out_e, out_excess, out_mem):
-    """For each active instance: ``out_e`` its cores' worth of compute, ``out_excess`` the
-    threads per CPU beyond one on its CPUs, ``out_mem`` the busy fraction of the rest of its
+             out_e, out_waiting, out_mem):
+    """For each active instance: ``out_e`` its cores' worth of compute, ``out_waiting`` the
+    share of time its threads wait for their CPU (1 − 1/threads on it, averaged over its
+    CPUs, 0 without time slicing), ``out_mem`` the busy fraction of the rest of its
     nodes (cores used by other instances over cores not exclusively its own). A CPU's time
     is shared fairly among the threads on it."""
     n = ptr.shape[0] - 1
@@ -60,13 +61,13 @@ def features(ptr, cpus, threads, active, cpu_core, core_node, node_size, smt_gai
     for i in range(n):
         if not active[i]:
             out_e[i] = 0.0
-            out_excess[i] = 0.0
+            out_waiting[i] = 0.0
             out_mem[i] = 0.0
             continue
         width = ptr[i + 1] - ptr[i]
         per = threads[i] / width
         e = 0.0
-        excess = 0.0
+        waiting = 0.0
         mine[:] = 0.0
         for k in range(ptr[i], ptr[i + 1]):
             c = cpus[k]
@@ -76,7 +77,7 @@ def features(ptr, cpus, threads, active, cpu_core, core_node, node_size, smt_gai
             share = 1.0 if load[c] <= 1.0 else 1.0 / load[c]
             e += per * share * cap
             if load[c] > 1.0:
-                excess += load[c] - 1.0
+                waiting += 1.0 - 1.0 / load[c]
             if users[core] == 1 and stamp[core] != i:
                 stamp[core] = i
                 mine[core_node[core]] += 1.0
@@ -87,21 +88,23 @@ def features(ptr, cpus, threads, active, cpu_core, core_node, node_size, smt_gai
             if rest > 0.0:
                 mem += min(1.0, (busy_node[m] - mine[m]) / rest)
         out_e[i] = e
-        out_excess[i] = excess / width
+        out_waiting[i] = waiting / width
         out_mem[i] = mem / width
 
 
 @njit(cache=True)
-def slowdown(e, excess, mem, multi_threaded, params):
+def slowdown(e, waiting, mem, multi_threaded, params):
     """How many times longer a query takes than alone on one dedicated core.
 
     Amdahl over the cores' worth ``e`` (the serial part runs at most at one core's speed),
     times memory contention ``1 + β·mem``, times the cost of sharing CPUs
-    ``1 + (slice + sync·[threads > 1])·excess``.
+    ``1 + (slice + sync·[threads > 1])·waiting``: the costs of time slicing grow with the
+    share of time a thread waits for its CPU and level off as it nears 1, which is why
+    throughput stays flat, rather than falling without end, as instances are added.
     """
     s = params[P_SERIAL]
     amdahl = s / min(1.0, e) + (1.0 - s) / e
-    share = 1.0 + (params[P_SLICE] + (params[P_SYNC] if multi_threaded else 0.0)) * excess
+    share = 1.0 + (params[P_SLICE] + (params[P_SYNC] if multi_threaded else 0.0)) * waiting
     return amdahl * (1.0 + params[P_BETA] * mem) * share
 
 
@@ -111,13 +114,13 @@ def rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, p
     """The slowdown of every active instance (times its vm factor) into ``out_factor``."""
     n = ptr.shape[0] - 1
     e = np.zeros(n)
-    excess = np.zeros(n)
+    waiting = np.zeros(n)
     mem = np.zeros(n)
     features(ptr, cpus, threads, active, cpu_core, core_node, node_size, params[P_SMT],
-             n_cores, e, excess, mem)
+             n_cores, e, waiting, mem)
     for i in range(n):
         if active[i]:
-            out_factor[i] = slowdown(e[i], excess[i], mem[i], threads[i] > 1.0,
+            out_factor[i] = slowdown(e[i], waiting[i], mem[i], threads[i] > 1.0,
                                      params) * vm_slow[i]
 
 

@@ -30,9 +30,10 @@ PARAMETERS: dict[str, tuple[float | None, tuple[float, float], str]] = {
                           "slowdown when the rest of the instance's NUMA nodes is busy with "
                           "other instances (memory bandwidth, shared cache)"),
     "slice_cost": (0.0, (0.0, 10.0),
-                   "extra slowdown per excess thread on a CPU (time slicing)"),
+                   "extra slowdown of single-threaded instances sharing a CPU, times the "
+                   "share of time their thread waits for it (time slicing)"),
     "sync_cost": (0.0, (0.0, 10.0),
-                  "further slowdown per excess thread for multi-threaded instances "
+                  "further slowdown of multi-threaded instances, times the same share "
                   "(threads waiting for descheduled siblings)"),
     "batch_cost": (1.0, (0.01, 4.0),
                    "cost of each extra image of a batch relative to the first "
@@ -60,7 +61,7 @@ class Observation:
     group: dict[str, Any]
     layout: Layout
     e: Any
-    excess: Any
+    waiting: Any
     mem: Any
 
     @property
@@ -160,24 +161,24 @@ def observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None 
             else:
                 layout = recorded_layout(topo, g)
                 n = layout.instances
-                e, excess, mem = np.zeros(n), np.zeros(n), np.zeros(n)
+                e, waiting, mem = np.zeros(n), np.zeros(n), np.zeros(n)
                 des.features(layout.ptr, layout.cpus, layout.threads, np.ones(n, np.bool_),
                              layout.cpu_core, layout.core_node, layout.node_size,
-                             0.0, layout.n_cores, e, excess, mem)
-                obs.append(Observation(str(run.path), g, layout, e, excess, mem))
+                             0.0, layout.n_cores, e, waiting, mem)
+                obs.append(Observation(str(run.path), g, layout, e, waiting, mem))
     return obs, notes
 
 
 def _identifiable(obs: list[Observation]) -> dict[str, str]:
     """Which parameters the groups can measure, each with the reason (else why not)."""
     free = [(round(float(e), 3), round(float(m), 3)) for o in obs if o.batch == 1
-            for e, x, m in zip(o.e, o.excess, o.mem) if x == 0]
+            for e, w, m in zip(o.e, o.waiting, o.mem) if w == 0]
     cores_worth = {e for e, _ in free}
     mem_at = {}
     for e, m in free:
         mem_at.setdefault(e, set()).add(m)
-    sliced = [o for o in obs for x, t in zip(o.excess, o.layout.threads) if x > 0 and t == 1]
-    synced = [o for o in obs for x, t in zip(o.excess, o.layout.threads) if x > 0 and t > 1]
+    sliced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t == 1]
+    synced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t > 1]
     vm_batches = {o.batch for o in obs if o.vm}
     found = {
         "serial_fraction": len(cores_worth) >= 2,
@@ -302,7 +303,7 @@ def _shape(obs: list[Observation]) -> tuple[tuple[float, ...], str]:
     curves = []
     for o in obs:
         lat = o.group.get("latency_ms") or {}
-        if o.batch != 1 or max(o.excess) > 0 or not lat.get("mean"):
+        if o.batch != 1 or max(o.waiting) > 0 or not lat.get("mean"):
             continue
         if all(lat.get(k) is not None for k in _KEYS):
             curves.append([lat[k] / lat["mean"] for k in _KEYS])
