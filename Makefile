@@ -32,7 +32,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(VENV)/bin/scaler suite --out results
+	$(VENV)/bin/scaler suite --min-duration 5 --out results
 
 bench: install
 	$(PY) -m scaler.bench --out results/bench

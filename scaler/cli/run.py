@@ -58,7 +58,7 @@ Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
-RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 3, 0.0), "scaling": (10.0, 200, 2.0),
+RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
          "multistream": (5.0, 32, 1.0)}
 
 
