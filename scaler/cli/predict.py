@@ -188,7 +188,8 @@ def _simulate(calibration: list[Any], given: dict[str, float], machine: str | No
 
     model = calibrate(calibration).with_given(given)
     topo, source = load_machine(machine, topology, sysfs_root,
-                                calibration[0].doc["host"]["topology"])
+                                calibration[0].doc["host"]["topology"],
+                                calibration[0].doc["host"].get("hostname", ""))
     interval = 1000.0 / (fps or 1000.0 / bound)
     if scenario == "scaling":
         groups = sweep.scaling_groups(model, topo, placements, counts, smt,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,11 @@ def topology_from_dict(d: dict[str, Any], source: str = "json") -> Topology:
 
 
 def load_machine(machine: str | None, topology_file: str | None, sysfs_root: str | None,
-                 default: dict[str, Any] | None) -> tuple[Topology, str]:
+                 default: dict[str, Any] | None, default_name: str = "") -> tuple[Topology, str]:
     """The machine to simulate and a one-line description of where it came from.
 
     At most one source may be given; without any, ``default`` (the calibration host's
-    recorded topology) is used.
+    recorded topology, named ``default_name``) is used.
     """
     given = [name for name, v in (("--machine", machine), ("--topology", topology_file),
                                   ("--sysfs-root", sysfs_root)) if v]
@@ -107,7 +108,9 @@ def load_machine(machine: str | None, topology_file: str | None, sysfs_root: str
         return read_topology(sysfs_root), f"--sysfs-root {sysfs_root}"
     if default is None:
         raise UsageError("no machine: give --machine, --topology or --sysfs-root")
-    return topology_from_dict(default, "the calibration run's host"), "the calibration host"
+    topo = topology_from_dict(default, "the calibration run's host")
+    label = f"{default_name} (calibration host)" if default_name else "calibration host"
+    return replace(topo, sysfs_root=label), "the calibration host"
 
 
 def describe(topo: Topology) -> dict[str, Any]:
