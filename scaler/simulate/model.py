@@ -187,7 +187,7 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "sync_cost": bool(synced),
         "batch_cost": any(o.batch > 1 for o in obs),
         "vm_slowdown": bool(vm_batches),
-        "vm_overhead_ms": len(vm_batches) >= 2,
+        "vm_overhead_ms": len(vm_batches) >= 2 and any(o.batch > 1 for o in obs if not o.vm),
     }
     why_not = {
         "serial_fraction": "needs batch-1 groups at two core counts per instance",
@@ -198,7 +198,8 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "sync_cost": "needs multi-threaded instances sharing CPUs (shared, N >= 2)",
         "batch_cost": "needs a group with batch > 1 (throughput or multistream run)",
         "vm_slowdown": "needs vm groups measured on real hardware",
-        "vm_overhead_ms": "needs vm groups on real hardware at two batch sizes",
+        "vm_overhead_ms": "needs vm groups on real hardware at two batch sizes and a batch > 1 "
+                          "group outside vms (else it cannot be told from the batch cost)",
     }
     return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
 

@@ -31,19 +31,20 @@ def make_model(**values: float) -> InstanceModel:
 
 def fake_measured_run(path, model, machine="1s2c1t", placements=("shared", "pinned"),
                       instances=(1, 2, 3, 4, 5, 6), noise=0.0, seed=0, scenario="scaling",
-                      cores_per_instance=None):
+                      cores_per_instance=None, batches=(1,)):
     """Groups simulated for ``model`` on ``machine``, saved as a measured run folder."""
     topo = parse_machine(machine)
     rng = np.random.default_rng(seed)
     groups = []
     for placement in placements:
         for n in instances:
-            layout = plan_layout(topo, placement, n, cores_per_instance=cores_per_instance)
-            g = sweep.simulate_closed(model, layout, 1, 20_000, seed + n)
-            g.pop("simulated")
-            g["throughput_ips"] *= 1.0 + noise * rng.standard_normal()
-            g.update(id=len(groups), target="local", label=f"{placement} x{n}")
-            groups.append(g)
+            for batch in batches:
+                layout = plan_layout(topo, placement, n, cores_per_instance=cores_per_instance)
+                g = sweep.simulate_closed(model, layout, batch, 20_000, seed + n)
+                g.pop("simulated")
+                g["throughput_ips"] *= 1.0 + noise * rng.standard_normal()
+                g.update(id=len(groups), target="local", label=f"{placement} x{n} b{batch}")
+                groups.append(g)
     doc = sweep.run_document(scenario, model, topo, f"--machine {machine}", {}, groups)
     doc.update(simulated=False)
     doc.pop("instance_model")

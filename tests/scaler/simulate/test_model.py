@@ -40,6 +40,24 @@ def test_unmeasurable_parameters_stay_assumed_with_the_reason(measured):
     assert only_pinned.sources["slice_cost"] == "measured"
 
 
+def test_batching_and_vm_costs_are_measured_when_runs_show_them(tmp_path):
+    from tests.scaler.simulate.conftest import make_model
+
+    true = make_model(batch_cost=0.6, vm_slowdown=0.1, vm_overhead_ms=5.0)
+    bare = fake_measured_run(tmp_path / "bare", true, instances=(1, 2, 3), batches=(1, 8))
+    vm = fake_measured_run(tmp_path / "vm", true, placements=("vm",), instances=(1, 2),
+                           batches=(1, 8))
+    fitted = calibrate([bare, vm])
+    for name, tolerance in (("batch_cost", 0.03), ("vm_slowdown", 0.02),
+                            ("vm_overhead_ms", 1.0)):  # ms: the weakest-determined
+        assert fitted.sources[name] == "measured"
+        assert fitted.values[name] == pytest.approx(true.values[name], abs=tolerance), name
+    # batch > 1 only inside vms: the per-query overhead cannot be told from the batch cost
+    only_vm = calibrate([bare, vm], keep=lambda g: g["batch"] == 1 or g["placement"] == "vm")
+    assert only_vm.sources["vm_overhead_ms"] == "assumed"
+    assert "batch cost" in only_vm.calibration["not_measured"]["vm_overhead_ms"]
+
+
 def test_calibration_refusals(tmp_path, measured, model):
     scaling, solo = measured
     with pytest.raises(UsageError, match="thread scaling"):
