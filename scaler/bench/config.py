@@ -54,8 +54,8 @@ def config(quick: bool, max_wait_s: float | None = None) -> Config:
                       help_reps=3, max_load=1.0, max_foreign=0.15,
                       max_wait_s=0.0 if max_wait_s is None else max_wait_s,
                       max_total_wait_s=1200.0)
-    return Config(quick=False, model="resnet50", overhead_engines=engines, slice_s=3.0,
-                  null_slice_s=1.0, rounds=7, coordinator_repeats=5,
+    return Config(quick=False, model="resnet50", overhead_engines=engines, slice_s=2.0,
+                  null_slice_s=1.0, rounds=12, coordinator_repeats=5,
                   coordinator_min_duration_s=2.0, peak_s=3.0, peak_reps=5,
                   efficiency=precisions, efficiency_batch=32, min_duration_s=10.0,
                   min_queries=4, warmup_s=2.0,

@@ -4,12 +4,14 @@ engine through the whole coordinator.
 Overhead is measured inside ONE pinned child process (``python -m scaler.bench.harness``),
 loaded exactly as a worker loads (``scaler.worker.main.load``: pin with ``affinity.bind``,
 load the engine, warm up). It then alternates, for equal time slices, a bare loop
-``for _ in range(n): engine.infer(x)`` and the worker's real ``timed_loop`` (progress
-messages included, written through the worker's ``Channel`` to /dev/null). Alternating, and
-swapping which goes first every round, spreads clock drift, thermal state and the neighbours'
-load evenly over both; the overhead is one minus the median of the per-round throughput
-ratios. Measuring two processes against each other instead would compare two placements,
-two heaps and two moments, which differ by more than the effect measured.
+``for _ in range(n): engine.infer(x)``, the worker's real ``timed_loop`` (progress messages
+included, written through the worker's ``Channel`` to /dev/null) and a second bare loop as a
+control. Alternating, and rotating the order every round, spreads clock drift, thermal state
+and the neighbours' load evenly over all three; the overhead is one minus the median of the
+per-round timed/bare throughput ratios, and the bare/bare control says how large a
+difference the machine's own noise makes (an overhead below it is not resolved).
+Measuring two processes against each other instead would compare two placements, two heaps
+and two moments, which differ by more than the effect measured.
 """
 
 from __future__ import annotations
@@ -32,36 +34,42 @@ UNCAPPED = 1 << 40  # max_queries for the timed slices: a null engine would hit 
 
 def alternate(engine: Any, inputs: Any, channel: Any, slice_s: float, rounds: int,
               progress_s: float = WORKER_PROGRESS_S) -> list[dict[str, Any]]:
-    """Per round: queries and seconds of a bare slice and of a ``timed_loop`` slice."""
+    """Per round: queries and seconds of three equal slices: a bare loop, the worker's
+    ``timed_loop``, and a second bare loop (the control: bare against bare shows how much
+    two identical slices differ here, the floor under any overhead this can resolve). The
+    order rotates every round so no kind always runs first or last."""
     from scaler.worker.main import timed_loop
 
     infer = engine.infer
     clock = time.monotonic_ns
     n = _calibrate(infer, inputs, slice_s)
     slice_ns = int(slice_s * 1e9)
+    kinds = ("bare", "timed", "control")
     out = []
     for r in range(rounds):
-        row: dict[str, Any] = {"round": r, "first": "bare" if r % 2 == 0 else "timed"}
-        for kind in (("bare", "timed") if r % 2 == 0 else ("timed", "bare")):
-            if kind == "bare":
+        order = kinds[r % 3:] + kinds[:r % 3]
+        row: dict[str, Any] = {"round": r, "order": list(order)}
+        for kind in order:
+            if kind != "timed":
                 t0 = clock()
                 for _ in range(n):
                     infer(inputs)
                 t1 = clock()
-                row.update(bare_queries=n, bare_s=(t1 - t0) / 1e9)
-            else:
-                t0 = clock()
-                rec = timed_loop(engine, inputs, threading.Event(), channel, progress_s,
-                                 UNCAPPED, until_ns=t0 + slice_ns)
-                t1 = clock()
-                starts, ends = rec.trimmed()
-                if not rec.count or starts[0] < t0 or ends[-1] > t1:
-                    raise RuntimeError("timed_loop samples fall outside the slice it ran in")
-                row.update(timed_queries=rec.count, timed_s=(t1 - t0) / 1e9,
-                           timed_recorded_s=(ends[-1] - starts[0]) / 1e9)
-        row["bare_qps"] = row["bare_queries"] / row["bare_s"]
-        row["timed_qps"] = row["timed_queries"] / row["timed_s"]
+                row.update({f"{kind}_queries": n, f"{kind}_s": (t1 - t0) / 1e9})
+                continue
+            t0 = clock()
+            rec = timed_loop(engine, inputs, threading.Event(), channel, progress_s,
+                             UNCAPPED, until_ns=t0 + slice_ns)
+            t1 = clock()
+            starts, ends = rec.trimmed()
+            if not rec.count or starts[0] < t0 or ends[-1] > t1:
+                raise RuntimeError("timed_loop samples fall outside the slice it ran in")
+            row.update(timed_queries=rec.count, timed_s=(t1 - t0) / 1e9,
+                       timed_recorded_s=(ends[-1] - starts[0]) / 1e9)
+        for kind in kinds:
+            row[f"{kind}_qps"] = row[f"{kind}_queries"] / row[f"{kind}_s"]
         row["ratio"] = row["timed_qps"] / row["bare_qps"]
+        row["control_ratio"] = row["control_qps"] / row["bare_qps"]
         out.append(row)
         n = max(1, round(slice_s * row["bare_qps"]))  # keep the slices equal in time
     return out
@@ -81,16 +89,28 @@ def _calibrate(infer: Any, inputs: Any, slice_s: float) -> int:
 
 
 def summarize_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median ratio -> overhead %, and the extra time per query the timed loop adds."""
+    """Median timed/bare ratio -> overhead %; the bare/bare control's spread -> noise floor;
+    and the extra time per query the timed loop adds."""
     ratios = [r["ratio"] for r in rounds]
+    controls = [r["control_ratio"] for r in rounds]
     extra_us = [(1 / r["timed_qps"] - 1 / r["bare_qps"]) * 1e6 for r in rounds]
     median_ratio = statistics.median(ratios)
+
+    def pooled(kind: str) -> float:
+        return sum(r[f"{kind}_queries"] for r in rounds) / sum(r[f"{kind}_s"] for r in rounds)
+
     return {
         "rounds": len(rounds),
         "median_ratio": median_ratio,
         "overhead_pct": (1 - median_ratio) * 100,
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
+        "pooled_overhead_pct": (1 - pooled("timed") / pooled("bare")) * 100,
+        "control_median_ratio": statistics.median(controls),
+        "control_min": min(controls),
+        "control_max": max(controls),
+        # how far a bare slice typically lands from another bare slice here, in %
+        "noise_pct": statistics.median(abs(c - 1) for c in controls) * 100,
         "bare_us_per_query": statistics.median(1e6 / r["bare_qps"] for r in rounds),
         "timed_us_per_query": statistics.median(1e6 / r["timed_qps"] for r in rounds),
         "extra_us_per_query": statistics.median(extra_us),

@@ -67,9 +67,11 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             predicted = (f"; the null loop's cost predicts "
                          f"{null_extra_us / e['bare_us_per_query'] * 100:.4f}%")
         limit = TARGETS["harness_overhead_pct"]
+        control = (f"; control bare/bare {e['control_min']:.4f}-{e['control_max']:.4f}, "
+                   f"noise {e['noise_pct']:.2f}%" if "noise_pct" in e else "")
         add("harness", f"timed loop vs bare loop, {name}",
-            f"{e['overhead_pct']:+.3f}% (median ratio {e['median_ratio']:.4f}, {spread}; "
-            f"bare {e['bare_us_per_query'] / 1000:.3f} ms/query{predicted})",
+            f"{e['overhead_pct']:+.3f}% (median ratio {e['median_ratio']:.4f}, {spread}"
+            f"{control}; bare {e['bare_us_per_query'] / 1000:.3f} ms/query{predicted})",
             f"< {limit:g}%", e["overhead_pct"] < limit, _cond(e))
     c = h.get("coordinator_null")
     if c:

@@ -25,15 +25,18 @@ CPUS, NODES = list(WHOLE.cpus), list(WHOLE.nodes)
 def test_null_overhead_child_alternates_real_slices():
     from scaler.bench.harness import measure_overhead
 
-    r = measure_overhead("null", "fp32", "resnet50", CPUS, NODES, slice_s=0.1, rounds=2)
-    assert r["rounds"] == 2 and [x["first"] for x in r["per_round"]] == ["bare", "timed"]
+    r = measure_overhead("null", "fp32", "resnet50", CPUS, NODES, slice_s=0.1, rounds=3)
+    assert r["rounds"] == 3
+    assert [x["order"][0] for x in r["per_round"]] == ["bare", "timed", "control"]
     assert r["worker"]["binding"]["cpus"] == CPUS and r["worker"]["threads"] == len(CPUS)
     for x in r["per_round"]:
-        assert x["bare_queries"] > 1000 and x["timed_queries"] > 1000
+        assert min(x["bare_queries"], x["timed_queries"], x["control_queries"]) > 1000
         assert 0.05 < x["timed_s"] < 1.0 and x["timed_recorded_s"] <= x["timed_s"]
     # recording two clock reads per query cannot be free against a call that does nothing
     assert r["timed_us_per_query"] > r["bare_us_per_query"]
     assert 0 < r["extra_us_per_query"] < 50
+    # the same bare loop twice lands far closer to itself than to the timed loop
+    assert abs(r["control_median_ratio"] - 1) < 1 - r["median_ratio"]
 
 
 def test_tf_overhead_child_is_close_to_its_bare_loop():
