@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import signal
 import time
@@ -143,6 +144,42 @@ class Worker:
             self.proc.kill()
 
 
+class WorkerPool:
+    """Warm workers kept between the groups of one scenario.
+
+    Starting a TensorFlow worker (import, model build, tracing, warm-up) costs seconds of CPU,
+    and a 1..8 sweep that starts fresh workers for every N spends most of its time there. A
+    worker that finished a group cleanly is kept idle (blocked on its stdin: no CPU) and
+    handed to a later group that asks for exactly the same instance: same target, arguments
+    and partition. Idle workers that the next group does not want are closed before it starts.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[Any, ...], list[tuple[Worker, dict[str, Any]]]] = {}
+
+    @staticmethod
+    def _key(target: Target, request: WorkerRequest) -> tuple[Any, ...]:
+        return (id(target), request.args, json.dumps(request.partition, sort_keys=True))
+
+    def take(self, target: Target, request: WorkerRequest
+             ) -> tuple[Worker, dict[str, Any]] | None:
+        found = self._idle.get(self._key(target, request))
+        while found:
+            worker, ready = found.pop()
+            if worker.proc.returncode is None:
+                return worker, ready
+        return None
+
+    def put(self, target: Target, request: WorkerRequest, worker: Worker,
+            ready: dict[str, Any]) -> None:
+        self._idle.setdefault(self._key(target, request), []).append((worker, ready))
+
+    async def close(self) -> None:
+        idle = [w for entries in self._idle.values() for w, _ in entries]
+        self._idle.clear()
+        await _close_all(idle)
+
+
 EventSink = Callable[..., None]
 
 
@@ -155,8 +192,10 @@ def _ignore(*_: Any, **__: Any) -> None:
 
 
 async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Target,
-                    on_event: EventSink = _ignore) -> GroupOutcome:
-    """Run the instances of one group together; always returns, with every worker gone.
+                    on_event: EventSink = _ignore, pool: WorkerPool | None = None
+                    ) -> GroupOutcome:
+    """Run the instances of one group together; always returns, with every worker gone
+    (or, with a ``pool``, the workers that completed cleanly kept idle in it).
 
     Cancellation (Ctrl-C, SIGTERM) is turned into an outcome marked ``interrupted`` that
     keeps the samples the workers could still hand over within a few seconds.
@@ -165,7 +204,7 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
     outcome = GroupOutcome([InstanceOutcome(r.index, r.partition) for r in requests])
     workers: list[Worker] = []
     try:
-        await _start(requests, target, workers, outcome, rules, on_event)
+        await _start(requests, target, workers, outcome, rules, on_event, pool)
         if all(i.status == "ready" for i in outcome.instances):
             await _measure(workers, outcome, rules, on_event)
     except asyncio.CancelledError:
@@ -174,8 +213,14 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(_collect(workers, outcome, deadline_s=3.0))
     finally:
+        kept = []
+        if pool is not None and not outcome.interrupted:
+            for w, inst in zip(workers, outcome.instances):
+                if inst.status == "complete" and w.proc.returncode is None:
+                    pool.put(target, w.request, w, inst.ready)
+                    kept.append(w)
         try:
-            await asyncio.shield(_close_all(workers))
+            await asyncio.shield(_close_all([w for w in workers if w not in kept]))
         finally:  # after closing: a VM's console and its end (relayed) are in the tail too
             for i, w in zip(outcome.instances, workers):
                 i.stderr_tail = list(w.stderr_tail)
@@ -184,13 +229,20 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
 
 
 async def _start(requests: list[WorkerRequest], target: Target, workers: list[Worker],
-                 outcome: GroupOutcome, rules: RunRules, on_event: EventSink) -> None:
-    for request in requests:
-        proc = await target.start(request)
-        workers.append(Worker(request, proc))
+                 outcome: GroupOutcome, rules: RunRules, on_event: EventSink,
+                 pool: WorkerPool | None) -> None:
+    warm = [pool.take(target, r) if pool is not None else None for r in requests]
+    if pool is not None:
+        await pool.close()  # idle workers this group does not want: free their memory first
+    for request, hit in zip(requests, warm):
+        workers.append(hit[0] if hit else Worker(request, await target.start(request)))
     on_event("started", workers=len(workers))
 
-    async def ready(w: Worker, inst: InstanceOutcome) -> None:
+    async def ready(w: Worker, inst: InstanceOutcome, hit: Any) -> None:
+        if hit is not None:  # already warm: its ready report stands, marked as reused
+            inst.ready, inst.status = {**hit[1], "reused": True}, "ready"
+            on_event("ready", instance=inst.index, pid=hit[1].get("pid"))
+            return
         try:
             async with asyncio.timeout(rules.ready_timeout_s):
                 message = await w.recv()
@@ -204,7 +256,7 @@ async def _start(requests: list[WorkerRequest], target: Target, workers: list[Wo
         except WorkerFailed as exc:
             inst.status, inst.error = "failed", str(exc)
 
-    await asyncio.gather(*(ready(w, i) for w, i in zip(workers, outcome.instances)))
+    await asyncio.gather(*(ready(w, i, h) for w, i, h in zip(workers, outcome.instances, warm)))
 
 
 async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules,

@@ -19,7 +19,7 @@ from typing import Any
 from affinity import Topology, plan, read_topology
 from affinity.cpulist import format_cpulist
 from scaler import results, stats, summaries
-from scaler.coordinator import GroupOutcome, RunRules, WorkerRequest, run_group
+from scaler.coordinator import GroupOutcome, RunRules, WorkerPool, WorkerRequest, run_group
 from scaler.engines.base import EngineSpec
 from scaler.errors import UsageError
 from scaler.progress import Reporter
@@ -43,6 +43,7 @@ class Session:
         self.topology = topology
         self.reporter = reporter
         self.target = target or LocalTarget()
+        self.pool = WorkerPool()  # warm workers reused by the next group that wants them
         self.vm: Any = None  # the VmTarget, made for the first vm group
         self.hosts: tuple[Any, ...] = ()  # scaler.hosts.Host of --hosts, probed by setup()
         self.host_topologies: dict[str, Topology] = {}
@@ -175,7 +176,7 @@ class Session:
         elif not self.hosts:  # a remote host's memory is its own business
             self.check_memory(n, batch)
         self.reporter.group_started(label, self.rules)
-        outcome = await run_group(reqs, self.rules, target, self.reporter.event)
+        outcome = await run_group(reqs, self.rules, target, self.reporter.event, self.pool)
         record = self.record(gid, placement, n, batch, layout, outcome, target)
         record.update(label=label, **extra)
         self.groups.append(record)
@@ -208,7 +209,9 @@ class Session:
             if inst.ready:
                 r = inst.ready
                 boot_ids.add(r.get("boot_id"))
-                entry.update(binding=r.get("binding"), threads=r.get("threads"),
+                entry.update(pid=r.get("pid"), reused=bool(r.get("reused")),
+                             binding=r.get("binding"),
+                             threads=r.get("threads"),
                              engine=r.get("engine"), hostname=r.get("hostname"),
                              load_s=r.get("load_s"), isa=r.get("isa"))
             if inst.start_ns is not None:
@@ -433,6 +436,8 @@ async def run_scenario(name: str, settings: Settings, out: Path, reporter: Repor
         try:
             await SCENARIOS[name](session)
         finally:
+            with contextlib.suppress(asyncio.CancelledError):  # a second Ctrl-C: still save
+                await asyncio.shield(session.pool.close())
             session.close()
             session.save(finished=True)
     return session

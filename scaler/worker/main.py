@@ -67,7 +67,9 @@ class Channel:
             message = protocol.decode(line)
             if message is None:
                 continue
-            if message["type"] in ("stop", "exit"):
+            if message["type"] == "start":  # cleared here, in order with the stop after it
+                self.stop.clear()
+            elif message["type"] in ("stop", "exit"):
                 self.stop.set()
             self.inbox.put(message)
         self.stop.set()  # EOF: the coordinator is gone
@@ -209,13 +211,12 @@ def run(args: argparse.Namespace, channel: Channel) -> int:
         channel.send("samples", **samples_message(rec))
         print_summary(rec, args.batch)
         return 0
-    command = channel.wait_for("start", "exit")
-    if command["type"] != "start":
-        return 0
-    rec = timed_loop(engine, inputs, channel.stop, channel, args.progress_s, args.max_queries)
-    channel.stop.wait()  # a capped worker idles until the group stops together
-    channel.send("samples", **samples_message(rec))
-    channel.wait_for("exit")
+    # one measurement per start; a coordinator may reuse this warm worker for its next group
+    while channel.wait_for("start", "exit")["type"] == "start":
+        rec = timed_loop(engine, inputs, channel.stop, channel, args.progress_s,
+                         args.max_queries)
+        channel.stop.wait()  # a capped worker idles until the group stops together
+        channel.send("samples", **samples_message(rec))
     engine.close()
     channel.send("bye")
     return 0

@@ -10,7 +10,7 @@ import sys
 import pytest
 import uvloop
 
-from scaler.coordinator import RunRules, WorkerRequest, run_group
+from scaler.coordinator import RunRules, WorkerPool, WorkerRequest, run_group
 from scaler.targets.local import LocalTarget
 from tests.scaler.helpers import alive, run_async
 
@@ -127,3 +127,22 @@ def test_pinned_worker_reports_its_binding(loop_factory):
     assert binding["cpus"] == [0]
     assert outcome.instances[0].ready["threads"] == 1
     assert sys.platform == "linux"
+
+
+def test_pool_reuses_a_warm_worker_for_the_same_instance_and_closes_the_rest(loop_factory):
+    pool = WorkerPool()
+
+    async def two_groups():
+        first = await run_group(null_requests(2), RULES, target, pool=pool)
+        second = await run_group(null_requests(1), RULES, target, pool=pool)
+        await pool.close()
+        return first, second
+
+    target = LocalTarget()
+    first, second = run_async(loop_factory, two_groups())
+    assert first.complete and second.complete, (first.errors, second.errors)
+    pids = [i.ready["pid"] for i in first.instances]
+    assert second.instances[0].ready["pid"] == pids[0]
+    assert second.instances[0].ready["reused"] is True
+    assert len(second.instances[0].start_ns) > 0
+    assert not any(alive(p) for p in pids)

@@ -39,8 +39,12 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     pinned2 = [g for g in doc["groups"] if g["placement"] == "pinned" and g["instances"] == 2][0]
     assert sorted(c for i in pinned2["per_instance"] for c in i["binding"]["cpus"]) == [0, 1]
     assert all(i["threads"] == 1 for i in pinned2["per_instance"])
-    shared2 = [g for g in doc["groups"] if g["placement"] == "shared" and g["instances"] == 2][0]
+    shared1, shared2 = [g for g in doc["groups"] if g["placement"] == "shared"]
     assert all(i["threads"] == 2 for i in shared2["per_instance"])
+    # the warm worker of N=1 serves again at N=2; the second one is new
+    assert shared1["per_instance"][0]["reused"] is False
+    assert [i["reused"] for i in shared2["per_instance"]] == [True, False]
+    assert shared2["per_instance"][0]["pid"] == shared1["per_instance"][0]["pid"]
     assert (run / "samples.npz").is_file() and (run / "scaling.png").is_file()
     shown = scaler_cmd("show", str(run), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["series"] == summary["series"]
