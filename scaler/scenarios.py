@@ -257,10 +257,9 @@ class Session:
 
     def check_memory(self, n: int, batch: int) -> None:
         """Refuse clearly when N workers at this batch cannot fit in available memory."""
-        base_gb, per_image_gb = MEMORY_MODEL_GB.get(self.spec.engine, (0.75, 0.0097))
         if self.spec.model != "resnet50":
             return  # the model is known only for the built-in ResNet50
-        need = n * (base_gb + per_image_gb * batch) * 2**30
+        need = n * worker_memory_gb(self.spec.engine, batch) * 2**30
         avail = available_memory_bytes()
         if avail is not None and need > avail:
             raise UsageError(

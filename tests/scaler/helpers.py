@@ -36,9 +36,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def worker_pids_of(parent: int) -> list[int]:
-    """Live ``scaler.worker`` processes whose parent is ``parent``."""
-    out = []
+def processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (ppid, cmdline) of every live (not zombie) process."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -46,9 +46,15 @@ def worker_pids_of(parent: int) -> list[int]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read()
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, ValueError):
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        if b"scaler.worker" in cmd and ppid == parent and alive(int(entry)):
-            out.append(int(entry))
+        if fields[0] != "Z":
+            out[int(entry)] = (int(fields[1]), cmd)
     return out
+
+
+def worker_pids_of(parent: int) -> list[int]:
+    """Live ``scaler.worker`` processes whose parent is ``parent``."""
+    return [pid for pid, (ppid, cmd) in processes().items()
+            if ppid == parent and b"scaler.worker" in cmd]

@@ -19,28 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaler.helpers import alive
+from tests.scaler.helpers import alive, processes
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSHD_START_TIMEOUT_S = 20.0
-
-
-def processes() -> dict[int, tuple[int, bytes]]:
-    """pid -> (ppid, cmdline) of every live process."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if fields[0] != "Z":
-            out[int(entry)] = (int(fields[1]), cmd)
-    return out
 
 
 def our_vms() -> set[int]:
