@@ -74,7 +74,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{control}; bare {e['bare_us_per_query'] / 1000:.3f} ms/query{predicted})",
             f"< {limit:g}%", e["overhead_pct"] < limit, _cond(e))
     c = h.get("coordinator_null")
-    if c:
+    if c and "error" in c:
+        add("harness", "null engine through run_group", f"failed: {c['error']}")
+    elif c:
         bare = next((e for e in h.get("engines", []) if e["engine"] == "null" and "error" not in e),
                     None)
         vs = f"; bare null loop {bare['bare_us_per_query']:.3f} µs" if bare else ""
