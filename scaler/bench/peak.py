@@ -41,8 +41,10 @@ class Kind:
     accumulator: str  # "f32" or "i32" lanes
     operands: tuple[float | int, float | int]  # per-lane constants of the two sources
     ops_per_instruction: int  # FLOP (fp32, bf16) or integer ops (int8): 2 per multiply-add
-    mnemonic: str  # what the compiled loop must contain, on zmm registers
+    mnemonic: str  # what the compiled loop must contain, on ``register`` registers
     isa: str  # /proc/cpuinfo flag the instruction needs
+    lanes: int = LANES
+    register: str = "zmm"
 
 
 # y <- y * m + c converges to c / (1 - m) = 1: no overflow, no denormals. The bf16 operands are
@@ -56,6 +58,15 @@ KINDS = {
     "int8": Kind("int8", "llvm.x86.avx512.vpdpbusd.512", "i32", (0x01010101, 0x01010101),
                  LANES * 4 * 2, "vpdpbusd", "avx512_vnni"),
 }
+# Probes that explain a peak rather than being one. The same FMAs on 256-bit ymm registers:
+# if they reach the zmm rate, the core's FMA pipes are 256 bits wide and run AVX-512 in two
+# halves (Zen 4), so the 512-bit peak is half of what two 512-bit pipes would give (Zen 5).
+# Two dependent zmm chains are bound by the FMA latency (4 cycles on Zen 3, 4 and 5), not by
+# the pipes: their rate gives the clock, GFLOP/s / (2 chains x 32 FLOP / 4 cycles).
+YMM = Kind("fp32", "llvm.fma.v8f32", "f32", (0.999999, 1e-6), 8 * 2, "vfmadd", "avx2",
+           lanes=8, register="ymm")
+FMA_LATENCY_CYCLES = 4
+PROBES = {"fp32_ymm": (YMM, CHAINS), "fp32_2_chains": (KINDS["fp32"], 2)}
 
 
 def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
@@ -66,8 +77,9 @@ def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
     from numba.extending import intrinsic
 
     i32, f32 = ir.IntType(32), ir.FloatType()
-    acc_type = ir.VectorType(f32 if kind.accumulator == "f32" else i32, LANES)
-    src_type = acc_type if kind.precision == "fp32" else ir.VectorType(i32, LANES)
+    lanes = kind.lanes
+    acc_type = ir.VectorType(f32 if kind.accumulator == "f32" else i32, lanes)
+    src_type = acc_type if kind.precision == "fp32" else ir.VectorType(i32, lanes)
 
     @intrinsic
     def chains_of(typingctx: Any, iters: Any) -> Any:
@@ -76,7 +88,7 @@ def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
             fn_type = ir.FunctionType(acc_type, [acc_type, src_type, src_type])
             fn = (builder.module.globals.get(kind.intrinsic)
                   or ir.Function(builder.module, fn_type, kind.intrinsic))
-            a, b = (ir.Constant(src_type, [v] * LANES) for v in kind.operands)
+            a, b = (ir.Constant(src_type, [v] * lanes) for v in kind.operands)
             entry = builder.basic_block
             loop = builder.append_basic_block("peak.loop")
             done = builder.append_basic_block("peak.done")
@@ -87,8 +99,8 @@ def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
             accs = []
             for k in range(chains):
                 acc = builder.phi(acc_type)
-                start = ([(k + 1) / chains + lane * 1e-3 for lane in range(LANES)]
-                         if kind.accumulator == "f32" else [k + lane for lane in range(LANES)])
+                start = ([(k + 1) / chains + lane * 1e-3 for lane in range(lanes)]
+                         if kind.accumulator == "f32" else [k + lane for lane in range(lanes)])
                 acc.add_incoming(ir.Constant(acc_type, start), entry)
                 accs.append(acc)
             new = [builder.call(fn, [acc, a, b]) for acc in accs]
@@ -103,7 +115,7 @@ def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
             for value in new[1:]:  # every chain feeds the result: none is dead code
                 total = add(total, value)
             result = builder.extract_element(total, ir.Constant(i32, 0))
-            for lane in range(1, LANES):
+            for lane in range(1, lanes):
                 result = add(result, builder.extract_element(total, ir.Constant(i32, lane)))
             if kind.accumulator == "i32":
                 result = builder.sitofp(result, ir.DoubleType())
@@ -120,10 +132,10 @@ def build_kernel(kind: Kind, chains: int = CHAINS) -> Any:
     return kernel
 
 
-def zmm_instructions(kernel: Any, mnemonic: str) -> int:
-    """How many ``mnemonic`` instructions on 512-bit registers the compiled kernel holds."""
+def vector_instructions(kernel: Any, kind: Kind) -> int:
+    """How many ``kind`` instructions on its register width the compiled kernel holds."""
     asm = kernel.inspect_asm(kernel.signatures[0])
-    return len(re.findall(rf"\b{mnemonic}\w*\s+[^\n]*%zmm", asm))
+    return len(re.findall(rf"\b{kind.mnemonic}\w*\s+[^\n]*%{kind.register}", asm))
 
 
 def measure_here(kind: Kind, seconds: float, reps: int,
@@ -144,8 +156,9 @@ def measure_here(kind: Kind, seconds: float, reps: int,
         values.append(iters * ops_per_iter / (time.perf_counter() - t0) / 1e9)
     return {"precision": kind.precision, "gops": [round(v, 2) for v in values],
             "median_gops": statistics.median(values), "iters_per_rep": iters,
-            "chains": chains, "zmm_instructions": zmm_instructions(kernel, kind.mnemonic),
-            "instruction": kind.mnemonic}
+            "chains": chains, "lanes": kind.lanes,
+            "vector_instructions": vector_instructions(kernel, kind),
+            "instruction": f"{kind.mnemonic} {kind.register}"}
 
 
 # per-core peaks measured on this machine when the project started (DESIGN.md), for reference
@@ -179,10 +192,11 @@ def measure_peak(core_cpus: list[int], seconds: float, reps: int,
     ``core_cpus`` holds one CPU of each physical core. fp32 always; bf16 and int8 when the
     CPU has the instruction (``isa`` flags). The per-core peak is the median of every solo
     repetition; ``machine`` is that times the cores, and the concurrent run checks that all
-    cores reach it at once. The fp32 figures are also at the top level (``*_gflops``).
+    cores reach it at once. The fp32 figures are also at the top level (``*_gflops``), with
+    the probes (``PROBES``, solo runs only) that tell the FMA width and the clock.
     """
     kinds = [k for k, kind in KINDS.items() if k == "fp32" or kind.isa in isa]
-    solo = [run_children([cpu], kinds, seconds, reps)[0] for cpu in core_cpus]
+    solo = [run_children([cpu], kinds + list(PROBES), seconds, reps)[0] for cpu in core_cpus]
     together = run_children(core_cpus, kinds, seconds, reps) if len(core_cpus) > 1 else solo
     by_precision = {}
     for k in kinds:
@@ -193,9 +207,13 @@ def measure_peak(core_cpus: list[int], seconds: float, reps: int,
             "concurrent_gops": round(sum(r["kinds"][k]["median_gops"] for r in together), 1),
             "design_per_core_gops": DESIGN_PEAK_PER_CORE[k],
             "instruction": KINDS[k].mnemonic,
-            "zmm_instructions": min(r["kinds"][k]["zmm_instructions"] for r in solo),
+            "zmm_instructions": min(r["kinds"][k]["vector_instructions"] for r in solo),
         }
     fp32 = by_precision["fp32"]
+    probes = {name: statistics.median(v for r in solo for v in r["kinds"][name]["gops"])
+              for name in PROBES}
+    clock = probes["fp32_2_chains"] / (2 * KINDS["fp32"].ops_per_instruction
+                                       / FMA_LATENCY_CYCLES)
     return {
         "method": (f"numba @intrinsic kernels: {CHAINS} independent 512-bit accumulators, "
                    "each updated by one FMA (fp32), vdpbf16ps (bf16) or vpdpbusd (int8) per "
@@ -205,8 +223,13 @@ def measure_peak(core_cpus: list[int], seconds: float, reps: int,
         "cores": len(core_cpus),
         "machine_gflops": fp32["machine_gops"],
         "concurrent_gflops": fp32["concurrent_gops"],
-        # two 512-bit FMA pipes x 16 lanes x 2 FLOP per cycle
+        # the clock if the core did two 512-bit FMAs per cycle (what 266 GFLOP/s assumes)
         "implied_fma_clock_ghz": round(fp32["per_core_gops"] / (2 * LANES * 2), 2),
+        "ymm_gflops": round(probes["fp32_ymm"], 1),
+        "zmm_over_ymm": round(fp32["per_core_gops"] / probes["fp32_ymm"], 2),
+        "latency_bound_gflops": round(probes["fp32_2_chains"], 1),
+        "clock_ghz": round(clock, 2),
+        "fp32_flop_per_cycle": round(fp32["per_core_gops"] / clock, 1),
         "precisions": by_precision,
         "solo": solo,
         "together": together,
@@ -218,12 +241,15 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m scaler.bench.peak", description=__doc__)
     p.add_argument("--cpu", type=int, required=True)
-    p.add_argument("--kinds", default="fp32", help="comma-separated: fp32, bf16, int8")
+    p.add_argument("--kinds", default="fp32",
+                   help="comma-separated: fp32, bf16, int8, fp32_ymm, fp32_2_chains")
     p.add_argument("--seconds", type=float, default=3.0, help="per kind")
     p.add_argument("--reps", type=int, default=5)
     args = p.parse_args(argv)
     bind([args.cpu], threads=1)
-    kinds = {k: measure_here(KINDS[k], args.seconds, args.reps) for k in args.kinds.split(",")}
+    table = {**{k: (kind, CHAINS) for k, kind in KINDS.items()}, **PROBES}
+    kinds = {k: measure_here(table[k][0], args.seconds, args.reps, table[k][1])
+             for k in args.kinds.split(",")}
     print(MARK + json.dumps({"kinds": kinds}), flush=True)
     return 0
 
