@@ -26,8 +26,10 @@ from scaler.bench.machine import CpuMeter, loadavg, wait_until_quiet
 
 NOTES = [
     "harness: one pinned child per engine alternates equal time slices of a bare "
-    "`engine.infer` loop and the worker's `timed_loop` (progress messages to /dev/null), "
-    "swapping the order every round; overhead = 1 - median(timed/bare throughput).",
+    "`engine.infer` loop, the worker's `timed_loop` (progress messages to /dev/null) and a "
+    "second bare loop (control), rotating the order every round; overhead = 1 - "
+    "median(timed/bare throughput); noise = median |control/bare - 1|; an overhead above "
+    "target but within the noise is 'unresolved'.",
     "coordinator: `run_group` with one pinned null worker on the local target, default "
     "--max-queries; µs/query = 1 / the throughput computed from its samples.",
     "peak: numba @intrinsic kernels of 12 independent zmm accumulators (fp32 FMA, bf16 "

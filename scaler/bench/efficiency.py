@@ -58,11 +58,18 @@ def measure_precision(precision: str, engine: str, model: str, batch: int, out: 
     cores = len(topology.usable_cores)
     rows = []
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        for layout in layouts(batch, cores):
-            with CpuMeter() as meter:
-                record = runner.run(session.group(Placement.pinned, layout.instances,
-                                                  layout.batch, label=layout.label))
-            rows.append(_row(layout, record, model, meter.result))
+        try:
+            for layout in layouts(batch, cores):
+                with CpuMeter() as meter:
+                    record = runner.run(session.group(Placement.pinned, layout.instances,
+                                                      layout.batch, label=layout.label))
+                    # the session keeps finished workers warm for a later group; no layout
+                    # here reuses one, and they must be gone (and waited for) for the meter
+                    # to count their CPU time as the bench's own
+                    runner.run(session.pool.close())
+                rows.append(_row(layout, record, model, meter.result))
+        finally:
+            runner.run(session.pool.close())
     session.save(finished=True)
     done = [r for r in rows if r["status"] == "complete"]
     best = max(done, key=lambda r: r["throughput_ips"]) if done else None

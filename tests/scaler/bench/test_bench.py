@@ -76,6 +76,9 @@ def test_efficiency_layouts_with_the_null_engine(tmp_path):
                           min_queries=2, warmup_s=0.1, quiet=True)
     assert [x["status"] for x in r["layouts"]] == ["complete"] * len(r["layouts"])
     assert r["best"]["throughput_ips"] == max(x["throughput_ips"] for x in r["layouts"])
+    # each layout's workers are gone (and waited for) inside its own meter: their CPU time
+    # (start-up, warm-up, a busy null loop) counts as the bench's own, not as someone else's
+    assert all(x["machine"]["own_cpu_s"] >= 0.3 for x in r["layouts"]), r["layouts"]
     assert (tmp_path / os.path.basename(r["run"]) / "run.json").is_file()
     peak = {"machine_gflops": 100.0, "precisions": {"fp32": {"machine_gops": 100.0}}}
     assert with_peak(r, peak)["fraction_of_fp32_peak"] == pytest.approx(
@@ -121,6 +124,17 @@ def test_targets_are_judged_from_raw_figures():
     assert met(results(0.76, 160.0), "int8 / fp32") == [True]
     assert met(results(0.76, 140.0), "int8 / fp32") == [False]
     assert met({**results(0.74, 140.0), "quick": True}, "best fp32") == [None]
+
+    def harness(overhead, noise):
+        return {"sections": {"harness": {"engines": [
+            {"engine": "tf", "precision": "fp32", "model": "resnet50", "batch": 1,
+             "overhead_pct": overhead, "median_ratio": 1 - overhead / 100, "ratio_min": 0.9,
+             "ratio_max": 1.1, "control_min": 0.9, "control_max": 1.1, "noise_pct": noise,
+             "bare_us_per_query": 50_000.0}]}}}
+
+    assert met(harness(0.5, 4.0), "timed loop") == [True]
+    assert met(harness(2.0, 4.0), "timed loop") == ["unresolved"]
+    assert met(harness(2.0, 0.5), "timed loop") == [False]
 
 
 def test_cli_writes_json_and_table_atomically(tmp_path):
