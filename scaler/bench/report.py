@@ -119,6 +119,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             value = (f"{ips:.1f} images/s" if ips is not None else layout["status"])
             if layout.get("gflops"):
                 value += f", {layout['gflops']:.0f} GFLOP/s"
+            rates = [r for r in layout.get("per_instance_ips", []) if r is not None]
+            if len(rates) > 1:  # few long queries: the common window is coarse, show both
+                value += (f" (common window; instances "
+                          f"{' + '.join(f'{r:.1f}' for r in rates)} = {sum(rates):.1f})")
             add("efficiency", f"{prec['engine']} {prec['precision']} {prec['model']}: "
                 f"{layout['label']}", value, cond=_cond(layout))
         best = prec.get("best")
