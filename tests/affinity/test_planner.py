@@ -8,6 +8,7 @@ import json
 import pytest
 
 from affinity import PlanError, format_cpulist, parse_cpulist, plan, read_topology
+from tests.affinity.fixtures.make_sysfs import machines
 
 
 @pytest.fixture(scope="module")
@@ -172,18 +173,7 @@ def test_plan_is_frozen(topo):
     assert isinstance(result.partitions, tuple) and isinstance(result.warnings, tuple)
 
 
-FIXTURES = [
-    "xeon-2s-ht",
-    "epyc-2s-nps4",
-    "cloud-vm-adjacent",
-    "numa-16",
-    "uneven-43-43-42",
-    "offline-cpus",
-    "cxl-memory-node",
-    "hybrid-alder-lake",
-    "old-kernel",
-    "minimal-container",
-]
+FIXTURES = list(machines())  # every well-formed fixture machine
 
 
 @pytest.mark.parametrize("name", FIXTURES)
