@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "schema": "scaler-bench/1",
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name if argv is None else "scaler.bench",
+        "command": ["python", "-m", "scaler.bench",
                     *(sys.argv[1:] if argv is None else argv)],
         "quick": cfg.quick,
         "host": {**run_results.host_info(), "cpu_model": _cpu_model(),
