@@ -9,7 +9,7 @@ import typer
 from affinity import Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
-from scaler.cli.topology import SYSFS_HELP, format_table
+from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
 
 
 def plan(
@@ -33,10 +33,8 @@ def plan(
         bool,
         typer.Option("--oversubscribe", help="Allow more demand than cores: share round-robin."),
     ] = False,
-    sysfs_root: Annotated[
-        str, typer.Option("--sysfs-root", metavar="DIR", help=SYSFS_HELP)
-    ] = "/sys",
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+    sysfs_root: SysfsRoot = "/sys",
+    json_output: JsonOutput = False,
 ) -> None:
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():

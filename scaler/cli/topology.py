@@ -14,13 +14,13 @@ SYSFS_HELP = (
     "Read this sysfs tree instead of /sys; its online CPUs are taken as usable "
     "(the running process's affinity says nothing about another machine)."
 )
+SysfsRoot = Annotated[str, typer.Option("--sysfs-root", metavar="DIR", help=SYSFS_HELP)]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")]
 
 
 def topology(
-    sysfs_root: Annotated[
-        str, typer.Option("--sysfs-root", metavar="DIR", help=SYSFS_HELP)
-    ] = "/sys",
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+    sysfs_root: SysfsRoot = "/sys",
+    json_output: JsonOutput = False,
 ) -> None:
     """Show packages, NUMA nodes, physical cores, threads per core, usable CPUs and ISA."""
     with errors_to_exit():
