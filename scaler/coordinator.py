@@ -23,6 +23,10 @@ from typing import Any
 
 from scaler.targets import Target
 from scaler.worker import protocol
+from scaler.worker.protocol import WorkerRequest
+
+__all__ = ["GroupOutcome", "InstanceOutcome", "RunRules", "WorkerPool", "WorkerRequest",
+           "run_group"]
 
 STDERR_TAIL_LINES = 40
 
@@ -37,15 +41,6 @@ class RunRules:
     max_duration_s: float = 600.0  # stop even if min_queries is not reached (then say so)
     ready_timeout_s: float = 300.0
     stall_timeout_s: float = 60.0  # longest silence from a running worker
-
-
-@dataclass(frozen=True)
-class WorkerRequest:
-    """One instance of a group: its worker arguments and what to record about it."""
-
-    index: int
-    args: tuple[str, ...]
-    partition: dict[str, Any] | None  # {"cpus": [...], "nodes": [...]} or None (unpinned)
 
 
 @dataclass
@@ -159,7 +154,7 @@ class WorkerPool:
 
     @staticmethod
     def _key(target: Target, request: WorkerRequest) -> tuple[Any, ...]:
-        return (id(target), request.args, json.dumps(request.partition, sort_keys=True))
+        return (id(target), request.spec, json.dumps(request.partition, sort_keys=True))
 
     def take(self, target: Target, request: WorkerRequest
              ) -> tuple[Worker, dict[str, Any]] | None:
@@ -259,78 +254,100 @@ async def _start(requests: list[WorkerRequest], target: Target, workers: list[Wo
     await asyncio.gather(*(ready(w, i, h) for w, i, h in zip(workers, outcome.instances, warm)))
 
 
+class _Watch:
+    """What the coordinator knows of a group while it measures: queries so far, when each
+    worker was last heard from, which have started and which hit ``--max-queries``."""
+
+    def __init__(self, n: int, rules: RunRules, stall_s: float) -> None:
+        self.rules, self.stall_s = rules, stall_s
+        self.t0 = time.monotonic()
+        self.queries = [0] * n
+        self.heard = [self.t0] * n
+        self.started: set[int] = set()
+        self.capped: set[int] = set()  # reached --max-queries: idle, silent, not stalled
+        self.window_t0 = float("inf")  # min_duration counts once every instance is running
+
+    def enough(self, now: float) -> bool:
+        """The run rules are met, the time limit is reached, or every worker is capped."""
+        r = self.rules
+        met = now - self.window_t0 >= r.min_duration_s and sum(self.queries) >= r.min_queries
+        return met or now - self.t0 >= r.max_duration_s or len(self.capped) == len(self.heard)
+
+    def stalled(self, now: float) -> list[int]:
+        return [k for k, h in enumerate(self.heard)
+                if now - h > self.stall_s and k not in self.capped]
+
+    def wake_in(self, now: float) -> float:
+        """Seconds until the next deadline: the time limit, a stall, or the window's end."""
+        running = [h for k, h in enumerate(self.heard) if k not in self.capped] or [now]
+        wake = min(self.t0 + self.rules.max_duration_s, min(running) + self.stall_s,
+                   max(self.window_t0 + self.rules.min_duration_s, now))
+        return max(wake - now, 0.001)
+
+    def heard_from(self, k: int, message: dict[str, Any]) -> None:
+        self.heard[k] = time.monotonic()
+        if message["type"] == "started":
+            self.started.add(k)
+            if len(self.started) == len(self.heard):
+                self.window_t0 = self.heard[k]
+        elif message["type"] in ("progress", "capped"):
+            self.queries[k] = int(message["queries"])
+            if message["type"] == "capped":
+                self.capped.add(k)
+
+
 async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules,
                    on_event: EventSink) -> None:
     """Start all, wait until the run rules are met (or a worker fails), stop, collect."""
     events: asyncio.Queue[tuple[int, dict[str, Any] | Exception]] = asyncio.Queue()
-
-    async def pump(k: int, w: Worker) -> None:
-        while True:
-            try:
-                message = await w.recv()
-            except WorkerFailed as exc:
-                await events.put((k, exc))
-                return
-            await events.put((k, message))
-            if message["type"] == "samples":
-                return
-
     slowest_query_s = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     stall_s = max(rules.stall_timeout_s, 10 * slowest_query_s)  # a long batch is not a stall
     for w in workers:
         w.send("start")
-    t0 = time.monotonic()
+    watch = _Watch(len(workers), rules, stall_s)
     on_event("measuring", min_duration_s=rules.min_duration_s, min_queries=rules.min_queries)
-    pumps = [asyncio.ensure_future(pump(k, w)) for k, w in enumerate(workers)]
-    queries = [0] * len(workers)
-    heard = [t0] * len(workers)
-    started: set[int] = set()
-    capped: set[int] = set()  # reached --max-queries: idle, silent, not stalled
-    # min_duration counts from the moment every instance is running (the common window)
-    window_t0 = float("inf")
+    pumps = [asyncio.ensure_future(_pump(k, w, events)) for k, w in enumerate(workers)]
     try:
-        while True:
-            now = time.monotonic()
-            enough = (now - window_t0 >= rules.min_duration_s
-                      and sum(queries) >= rules.min_queries)
-            if enough or now - t0 >= rules.max_duration_s or len(capped) == len(workers):
-                outcome.under_min_queries = sum(queries) < rules.min_queries
-                break
-            stalled = [k for k, h in enumerate(heard) if now - h > stall_s and k not in capped]
+        while not watch.enough(now := time.monotonic()):
+            stalled = watch.stalled(now)
+            for k in stalled:
+                outcome.instances[k].status = "failed"
+                outcome.instances[k].error = (f"stalled: no report for {stall_s:g} s "
+                                              f"{workers[k]._stderr_hint()}").rstrip()
             if stalled:
-                for k in stalled:
-                    outcome.instances[k].status = "failed"
-                    outcome.instances[k].error = (
-                        f"stalled: no report for {stall_s:g} s "
-                        f"{workers[k]._stderr_hint()}").rstrip()
                 break
-            running = [h for k, h in enumerate(heard) if k not in capped] or [now]
-            wake = min(t0 + rules.max_duration_s, min(running) + stall_s,
-                       max(window_t0 + rules.min_duration_s, now))
             try:
-                async with asyncio.timeout(max(wake - now, 0.001)):
+                async with asyncio.timeout(watch.wake_in(now)):
                     k, message = await events.get()
             except TimeoutError:
                 continue
-            heard[k] = time.monotonic()
             if isinstance(message, Exception):
-                outcome.instances[k].status = "failed"
-                outcome.instances[k].error = str(message)
+                outcome.instances[k].status, outcome.instances[k].error = "failed", str(message)
                 break
-            if message["type"] == "started":
-                started.add(k)
-                if len(started) == len(workers):
-                    window_t0 = heard[k]
-            elif message["type"] in ("progress", "capped"):
-                queries[k] = int(message["queries"])
-                if message["type"] == "capped":
-                    capped.add(k)
-                on_event("progress", elapsed_s=heard[k] - t0, queries=sum(queries))
+            watch.heard_from(k, message)
+            if message["type"] == "progress":
+                on_event("progress", elapsed_s=watch.heard[k] - watch.t0,
+                         queries=sum(watch.queries))
+        outcome.under_min_queries = sum(watch.queries) < rules.min_queries
     finally:
         for p in pumps:
             p.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
     await _collect(workers, outcome, deadline_s=stall_s)
+
+
+async def _pump(k: int, w: Worker,
+                events: asyncio.Queue[tuple[int, dict[str, Any] | Exception]]) -> None:
+    """Forward a worker's messages to the group's queue until its samples (or its end)."""
+    while True:
+        try:
+            message = await w.recv()
+        except WorkerFailed as exc:
+            await events.put((k, exc))
+            return
+        await events.put((k, message))
+        if message["type"] == "samples":
+            return
 
 
 async def _collect(workers: list[Worker], outcome: GroupOutcome, deadline_s: float) -> None:

@@ -14,7 +14,6 @@ from scaler.results import Run
 from scaler.summaries import multistream_results, scaling_series
 
 FORMATS = ("png", "svg", "pdf")
-LINESTYLES = {"shared": "o-", "pinned": "s-", "vm": "^-"}
 
 
 def _pyplot() -> Any:
@@ -24,6 +23,13 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _marker(placement: str) -> str:
+    from scaler.placements import find
+
+    known = find(placement)
+    return known.marker if known is not None else "d"
 
 
 def _series_label(s: dict[str, Any]) -> str:
@@ -71,7 +77,7 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
         ns = [p["instances"] for p in pts]
         ips = [p["throughput_ips"] for p in pts]
         max_n = max(max_n, *ns)
-        style = LINESTYLES.get(s["placement"], "d-")
+        style = _marker(s["placement"]) + "-"
         if s.get("simulated"):
             line, = ax.plot(ns, ips, style[0] + "--", markerfacecolor="none",
                             label=_series_label(s))

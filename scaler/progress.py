@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaler.coordinator import RunRules
+if TYPE_CHECKING:
+    from scaler.coordinator import RunRules
 
 
 class Reporter:

@@ -79,9 +79,10 @@ def host_info() -> dict[str, Any]:
     """What a reader needs to trust the numbers: machine, kernel and software versions."""
     from importlib import metadata
 
+    from scaler.engines.registry import version_packages
+
     versions = {"python": platform.python_version()}
-    for package in ("scaler", "numpy", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
-                    "uvloop"):
+    for package in ("scaler", "numpy", "uvloop", *version_packages()):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

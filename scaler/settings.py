@@ -10,12 +10,6 @@ from typing import Any
 from scaler.errors import UsageError
 
 
-class Placement(StrEnum):
-    shared = "shared"  # N unpinned processes, each sized for the whole machine
-    pinned = "pinned"  # N processes, each confined to its own cores and NUMA memory
-    vm = "vm"  # N QEMU VMs, each with its vCPUs pinned 1:1 to a partition's CPUs
-
-
 class Stat(StrEnum):
     p99 = "p99"
     p90 = "p90"
@@ -29,7 +23,7 @@ class Settings:
     precision: str = "fp32"
     model: str = "resnet50"
     batch: int = 1
-    placements: tuple[Placement, ...] = (Placement.pinned,)
+    placements: tuple[str, ...] = ("pinned",)  # names in scaler.placements
     instances: tuple[int, ...] = (1,)
     smt: bool = False
     min_duration_s: float = 10.0
@@ -47,7 +41,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["placements"] = [p.value for p in self.placements]
+        d["placements"] = list(self.placements)
         d["stat"] = self.stat.value
         d["instances"] = list(self.instances)
         return d
@@ -69,18 +63,6 @@ def parse_instances(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise UsageError(f"bad instance list {text!r}: instance counts must be at least 1")
     return tuple(sorted(values))
-
-
-def parse_placements(text: str) -> tuple[Placement, ...]:
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    known = ", ".join(p.value for p in Placement)
-    try:
-        placements = tuple(dict.fromkeys(Placement(n) for n in names))
-    except ValueError:
-        raise UsageError(f"unknown placement in {text!r}: choose from {known}") from None
-    if not placements:
-        raise UsageError(f"no placement given: choose from {known}")
-    return placements
 
 
 def parse_memory_mb(text: str) -> int:

@@ -44,7 +44,7 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                    latency_ms=_lat(g, ("mean", "p50", "p99")), queries=g.get("queries", 0))
     elif scenario == "scaling":
         out["series"] = scaling_series(groups)
-        out["pinned_over_shared"] = pinned_over_shared(out["series"])
+        out.update(ratios_over_baseline(out["series"]))
     elif scenario == "multistream":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], results=multistream_results(doc))
@@ -69,13 +69,19 @@ def scaling_series(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(series.values())
 
 
-def pinned_over_shared(series: list[dict[str, Any]]) -> dict[str, float]:
-    """Aggregate throughput of pinned over shared at each N measured in both."""
+def ratios_over_baseline(series: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Aggregate throughput of each placement over the baseline placement's (bare metal) at
+    each N measured in both: ``{"pinned_over_shared": {"1": 1.04, ...}, ...}``. Keyed by the
+    placements present in the series (a run without the baseline gets empty ratios)."""
+    from scaler.placements import baseline
+
+    base = baseline()
     by = {s["placement"]: {p["instances"]: p["throughput_ips"] for p in s["points"]}
           for s in series}
-    pinned, shared = by.get("pinned", {}), by.get("shared", {})
-    return {str(n): pinned[n] / shared[n] for n in sorted(pinned.keys() & shared.keys())
-            if shared[n]}
+    ref = by.get(base, {})
+    return {f"{name}_over_{base}": {str(n): points[n] / ref[n]
+                                    for n in sorted(points.keys() & ref.keys()) if ref[n]}
+            for name, points in by.items() if name != base}
 
 
 def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,7 +93,7 @@ def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
         fits = [g for g in probes if (g.get("latency_ms") or {}).get(stat, 1e300) <= bound]
         best = max(fits, key=lambda g: g["batch"]) if fits else None
         row: dict[str, Any] = {
-            "placement": "pinned", "layout": layout,
+            "placement": probes[0]["placement"] if probes else None, "layout": layout,
             "instances": probes[0]["instances"] if probes else None,
             "batch": best["batch"] if best else None,
             "latency_ms": (best["latency_ms"][stat] if best else None),
@@ -136,10 +142,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        ratio = summary.get("pinned_over_shared") or {}
-        if ratio:
-            out.append("  pinned/shared: " + "  ".join(f"N={n} {r:.2f}x"
-                                                        for n, r in ratio.items()))
+        out += _ratio_lines(summary, "  ")
     elif scenario == "multistream":
         out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']}")
         for r in summary["results"]:
@@ -150,6 +153,17 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 first = r["probes"][0] if r["probes"] else {}
                 out.append(f"  {r['layout']}: no batch meets the bound (batch 1: "
                            f"{_ms(first.get('latency_ms'))} ms)")
+    return out
+
+
+def _ratio_lines(summary: dict[str, Any], indent: str) -> list[str]:
+    """``pinned/shared: N=1 1.04x ...`` for each placement measured beside the baseline."""
+    out = []
+    for key, ratios in ratios_over_baseline(summary.get("series", [])).items():
+        if ratios:
+            top, base = key.split("_over_")
+            out.append(f"{indent}{top}/{base}: " + "  ".join(f"N={n} {r:.2f}x"
+                                                             for n, r in ratios.items()))
     return out
 
 
@@ -168,9 +182,7 @@ def headline(suite: dict[str, Any]) -> list[str]:
         for s in sc["series"]:
             pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}" for p in s["points"])
             out.append(f"  scaling {s['placement']} (images/s): {pts}")
-        if sc.get("pinned_over_shared"):
-            out.append("  pinned/shared: " + "  ".join(
-                f"N={n} {r:.2f}x" for n, r in sc["pinned_over_shared"].items()))
+        out += _ratio_lines(sc, "  ")
     ms_ = suite.get("multistream")
     if ms_:
         for r in ms_["results"]:

@@ -46,14 +46,15 @@ def measure_precision(precision: str, engine: str, model: str, batch: int, out: 
 
     from scaler import scenarios
     from scaler.progress import Reporter
-    from scaler.settings import Placement, Settings
+    from scaler.session import Session
+    from scaler.settings import Settings
 
     settings = Settings(engine=engine, precision=precision, model=model, batch=batch,
                         min_duration_s=min_duration_s, min_queries=min_queries,
                         warmup_s=warmup_s, cache_dir=cache_dir)
     spec, topology = scenarios.prepare(settings)
     out.mkdir(parents=True, exist_ok=True)
-    session = scenarios.Session("throughput", settings, spec, out, topology,
+    session = Session("throughput", settings, spec, out, topology,
                                 Reporter(quiet=quiet))
     cores = len(topology.usable_cores)
     rows = []
@@ -61,7 +62,7 @@ def measure_precision(precision: str, engine: str, model: str, batch: int, out: 
         try:
             for layout in layouts(batch, cores):
                 with CpuMeter() as meter:
-                    record = runner.run(session.group(Placement.pinned, layout.instances,
+                    record = runner.run(session.group("pinned", layout.instances,
                                                       layout.batch, label=layout.label))
                     # the session keeps finished workers warm for a later group; no layout
                     # here reuses one, and they must be gone (and waited for) for the meter

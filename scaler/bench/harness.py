@@ -122,15 +122,13 @@ def measure_overhead(engine: str, precision: str, model: str, cpus: list[int],
                      warmup_s: float = 1.0, cache_dir: str | None = None,
                      timeout_s: float = 1800) -> dict[str, Any]:
     """Run the overhead child for one engine and summarize its rounds."""
-    from affinity.cpulist import format_cpulist
+    from scaler.worker.spec import WorkerSpec
 
+    spec = WorkerSpec(engine=engine, precision=precision, model=model, batch=batch,
+                      cpus=tuple(cpus), nodes=tuple(nodes), threads=len(cpus),
+                      warmup_s=warmup_s, cache_dir=cache_dir)
     argv = [sys.executable, "-m", "scaler.bench.harness", "--slice-s", str(slice_s),
-            "--rounds", str(rounds), "--engine", engine, "--precision", precision,
-            "--model", model, "--batch", str(batch), "--cpus", format_cpulist(cpus),
-            "--nodes", format_cpulist(nodes), "--threads", str(len(cpus)),
-            "--warmup-s", str(warmup_s)]
-    if cache_dir:
-        argv += ["--cache-dir", cache_dir]
+            "--rounds", str(rounds), *spec.argv()]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout_s, env=env)
@@ -169,15 +167,14 @@ async def _null_group(cpus: list[int], nodes: list[int], min_duration_s: float,
                       warmup_s: float) -> dict[str, Any]:
     import numpy as np
 
-    from affinity.cpulist import format_cpulist
     from scaler import stats
     from scaler.coordinator import RunRules, WorkerRequest, run_group
     from scaler.targets.local import LocalTarget
+    from scaler.worker.spec import WorkerSpec
 
-    args = ("--engine", "null", "--precision", "fp32", "--model", "resnet50", "--batch", "1",
-            "--instance", "0", "--cpus", format_cpulist(cpus), "--nodes", format_cpulist(nodes),
-            "--threads", str(len(cpus)), "--warmup-s", str(warmup_s))
-    request = WorkerRequest(0, args, {"cpus": list(cpus), "nodes": list(nodes)})
+    spec = WorkerSpec(engine="null", cpus=tuple(cpus), nodes=tuple(nodes), threads=len(cpus),
+                      warmup_s=warmup_s)
+    request = WorkerRequest(0, spec, {"cpus": list(cpus), "nodes": list(nodes)})
     rules = RunRules(min_duration_s=min_duration_s, min_queries=100, warmup_s=warmup_s)
     outcome = await run_group([request], rules, LocalTarget())
     inst = outcome.instances[0]
@@ -198,8 +195,8 @@ def child_main(argv: list[str] | None = None) -> int:
     p.add_argument("--slice-s", type=float, required=True)
     p.add_argument("--rounds", type=int, required=True)
     mine, worker_argv = p.parse_known_args(argv)
-    args = parse_args(worker_argv)
-    engine, inputs, report = load(args)
+    spec, _ = parse_args(worker_argv)
+    engine, inputs, report = load(spec)
     channel = Channel(open(os.devnull, "wb", buffering=0))  # real messages, sent nowhere
     rounds = alternate(engine, inputs, channel, mine.slice_s, mine.rounds)
     engine.close()

@@ -45,7 +45,15 @@ app.command("capacity")(predict_cmd.capacity)
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Usage errors are one line on stderr with exit code 2, never a traceback."""
+    from scaler import plugins
+    from scaler.errors import UsageError
+
     command = typer.main.get_command(app)
+    try:
+        plugins.check()
+    except UsageError as exc:
+        print(f"scaler: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     try:
         result = command.main(args=argv, prog_name="scaler", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:

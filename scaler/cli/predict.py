@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
 
 Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
@@ -110,7 +111,7 @@ def simulate(
     instances: Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-64")]
     = "1-8",
     placement: Annotated[str, typer.Option(
-        "--placement", help="shared, pinned, vm (comma-separated)")] = "shared,pinned",
+        "--placement", help=f"{placements.help_text()} (comma-separated)")] = "shared,pinned",
     smt: Annotated[bool, typer.Option("--smt", help="give pinned instances SMT siblings")]
     = False,
     latency_bound_ms: Bound = 33.3,
@@ -232,14 +233,9 @@ def _assumptions(items: list[str]) -> dict[str, float]:
 
 
 def _placements(text: str) -> tuple[str, ...]:
-    from scaler.errors import UsageError
-    from scaler.simulate.layout import PLACEMENTS
+    from scaler.placements import parse_placements
 
-    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-    bad = [n for n in names if n not in PLACEMENTS]
-    if bad or not names:
-        raise UsageError(f"unknown placement in {text!r}: choose from {', '.join(PLACEMENTS)}")
-    return names
+    return parse_placements(text)
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -11,21 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
+from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.engines import registry as engines
 from scaler.errors import UsageError
-from scaler.settings import (
-    Settings,
-    Stat,
-    check_positive,
-    parse_instances,
-    parse_memory_mb,
-    parse_placements,
-)
+from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_memory_mb
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
-Engine = Annotated[str | None, typer.Option(
-    "--engine", help="tf, tflite or null (default: tf for fp32/bf16, tflite for int8)")]
+Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text())]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
 Model = Annotated[str, typer.Option(
     "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
@@ -38,7 +32,7 @@ Warmup = Annotated[float | None, typer.Option(
 Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
 Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
 PlacementOpt = Annotated[str, typer.Option(
-    "--placement", help="shared, pinned or vm (comma-separated for scaling)")]
+    "--placement", help=f"{placements.help_text()} (comma-separated for scaling)")]
 Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
 Batch = Annotated[int, typer.Option("--batch", help="images per query")]
 Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
@@ -81,14 +75,14 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     except ValueError:
         raise UsageError(f"unknown --stat {opts.get('stat')!r}: choose from "
                          f"{', '.join(s.value for s in Stat)}") from None
-    placements = parse_placements(opts.get("placement", "pinned"))
-    if scenario in ("latency", "throughput") and len(placements) > 1:
+    chosen = placements.parse_placements(opts.get("placement", "pinned"))
+    if scenario in ("latency", "throughput") and len(chosen) > 1:
         raise UsageError(f"{scenario} measures one instance: give one --placement, not "
                          f"{opts['placement']!r}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
-        placements=placements,
+        placements=chosen,
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
         latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
@@ -115,7 +109,8 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         base.mkdir(parents=True)
     rep = reporter()
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
-    _say_if_emulated([s for _, s, _ in prepared])
+    for note in dict.fromkeys(n for _, s, _ in prepared for n in sc.notes(s)):
+        err(f"scaler: note: {note}")
     done: list[Any] = []
     interrupted = False
 
@@ -145,9 +140,11 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             summary_all = summary
         if not as_json:
             err("\n".join(summaries.lines(summary)))
-    if any(s.vm is not None and s.vm.emulated for s in done):
-        err("scaler: note: the vm series of this run are emulated (TCG): not timing results; "
-            f"plot them beside real ones with: scaler plot {done[-1].path} --allow-emulated")
+    emulated = [s for s in done if s.emulated]
+    if emulated:
+        err("scaler: note: the emulated series of this run (VMs under TCG) are not timing "
+            f"results; plot them beside real ones with: scaler plot {emulated[-1].path} "
+            "--allow-emulated")
     if as_json:
         emit_json(summary_all)
     elif suite:
@@ -160,19 +157,6 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         err(f"scaler: error: {failed[0].partial_reasons[0]}; partial results saved in "
             f"{failed[0].path}")
         raise typer.Exit(1)
-
-
-def _say_if_emulated(settings: list[Settings]) -> None:
-    """Say before any VM boots that its timings will be emulated, and why."""
-    from scaler.settings import Placement
-
-    if any(Placement.vm in s.placements for s in settings):
-        from scaler.targets.vm import detect_accel
-
-        accel = detect_accel()
-        if accel.emulated:
-            err(f"scaler: note: no hardware virtualization ({accel.reason}): VMs run under "
-                "TCG emulation, about 100x slower; their results are marked emulated")
 
 
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",

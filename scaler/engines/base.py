@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from scaler.errors import UsageError
 
-ENGINES = ("tf", "tflite", "null")
 PRECISIONS = ("fp32", "bf16", "int8")
 
 

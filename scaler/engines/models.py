@@ -22,7 +22,10 @@ BUILTIN_SHAPES: dict[str, tuple[int, int, int]] = {
 
 
 def model_kind(model: str) -> str:
-    """``builtin``, ``tflite``, ``keras`` or ``savedmodel``; EngineError if unusable."""
+    """``builtin``, ``keras``, ``savedmodel``, or the format of a file that one engine alone
+    runs (``tflite``: see each engine's ``native_suffixes``); EngineError if unusable."""
+    from scaler.engines.registry import engine_for_suffix, engines
+
     if model in BUILTIN_SHAPES:
         return "builtin"
     if not os.path.exists(model):
@@ -30,14 +33,17 @@ def model_kind(model: str) -> str:
         raise EngineError(
             f"model {model!r} is neither a built-in model ({names}) nor an existing path"
         )
-    if model.endswith(".tflite"):
-        return "tflite"
+    native = engine_for_suffix(model)
+    if native is not None:
+        return next(s for s in native.native_suffixes if model.endswith(s)).lstrip(".")
     if model.endswith(".keras"):
         return "keras"
     if os.path.isfile(os.path.join(model, "saved_model.pb")):
         return "savedmodel"
+    files = [f"a {s} file" for e in engines().values() for s in e.native_suffixes]
     raise EngineError(
-        f"model path {model!r} is not a .keras file, a .tflite file or a SavedModel folder"
+        f"model path {model!r} is not {', '.join(['a .keras file', *files])} or a SavedModel "
+        "folder"
     )
 
 
@@ -113,7 +119,7 @@ def load_model(spec: EngineSpec) -> Model:
         return _from_keras(os.path.basename(spec.model), keras_model, spec.batch)
     if kind == "savedmodel":
         return _from_saved_model(spec.model, spec.batch)
-    raise EngineError(f"a .tflite model runs only on the tflite engine: {spec.model!r}")
+    raise EngineError(f"a {kind} model cannot be loaded as a Keras model: {spec.model!r}")
 
 
 def _from_keras(name: str, keras_model: Any, batch: int) -> Model:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scaler.engines.base import EngineSpec
+from scaler.engines.base import PRECISIONS, EngineSpec
+from scaler.engines.registry import EngineType, register
 
 
 class NullEngine:
@@ -35,3 +36,9 @@ class NullEngine:
 
     def close(self) -> None:
         return None
+
+
+ENGINE = register(EngineType(
+    name="null", summary="no inference: measures the harness itself",
+    precisions=PRECISIONS, load=NullEngine, accepts=(), infers=False,
+    memory_gb=(0.05, 0.0)))

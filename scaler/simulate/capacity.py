@@ -52,6 +52,8 @@ def candidates(runs: list[Any], stat: str, bound_ms: float) -> list[dict[str, An
                 "cores_each": min(cores) if cores else None,
                 "cores_each_max": max(cores) if cores else None,
                 "oversubscribed": bool(g.get("oversubscribed")),
+                "unpinned": not any((i.get("partition") or {}).get("cpus")
+                                    for i in g.get("per_instance", [])),
                 "throughput_ips": g["throughput_ips"], "latency_ms": latency,
                 "meets_bound": latency is not None and latency <= bound_ms,
                 "samples": (g.get("latency_ms") or {}).get("samples"),
@@ -102,7 +104,7 @@ def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _layout(a: dict[str, Any]) -> str:
     cores = (f"{a['cores_each']}" if a["cores_each"] == a["cores_each_max"]
              else f"{a['cores_each']}-{a['cores_each_max']}")
-    each = f"all {a['machine_cores']} cores shared" if a["placement"] == "shared" else \
+    each = f"all {a['machine_cores']} cores shared" if a.get("unpinned") else \
         f"{cores} core(s) each"
     batch = f", batch {a['batch']}" if a["batch"] != 1 else ""
     return f"{a['instances']} x {a['placement']} ({each}), {a['engine']} {a['precision']}{batch}"

@@ -197,6 +197,40 @@ def _tree_update(tree, times, i):
 
 
 @njit(cache=True)
+def _next_event(finish, next_arrival):
+    """The instance with the earliest event, its time, and whether it is an arrival."""
+    j = -1
+    best = np.inf
+    is_arrival = False
+    for i in range(finish.shape[0]):
+        if finish[i] < best:
+            best = finish[i]
+            j = i
+            is_arrival = False
+        if next_arrival[i] < best:
+            best = next_arrival[i]
+            j = i
+            is_arrival = True
+    return j, best, is_arrival
+
+
+@njit(cache=True)
+def _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, cpu_core, core_node,
+            node_size, n_cores, params, vm_slow):
+    """After an instance went busy or idle: bank the work done at the old rates, compute the
+    new slowdowns, and move every finish time to the new rate."""
+    n = active.shape[0]
+    for i in range(n):
+        if active[i] and finish[i] < np.inf:
+            remaining[i] = (finish[i] - t) / factor[i]
+    rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores, params,
+          vm_slow, factor)
+    for i in range(n):
+        if active[i]:
+            finish[i] = t + remaining[i] * factor[i]
+
+
+@njit(cache=True)
 def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params, vm_slow,
              work_ms, extra_ms, shape, interval_ms, phase_ms, warm_ms, end_ms, seed):
     """Queries arrive at a fixed interval per instance (after its phase) and queue FIFO.
@@ -209,11 +243,10 @@ def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params
     """
     np.random.seed(seed)
     n = ptr.shape[0] - 1
-    inf = np.inf
     active = np.zeros(n, np.bool_)
     factor = np.ones(n)
     remaining = np.zeros(n)  # work left of the query in service (ms at slowdown 1)
-    finish = np.full(n, inf)
+    finish = np.full(n, np.inf)
     next_arrival = phase_ms.copy()
     arrived = np.zeros(n, np.int64)
     completed = np.zeros(n, np.int64)
@@ -226,18 +259,7 @@ def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params
     arrivals_in = 0
     t = 0.0
     while True:
-        j = -1
-        best = inf
-        is_arrival = False
-        for i in range(n):
-            if finish[i] < best:
-                best = finish[i]
-                j = i
-                is_arrival = False
-            if next_arrival[i] < best:
-                best = next_arrival[i]
-                j = i
-                is_arrival = True
+        j, best, is_arrival = _next_event(finish, next_arrival)
         if best > end_ms:
             if t < end_ms:
                 area += in_system * (end_ms - max(t, warm_ms))
@@ -257,11 +279,10 @@ def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params
                 remaining[j] = work_ms[j] * _draw(shape) + extra_ms[j]
                 changed = True
         else:
-            arrival_time = phase_ms[j] + completed[j] * interval_ms
             completed[j] += 1
             in_system -= 1
             if t >= warm_ms and counted < cap:
-                lat[counted] = t - arrival_time
+                lat[counted] = t - (phase_ms[j] + (completed[j] - 1) * interval_ms)
                 counted += 1
                 done[j] += 1
             if arrived[j] > completed[j]:
@@ -269,15 +290,9 @@ def run_open(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params
                 finish[j] = t + remaining[j] * factor[j]
             else:
                 active[j] = False
-                finish[j] = inf
+                finish[j] = np.inf
                 changed = True
         if changed:
-            for i in range(n):  # work done so far at the old rates
-                if active[i] and finish[i] < inf:
-                    remaining[i] = (finish[i] - t) / factor[i]
-            rates(ptr, cpus, threads, active, cpu_core, core_node, node_size, n_cores,
-                  params, vm_slow, factor)
-            for i in range(n):
-                if active[i]:
-                    finish[i] = t + remaining[i] * factor[i]
+            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, cpu_core,
+                    core_node, node_size, n_cores, params, vm_slow)
     return done, lat[:counted], area, arrivals_in, in_system

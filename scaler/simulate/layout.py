@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from affinity import Topology, plan
+from affinity import Topology
 from scaler.errors import UsageError
-
-PLACEMENTS = ("shared", "pinned", "vm")
 
 
 @dataclass(frozen=True)
@@ -93,17 +91,18 @@ def _build(topo: Topology, placement: str, parts: list[tuple[list[int], int]],
 
 def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
                 cores_per_instance: int | None = None) -> Layout:
-    """N instances laid out as ``scaler scaling`` would: shared instances each get every
-    usable CPU and as many threads; pinned and vm instances get the planner's partitions
-    (oversubscribed round-robin past the cores) and one thread per CPU."""
-    if placement not in PLACEMENTS:
-        raise UsageError(f"unknown placement {placement!r}: choose from {', '.join(PLACEMENTS)}")
-    if placement == "shared":
-        usable = list(topo.usable_cpus)
-        return _build(topo, placement, [(usable, len(usable))] * n, float(n))
-    the_plan = plan(topo, n, cores_per_instance=cores_per_instance, smt=smt, oversubscribe=True)
-    parts = [(list(p.cpus), len(p.cpus)) for p in the_plan.partitions]
-    return _build(topo, placement, parts, the_plan.oversubscription, the_plan.warnings)
+    """N instances laid out as ``scaler scaling`` would, by the placement's own planner:
+    unpinned instances get every usable CPU, the others their partitions, each with its
+    planned thread count."""
+    from scaler import placements
+
+    planned = placements.get(placement).plan(topo, n, smt=smt,
+                                             cores_per_instance=cores_per_instance)
+    usable = list(topo.usable_cpus)
+    parts = [(list(i.cpus) if i.cpus is not None else usable, i.threads)
+             for i in planned.instances]
+    return _build(topo, placement, parts, float(planned.layout.get("oversubscription", 1.0)),
+                  planned.warnings)
 
 
 def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:

@@ -52,6 +52,14 @@ _PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 _KEYS = ("min", "p50", "p90", "p95", "p99", "p99.9", "max")
 
 
+def virtualized(placement: str) -> bool:
+    """Whether the vm_* terms apply to a placement's instances (unknown ones: no)."""
+    from scaler.placements import find
+
+    known = find(placement)
+    return bool(known and known.virtualized)
+
+
 @dataclass(frozen=True)
 class Observation:
     """One measured group: its recorded layout, the per-instance load features (all
@@ -70,7 +78,7 @@ class Observation:
 
     @property
     def vm(self) -> bool:
-        return self.group["placement"] == "vm"
+        return virtualized(self.group["placement"])
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class InstanceModel:
         """Per-instance work (ms), per-query extra (ms) and vm slowdown factor."""
         import numpy as np
 
-        n, vm = layout.instances, layout.placement == "vm"
+        n, vm = layout.instances, virtualized(layout.placement)
         v = self.values
         return (np.full(n, self.work_ms(batch)),
                 np.full(n, v["vm_overhead_ms"] if vm else 0.0),

@@ -1,4 +1,4 @@
-"""Where a worker process runs. A target starts ``python -m scaler.worker ARGS`` for one
+"""Where a worker process runs. A target starts ``python -m scaler.worker --spec JSON`` for one
 instance and hands back an asyncio subprocess whose stdin/stdout carry the worker protocol and
 whose stderr carries diagnostics. A target may boot a VM or open an SSH session for it: the
 request names the instance's partition, which such targets need.
@@ -7,13 +7,11 @@ request names the instance's partition, which such targets need.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from scaler.coordinator import WorkerRequest
+from scaler.worker.protocol import STREAM_LIMIT, WorkerRequest
 
-# longest protocol line a reader accepts: a ``samples`` message carries every query's times
-STREAM_LIMIT = 1 << 28
+__all__ = ["STREAM_LIMIT", "Target", "WorkerRequest"]
 
 
 class Target(Protocol):

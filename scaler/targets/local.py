@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from scaler.targets import STREAM_LIMIT
 
 if TYPE_CHECKING:
-    from scaler.coordinator import WorkerRequest
+    from scaler.worker.protocol import WorkerRequest
 
 
 class LocalTarget:
@@ -26,7 +26,7 @@ class LocalTarget:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("PYTHONUNBUFFERED", "1")
         return await asyncio.create_subprocess_exec(
-            self.python, "-m", "scaler.worker", *request.args,
+            self.python, "-m", "scaler.worker", *request.spec.argv(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, limit=STREAM_LIMIT,
             start_new_session=True,  # Ctrl-C reaches the coordinator, which stops the workers

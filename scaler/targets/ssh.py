@@ -31,7 +31,7 @@ from scaler.targets import STREAM_LIMIT, Target
 from scaler.targets.relay import RelayedProcess
 
 if TYPE_CHECKING:
-    from scaler.coordinator import WorkerRequest
+    from scaler.worker.protocol import WorkerRequest
 
 SSH = "ssh"
 PROBE_TIMEOUT_S = 60.0
@@ -179,7 +179,8 @@ class SshTarget:
 
     async def start(self, request: WorkerRequest) -> RelayedProcess:
         proc = await _spawn(self.host,
-                            ssh_argv(self.host, ["-m", "scaler.worker", *request.args], self.ssh),
+                            ssh_argv(self.host, ["-m", "scaler.worker", *request.spec.argv()],
+                                     self.ssh),
                             stdin=asyncio.subprocess.PIPE)
         return RelayedProcess(proc, label=f"[{self.host.name}] ", summary=self._summary)
 
@@ -190,17 +191,21 @@ class SshTarget:
 
 
 class FleetTarget:
-    """Routes each request to the target of its instance (one SshTarget per host)."""
+    """Routes each request to the target of its host (one SshTarget per host)."""
 
-    def __init__(self, routes: Mapping[int, Target]) -> None:
+    def __init__(self, routes: Mapping[str, Target]) -> None:
         self.routes = dict(routes)
         names = {t.name for t in self.routes.values()}
         self.name = names.pop() if len(names) == 1 else "+".join(sorted(names))
         self.emulated = any(t.emulated for t in self.routes.values())
+        self._host_of: dict[int, str] = {}
 
     async def start(self, request: WorkerRequest) -> Any:
-        return await self.routes[request.index].start(request)
+        if request.host not in self.routes:
+            raise HostError(f"instance {request.index}: no host {request.host!r} in the fleet")
+        self._host_of[request.index] = request.host
+        return await self.routes[request.host].start(request)
 
     def instance_info(self, index: int) -> dict[str, Any]:
-        info = getattr(self.routes.get(index), "instance_info", None)
+        info = getattr(self.routes.get(self._host_of.get(index, "")), "instance_info", None)
         return info(index) if info else {}

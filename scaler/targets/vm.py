@@ -42,7 +42,7 @@ from scaler.targets.relay import RelayedProcess
 
 if TYPE_CHECKING:
     from affinity import Topology
-    from scaler.coordinator import WorkerRequest
+    from scaler.worker.protocol import WorkerRequest
 
 QEMU = "qemu-system-x86_64"
 KVM_GET_API_VERSION = 0xAE00
@@ -248,7 +248,7 @@ class VmTarget:
         self.instances[request.index] = inst
         with open(stem + ".img", "wb") as f:
             assert self._base is not None
-            f.write(self._base + guest.job_archive(self._guest_argv(request.args),
+            f.write(self._base + guest.job_archive(self._guest_argv(request.spec.argv()),
                                                    f"scaler-vm{request.index}", os.getcwd()))
         proc = await self._launch(inst, stem + ".img")
         if proc.returncode is not None and self.bind_memory and any(

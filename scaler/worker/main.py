@@ -20,32 +20,21 @@ import traceback
 from array import array
 from typing import IO, Any
 
+from scaler.errors import UsageError
 from scaler.worker import protocol
+from scaler.worker import spec as spec_options
+from scaler.worker.spec import WorkerSpec
 
 PR_SET_PDEATHSIG = 1
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from affinity.cpulist import parse_cpulist
-
+def parse_args(argv: list[str] | None) -> tuple[WorkerSpec, float | None]:
+    """The worker's spec (``--spec JSON`` and/or one option per field) and ``--standalone-s``."""
     p = argparse.ArgumentParser(prog="python -m scaler.worker", description=__doc__)
-    p.add_argument("--instance", type=int, default=0)
-    p.add_argument("--engine", default="tf")
-    p.add_argument("--precision", default="fp32")
-    p.add_argument("--model", default="resnet50")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--cpus", type=parse_cpulist, default=None, help="pin to these CPUs")
-    p.add_argument("--nodes", type=parse_cpulist, default=None, help="bind memory to nodes")
-    p.add_argument("--threads", type=int, default=None, help="default: CPUs of the affinity")
-    p.add_argument("--inter-op-threads", type=int, default=1)
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--warmup-s", type=float, default=1.0)
-    p.add_argument("--warmup-queries", type=int, default=1)
-    p.add_argument("--progress-s", type=float, default=0.25, help="progress report interval")
-    p.add_argument("--max-queries", type=int, default=250_000,
-                   help="stop querying after this many (bounds the samples of fast engines)")
+    spec_options.add_options(p)
     p.add_argument("--standalone-s", type=float, default=None, help="run alone for N seconds")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    return spec_options.from_options(args), args.standalone_s
 
 
 class Channel:
@@ -143,20 +132,18 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     return rec
 
 
-def load(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     """Pin, load the engine, warm up; returns the engine, its inputs and the ready report."""
     from affinity import bind, read_isa
-    from scaler.engines import load_engine
-    from scaler.engines.base import EngineSpec
+    from scaler.engines import EngineSpec, load_engine
 
     t_begin = time.monotonic()
-    binding = bind(args.cpus, args.nodes, threads=args.threads,
-                   inter_op_threads=args.inter_op_threads)
-    spec = EngineSpec(engine=args.engine, precision=args.precision, model=args.model,
-                      batch=args.batch, threads=binding.threads,
-                      inter_op_threads=args.inter_op_threads, cache_dir=args.cache_dir,
-                      seed=args.instance)
-    engine = load_engine(spec)
+    binding = bind(spec.cpus, spec.nodes, threads=spec.threads,
+                   inter_op_threads=spec.inter_op_threads)
+    engine = load_engine(EngineSpec(
+        engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
+        threads=binding.threads, inter_op_threads=spec.inter_op_threads,
+        cache_dir=spec.cache_dir, seed=spec.instance))
     inputs = engine.make_input()
     t_loaded = time.monotonic()
     warm_lat = []
@@ -164,11 +151,11 @@ def load(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         t0 = time.monotonic()
         engine.infer(inputs)
         warm_lat.append(time.monotonic() - t0)
-        if (len(warm_lat) >= args.warmup_queries
-                and time.monotonic() - t_loaded >= args.warmup_s):
+        if (len(warm_lat) >= spec.warmup_queries
+                and time.monotonic() - t_loaded >= spec.warmup_s):
             break
     report = {
-        "instance": args.instance,
+        "instance": spec.instance,
         "pid": os.getpid(),
         "hostname": platform.node(),
         "binding": binding.to_dict(),
@@ -201,20 +188,20 @@ def samples_message(rec: Recorder) -> dict[str, Any]:
             "end_ns": protocol.pack_int64(ends)}
 
 
-def run(args: argparse.Namespace, channel: Channel) -> int:
-    engine, inputs, report = load(args)
+def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
+    engine, inputs, report = load(spec)
     channel.send("ready", **report)
-    if args.standalone_s is not None:
-        until = time.monotonic_ns() + int(args.standalone_s * 1e9)
-        rec = timed_loop(engine, inputs, threading.Event(), None, 0.05, args.max_queries,
+    if standalone_s is not None:
+        until = time.monotonic_ns() + int(standalone_s * 1e9)
+        rec = timed_loop(engine, inputs, threading.Event(), None, 0.05, spec.max_queries,
                          until_ns=until)
         channel.send("samples", **samples_message(rec))
-        print_summary(rec, args.batch)
+        print_summary(rec, spec.batch)
         return 0
     # one measurement per start; a coordinator may reuse this warm worker for its next group
     while channel.wait_for("start", "exit")["type"] == "start":
-        rec = timed_loop(engine, inputs, channel.stop, channel, args.progress_s,
-                         args.max_queries)
+        rec = timed_loop(engine, inputs, channel.stop, channel, spec.progress_s,
+                         spec.max_queries)
         channel.stop.wait()  # a capped worker idles until the group stops together
         channel.send("samples", **samples_message(rec))
     engine.close()
@@ -238,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     channel = Channel(out)
     try:
-        args = parse_args(argv)
+        spec, standalone_s = parse_args(argv)
     except SystemExit as exc:  # argparse already printed the reason on stderr
         channel.send("error", kind="usage", message="bad worker arguments")
         return int(exc.code or 2)
+    except UsageError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        channel.send("error", kind="usage", message=str(exc))
+        return 2
     try:
-        return run(args, channel)
+        return run(spec, standalone_s, channel)
     except Exception as exc:  # reported to the coordinator, which names the instance
         traceback.print_exc(file=sys.stderr)
         exit_code = getattr(exc, "exit_code", 1)

@@ -18,10 +18,27 @@ import json
 import os
 import sys
 from array import array
+from dataclasses import dataclass
 from typing import IO, Any
+
+from scaler.worker.spec import WorkerSpec
 
 PREFIX = "@scaler "
 PROTOCOL_VERSION = 1
+# longest protocol line a reader accepts: a ``samples`` message carries every query's times
+STREAM_LIMIT = 1 << 28
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """One instance of a group as a target starts it: the worker's spec (in the worker's own
+    CPU numbering) and the partition it owns on the machine that runs it (for results, and
+    for targets that confine it there: a VM's vCPUs). ``host`` names the machine of a fleet."""
+
+    index: int
+    spec: WorkerSpec
+    partition: dict[str, Any] | None  # {"cpus": [...], "nodes": [...]} or None (unpinned)
+    host: str | None = None
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -20,8 +20,9 @@ def run_async(factory, coro, timeout_s: float = 120.0):
 
 
 def scaler_cmd(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run the CLI as a user does, in a child process with a timeout."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    """Run the CLI as a user does, in a child process with a timeout (``env``: variables to
+    add to this process's environment)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **kwargs.pop("env", {})}
     return subprocess.run([sys.executable, "-m", "scaler", *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=kwargs.pop("cwd", ROOT),
                           **kwargs)

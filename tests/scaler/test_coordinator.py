@@ -12,16 +12,16 @@ import uvloop
 
 from scaler.coordinator import RunRules, WorkerPool, WorkerRequest, run_group
 from scaler.targets.local import LocalTarget
+from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import alive, run_async
 
 RULES = RunRules(min_duration_s=0.5, min_queries=10, warmup_s=0.05, ready_timeout_s=60,
                  stall_timeout_s=20)
 
 
-def null_requests(n: int, *extra: str) -> list[WorkerRequest]:
-    return [WorkerRequest(k, ("--engine", "null", "--instance", str(k), "--warmup-s", "0.05",
-                              "--max-queries", "20000",
-                              *extra), None) for k in range(n)]
+def null_requests(n: int, **extra) -> list[WorkerRequest]:
+    spec = WorkerSpec(engine="null", warmup_s=0.05, max_queries=20000)
+    return [WorkerRequest(k, spec.replace(instance=k, **extra), None) for k in range(n)]
 
 
 def test_group_of_two_runs_together_and_returns_samples(loop_factory):
@@ -41,7 +41,7 @@ def test_group_of_two_runs_together_and_returns_samples(loop_factory):
 @pytest.mark.parametrize("min_duration_s, min_queries", [(1.0, 5), (0.0, 60)])
 def test_run_lasts_min_duration_and_min_queries(min_duration_s, min_queries):
     rules = RunRules(min_duration_s=min_duration_s, min_queries=min_queries, ready_timeout_s=120)
-    reqs = [WorkerRequest(0, ("--engine", "tf", "--model", "tiny", "--warmup-s", "0"), None)]
+    reqs = [WorkerRequest(0, WorkerSpec(engine="tf", model="tiny", warmup_s=0), None)]
     outcome = run_async(uvloop.new_event_loop, run_group(reqs, rules, LocalTarget()))
     assert outcome.complete, outcome.errors
     inst = outcome.instances[0]
@@ -59,8 +59,8 @@ def test_worker_killed_mid_run_keeps_siblings_data(loop_factory):
             os.kill(pids[1], signal.SIGKILL)
 
     rules = RunRules(min_duration_s=5, min_queries=1, warmup_s=0, ready_timeout_s=60)
-    outcome = run_async(loop_factory, run_group(null_requests(2, "--max-queries", "10000000",
-                                                              "--progress-s", "0.01"),
+    outcome = run_async(loop_factory, run_group(null_requests(2, max_queries=10000000,
+                                                              progress_s=0.01),
                                                 rules, LocalTarget(), on_event))
     assert not outcome.complete
     good, dead = outcome.instances
@@ -72,7 +72,7 @@ def test_worker_killed_mid_run_keeps_siblings_data(loop_factory):
 def test_worker_that_never_becomes_ready_hits_the_deadline(loop_factory):
     rules = RunRules(min_duration_s=0.5, min_queries=1, ready_timeout_s=1.5)
     # a warm-up far longer than the ready deadline: the worker is alive but never ready
-    reqs = [WorkerRequest(0, ("--engine", "null", "--warmup-s", "600"), None)]
+    reqs = [WorkerRequest(0, WorkerSpec(engine="null", warmup_s=600), None)]
     pids = []
     outcome = run_async(loop_factory, run_group(reqs, rules, LocalTarget(),
                                                 lambda kind, **d: pids.append(d.get("pid"))))
@@ -82,7 +82,7 @@ def test_worker_that_never_becomes_ready_hits_the_deadline(loop_factory):
 
 
 def test_worker_error_is_reported_with_its_message(loop_factory):
-    reqs = [WorkerRequest(0, ("--engine", "tf", "--model", "/no/such/model.keras"), None)]
+    reqs = [WorkerRequest(0, WorkerSpec(engine="tf", model="/no/such/model.keras"), None)]
     outcome = run_async(loop_factory, run_group(reqs, RULES, LocalTarget()))
     inst = outcome.instances[0]
     assert inst.status == "failed"
@@ -101,7 +101,7 @@ def test_cancellation_keeps_samples_and_ends_workers(loop_factory):
             if kind == "progress":
                 measuring.set()
 
-        reqs = [WorkerRequest(k, ("--engine", "tf", "--model", "tiny", "--threads", "1"), None)
+        reqs = [WorkerRequest(k, WorkerSpec(engine="tf", model="tiny", threads=1), None)
                 for k in range(2)]
         task = asyncio.ensure_future(run_group(
             reqs, RunRules(min_duration_s=60, min_queries=1, warmup_s=0), LocalTarget(),
@@ -120,8 +120,8 @@ def test_cancellation_keeps_samples_and_ends_workers(loop_factory):
 
 
 def test_pinned_worker_reports_its_binding(loop_factory):
-    reqs = [WorkerRequest(0, ("--engine", "null", "--cpus", "0", "--nodes", "0",
-                              "--threads", "1"), {"cpus": [0], "nodes": [0]})]
+    reqs = [WorkerRequest(0, WorkerSpec(engine="null", cpus=(0,), nodes=(0,), threads=1),
+                          {"cpus": [0], "nodes": [0]})]
     outcome = run_async(loop_factory, run_group(reqs, RULES, LocalTarget()))
     binding = outcome.instances[0].ready["binding"]
     assert binding["cpus"] == [0]

@@ -25,6 +25,7 @@ from affinity import plan, read_topology
 from scaler.coordinator import RunRules, WorkerRequest, run_group
 from scaler.errors import UsageError
 from scaler.targets.qmp import Qmp
+from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import ROOT, alive, run_async, scaler_cmd
 from tests.scaler.targets.conftest import our_vms
 
@@ -78,8 +79,8 @@ def test_two_vms_pinned_one_per_partition(no_leftover_vms):
     topo = read_topology()
     parts = plan(topo, 2, oversubscribe=True).partitions
     vm.plan_memory([{"nodes": list(p.nodes)} for p in parts], None, 0.05)
-    reqs = [WorkerRequest(k, ("--engine", "null", "--model", "tiny", "--instance", str(k),
-                              "--cpus", "0", "--threads", "1", "--warmup-s", "0.2"),
+    reqs = [WorkerRequest(k, WorkerSpec(engine="null", model="tiny", instance=k, cpus=(0,),
+                                        threads=1, warmup_s=0.2),
                           {"cpus": list(p.cpus), "nodes": list(p.nodes)})
             for k, p in enumerate(parts)]
     target = Checked(vm)

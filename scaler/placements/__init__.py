@@ -1,0 +1,24 @@
+"""Placements: one module per way of laying instances out, each registered by name.
+
+``shared`` (unpinned processes, bare metal as a naive user runs it), ``pinned`` (each
+instance confined to its partition, like a VM) and ``vm`` (each instance in a QEMU VM) are
+built in; ``fleet`` runs any of them on the machines of a ``--hosts`` file. A new placement is
+one module that subclasses ``Placement`` and calls ``register`` (a plug-in may live outside
+scaler: see ``scaler.plugins``).
+"""
+
+from scaler.placements.base import (
+    GroupPlan,
+    InstancePlan,
+    Placement,
+    baseline,
+    find,
+    get,
+    help_text,
+    parse_placements,
+    placements,
+    register,
+)
+
+__all__ = ["GroupPlan", "InstancePlan", "Placement", "baseline", "find", "get", "help_text",
+           "parse_placements", "placements", "register"]

@@ -1,0 +1,192 @@
+"""The placement interface: how N instances are laid out on a machine, and where they run.
+
+A placement owns everything that differs between ``shared``, ``pinned``, ``vm`` (and any
+plug-in): planning each instance's CPUs, memory nodes and threads on a topology, the worker's
+own view of that partition (a guest numbers its vCPUs from 0), the target that starts the
+workers, the memory check before a group, the checks before a run, and what the simulator
+needs to know about it. Scenario, session, CLI, plot and simulator code only call these
+methods; they never compare placement names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from scaler.errors import UsageError
+
+if TYPE_CHECKING:
+    from affinity import Topology
+    from scaler.settings import Settings
+    from scaler.targets import Target
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """One instance of a group as planned: its partition on the machine that runs it, and the
+    same partition as the worker pins itself to it (its own CPU and node numbers)."""
+
+    index: int
+    threads: int
+    cpus: tuple[int, ...] | None = None  # None: unpinned, any CPU of the machine
+    nodes: tuple[int, ...] | None = None
+    worker_cpus: tuple[int, ...] | None = None
+    worker_nodes: tuple[int, ...] | None = None
+    host: str | None = None  # the machine of a fleet (--hosts); None: this one
+
+    def partition(self) -> dict[str, Any] | None:
+        """What results record as the instance's partition (None when unpinned)."""
+        if self.cpus is None:
+            return None
+        return {"cpus": list(self.cpus), "nodes": list(self.nodes or ())}
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """N instances laid out by one placement. ``layout`` is recorded in the group as is:
+    cores, cpus, oversubscribed, oversubscription and the placement's own keys."""
+
+    placement: str
+    instances: tuple[InstancePlan, ...]
+    layout: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def partitions(self) -> list[dict[str, Any] | None]:
+        return [i.partition() for i in self.instances]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.layout.get("plan_warnings", ()))
+
+
+class Placement:
+    """A way to lay instances out. Subclasses set the class attributes and ``plan``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for --placement help
+    marker: ClassVar[str] = "d"  # matplotlib marker of its series in plots
+    baseline: ClassVar[bool] = False  # bare metal: other placements' ratios are taken over it
+    virtualized: ClassVar[bool] = False  # the simulator's vm_* terms apply to its instances
+    # why it cannot run on the machines of --hosts ("" when it can), after "the NAME placement"
+    local_only: ClassVar[str] = ""
+
+    def plan(self, topology: Topology, n: int, *, smt: bool = False,
+             cores_per_instance: int | None = None) -> GroupPlan:
+        raise NotImplementedError
+
+    def make_target(self, settings: Settings, topology: Topology) -> Target | None:
+        """The target that starts this placement's workers; None: the session's own (local
+        processes). Made once per run, on the first group that needs it."""
+        return None
+
+    def preflight(self, settings: Settings, topology: Topology, worker_gb: float) -> None:
+        """Checks before any worker of the run starts (UsageError when the run cannot work)."""
+        if self.local_only and settings.hosts_file:
+            raise UsageError(f"the {self.name} placement {self.local_only}")
+
+    def notes(self, settings: Settings) -> list[str]:
+        """What a user should know before the run starts (printed on stderr)."""
+        return []
+
+    def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
+                     worker_gb: float) -> None:
+        """Refuse clearly when the group's workers cannot fit in this machine's memory."""
+        check_local_memory(len(plan.instances), worker_gb, settings)
+
+
+def check_local_memory(n: int, worker_gb: float, settings: Settings) -> None:
+    if settings.model != "resnet50":
+        return  # the memory model is known only for the built-in ResNet50
+    need = n * worker_gb * 2**30
+    avail = available_memory_bytes()
+    if avail is not None and need > avail:
+        raise UsageError(
+            f"{n} {settings.engine or 'default'} worker(s) at batch {settings.batch} need "
+            f"about {need / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB is available: "
+            "use a smaller --batch or fewer instances")
+
+
+def available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+BUILTIN = ("shared", "pinned", "vm")
+_PLACEMENTS: dict[str, Placement] = {}
+
+
+def register(placement: Placement) -> Placement:
+    """Add a placement instance to the registry (plug-ins call this when imported)."""
+    name = placement.name
+    if name in _PLACEMENTS and type(_PLACEMENTS[name]) is not type(placement):
+        raise ValueError(f"placement {name!r} is already registered")
+    _PLACEMENTS[name] = placement
+    return placement
+
+
+def placements() -> dict[str, Placement]:
+    """Every registered placement by name: built-in ones first, then plug-ins."""
+    _load_builtins()
+    from scaler.plugins import in_order
+
+    return in_order(_PLACEMENTS, BUILTIN)
+
+
+def get(name: str) -> Placement:
+    known = placements()
+    if name not in known:
+        from scaler.plugins import check
+
+        check()  # a plug-in that failed to load is the likelier cause
+        raise UsageError(f"unknown placement {name!r}: choose from {', '.join(known)}")
+    return known[name]
+
+
+def find(name: str) -> Placement | None:
+    """The placement of a recorded group, or None for one this process does not know."""
+    return placements().get(name)
+
+
+def parse_placements(text: str) -> tuple[str, ...]:
+    """``shared,pinned``: known names, in order, without repeats."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    known = placements()
+    choices = ", ".join(known)
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise UsageError(f"unknown placement in {text!r}: choose from {choices}")
+    if not names:
+        raise UsageError(f"no placement given: choose from {choices}")
+    return tuple(dict.fromkeys(names))
+
+
+def help_text() -> str:
+    return ", ".join(placements())
+
+
+def baseline() -> str | None:
+    return next((p.name for p in placements().values() if p.baseline), None)
+
+
+_loaded = False
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+
+    from scaler import plugins
+
+    for module in BUILTIN:  # each registers itself, in this order (help, choices)
+        importlib.import_module(f"scaler.placements.{module}")
+    plugins.load()

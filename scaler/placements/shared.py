@@ -1,0 +1,31 @@
+"""``shared``: N unpinned processes, each sized for the whole machine (threads = every usable
+CPU), as a bare-metal user runs N copies. The baseline the other placements are compared to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scaler.placements.base import GroupPlan, InstancePlan, Placement, register
+
+if TYPE_CHECKING:
+    from affinity import Topology
+
+
+class Shared(Placement):
+    name = "shared"
+    summary = "N unpinned processes, each with threads for the whole machine (bare metal)"
+    marker = "o"
+    baseline = True
+
+    def plan(self, topology: Topology, n: int, *, smt: bool = False,
+             cores_per_instance: int | None = None) -> GroupPlan:
+        usable = topology.usable_cpus
+        cores = len(topology.usable_cores)
+        threads = len(usable)
+        instances = tuple(InstancePlan(k, threads) for k in range(n))
+        return GroupPlan(self.name, instances, {
+            "cores": cores, "cpus": len(usable), "oversubscribed": n > cores,
+            "oversubscription": n * threads / len(usable)})
+
+
+register(Shared())

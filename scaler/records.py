@@ -1,0 +1,110 @@
+"""Group records: what one measured group becomes in ``run.json``, and its raw samples.
+
+``group_record`` turns a coordinator outcome into the record (per instance: partition,
+binding, threads, engine info, samples summary; per group: throughput over the common
+window, pooled latency percentiles, warnings) and fills the run's sample arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaler import stats
+from scaler.coordinator import GroupOutcome, InstanceOutcome, RunRules
+from scaler.placements import GroupPlan
+from scaler.targets import Target
+
+READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa")
+
+
+def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:
+    """One instance as recorded: partition, status, error, what its worker reported."""
+    entry: dict[str, Any] = {"index": inst.index, "status": inst.status,
+                             "partition": inst.partition}
+    if inst.error:
+        entry["error"] = inst.error
+        entry["stderr_tail"] = inst.stderr_tail[-15:]
+    instance_info = getattr(target, "instance_info", None)
+    if instance_info is not None:
+        entry.update(instance_info(inst.index))
+    if inst.ready:
+        entry.update({k: inst.ready.get(k) for k in READY_KEYS},
+                     reused=bool(inst.ready.get("reused")))
+    return entry
+
+
+def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, target: Target,
+                 settings: dict[str, Any], rules: RunRules, arrays: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The record of group ``gid``; its instances' raw samples are added to ``arrays``.
+
+    ``settings`` holds the engine, precision and model the group ran."""
+    import numpy as np
+
+    starts, ends, clocks, boot_ids, per_instance = [], [], [], set(), []
+    for inst in outcome.instances:
+        entry = instance_entry(inst, target)
+        if inst.ready:
+            boot_ids.add(inst.ready.get("boot_id"))
+        if inst.start_ns is not None:
+            s = np.frombuffer(inst.start_ns, dtype=np.int64)
+            e = np.frombuffer(inst.end_ns, dtype=np.int64)
+            arrays[f"g{gid}_i{inst.index}_start_ns"] = s
+            arrays[f"g{gid}_i{inst.index}_end_ns"] = e
+            starts.append(s)
+            ends.append(e)
+            clocks.append(((entry.get("host") or {}).get("name", ""),
+                           str((inst.ready or {}).get("boot_id") or "")))
+            span_s = (e[-1] - s[0]) / 1e9 if len(s) else 0.0
+            entry.update(queries=int(len(s)), latency_ms=stats.latency_ms(s, e),
+                         throughput_ips=len(s) * batch / span_s if span_s else 0.0)
+        per_instance.append(entry)
+    record: dict[str, Any] = {
+        "id": gid, "placement": plan.placement, "target": target.name,
+        "emulated": target.emulated, **settings, "batch": batch,
+        "instances": len(plan.instances), **plan.layout,
+        "status": "complete" if outcome.complete else "partial", "errors": outcome.errors,
+        "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
+    }
+    if starts and outcome.complete:
+        record.update(_group_figures(plan, starts, ends, clocks, boot_ids, batch))
+        if outcome.under_min_queries:
+            record["warnings"].append(
+                f"stopped at max duration {rules.max_duration_s:g} s before "
+                f"{rules.min_queries} queries")
+    return record
+
+
+def _group_figures(plan: GroupPlan, starts: list[Any], ends: list[Any],
+                   clocks: list[tuple[str, str]], boot_ids: set[Any], batch: int
+                   ) -> dict[str, Any]:
+    """Throughput (common window, or summed per host for a fleet) and pooled latency."""
+    import numpy as np
+
+    # one clock only if every worker saw the same (known) boot: VMs and hosts differ
+    shared = len(boot_ids) == 1 and bool(next(iter(boot_ids)))
+    ips, how = stats.throughput_ips(starts, ends, batch, shared_clock=shared)
+    out: dict[str, Any] = {}
+    if any(i.host for i in plan.instances):
+        per_host = per_host_throughput(clocks, starts, ends, batch)
+        out["per_host"] = per_host
+        ips = sum(h["throughput_ips"] for h in per_host.values())
+        how = {"method": "sum_over_hosts", "hosts": len(per_host)}
+    all_s, all_e = np.concatenate(starts), np.concatenate(ends)
+    out.update(throughput_ips=ips, throughput=how, queries=int(all_s.size),
+               latency_ms=stats.latency_ms(all_s, all_e),
+               warnings=stats.sample_warnings(int(all_s.size)))
+    return out
+
+
+def per_host_throughput(clocks: list[tuple[str, str]], starts: list[Any], ends: list[Any],
+                        batch: int) -> dict[str, dict[str, Any]]:
+    """Images/s of each host's instances; their common window when they share one boot."""
+    out: dict[str, dict[str, Any]] = {}
+    for host in dict.fromkeys(h for h, _ in clocks):
+        picked = [k for k, (h, _) in enumerate(clocks) if h == host]
+        boots = {clocks[k][1] for k in picked}
+        ips, how = stats.throughput_ips([starts[k] for k in picked], [ends[k] for k in picked],
+                                        batch, shared_clock=len(boots) == 1 and "" not in boots)
+        out[host] = {"instances": len(picked), "throughput_ips": ips, "throughput": how}
+    return out

@@ -1,0 +1,12 @@
+"""Latency: one instance at batch 1; the figures are its latency percentiles."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scaler.session import Session
+
+
+async def run(s: Session) -> None:
+    await s.group(s.settings.placements[0], 1, 1)

@@ -1,0 +1,149 @@
+"""A session: one run folder being filled group by group.
+
+A scenario asks the session to measure groups (N instances of a placement at a batch size).
+The session plans them with the placement, starts them on the placement's target through the
+coordinator (reusing warm workers from its pool), turns each outcome into a record and saves
+the run folder again, atomically, after every group: an interruption or a failed worker keeps
+everything measured so far, and such a run is marked ``partial`` with the reasons.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from affinity import Topology
+from scaler import placements, records, results, summaries
+from scaler.coordinator import RunRules, WorkerPool, run_group
+from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.placements import GroupPlan, InstancePlan, Placement
+from scaler.placements.fleet import Fleet
+from scaler.progress import Reporter
+from scaler.settings import Settings
+from scaler.targets import Target, WorkerRequest
+from scaler.targets.local import LocalTarget
+from scaler.worker.spec import WorkerSpec
+
+
+class Session:
+    """One run folder being filled group by group."""
+
+    def __init__(self, scenario: str, settings: Settings, spec: EngineSpec, out: Path,
+                 topology: Topology, reporter: Reporter, target: Target | None = None) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.spec = spec
+        self.topology = topology
+        self.reporter = reporter
+        self.local_target = target or LocalTarget()
+        self.pool = WorkerPool()  # warm workers reused by the next group that wants them
+        self.fleet: Fleet | None = None  # the machines of --hosts, probed by setup()
+        self.targets: dict[str, Target] = {}  # per placement, made on its first group
+        self.path = results.new_run_path(out, scenario)
+        self.groups: list[dict[str, Any]] = []
+        self.arrays: dict[str, Any] = {}
+        self.partial_reasons: list[str] = []
+        self.interrupted = False
+        self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.rules = RunRules(min_duration_s=settings.min_duration_s,
+                              min_queries=settings.min_queries, warmup_s=settings.warmup_s,
+                              max_duration_s=settings.max_duration_s,
+                              ready_timeout_s=settings.ready_timeout_s)
+
+    @property
+    def stopped(self) -> bool:
+        return self.interrupted or bool(self.partial_reasons)
+
+    @property
+    def emulated(self) -> bool:
+        return any(g.get("emulated") for g in self.groups)
+
+    async def setup(self) -> None:
+        """Probe the ``--hosts`` machines before any worker starts (HostError otherwise)."""
+        self.fleet = await Fleet.open(self.settings)
+
+    def close(self) -> None:
+        """Release what the targets hold (a VM's files); their workers are gone by then."""
+        for target in self.targets.values():
+            close = getattr(target, "close", None)
+            if close is not None:
+                close()
+
+    def placement(self, name: str) -> Placement:
+        placement = placements.get(name)
+        return self.fleet.wrap(placement) if self.fleet else placement
+
+    def target(self, placement: Placement) -> Target:
+        if placement.name not in self.targets:
+            made = placement.make_target(self.settings, self.topology)
+            self.targets[placement.name] = made or self.local_target
+        return self.targets[placement.name]
+
+    def worker_spec(self, inst: InstancePlan, batch: int) -> WorkerSpec:
+        return WorkerSpec(engine=self.spec.engine, precision=self.spec.precision,
+                          model=self.spec.model, batch=batch, instance=inst.index,
+                          cpus=inst.worker_cpus, nodes=inst.worker_nodes, threads=inst.threads,
+                          cache_dir=self.spec.cache_dir, warmup_s=self.rules.warmup_s)
+
+    def plan(self, placement: Placement, n: int) -> GroupPlan:
+        return placement.plan(self.topology, n, smt=self.settings.smt)
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def group(self, placement_name: str, n: int, batch: int,
+                    label: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Measure one group and add it to the run (saved at once)."""
+        gid = len(self.groups)
+        label = label or f"{placement_name} x{n} batch {batch}"
+        placement = self.placement(placement_name)
+        plan = self.plan(placement, n)
+        reqs = [WorkerRequest(i.index, self.worker_spec(i, batch), i.partition(), i.host)
+                for i in plan.instances]
+        target = self.target(placement)
+        placement.check_memory(target, plan, self.settings,
+                               worker_memory_gb(self.spec.engine, batch))
+        self.reporter.group_started(label, self.rules)
+        outcome = await run_group(reqs, self.rules, target, self.reporter.event, self.pool)
+        what = {"engine": self.spec.engine, "precision": self.spec.precision,
+                "model": self.spec.model}
+        record = records.group_record(gid, plan, batch, outcome, target, what, self.rules,
+                                      self.arrays)
+        record.update(label=label, **extra)
+        self.groups.append(record)
+        if outcome.interrupted:
+            self.interrupted = True
+            self.partial_reasons.append(f"interrupted during {label}")
+        elif not outcome.complete:
+            self.partial_reasons.append(f"{label}: " + "; ".join(outcome.errors))
+        self.reporter.group_done(label, record)
+        self.save()
+        return record
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def document(self, finished: bool) -> dict[str, Any]:
+        status = "partial" if self.stopped else ("complete" if finished else "running")
+        doc = {
+            "scenario": self.scenario, "status": status,
+            "partial_reasons": self.partial_reasons, "created": self.created,
+            "command": results.command_line(),
+            "requested": self.settings.to_dict(),
+            "effective": {"engine": self.spec.engine, "precision": self.spec.precision,
+                          "model": self.spec.model, "rules": self.rules.__dict__},
+            "host": {**results.host_info(), "topology": self.topology.to_dict()},
+            "emulated": self.emulated,
+            "groups": self.groups,
+        }
+        if self.fleet is not None:
+            doc["hosts"] = self.fleet.describe()
+        for name, target in self.targets.items():
+            describe = getattr(target, "describe", None)
+            if describe is not None and name not in doc:  # e.g. "vm": accel, kernel, QEMU
+                doc[name] = describe()
+        doc["summary"] = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION},
+                                             str(self.path))
+        return doc
+
+    def save(self, finished: bool = False) -> Path:
+        return results.save_run(self.path, self.document(finished), self.arrays)
