@@ -120,10 +120,12 @@ class Session:
             for k, part in enumerate(the_plan.partitions):
                 args = [*common, "--instance", str(k), "--cpus", format_cpulist(part.cpus),
                         "--nodes", format_cpulist(part.nodes), "--threads", str(len(part.cpus))]
-                if placement is Placement.vm:  # in the guest: all of its vCPUs, one node
-                    args = [*common, "--instance", str(k), "--cpus",
-                            format_cpulist(range(len(part.cpus))), "--threads",
-                            str(len(part.cpus))]
+                if placement is Placement.vm:  # in the guest: all its vCPUs and NUMA nodes
+                    from scaler.targets.vmplan import guest_partition
+
+                    g = guest_partition(part.cpus, part.nodes, self.topology)
+                    args = [*common, "--instance", str(k), "--cpus", format_cpulist(g.cpus),
+                            "--nodes", format_cpulist(g.nodes), "--threads", str(g.threads)]
                 reqs.append(WorkerRequest(k, tuple(args), {"cpus": list(part.cpus),
                                                            "nodes": list(part.nodes)}))
             layout["oversubscription"] = the_plan.oversubscription
@@ -318,7 +320,8 @@ def make_vm_target(settings: Settings, topology: Topology) -> Any:
     """The VM target of these settings (checks the kernel and QEMU; boots nothing yet)."""
     from scaler.targets.vm import VmTarget
 
-    return VmTarget(topology, kernel=settings.vm_kernel, memory_mb=settings.vm_memory_mb)
+    return VmTarget(topology, kernel=settings.vm_kernel, memory_mb=settings.vm_memory_mb,
+                    accel=settings.vm_accel, hugepages=settings.vm_hugepages)
 
 
 def available_memory_bytes() -> int | None:
@@ -409,10 +412,11 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
             raise UsageError("the vm placement boots VMs on this machine: it cannot be combined "
                              "with --hosts (list existing VMs in the hosts file instead)")
         vm = make_vm_target(settings, topology)  # a missing kernel or QEMU: usage error now
-        for n in settings.instances:  # and VMs that cannot fit their NUMA nodes
+        vm.check_spec(spec.precision, spec.engine)  # a guest CPU that cannot run it
+        for n in settings.instances:  # and VMs that cannot fit their NUMA nodes or QEMU
             parts = plan(topology, n, smt=settings.smt, oversubscribe=True).partitions
-            vm.plan_memory([{"nodes": list(p.nodes)} for p in parts], settings.vm_memory_mb,
-                           worker_memory_gb(spec.engine, settings.batch))
+            vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in parts],
+                           settings.vm_memory_mb, worker_memory_gb(spec.engine, settings.batch))
     if settings.hosts_file:
         from scaler.hosts import load_hosts
 
