@@ -246,3 +246,28 @@ def test_a_guest_that_cannot_run_the_precision_turns_ready_into_an_error():
     if vm.emulated:  # QEMU's predicted guest CPU under TCG has no AVX-512
         with pytest.raises(UsageError, match="vm placement: the guest CPU has neither"):
             vm.check_spec("bf16", "tf")
+
+
+def test_a_vm_qemu_could_not_boot_is_refused_while_preparing(tmp_path):
+    """A whole-machine VM of a 384-CPU host (fixture tree): more vCPUs than q35 takes, or
+    (QEMU > 8.0) APIC ids that need x2APIC, which TCG is not given. Refused by plan_memory,
+    which the run's preparation calls for every group before any VM starts."""
+    from scaler.targets.vm import VmTarget
+    from tests.affinity.fixtures import make_sysfs
+
+    vm_target_or_skip()
+    machine = make_sysfs.build("big-2s-384", "2 x 96 cores x 2 threads",
+                               [make_sysfs.Group(0, 0, 96), make_sysfs.Group(1, 1, 96)],
+                               make_sysfs.ZEN4)
+    topo = read_topology(make_sysfs.write(machine, str(tmp_path)))
+    vm = VmTarget(topo, accel="tcg")
+    whole = plan(topo, 1, smt=True).partitions[0]
+    with pytest.raises(UsageError, match=r"partition 0 (has 384 CPUs but QEMU's q35 machine "
+                                         r"takes at most \d+ vCPUs|needs APIC ids up to)"):
+        vm.plan_memory([{"cpus": list(whole.cpus), "nodes": list(whole.nodes)}], 1024, 0.05)
+    halves = plan(topo, 4, smt=True).partitions  # 96 vCPUs each: fine
+    vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in halves], 512, 0.05)
+    assert vm.dedicated is True
+    shared = plan(topo, 2, 120, oversubscribe=True).partitions  # 48 cores in both
+    vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in shared], 512, 0.05)
+    assert vm.dedicated is False and not vm.options().dedicated
