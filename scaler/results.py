@@ -87,8 +87,10 @@ def host_info() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
+    from scaler.hostfacts import host_facts
+
     return {"hostname": platform.node(), "kernel": platform.release(),
-            "machine": platform.machine(), "versions": versions}
+            "machine": platform.machine(), "versions": versions, "facts": host_facts()}
 
 
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:

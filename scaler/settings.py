@@ -37,6 +37,8 @@ class Settings:
     cache_dir: str | None = None
     vm_memory_mb: int | None = None  # None: enough for the model (vm placement)
     vm_kernel: str | None = None  # None: the newest /boot/vmlinuz-*
+    vm_accel: str = "auto"  # auto, kvm (refused where KVM cannot run) or tcg (vm placement)
+    vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""``scaler plan``: the partitions N instances would get, as a table or as JSON."""
+"""``scaler plan``: the partitions N instances would get, as a table or as JSON; with
+``--placement vm``, also the VM each partition would boot (nothing is booted)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -10,6 +11,9 @@ from affinity import Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
 from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
+
+if TYPE_CHECKING:
+    from scaler.placements.base import DryRunView
 
 
 def plan(
@@ -33,6 +37,29 @@ def plan(
         bool,
         typer.Option("--oversubscribe", help="Allow more demand than cores: share round-robin."),
     ] = False,
+    placement: Annotated[
+        str | None,
+        typer.Option(
+            "--placement",
+            help="also show what the placement would start for each partition, without "
+            "starting it (vm: the VM each partition would boot: vCPU pinning, -smp, guest NUMA "
+            "nodes, QEMU command line); default: the partitions only.",
+        ),
+    ] = None,
+    vm_memory: Annotated[
+        str | None,
+        typer.Option("--vm-memory", help="Memory of each VM, e.g. 2G (vm placement)."),
+    ] = None,
+    vm_kernel: Annotated[
+        str | None,
+        typer.Option("--vm-kernel", help="Kernel the VMs would boot (vm placement)."),
+    ] = None,
+    accel: Annotated[
+        str, typer.Option("--accel", help="auto, kvm or tcg (vm placement).")
+    ] = "auto",
+    vm_hugepages: Annotated[
+        bool, typer.Option("--vm-hugepages", help="Huge-page guest memory (vm placement).")
+    ] = False,
     sysfs_root: SysfsRoot = "/sys",
     json_output: JsonOutput = False,
 ) -> None:
@@ -42,10 +69,32 @@ def plan(
         result = make_plan(
             topo, instances, cores_per_instance, smt=smt, oversubscribe=oversubscribe
         )
+        view = None
+        if placement is not None:
+            from scaler import placements
+            from scaler.settings import Settings, parse_memory_mb
+
+            settings = Settings(placements=(placement,), smt=smt, vm_kernel=vm_kernel,
+                                vm_memory_mb=parse_memory_mb(vm_memory) if vm_memory else None,
+                                vm_accel=accel, vm_hugepages=vm_hugepages)
+            view = placements.get(placement).dry_run(topo, result, settings)
         if json_output:
-            emit_json(result.to_dict())
+            emit_json(plan_json(result, view))
         else:
-            typer.echo("\n".join(format_plan(topo, result)))
+            lines = format_plan(topo, result)
+            if view is not None:
+                lines += view.lines
+            typer.echo("\n".join(lines))
+
+
+def plan_json(result: Plan, view: DryRunView | None) -> dict[str, Any]:
+    """The plan; a placement's dry run adds its view of each partition and of the whole."""
+    doc = result.to_dict()
+    if view is not None:
+        for part, extra in zip(doc["partitions"], view.per_partition, strict=True):
+            part[view.key] = extra
+        doc[view.key] = view.summary
+    return doc
 
 
 def format_plan(topo: Topology, result: Plan) -> list[str]:
@@ -70,3 +119,5 @@ def format_plan(topo: Topology, result: Plan) -> list[str]:
     if result.warnings:
         lines += ["", "warnings:", *(f"  - {w}" for w in result.warnings)]
     return lines
+
+

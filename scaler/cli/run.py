@@ -48,6 +48,11 @@ VmMemory = Annotated[str | None, typer.Option(
     "--vm-memory", help="memory of each VM, e.g. 2G (default: enough for the model)")]
 VmKernel = Annotated[str | None, typer.Option(
     "--vm-kernel", help="kernel the VMs boot (default: the newest /boot/vmlinuz-*)")]
+AccelOpt = Annotated[str, typer.Option(
+    "--accel", help="VM acceleration: auto (KVM where it works, else TCG emulation), kvm "
+    "(refused, saying why, where KVM cannot run) or tcg")]
+VmHugepages = Annotated[bool, typer.Option(
+    "--vm-hugepages", help="back VM memory with 2 MiB huge pages (reserve them first)")]
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 
@@ -75,6 +80,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     except ValueError:
         raise UsageError(f"unknown --stat {opts.get('stat')!r}: choose from "
                          f"{', '.join(s.value for s in Stat)}") from None
+    if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
+        raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
     if scenario in ("latency", "throughput") and len(chosen) > 1:
         raise UsageError(f"{scenario} measures one instance: give one --placement, not "
@@ -89,6 +96,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
+        vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
@@ -163,14 +171,16 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             placement: PlacementOpt = "pinned", min_duration: MinDuration = None,
             min_queries: MinQueries = None, warmup: Warmup = None,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, hosts: Hosts = None,
+            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
         s = _settings("latency", engine=engine, precision=precision, model=model,
                       placement=placement, min_duration_s=min_duration, min_queries=min_queries,
                       warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, hosts=hosts)
+                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
+                      vm_hugepages=vm_hugepages, hosts=hosts)
         _run([("latency", s)], out, json)
 
 
@@ -179,7 +189,9 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                min_duration: MinDuration = None, min_queries: MinQueries = None,
                warmup: Warmup = None, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-               vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
+               vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+               vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+               out: Out = Path("results"),
                json: Json = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
@@ -187,7 +199,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                       batch=batch, placement=placement, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
                       ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      hosts=hosts)
+                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
         _run([("throughput", s)], out, json)
 
 
@@ -196,7 +208,8 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             smt: Smt = False, min_duration: MinDuration = None, min_queries: MinQueries = None,
             warmup: Warmup = None, cache_dir: CacheDir = None,
             ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-            vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
+            vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
             json: Json = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
@@ -204,7 +217,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
                       precision=precision, model=model, smt=smt, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
                       ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      hosts=hosts)
+                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
         _run([("scaling", s)], out, json)
 
 
@@ -233,14 +246,16 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           model: Model = "resnet50", smt: Smt = False, min_duration: MinDuration = None,
           min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
           ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-          vm_kernel: VmKernel = None, hosts: Hosts = None, out: Out = Path("results"),
+          vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False) -> None:
     """All four tests of the study in one suite folder, with plots and headline figures."""
     with errors_to_exit():
         common = dict(engine=engine, precision=precision, model=model, smt=smt,
                       min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
                       cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, hosts=hosts)
+                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
+                      vm_hugepages=vm_hugepages, hosts=hosts)
         scenarios = [
             ("latency", _settings("latency", placement="pinned", **common)),
             ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scaler.errors import UsageError
 
 if TYPE_CHECKING:
-    from affinity import Topology
+    from affinity import Plan, Topology
+    from scaler.engines import EngineSpec
     from scaler.settings import Settings
     from scaler.targets import Target
 
@@ -60,6 +61,18 @@ class GroupPlan:
         return tuple(self.layout.get("plan_warnings", ()))
 
 
+@dataclass(frozen=True)
+class DryRunView:
+    """What ``scaler plan --placement NAME`` adds to a plan without starting anything: an
+    entry per partition and one for the whole (both under ``key`` in ``--json``), and lines
+    of text after the partition table."""
+
+    key: str
+    per_partition: list[dict[str, Any]]
+    summary: dict[str, Any]
+    lines: list[str]
+
+
 class Placement:
     """A way to lay instances out. Subclasses set the class attributes and ``plan``."""
 
@@ -80,10 +93,15 @@ class Placement:
         processes). Made once per run, on the first group that needs it."""
         return None
 
-    def preflight(self, settings: Settings, topology: Topology, worker_gb: float) -> None:
+    def preflight(self, settings: Settings, topology: Topology, spec: EngineSpec) -> None:
         """Checks before any worker of the run starts (UsageError when the run cannot work)."""
         if self.local_only and settings.hosts_file:
             raise UsageError(f"the {self.name} placement {self.local_only}")
+
+    def dry_run(self, topology: Topology, plan: Plan, settings: Settings) -> DryRunView | None:
+        """What this placement would start for each partition of ``plan`` (None: nothing
+        beyond the partitions themselves)."""
+        return None
 
     def notes(self, settings: Settings) -> list[str]:
         """What a user should know before the run starts (printed on stderr)."""

@@ -20,14 +20,15 @@ class Pinned(Placement):
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:
         the_plan = plan_partitions(topology, n, cores_per_instance, smt=smt, oversubscribe=True)
-        instances = tuple(self.instance(k, part) for k, part in enumerate(the_plan.partitions))
+        instances = tuple(self.instance(k, part, topology)
+                          for k, part in enumerate(the_plan.partitions))
         return GroupPlan(self.name, instances, {
             "cores": len(topology.usable_cores), "cpus": len(topology.usable_cpus),
             "oversubscribed": the_plan.oversubscription > 1.0,
             "oversubscription": the_plan.oversubscription,
             "plan_warnings": list(the_plan.warnings)})
 
-    def instance(self, k: int, part: Partition) -> InstancePlan:
+    def instance(self, k: int, part: Partition, topology: Topology) -> InstancePlan:
         """The worker pins itself to the partition as the machine numbers it."""
         return InstancePlan(k, len(part.cpus), cpus=tuple(part.cpus), nodes=tuple(part.nodes),
                             worker_cpus=tuple(part.cpus), worker_nodes=tuple(part.nodes))

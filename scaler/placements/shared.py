@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scaler.placements.base import GroupPlan, InstancePlan, Placement, register
+from scaler.errors import UsageError
+from scaler.placements.base import DryRunView, GroupPlan, InstancePlan, Placement, register
 
 if TYPE_CHECKING:
-    from affinity import Topology
+    from affinity import Plan, Topology
+    from scaler.settings import Settings
 
 
 class Shared(Placement):
@@ -26,6 +28,10 @@ class Shared(Placement):
         return GroupPlan(self.name, instances, {
             "cores": cores, "cpus": len(usable), "oversubscribed": n > cores,
             "oversubscription": n * threads / len(usable)})
+
+    def dry_run(self, topology: Topology, plan: Plan, settings: Settings) -> DryRunView | None:
+        raise UsageError("--placement shared: shared instances are unpinned and have no "
+                         "partitions to show (plan shows pinned or vm partitions)")
 
 
 register(Shared())

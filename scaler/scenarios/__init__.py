@@ -17,7 +17,7 @@ from typing import Any
 
 from affinity import Topology, read_topology
 from scaler import placements
-from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.engines import EngineSpec
 from scaler.progress import Reporter
 from scaler.scenarios import latency, multistream, scaling, throughput
 from scaler.session import Session
@@ -38,9 +38,8 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     spec = check_spec(EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
                                  model=settings.model, batch=settings.batch,
                                  cache_dir=settings.cache_dir), topology.isa)
-    worker_gb = worker_memory_gb(spec.engine, settings.batch)
     for name in settings.placements:
-        placements.get(name).preflight(settings, topology, worker_gb)
+        placements.get(name).preflight(settings, topology, spec)
     if settings.hosts_file:
         from scaler.hosts import load_hosts
 

@@ -22,22 +22,25 @@ import lzma
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from scaler.errors import UsageError
+from scaler.targets.vmplan import MOUNT_TAG, PORT_NAME  # noqa: F401  (the init script's names)
 
 # Modules the guest needs, loaded with their dependencies unless built into the kernel.
 GUEST_TMPDIR = "/run/tmp"  # writable scratch in the guest (a tmpfs); the rest is read-only
 GUEST_MODULES = ("virtio_pci", "virtio_console", "9pnet_virtio", "9p")
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "mount", "insmod", "mkdir", "cat", "cut", "poweroff", "chroot",
-                   "hostname", "echo", "ls", "sleep")
-MOUNT_TAG = "hostroot"
-PORT_NAME = "scaler"  # name of the virtio-serial port carrying the worker protocol
+                   "hostname", "echo", "ls", "sleep", "head")
 INIT_MARK = "scaler-init:"  # prefix of every console line the init script prints
 WORKER_EXITED = f"{INIT_MARK} worker exited with code"
+STAT_MARK = f"{INIT_MARK} stat "  # the guest's /proc/stat cpu line, every STAT_INTERVAL_S
+STAT_INTERVAL_S = 2
 
 INIT_SCRIPT = r"""#!/bin/sh
 # scaler VM init: mount the host root read-only over 9p, run one worker on the virtio-serial
@@ -66,6 +69,8 @@ done
 . /scaler/job
 hostname "$SCALER_HOSTNAME"
 [ -d "/newroot$SCALER_CWD" ] || SCALER_CWD=/
+# the guest's CPU times (steal) on the console while it runs; the host keeps them off the log
+( while :; do echo "scaler-init: stat $(head -n 1 /proc/stat)"; sleep STAT_INTERVAL; done ) &
 echo "scaler-init: starting the worker on $port"
 # not exec'd, and from a subshell: the worker must not be a child of PID 1 (it takes a parent
 # of PID 1 for an orphan and exits), and PID 1 must stay to power off when it ends
@@ -73,7 +78,7 @@ echo "scaler-init: starting the worker on $port"
   echo "scaler-init: worker exited with code $?" )
 poweroff -f
 sleep 5
-"""
+""".replace("STAT_INTERVAL", str(STAT_INTERVAL_S))
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ def newest_kernel(pattern: str = "/boot/vmlinuz-*") -> str:
     found = sorted(glob.glob(pattern), key=_version_key)
     if not found:
         raise UsageError(f"no kernel matches {pattern}: install one (apt-get install "
-                         "linux-image-amd64) or give --vm-kernel")
+                         "linux-image-amd64 on Debian, linux-image-generic on Ubuntu) or "
+                         "give --vm-kernel")
     return found[-1]
 
 
@@ -106,6 +112,11 @@ def kernel_version(path: str) -> str:
     try:
         with open(path, "rb") as f:
             head = f.read(0x10200)  # the version pointer is 16 bits, past 0x200
+    except PermissionError:
+        raise UsageError(
+            f"--vm-kernel {path}: not readable by this user (Ubuntu installs kernels "
+            "root-only, mode 0600): run as root, or copy it and give the copy: "
+            f"sudo install -m 0644 {path} ~/vmlinuz && --vm-kernel ~/vmlinuz") from None
     except OSError as exc:
         raise UsageError(f"--vm-kernel {path}: {exc.strerror or exc}") from None
     if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
@@ -120,17 +131,24 @@ def kernel_version(path: str) -> str:
     return release
 
 
-def find_kernel(path: str | None) -> Kernel:
+def find_kernel(path: str | None, modules_root: str = "/lib/modules") -> Kernel:
     """The kernel to boot (``--vm-kernel`` or the newest in /boot) and its modules folder."""
     path = path or newest_kernel()
     if not os.path.isfile(path):
         raise UsageError(f"--vm-kernel {path}: no such file")
     version = kernel_version(path)
-    modules_dir = f"/lib/modules/{version}"
+    modules_dir = os.path.join(modules_root, version)
     if not os.path.isdir(modules_dir):
         raise UsageError(f"--vm-kernel {path} is release {version} but {modules_dir} does not "
                          "exist: the guest needs that kernel's virtio and 9p modules")
     return Kernel(path, version, modules_dir)
+
+
+def check_kernel(kernel: Kernel) -> bytes:
+    """Everything the guest needs from ``kernel`` and this host, read now: the module
+    index, each module (decompressed), busybox. Returns the shared initramfs; UsageError
+    naming what is missing. Run before any group so a bad kernel fails the run at once."""
+    return base_initramfs(kernel)
 
 
 def module_files(modules_dir: str, wanted: Iterable[str] = GUEST_MODULES) -> list[str]:
@@ -159,13 +177,23 @@ def module_files(modules_dir: str, wanted: Iterable[str] = GUEST_MODULES) -> lis
             add(dep)
         order.append(path)
 
+    missing = []
     for name in wanted:
         key = name.replace("-", "_")
         if key in by_name:
             add(by_name[key])
         elif key not in builtin:
-            raise UsageError(f"the kernel of {modules_dir} has no {name} module: the guest needs "
-                             "virtio-pci, virtio-console and 9p over virtio")
+            missing.append(name)
+    if missing:
+        raise UsageError(
+            f"the kernel of {modules_dir} has neither a module nor built-in support for "
+            f"{', '.join(missing)}: the guest needs virtio-pci, virtio-console and 9p over "
+            "virtio (install that kernel's extra modules, e.g. Ubuntu's "
+            f"linux-modules-extra-{os.path.basename(modules_dir)}, or give another --vm-kernel)")
+    absent = [p for p in order if not os.path.isfile(os.path.join(modules_dir, p))]
+    if absent:
+        raise UsageError(f"{modules_dir}/modules.dep lists {absent[0]} but the file is not "
+                         "there: reinstall that kernel's modules or give another --vm-kernel")
     return order
 
 
@@ -174,16 +202,46 @@ def _module_name(path: str) -> str:
 
 
 def _module_bytes(path: str) -> bytes:
-    """A module file, decompressed when the distribution ships them compressed."""
-    data = Path(path).read_bytes()
-    if path.endswith(".xz"):
-        return lzma.decompress(data)
-    if path.endswith(".gz"):
-        return gzip.decompress(data)
-    if path.endswith(".zst"):
-        raise UsageError(f"{path}: zstd-compressed modules are not supported (busybox insmod "
-                         "cannot load them and Python has no zstd)")
+    """A module file, decompressed when the distribution ships it compressed (Debian: xz
+    or none, Ubuntu 23.10+: zstd): busybox insmod hands the kernel raw ELF bytes."""
+    try:
+        data = Path(path).read_bytes()
+        if path.endswith(".xz"):
+            return lzma.decompress(data)
+        if path.endswith(".gz"):
+            return gzip.decompress(data)
+        if path.endswith(".zst"):
+            return zstd_decompress(data, path)
+    except (OSError, lzma.LZMAError, gzip.BadGzipFile, EOFError) as exc:
+        raise UsageError(f"cannot read kernel module {path}: {exc}") from None
     return data
+
+
+def zstd_decompress(data: bytes, name: str = "data") -> bytes:
+    """zstd frames decompressed by Python's own module where there is one (3.14:
+    ``compression.zstd``; the ``zstandard`` package) or else by the ``zstd`` program."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+
+        return zstd.decompress(data)  # type: ignore[no-any-return]
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # type: ignore
+    except ImportError:
+        pass
+    tool = shutil.which("zstd")
+    if tool is None:
+        raise UsageError(f"{name} is zstd-compressed and neither Python nor the zstd program "
+                         "can decompress it: apt-get install zstd")
+    done = subprocess.run([tool, "-d", "-c", "-q"], input=data, capture_output=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise UsageError(f"{name}: zstd -d failed: "
+                         f"{done.stderr.decode(errors='replace').strip()[:200]}")
+    return done.stdout
 
 
 def find_busybox() -> str:

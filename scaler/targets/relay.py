@@ -8,7 +8,11 @@ so a target can hand it a :class:`RelayedProcess` instead, which
   carriage returns; a fleet's lines must say which host they come from),
 - keeps the last lines, and when the child ends may append one summary line (the coordinator
   quotes the last stderr line in its error, and "reboot: Power down" says nothing),
-- notes when the first protocol line arrives (a VM's boot-to-ready time).
+- notes when the first protocol line arrives (a VM's boot-to-ready time), and may hand that
+  line to the target first (``first_message``: a VM target checks the guest's ``ready``
+  report and may turn it into an ``error``),
+- may take lines off the diagnostics stream for the target (``consume``: a VM's periodic
+  CPU-time lines), so they neither flood the tail nor reach the coordinator.
 
 Both relays are plain tasks that read until end of file; nothing polls.
 """
@@ -39,8 +43,12 @@ class RelayedProcess:
 
     def __init__(self, proc: asyncio.subprocess.Process, label: str = "",
                  summary: Callable[[RelayedProcess, int | None], str | None] | None = None,
-                 tail_lines: int = 200, stderr: asyncio.StreamReader | None = None) -> None:
+                 tail_lines: int = 200, stderr: asyncio.StreamReader | None = None,
+                 first_message: Callable[[bytes], bytes] | None = None,
+                 consume: Callable[[str], bool] | None = None) -> None:
         self._proc = proc
+        self.first_message = first_message
+        self.consume = consume
         self._stderr_source = stderr if stderr is not None else proc.stderr
         self.label = label
         self.summary = summary
@@ -84,6 +92,8 @@ class RelayedProcess:
                     return
                 if _PROTOCOL in line:
                     self.first_message_at = time.monotonic()
+                    if self.first_message is not None:
+                        line = self.first_message(line)
                 self.stdout.feed_data(line)
             while chunk := await source.read(1 << 16):
                 self.stdout.feed_data(chunk)
@@ -98,7 +108,7 @@ class RelayedProcess:
         try:
             async for raw in source:
                 line = clean_line(raw)
-                if not line:
+                if not line or (self.consume is not None and self.consume(line)):
                     continue
                 self.tail.append(line)
                 self.stderr.feed_data(f"{self.label}{line}\n".encode())

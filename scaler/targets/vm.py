@@ -1,20 +1,24 @@
 """The ``vm`` target: one QEMU VM per instance, its vCPUs pinned 1:1 to the partition's CPUs.
 
-How a VM is made (see ``guest.py`` for what it boots):
+What VM a partition gets (vCPU order with siblings adjacent, ``-smp``, guest NUMA nodes,
+memory backends, CPU model and tuning, the QEMU command line) is decided by the pure
+``vmplan.vm_plan``; this module starts and verifies it (see ``guest.py`` for what it boots):
 
 - QEMU starts paused (``-S``) as our own child in its own process group, already confined to
   the partition's CPUs (inherited by every thread it creates) and killed by the kernel if the
   coordinator dies (``PR_SET_PDEATHSIG``). It is never daemonized: a daemon is nobody's child
   and outlives Ctrl-C.
-- Guest RAM is a ``memory-backend-ram`` with ``host-nodes`` = the partition's NUMA nodes and
-  ``policy=bind``; the policy is read back from ``/proc/PID/numa_maps``. Where the kernel
-  refuses ``mbind`` (containers) the VM is started again without it and that is recorded.
-- Through QMP (``query-cpus-fast``) each vCPU thread is pinned to one CPU of the partition
-  and read back, then the VM is resumed (``cont``): no guest instruction runs unpinned.
+- Each guest NUMA node's memory backend is bound to its host node (``policy=bind``); the
+  policies are read back from ``/proc/PID/numa_maps``. Where the kernel refuses ``mbind``
+  (containers) the VM is started again without it and that is recorded.
+- Through QMP (``query-cpus-fast``) vCPU k's thread is pinned to the plan's k-th CPU and read
+  back, then the VM is resumed (``cont``): no guest instruction runs unpinned.
 - The protocol travels over a virtio-serial port wired to QEMU's stdin/stdout; the serial
-  console (kernel, init and the worker's stderr) goes to QEMU's stderr.
-- Acceleration is KVM when the CPU has ``vmx``/``svm`` and ``/dev/kvm`` answers, else TCG
-  (multi-threaded): timings are then marked ``emulated``.
+  console (kernel, init and the worker's stderr) goes to QEMU's stderr. The guest's
+  ``ready`` report is checked against the host's ISA on its way to the coordinator, and the
+  guest's CPU times (steal) are taken off the console.
+- Acceleration (``--accel auto|kvm|tcg``, see ``accel.py``): without KVM, timings are
+  marked ``emulated``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import os
 import re
 import shutil
@@ -36,20 +39,30 @@ from typing import TYPE_CHECKING, Any
 
 from affinity.cpulist import format_cpulist
 from scaler.errors import ScalerError, UsageError
+from scaler.hostfacts import CpuTimes, host_facts, parse_cpu_line
 from scaler.targets import STREAM_LIMIT, guest
+from scaler.targets.accel import Accel, QemuFacts, detect_accel, probe_qemu, resolve_accel
 from scaler.targets.qmp import Qmp, QmpError, listening_socket
 from scaler.targets.relay import RelayedProcess
+from scaler.targets.vmchecks import (
+    MIN_MEMORY_MB,
+    check_hugepages,
+    check_node_memory,
+    default_memory_mb,
+    isa_verdict,
+)
+from scaler.targets.vmplan import Boot, VmOptions, VmPlan, vm_plan
+from scaler.worker import protocol
 
 if TYPE_CHECKING:
     from affinity import Topology
     from scaler.worker.protocol import WorkerRequest
+    from scaler.worker.spec import WorkerSpec
+
+__all__ = ["Accel", "VmError", "VmTarget", "detect_accel", "isa_verdict", "resolve_accel"]
 
 QEMU = "qemu-system-x86_64"
-KVM_GET_API_VERSION = 0xAE00
-KVM_API_VERSION = 12
 PR_SET_PDEATHSIG = 1
-GUEST_OVERHEAD_MB = 384  # guest kernel, page cache of the shared root, tmpfs
-MIN_MEMORY_MB = 512
 QMP_TIMEOUT_S = 60.0  # QEMU start-up until its monitor answers (2 busy cores: be generous)
 # environment passed on to the guest's worker (the rest of the host's is not)
 GUEST_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "SCALER_CACHE_DIR", "XDG_CACHE_HOME",
@@ -64,94 +77,13 @@ class VmError(ScalerError):
     """A VM could not be set up as asked (pinning refused, QMP broken)."""
 
 
-@dataclass(frozen=True)
-class Accel:
-    name: str  # kvm or tcg
-    reason: str
-
-    @property
-    def emulated(self) -> bool:
-        return self.name != "kvm"
-
-
-def detect_accel(cpuinfo: str = "/proc/cpuinfo", device: str = "/dev/kvm") -> Accel:
-    """KVM when the CPU advertises ``vmx``/``svm`` and ``/dev/kvm`` answers; else TCG.
-
-    The CPU flag matters: some cloud VMs expose a ``/dev/kvm`` that cannot run a stock
-    guest kernel (no nested virtualization), and a VM started there would fail or hang.
-    """
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    if "vmx" not in flags and "svm" not in flags:
-        return Accel("tcg", "the CPU has no vmx/svm flag")
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
-    except OSError as exc:
-        return Accel("tcg", f"{device}: {exc.strerror}")
-    try:
-        version = fcntl.ioctl(fd, KVM_GET_API_VERSION)
-    except OSError as exc:
-        return Accel("tcg", f"{device} does not answer: {exc.strerror}")
-    finally:
-        os.close(fd)
-    if version != KVM_API_VERSION:
-        return Accel("tcg", f"{device} speaks KVM API {version}, not {KVM_API_VERSION}")
-    return Accel("kvm", "vmx/svm present and /dev/kvm answers")
-
-
-def default_memory_mb(worker_gb: float) -> int:
-    """Guest memory for a worker of about ``worker_gb`` GB, rounded up to 128 MiB."""
-    mb = worker_gb * 1024 + GUEST_OVERHEAD_MB
-    return max(MIN_MEMORY_MB, int(-(-mb // 128) * 128))
-
-
-def node_free_bytes(node: int, root: str = "/sys/devices/system/node") -> int | None:
-    """Free plus reclaimable page-cache memory of one NUMA node, or None if unknown."""
-    fields: dict[str, int] = {}
-    try:
-        with open(f"{root}/node{node}/meminfo") as f:
-            for line in f:
-                parts = line.split()  # Node 0 MemFree:  123 kB
-                if len(parts) >= 4:
-                    fields[parts[2].rstrip(":")] = int(parts[3]) * 1024
-    except (OSError, ValueError):
-        return None
-    if "MemFree" not in fields:
-        return None
-    return fields["MemFree"] + fields.get("Active(file)", 0) + fields.get("Inactive(file)", 0)
-
-
-def check_node_memory(partitions: Iterable[dict[str, Any]], memory_mb: int,
-                      free: Callable[[int], int | None] = node_free_bytes) -> None:
-    """Refuse when the VMs bound to a set of nodes cannot all fit in those nodes."""
-    demand: dict[tuple[int, ...], int] = {}
-    for part in partitions:
-        nodes = tuple(part.get("nodes") or ())
-        demand[nodes] = demand.get(nodes, 0) + memory_mb
-    for nodes, mb in demand.items():
-        sizes = [free(n) for n in nodes]
-        if not nodes or any(s is None for s in sizes):
-            continue
-        have = sum(s for s in sizes if s is not None)
-        if mb * 2**20 > have:
-            count = mb // memory_mb
-            raise UsageError(
-                f"{count} VM(s) of {memory_mb} MiB bound to NUMA node(s) {format_cpulist(nodes)}"
-                f" need {mb / 1024:.1f} GiB but the node(s) have {have / 2**30:.1f} GiB free: "
-                "use a smaller --vm-memory or fewer instances")
-
-
 @dataclass
 class VmInstance:
-    """One VM as started: what was asked, what was verified, and its console."""
+    """One VM as started: its plan, what was verified, and what its guest reported."""
 
     index: int
     partition: dict[str, Any]
-    memory_mb: int
+    plan: VmPlan
     qmp_path: str
     process: RelayedProcess | None = None
     qemu_pid: int | None = None
@@ -162,32 +94,55 @@ class VmInstance:
     memory_bound: bool = False
     memory_reason: str = ""
     failure: str | None = None
+    guest_isa: list[str] | None = None
+    isa_missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stat_first: CpuTimes | None = None
+    stat_last: CpuTimes | None = None
+    stat_mark: CpuTimes | None = None  # the latest at the previous info(): one group's share
 
     def info(self) -> dict[str, Any]:
         proc = self.process
         ready = proc.first_message_at if proc else None
+        steal: dict[str, Any] = {"sampled_every_s": guest.STAT_INTERVAL_S}
+        if self.stat_first and self.stat_last:
+            steal["share_since_boot"] = _rounded(self.stat_last.steal_share_since(
+                self.stat_first))
+            steal["share_since_last_record"] = _rounded(self.stat_last.steal_share_since(
+                self.stat_mark or self.stat_first))
+            self.stat_mark = self.stat_last
         return {
-            "qemu_pid": self.qemu_pid, "memory_mb": self.memory_mb,
+            "qemu_pid": self.qemu_pid, "memory_mb": self.plan.memory_mb,
             "memory_policy": self.memory_policy, "memory_bound": self.memory_bound,
             "memory_reason": self.memory_reason, "vcpus": self.vcpus,
             "qemu_threads": self.qemu_threads,
             "qemu_threads_on_partition": self.threads_on_partition,
             "boot_to_ready_s": round(ready - proc.started, 3) if proc and ready else None,
-            "failure": self.failure,
+            "plan": self.plan.to_dict(), "guest_isa": self.guest_isa,
+            "isa_missing": self.isa_missing, "warnings": self.warnings,
+            "guest_steal": steal, "failure": self.failure,
         }
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 class VmTarget:
-    """Starts each worker in its own VM on the request's partition (see the module doc)."""
+    """Starts each worker in its own VM on the request's partition (see the module doc).
+
+    Construction checks everything that can be checked without a guest (QEMU, KVM or the
+    reason for TCG, the kernel, its modules, busybox), so a run fails before its first
+    group rather than at its first VM.
+    """
 
     name = "vm"
 
     def __init__(self, topology: Topology, kernel: str | None = None,
-                 memory_mb: int | None = None, accel: Accel | None = None,
+                 memory_mb: int | None = None, accel: Accel | str | None = None,
                  qemu: str = QEMU, python: str = sys.executable,
-                 qmp_timeout_s: float = QMP_TIMEOUT_S) -> None:
+                 qmp_timeout_s: float = QMP_TIMEOUT_S, hugepages: bool = False) -> None:
         self.topology = topology
-        self.kernel = guest.find_kernel(kernel)
         found = shutil.which(qemu)
         if found is None:
             raise UsageError(f"{qemu} not found: the vm placement needs QEMU "
@@ -196,35 +151,83 @@ class VmTarget:
         if not os.path.isabs(python):
             raise UsageError(f"the guest runs the worker by absolute path, not {python!r}")
         self.python = python
-        self.accel = accel or detect_accel()
+        self.accel = accel if isinstance(accel, Accel) else resolve_accel(accel or "auto",
+                                                                          qemu=found)
         self.memory_mb = memory_mb or MIN_MEMORY_MB
+        self.hugepages = hugepages
+        self.dedicated = True  # until a group's partitions share a CPU
         self.qmp_timeout_s = qmp_timeout_s
         self.bind_memory = True
         self.bind_refusal = ""
         self.instances: dict[int, VmInstance] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._base: bytes | None = None
         self._serial = 0
+        self.kernel, self._base, self.qemu_facts = self.check(kernel)
+
+    def check(self, kernel: str | None) -> tuple[guest.Kernel, bytes, QemuFacts]:
+        """The kernel, the shared initramfs (modules read and decompressed now) and what
+        QEMU says of itself with this accelerator; UsageError naming what is wrong."""
+        found = guest.find_kernel(kernel)
+        base = guest.check_kernel(found)
+        return found, base, probe_qemu(self.qemu, self.accel.name)
 
     @property
     def emulated(self) -> bool:
         return self.accel.emulated
 
+    def options(self) -> VmOptions:
+        max_vcpus = self.qemu_facts.q35_max_cpus
+        if not self.accel.emulated and self.accel.caps.get("max_vcpus"):
+            max_vcpus = min(max_vcpus, self.accel.caps["max_vcpus"])
+        return VmOptions(accel=self.accel.name, memory_mb=self.memory_mb,
+                         dedicated=self.dedicated, cpu_pm=self.accel.cpu_pm,
+                         hugepages=self.hugepages, bind_memory=self.bind_memory,
+                         max_vcpus=max_vcpus)
+
+    def vm_plan(self, partition: dict[str, Any], index: int) -> VmPlan:
+        """The VM this target boots for a partition (the dry run shows the same)."""
+        return vm_plan(self.topology, partition["cpus"], partition.get("nodes") or [], index,
+                       self.options())
+
     def describe(self) -> dict[str, Any]:
-        return {"accel": self.accel.name, "accel_reason": self.accel.reason,
-                "kernel": self.kernel.path, "kernel_release": self.kernel.version,
-                "qemu": self.qemu}
+        return {**self.accel.to_dict(), "kernel": self.kernel.path,
+                "kernel_release": self.kernel.version, "qemu": self.qemu,
+                "qemu_facts": self.qemu_facts.to_dict(), "hugepages": self.hugepages,
+                "dedicated_cpus": self.dedicated,
+                "host_facts": host_facts(cpus=self.topology.usable_cpus)}
 
     def instance_info(self, index: int) -> dict[str, Any]:
         inst = self.instances.get(index)
         return {"vm": {**self.describe(), **inst.info()}} if inst else {}
 
+    def check_spec(self, precision: str, engine: str) -> None:
+        """Refuse before any VM boots a precision the guest CPU QEMU predicts cannot run
+        as the host does (see :func:`isa_verdict`; the guest's own report is checked again
+        when its worker is ready)."""
+        from scaler.engines.registry import get
+
+        _, _, refusal = isa_verdict(self.topology.isa, self.qemu_facts.guest_isa, precision,
+                                    get(engine).infers, not self.accel.emulated)
+        if refusal:
+            raise UsageError(f"vm placement: {refusal} (QEMU {self.qemu_facts.version}, "
+                             f"-cpu {self.qemu_facts.cpu_model}, {self.accel.name})")
+
     def plan_memory(self, partitions: Iterable[dict[str, Any] | None], memory_mb: int | None,
                     worker_gb: float) -> int:
         """Guest memory for the next group (``--vm-memory`` or enough for a worker of about
-        ``worker_gb``); UsageError when the partitions' nodes cannot hold all the VMs."""
+        ``worker_gb``); UsageError when the partitions' nodes cannot hold all the VMs or a
+        partition's VM cannot be booted (vCPU and APIC id limits). Partitions sharing a CPU
+        (oversubscription) make the vCPUs non-dedicated: no cpu-pm, no dedicated hint."""
+        parts = [p or {} for p in partitions]
         self.memory_mb = memory_mb or default_memory_mb(worker_gb)
-        check_node_memory([p or {} for p in partitions], self.memory_mb)
+        cpu_lists = [list(p["cpus"]) for p in parts if p.get("cpus")]
+        every = [cpu for cpus in cpu_lists for cpu in cpus]
+        self.dedicated = len(every) == len(set(every))
+        plans = [self.vm_plan(p, k) for k, p in enumerate(parts) if p.get("cpus")]
+        if self.hugepages:
+            check_hugepages(plans)
+        else:
+            check_node_memory(parts, self.memory_mb)
         return self.memory_mb
 
     def close(self) -> None:
@@ -241,22 +244,23 @@ class VmTarget:
             raise VmError("a VM needs a partition (its CPUs become the vCPUs)")
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="scaler-vm-")
-            self._base = guest.base_initramfs(self.kernel)
         self._serial += 1
         stem = os.path.join(self._tmp.name, f"vm{request.index}-{self._serial}")
-        inst = VmInstance(request.index, part, self.memory_mb, stem + ".qmp")
+        inst = VmInstance(request.index, part, self.vm_plan(part, request.index),
+                          stem + ".qmp")
         self.instances[request.index] = inst
         with open(stem + ".img", "wb") as f:
-            assert self._base is not None
             f.write(self._base + guest.job_archive(self._guest_argv(request.spec.argv()),
                                                    f"scaler-vm{request.index}", os.getcwd()))
-        proc = await self._launch(inst, stem + ".img")
+        ready_check = self._ready_check(inst, request.spec)
+        proc = await self._launch(inst, stem + ".img", ready_check)
         if proc.returncode is not None and self.bind_memory and any(
                 _BIND_REFUSED in line for line in proc.tail):
             self.bind_memory = False  # containers refuse mbind: pin CPUs alone, and say so
             self.bind_refusal = next(line for line in proc.tail if _BIND_REFUSED in line)
             inst.failure = None
-            proc = await self._launch(inst, stem + ".img")
+            inst.plan = self.vm_plan(part, request.index)
+            proc = await self._launch(inst, stem + ".img", ready_check)
         with contextlib.suppress(OSError):
             os.unlink(stem + ".img")  # QEMU has read it by the time QMP answers
         return proc
@@ -269,47 +273,45 @@ class VmTarget:
         return ["-i", *env, self.python, "-m", "scaler.worker", *args]
 
     def qemu_argv(self, inst: VmInstance, initrd: str, qmp_fd: int) -> list[str]:
-        cpus = inst.partition["cpus"]
-        nodes = inst.partition.get("nodes") or []
-        mb = inst.memory_mb
-        backend = f"memory-backend-ram,id=ram,size={mb}M"
-        if self.bind_memory and nodes:
-            backend += f",host-nodes={format_cpulist(nodes).replace(',', ',host-nodes=')}"
-            backend += ",policy=bind"
-        kvm = self.accel.name == "kvm"
-        return [
-            self.qemu, "-name", f"scaler-vm{inst.index},debug-threads=on", "-S",
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-machine", "q35,memory-backend=ram",
-            "-accel", "kvm" if kvm else "tcg,thread=multi", "-cpu", "host" if kvm else "max",
-            "-smp", self._smp(cpus), "-m", f"{mb}M", "-object", backend,
-            "-kernel", self.kernel.path, "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 loglevel=4 quiet",
-            "-fsdev", f"local,id={guest.MOUNT_TAG},path=/,security_model=none,readonly=on,"
-                      "multidevs=remap",
-            "-device", f"virtio-9p-pci,fsdev={guest.MOUNT_TAG},mount_tag={guest.MOUNT_TAG}",
-            "-device", "virtio-serial-pci,id=vser",
-            "-chardev", "stdio,id=proto,signal=off",
-            "-device", f"virtserialport,bus=vser.0,chardev=proto,name={guest.PORT_NAME}",
-            "-chardev", "file,id=console,path=/dev/stderr", "-serial", "chardev:console",
-            "-chardev", f"socket,id=qmp,fd={qmp_fd},server=on,wait=off",
-            "-mon", "chardev=qmp,mode=control",
-        ]
+        return inst.plan.argv(Boot(self.qemu, self.kernel.path, initrd, qmp_fd))
 
-    def _smp(self, cpus: list[int]) -> str:
-        """vCPUs as sockets=1, cores x threads mirroring the partition's physical cores."""
-        per_core: dict[tuple[int, int, int], int] = {}
-        for core in self.topology.cores:
-            hits = len(set(core.cpus) & set(cpus))
-            if hits:
-                per_core[core.key] = hits
-        counts = set(per_core.values())
-        if len(counts) == 1 and sum(per_core.values()) == len(cpus):
-            threads = counts.pop()
-            return f"cpus={len(cpus)},sockets=1,cores={len(per_core)},threads={threads}"
-        return f"cpus={len(cpus)},sockets=1,cores={len(cpus)},threads=1"
+    def _ready_check(self, inst: VmInstance, spec: WorkerSpec) -> Callable[[bytes], bytes]:
+        """Compare the guest worker's ISA with the host's when its first message comes;
+        a request the guest cannot run as the host does becomes an ``error`` message."""
+        from scaler.engines.registry import get
 
-    async def _launch(self, inst: VmInstance, initrd: str) -> RelayedProcess:
+        precision, infers = spec.precision, get(spec.engine).infers
+
+        def check(line: bytes) -> bytes:
+            message = protocol.decode(line)
+            if not message or message.get("type") != "ready":
+                return line
+            inst.guest_isa = list(message.get("isa") or [])
+            inst.isa_missing, inst.warnings, refusal = isa_verdict(
+                self.topology.isa, inst.guest_isa, precision, infers, not self.emulated)
+            if refusal is None:
+                return line
+            inst.failure = refusal
+            return protocol.encode({"type": "error", "kind": "guest ISA", "message": refusal})
+
+        return check
+
+    def _consume(self, inst: VmInstance) -> Callable[[str], bool]:
+        """Take the guest's periodic CPU-time lines off its console (kept for steal)."""
+
+        def consume(line: str) -> bool:
+            if not line.startswith(guest.STAT_MARK):
+                return False
+            times = parse_cpu_line(line[len(guest.STAT_MARK):])
+            if times is not None:
+                inst.stat_first = inst.stat_first or times
+                inst.stat_last = times
+            return True
+
+        return consume
+
+    async def _launch(self, inst: VmInstance, initrd: str,
+                      ready_check: Callable[[bytes], bytes]) -> RelayedProcess:
         """Start QEMU paused, pin it through QMP and resume it; on any failure before the
         worker could run, the returned process has exited and its last stderr line says why."""
         with contextlib.suppress(FileNotFoundError):
@@ -323,7 +325,7 @@ class VmTarget:
                 *self.qemu_argv(inst, initrd, sock.fileno()), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=console_w,
                 limit=STREAM_LIMIT, pass_fds=(sock.fileno(),), start_new_session=True,
-                preexec_fn=_confine(inst.partition["cpus"]))
+                preexec_fn=_confine(inst.plan.cpus))
         except BaseException as exc:
             os.close(console_r)
             if isinstance(exc, (OSError, subprocess.SubprocessError)):
@@ -333,7 +335,8 @@ class VmTarget:
             sock.close()  # QEMU holds its own copy of the listening socket
             os.close(console_w)
         console = await _read_pipe(console_r)
-        proc = RelayedProcess(raw, summary=self._summary(inst), stderr=console)
+        proc = RelayedProcess(raw, summary=self._summary(inst), stderr=console,
+                              first_message=ready_check, consume=self._consume(inst))
         inst.process, inst.qemu_pid = proc, raw.pid
         try:
             await self._pin_and_resume(inst, proc)
@@ -380,8 +383,8 @@ class VmTarget:
             qmp.close()
 
     async def _pin(self, inst: VmInstance, qmp: Qmp, pid: int) -> None:
-        """vCPU k on the partition's k-th CPU; every other QEMU thread on the partition."""
-        cpus = list(inst.partition["cpus"])
+        """vCPU k on the plan's k-th CPU; every other QEMU thread on the partition."""
+        cpus = list(inst.plan.cpus)
         vcpus = sorted(await qmp.execute("query-cpus-fast"), key=lambda c: c["cpu-index"])
         if len(vcpus) != len(cpus):
             raise VmError(f"QEMU reports {len(vcpus)} vCPUs, expected {len(cpus)}")
@@ -401,7 +404,10 @@ class VmTarget:
                 raise VmError(f"vCPU {vcpu['cpu-index']} thread {tid} is allowed on "
                               f"{format_cpulist(got)} after pinning to {cpu}")
             vcpu_threads.add(tid)
-            inst.vcpus.append({"vcpu": vcpu["cpu-index"], "thread_id": tid, "cpu": cpu})
+            props = vcpu.get("props") or {}
+            inst.vcpus.append({"vcpu": vcpu["cpu-index"], "thread_id": tid, "cpu": cpu,
+                               **{k: props[k] for k in ("socket-id", "core-id", "thread-id",
+                                                        "node-id") if k in props}})
         allowed = set(cpus)
         tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
         on_partition = True
@@ -415,10 +421,11 @@ class VmTarget:
         inst.qemu_threads, inst.threads_on_partition = len(tids), on_partition
 
     def _read_memory_policy(self, inst: VmInstance, pid: int) -> None:
-        nodes = inst.partition.get("nodes") or []
+        """Each guest node's backend must show ``bind:<its host node>`` in numa_maps."""
+        nodes = [node.host_node for node in inst.plan.nodes]
         if not self.bind_memory:
             inst.memory_reason = f"mbind refused, VM memory not bound: {self.bind_refusal}"
-        elif not nodes:
+        elif not inst.partition.get("nodes"):
             inst.memory_reason = "no nodes in the partition"
         policies = set()
         with contextlib.suppress(OSError), open(f"/proc/{pid}/numa_maps") as f:
@@ -427,11 +434,13 @@ class VmTarget:
                 if len(parts) > 1 and parts[1].startswith("bind:"):
                     policies.add(parts[1])
         inst.memory_policy = ",".join(sorted(policies)) or "default"
-        wanted = f"bind:{format_cpulist(nodes)}"
-        inst.memory_bound = self.bind_memory and bool(nodes) and policies == {wanted}
-        if self.bind_memory and nodes:
+        wanted = {f"bind:{node}" for node in nodes}
+        bound = self.bind_memory and bool(inst.partition.get("nodes"))
+        inst.memory_bound = bound and policies == wanted
+        if bound:
             inst.memory_reason = "bound" if inst.memory_bound else (
-                f"asked for {wanted}, QEMU's numa_maps show {inst.memory_policy}")
+                f"asked for {','.join(sorted(wanted))}, QEMU's numa_maps show "
+                f"{inst.memory_policy}")
 
     def _summary(self, inst: VmInstance) -> Callable[[RelayedProcess, int | None], str | None]:
         """The line added to the VM's stderr when QEMU ends, unless the worker ended well."""

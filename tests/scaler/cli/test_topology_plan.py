@@ -124,3 +124,95 @@ def test_a_root_that_is_not_sysfs(tmp_path, command):
 def test_a_malformed_cpulist_names_the_file(trees, command):
     done = scaler_cmd(*command, "--sysfs-root", trees["broken-cpulist"], timeout=TIMEOUT)
     assert_one_line_error(done, "node0/cpulist", "'0-3,,8'")
+
+
+# -- scaler plan --placement vm: the VMs a run would boot, without booting them -------------
+
+
+def core_keys(doc: dict) -> dict[int, tuple]:
+    return {cpu: (c["package"], c["die"], c["core_id"]) for c in doc["physical_cores"]
+            for cpu in c["cpus"]}
+
+
+def test_plan_vm_json_on_the_xeon(trees):
+    root = trees["xeon-2s-ht"]
+    doc = run_json("plan", "--placement", "vm", "--sysfs-root", root, "-n", "2", "--smt",
+                   "--vm-memory", "2G")
+    topo = run_json("topology", "--sysfs-root", root)
+    keys = core_keys(topo)
+    for part in doc["partitions"]:
+        vm = part["vm"]
+        assert sorted(vm["vcpus"]) == part["cpus"]
+        assert vm["smp"] == {"sockets": 1, "cores": 10, "threads": 2}
+        assert vm["numa_nodes"] == part["nodes"]
+        # QEMU's vCPUs 2k and 2k+1 are one core's threads: host siblings
+        for k in range(0, len(vm["vcpus"]), 2):
+            assert keys[vm["vcpus"][k]] == keys[vm["vcpus"][k + 1]]
+        argv = vm["argv"]
+        assert argv[0].endswith("qemu-system-x86_64") and "-S" in argv
+        assert argv[argv.index("-smp") + 1] == "cpus=20,sockets=1,cores=10,threads=2"
+        assert "host-cache-info=on" in argv[argv.index("-cpu") + 1]
+        backend = argv[argv.index("-object") + 1]
+        assert f"host-nodes={part['nodes'][0]},policy=bind" in backend
+        assert "merge=off" in backend and "prealloc=on" in backend and "size=2048M" in backend
+    assert doc["partitions"][0]["vm"]["vcpus"][:4] == [0, 20, 1, 21]
+    assert doc["vm"]["accel"] == "kvm" and doc["vm"]["notes"]
+
+
+def test_plan_vm_epyc_nps4_whole_machine_has_eight_guest_nodes(trees):
+    doc = run_json("plan", "--placement", "vm", "--sysfs-root", trees["epyc-2s-nps4"], "-n",
+                   "1", "--smt", "--accel", "tcg")
+    vm = doc["partitions"][0]["vm"]
+    assert vm["numa_nodes"] == list(range(8)) and vm["accel"] == "tcg"
+    assert vm["smp"] == {"sockets": 2, "cores": 16, "threads": 2}
+    argv = vm["argv"]
+    numa = [a for a in argv if a.startswith("node,nodeid=")]
+    assert len(numa) == 8 and "-overcommit" not in argv and argv[argv.index("-cpu") + 1] == "max"
+    topo = run_json("topology", "--sysfs-root", trees["epyc-2s-nps4"])
+    node_of = {cpu: n["id"] for n in topo["nodes"] for cpu in n["cpus"]}
+    for guest in vm["guest_nodes"]:
+        assert {node_of[vm["vcpus"][k]] for k in guest["vcpus"]} == {guest["host_node"]}
+
+
+def test_plan_vm_table_and_oversubscription(trees):
+    root = trees["cloud-vm-adjacent"]
+    done = scaler_cmd("plan", "--placement", "vm", "--sysfs-root", root, "-n", "1", "--smt",
+                      timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert "vm 0: 8 vCPUs as sockets=1 cores=4 threads=2" in done.stdout
+    assert "vCPU->CPU  0:0 1:1 2:2 3:3" in done.stdout and "nothing was booted" in done.stdout
+    assert "-overcommit cpu-pm=on" in done.stdout
+    doc = run_json("plan", "--placement", "vm", "--sysfs-root", root, "-n", "6",
+                   "--oversubscribe")
+    for part in doc["partitions"]:  # shared cores: no dedicated-vCPU settings
+        assert "-overcommit" not in part["vm"]["argv"]
+        assert part["vm"]["tuning"]["kvm_hint_dedicated"] is False
+
+
+def test_plan_without_placement_has_no_vm(trees):
+    doc = run_json("plan", "-n", "2", "--sysfs-root", trees["xeon-2s-ht"])
+    assert "vm" not in doc and all("vm" not in p for p in doc["partitions"])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--placement", "shared"], ["plan shows pinned or vm"]),
+        (["--placement", "vm", "--accel", "xen"], ["unknown --accel 'xen'"]),
+        (["--placement", "vm", "--vm-memory", "1x"], ["bad --vm-memory"]),
+    ],
+)
+def test_bad_plan_vm_requests(trees, args, fragments):
+    done = scaler_cmd("plan", "-n", "1", "--sysfs-root", trees["xeon-2s-ht"], *args,
+                      timeout=TIMEOUT)
+    assert_one_line_error(done, *fragments)
+
+
+def test_plan_vm_accel_kvm_on_this_machine_without_kvm():
+    from scaler.targets.accel import detect_accel
+
+    found = detect_accel()
+    if not found.emulated:
+        pytest.skip("this machine has KVM")
+    done = scaler_cmd("plan", "--placement", "vm", "-n", "1", "--accel", "kvm", timeout=TIMEOUT)
+    assert_one_line_error(done, "--accel kvm: KVM cannot be used here", found.reason)

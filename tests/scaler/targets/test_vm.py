@@ -99,7 +99,11 @@ def test_two_vms_pinned_one_per_partition(no_leftover_vms):
         assert seen["names"][0].startswith("CPU 0/")  # debug-threads names: really a vCPU
         assert seen["all_threads"] <= set(part.cpus)  # no QEMU thread off the partition
         info = vm.instance_info(k)["vm"]
-        assert [v["cpu"] for v in info["vcpus"]] == list(part.cpus)
+        # vCPU k on the plan's k-th CPU: the partition's CPUs in (node, core, sibling) order
+        assert [v["cpu"] for v in info["vcpus"]] == info["plan"]["vcpus"]
+        assert sorted(info["plan"]["vcpus"]) == list(part.cpus)
+        assert info["plan"]["numa_nodes"] == list(part.nodes)
+        assert info["guest_isa"] is not None and "guest_steal" in info
         assert info["qemu_threads_on_partition"] is True
         assert info["memory_policy"] == f"bind:{','.join(map(str, part.nodes))}"
         assert info["memory_bound"] is True
@@ -127,9 +131,18 @@ def test_latency_in_one_vm_is_marked_emulated(tmp_path, no_leftover_vms):
     if emulated:
         assert "TCG emulation" in r.stderr and "--allow-emulated" in r.stderr
     (inst,) = group["per_instance"]
-    # one instance owns the whole machine: one vCPU per usable CPU, pinned in order
-    assert [v["cpu"] for v in inst["vm"]["vcpus"]] == inst["partition"]["cpus"]
+    # one instance owns the whole machine: one vCPU per usable CPU, pinned in the plan's
+    # (node, core, sibling) order; the worker binds to every vCPU and guest node
+    vm = inst["vm"]
+    assert [v["cpu"] for v in vm["vcpus"]] == vm["plan"]["vcpus"]
+    assert sorted(vm["plan"]["vcpus"]) == inst["partition"]["cpus"]
     assert inst["binding"]["cpus"] == list(range(len(inst["partition"]["cpus"])))
+    assert inst["binding"]["nodes"] == list(range(len(vm["plan"]["numa_nodes"])))
+    assert vm["plan"]["tuning"]["prealloc"] and not vm["plan"]["tuning"]["mem_merge"]
+    assert set(vm["isa_missing"]) == set(doc["host"]["topology"]["isa"]) - set(vm["guest_isa"])
+    assert vm["guest_steal"]["share_since_boot"] is not None  # sampled on the console
+    assert "host_facts" in vm and "qemu_facts" in vm
+    assert not any("scaler-init: stat" in line for line in inst.get("stderr_tail", []))
     assert summary["samples"] >= 10
 
 
@@ -215,24 +228,47 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
     return False
 
 
-def test_acceleration_needs_the_cpu_flag_and_a_working_device(tmp_path):
-    from scaler.targets.vm import detect_accel
+def test_a_guest_that_cannot_run_the_precision_turns_ready_into_an_error():
+    from scaler.targets.vm import VmInstance
+    from scaler.worker import protocol
 
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
-    assert detect_accel(str(cpuinfo)).name == "tcg"
-    assert "no vmx/svm" in detect_accel(str(cpuinfo)).reason
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu vmx avx2\n")
-    accel = detect_accel(str(cpuinfo), str(tmp_path / "no-kvm"))
-    assert accel.name == "tcg" and accel.emulated and "no-kvm" in accel.reason
+    vm = vm_target_or_skip()
+    part = {"cpus": [0], "nodes": [0]}
+    inst = VmInstance(0, part, vm.vm_plan(part, 0), "/nonexistent.qmp")
+    check = vm._ready_check(inst, WorkerSpec(engine="tf", precision="bf16"))
+    reply = protocol.decode(check(protocol.encode({"type": "ready", "isa": ["avx2"]})))
+    assert reply["type"] == "error" and reply["kind"] == "guest ISA"
+    assert "neither avx512_bf16 nor amx_bf16" in reply["message"]
+    assert inst.failure == reply["message"] and inst.guest_isa == ["avx2"]
+    fine = vm._ready_check(inst, WorkerSpec(engine="tf", precision="fp32"))
+    line = protocol.encode({"type": "ready", "isa": ["avx2"]})
+    assert fine(line) == line  # passed on untouched, the difference recorded as a warning
+    assert inst.isa_missing == [f for f in vm.topology.isa if f != "avx2"]
+    if vm.emulated:  # QEMU's predicted guest CPU under TCG has no AVX-512
+        with pytest.raises(UsageError, match="vm placement: the guest CPU has neither"):
+            vm.check_spec("bf16", "tf")
 
 
-def test_vms_that_cannot_fit_their_node_are_refused():
-    from scaler.targets.vm import check_node_memory, default_memory_mb
+def test_a_vm_qemu_could_not_boot_is_refused_while_preparing(tmp_path):
+    """A whole-machine VM of a 384-CPU host (fixture tree): more vCPUs than q35 takes, or
+    (QEMU > 8.0) APIC ids that need x2APIC, which TCG is not given. Refused by plan_memory,
+    which the run's preparation calls for every group before any VM starts."""
+    from scaler.targets.vm import VmTarget
+    from tests.affinity.fixtures import make_sysfs
 
-    free = {0: 3 * 2**30, 1: 1 * 2**30}.get
-    parts = [{"nodes": [0]}, {"nodes": [0]}, {"nodes": [1]}]
-    check_node_memory(parts, 1024, free)  # 2 GiB on node 0, 1 GiB on node 1: fits
-    with pytest.raises(UsageError, match=r"2 VM\(s\) of 2048 MiB bound to NUMA node\(s\) 0"):
-        check_node_memory(parts, 2048, free)
-    assert default_memory_mb(0.05) == 512 and default_memory_mb(0.75) % 128 == 0
+    vm_target_or_skip()
+    machine = make_sysfs.build("big-2s-384", "2 x 96 cores x 2 threads",
+                               [make_sysfs.Group(0, 0, 96), make_sysfs.Group(1, 1, 96)],
+                               make_sysfs.ZEN4)
+    topo = read_topology(make_sysfs.write(machine, str(tmp_path)))
+    vm = VmTarget(topo, accel="tcg")
+    whole = plan(topo, 1, smt=True).partitions[0]
+    with pytest.raises(UsageError, match=r"partition 0 (has 384 CPUs but QEMU's q35 machine "
+                                         r"takes at most \d+ vCPUs|needs APIC ids up to)"):
+        vm.plan_memory([{"cpus": list(whole.cpus), "nodes": list(whole.nodes)}], 1024, 0.05)
+    halves = plan(topo, 4, smt=True).partitions  # 96 vCPUs each: fine
+    vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in halves], 512, 0.05)
+    assert vm.dedicated is True
+    shared = plan(topo, 2, 120, oversubscribe=True).partitions  # 48 cores in both
+    vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in shared], 512, 0.05)
+    assert vm.dedicated is False and not vm.options().dedicated
