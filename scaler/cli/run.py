@@ -36,6 +36,13 @@ PlacementOpt = Annotated[str, typer.Option(
 Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
 Batch = Annotated[int, typer.Option("--batch", help="images per query")]
 Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
+CoresPerInstance = Annotated[int | None, typer.Option(
+    "--cores-per-instance", metavar="K", help="fixed-size instances: K physical cores each (2K "
+    "CPUs with --smt) for pinned and vm, placed NUMA-locally, the rest of the machine idle; "
+    "shared instances keep every CPU (default: the machine shared out evenly)")]
+Oversubscribe = Annotated[bool, typer.Option(
+    "--oversubscribe", help="with --cores-per-instance: let N x K exceed the usable cores "
+    "(cores shared round-robin) instead of refusing")]
 Bound = Annotated[float, typer.Option("--latency-bound-ms", help="batch latency bound (ms)")]
 StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the bound: "
                                                      "p99, p90, p50 or mean")]
@@ -75,6 +82,11 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
     check_positive("--max-batch", opts.get("max_batch", 256))
     check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
+    if opts.get("cores_per_instance") is not None:
+        check_positive("--cores-per-instance", opts["cores_per_instance"])
+    if opts.get("oversubscribe") and not opts.get("cores_per_instance"):
+        raise UsageError("--oversubscribe goes with --cores-per-instance (balanced layouts "
+                         "share cores beyond the machine's anyway)")
     try:
         stat = Stat(opts.get("stat", "p99"))
     except ValueError:
@@ -91,6 +103,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
         placements=chosen,
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
+        cores_per_instance=opts.get("cores_per_instance"),
+        oversubscribe=opts.get("oversubscribe", False),
         latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
@@ -205,7 +219,9 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-            smt: Smt = False, min_duration: MinDuration = None, min_queries: MinQueries = None,
+            smt: Smt = False, cores_per_instance: CoresPerInstance = None,
+            oversubscribe: Oversubscribe = False, min_duration: MinDuration = None,
+            min_queries: MinQueries = None,
             warmup: Warmup = None, cache_dir: CacheDir = None,
             ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
             vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
@@ -214,7 +230,9 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
         s = _settings("scaling", instances=instances, placement=placement, engine=engine,
-                      precision=precision, model=model, smt=smt, min_duration_s=min_duration,
+                      precision=precision, model=model, smt=smt,
+                      cores_per_instance=cores_per_instance, oversubscribe=oversubscribe,
+                      min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
                       ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
                       accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
@@ -224,7 +242,9 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
                 engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-                min_duration: MinDuration = None, min_queries: MinQueries = None,
+                cores_per_instance: CoresPerInstance = None,
+                oversubscribe: Oversubscribe = False, min_duration: MinDuration = None,
+                min_queries: MinQueries = None,
                 warmup: Warmup = None, cache_dir: CacheDir = None,
                 ready_timeout: ReadyTimeout = 300.0, hosts: Hosts = None,
                 out: Out = Path("results"), json: Json = False) -> None:
@@ -232,7 +252,8 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
     with errors_to_exit():
         s = _settings("multistream", latency_bound_ms=latency_bound_ms, stat=stat,
                       instances=instances, max_batch=max_batch, engine=engine,
-                      precision=precision, model=model, min_duration_s=min_duration,
+                      precision=precision, model=model, cores_per_instance=cores_per_instance,
+                      oversubscribe=oversubscribe, min_duration_s=min_duration,
                       min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
                       ready_timeout_s=ready_timeout, hosts=hosts)
         _run([("multistream", s)], out, json)
@@ -243,7 +264,9 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
           batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
           max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
-          model: Model = "resnet50", smt: Smt = False, min_duration: MinDuration = None,
+          model: Model = "resnet50", smt: Smt = False,
+          cores_per_instance: CoresPerInstance = None, oversubscribe: Oversubscribe = False,
+          min_duration: MinDuration = None,
           min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
           ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
           vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
@@ -252,6 +275,7 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
     """All four tests of the study in one suite folder, with plots and headline figures."""
     with errors_to_exit():
         common = dict(engine=engine, precision=precision, model=model, smt=smt,
+                      cores_per_instance=cores_per_instance, oversubscribe=oversubscribe,
                       min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
                       cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout,
                       vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,

@@ -1,8 +1,9 @@
 """Multistream: the largest batch whose latency (at the chosen statistic) stays under a bound.
 
-Layouts: one instance over the whole machine, then N instances of the placement for each N
-of ``--instances`` above 1 that fits the cores. Batch sizes are searched by doubling from 1
-and then bisecting between the last batch that met the bound and the first that did not.
+Layouts: one instance over the whole machine (of ``--cores-per-instance`` cores when given),
+then N instances of the placement for each N of ``--instances`` above 1 that fits the cores.
+Batch sizes are searched by doubling from 1 and then bisecting between the last batch that
+met the bound and the first that did not.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 async def run(s: Session) -> None:
     cores = len(s.topology.usable_cores)
-    layouts = sorted({1, *(n for n in s.settings.instances if 1 < n <= cores)})
+    size = s.settings.cores_per_instance or 1
+    layouts = sorted({1, *(n for n in s.settings.instances if 1 < n and n * size <= cores)})
     for n in layouts:
         await search_batch(s, s.settings.placements[0], n)
         if s.stopped:
