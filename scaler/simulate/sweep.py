@@ -88,7 +88,8 @@ def simulate_open(model: InstanceModel, layout: Layout, batch: int, interval_ms:
 
 def _partition(layout: Layout, i: int) -> dict[str, Any]:
     part = layout.partitions[i]
-    return {"partition": {"cpus": part["cpus"], "nodes": part["nodes"]},
+    return {"partition": {"cpus": part["cpus"], "nodes": part["nodes"],
+                          "memory_nodes": part["memory_nodes"]},
             "threads": part["threads"], "cores": part["cores"]}
 
 
