@@ -152,14 +152,9 @@ class InstanceModel:
         return np.asarray(self.shape)
 
     def with_given(self, given: dict[str, float]) -> InstanceModel:
-        """Values set on the command line (``--assume NAME=VALUE``) replace model values."""
-        for name, value in given.items():
-            if name not in PARAMETERS:
-                raise UsageError(f"unknown model parameter {name!r}: choose from "
-                                 f"{', '.join(PARAMETERS)}")
-            lo, hi = PARAMETERS[name][1]
-            if not lo <= value <= hi:
-                raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+        """Values set on the command line (``--assume NAME=VALUE``) replace model values
+        (``calibrate(..., given=...)`` also holds them fixed while fitting the others)."""
+        check_given(given)
         return replace(self, values={**self.values, **given},
                        sources={**self.sources, **dict.fromkeys(given, "given")})
 
@@ -172,6 +167,17 @@ class InstanceModel:
                                    "quantiles_over_mean": _thin(self.shape)},
             "calibration": self.calibration,
         }
+
+
+def check_given(given: dict[str, float]) -> None:
+    """UsageError for an unknown parameter name or a value outside its bounds."""
+    for name, value in given.items():
+        if name not in PARAMETERS:
+            raise UsageError(f"unknown model parameter {name!r}: choose from "
+                             f"{', '.join(PARAMETERS)}")
+        lo, hi = PARAMETERS[name][1]
+        if not lo <= value <= hi:
+            raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
 
 
 def _thin(shape: tuple[float, ...]) -> dict[str, float]:
@@ -232,6 +238,8 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
     synced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t > 1]
     synced_threads = {int(t) for o in obs for w, t in zip(o.waiting, o.layout.threads)
                       if w > 0 and t > 1}
+    synced_levels = {round(float(w), 3) for o in obs for w, t in
+                     zip(o.waiting, o.layout.threads) if w > 0 and t > 1}
     remote = [o for o in obs if o.batch == 1 and max(o.remote) > 0.01]
     local = [o for o in obs if o.batch == 1 and max(o.remote) <= 0.01]
     vm_batches = {o.batch for o in obs if o.vm}
@@ -245,7 +253,7 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "vm_overhead_ms": len(vm_batches) >= 2 and any(o.batch > 1 for o in obs if not o.vm),
         "numa_penalty": bool(remote) and bool(local),
         "sync_growth": len(synced_threads) >= 2,
-        "serial_sharing": len(synced_threads) >= 2,
+        "serial_sharing": len(synced_levels) >= 2,
     }
     why_not = {
         "serial_fraction": "needs batch-1 groups at two core counts per instance",
@@ -265,21 +273,27 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "sync_growth": "needs multi-threaded instances sharing CPUs at two or more thread "
                        "counts (shared runs at a fixed N confined to 7, 14, 28, 56, 112 "
                        "CPUs): see README, 'Calibrating the simulator'",
-        "serial_sharing": "needs multi-threaded instances sharing CPUs at two or more thread "
-                          "counts (it trades off with sync_cost at one count)",
+        "serial_sharing": "needs multi-threaded instances sharing CPUs at two or more "
+                          "levels of sharing (shared N=2 and N=3 on the same cores): at one "
+                          "level it cannot be told from sync_cost",
     }
     return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
 
 
-def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None
-              ) -> InstanceModel:
-    """Fit the instance model to the measured groups of ``runs`` (those ``keep`` accepts).
+def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None,
+              given: dict[str, float] | None = None) -> InstanceModel:
+    """Fit the instance model to the measured groups of ``runs`` (those ``keep`` accepts),
+    holding the ``given`` values (``--assume``) fixed: the other parameters are fitted
+    under them, not before them.
 
     Raises UsageError when the runs mix engines, precisions or models, hold no usable
     group, or cannot measure t1 and the thread scaling.
     """
     import numpy as np
     from scipy import optimize
+
+    given = dict(given or {})
+    check_given(given)
 
     kinds = {(r.doc["effective"]["engine"], r.doc["effective"]["precision"],
               r.doc["effective"]["model"]) for r in runs}
@@ -292,11 +306,14 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
         raise UsageError("no complete measured batch-1 group to calibrate on "
                          + (f"({'; '.join(notes[:3])})" if notes else ""))
     status = _identifiable(obs)
-    if status["serial_fraction"] != "measured":
+    if status["serial_fraction"] != "measured" and "serial_fraction" not in given:
         raise UsageError("cannot calibrate the thread scaling: " + status["serial_fraction"]
                          + " (a scaling run with pinned N=1 and N=2 on 2+ cores has them)")
-    names = ["t1_ms", *(n for n in FITTED[1:] if status.get(n) == "measured")]
-    values = {n: PARAMETERS[n][0] for n in PARAMETERS}
+    names = [n for n in ("t1_ms", *(n for n in FITTED[1:] if status.get(n) == "measured"))
+             if n not in given]
+    if not names:
+        raise UsageError("every fitted parameter is given with --assume: nothing to calibrate")
+    values = {n: PARAMETERS[n][0] for n in PARAMETERS} | given
     lo = [PARAMETERS[n][1][0] for n in names]
     hi = [PARAMETERS[n][1][1] for n in names]
     measured = np.array([o.group["throughput_ips"] for o in obs])
@@ -307,21 +324,23 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
 
     res = None
     for serial in (0.1, 0.5, 0.9):  # a few starts: thread scaling trades off with the costs
-        start = {**values, "t1_ms": 1.0, "serial_fraction": serial,
-                 **{n: 0.05 for n in names[2:] if PARAMETERS[n][0] == 0.0},
+        start = {**values, "t1_ms": values["t1_ms"] or 1.0,
+                 **({"serial_fraction": serial} if "serial_fraction" in names else {}),
+                 **{n: 0.05 for n in names if PARAMETERS[n][0] == 0.0},
                  **({"batch_cost": 0.8} if "batch_cost" in names else {}),
                  **({"serial_sharing": 0.5} if "serial_sharing" in names else {})}
-        # t1 that matches the groups on median under the other starting values
-        start["t1_ms"] = float(np.median([_predicted_ips(o, start) / o.group["throughput_ips"]
-                                          for o in obs]))
+        if "t1_ms" in names:  # t1 that matches the groups on median under the other starts
+            start["t1_ms"] *= float(np.median([_predicted_ips(o, start)
+                                               / o.group["throughput_ips"] for o in obs]))
         x0 = np.clip([start[n] for n in names], lo, hi)
         trial = optimize.least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac",
                                        method="trf")
         if res is None or trial.cost < res.cost:
             res = trial
     values.update({n: float(x) for n, x in zip(names, res.x)})
-    sources = {n: ("measured" if n in names else "assumed") for n in PARAMETERS}
-    assumed_why = {n: SOURCES[n] for n in PARAMETERS if n in SOURCES and n not in names}
+    sources = {n: ("measured" if n in names else "given" if n in given else "assumed")
+               for n in PARAMETERS}
+    assumed_why = {n: SOURCES[n] for n in PARAMETERS if sources[n] == "assumed" and n in SOURCES}
     fitted = [_predicted_ips(o, values) for o in obs]
     calibration = {
         "runs": sorted({o.run for o in obs}),
@@ -331,6 +350,7 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                     "error": f / float(m) - 1.0} for o, m, f in zip(obs, measured, fitted)],
         "rms_log_error": float(np.sqrt(np.mean(res.fun**2))),
         "not_measured": {n: why for n, why in status.items() if why != "measured"},
+        "given": given,
         "assumed_values_from": assumed_why,
         "left_out": notes,
     }

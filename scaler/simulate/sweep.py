@@ -109,12 +109,18 @@ def _group(model: InstanceModel, layout: Layout, batch: int, per: list[dict[str,
 
 def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, ...],
                    instances: tuple[int, ...], smt: bool = False, queries: int = 200_000,
-                   seed: int = 0) -> list[dict[str, Any]]:
-    """A simulated scaling sweep: one group per placement and instance count."""
+                   seed: int = 0, cores_per_instance: int | None = None,
+                   oversubscribe: bool = False) -> list[dict[str, Any]]:
+    """A simulated scaling sweep: one group per placement and instance count, each laid out
+    by the placement's planner with ``cores_per_instance`` (placements that size instances
+    for the whole machine ignore it)."""
+    layouts = {(placement, n): plan_layout(topo, placement, n, smt, cores_per_instance,
+                                           oversubscribe)
+               for placement in placements for n in instances}  # refusals before simulating
     groups = []
     for placement in placements:
         for n in instances:
-            layout = plan_layout(topo, placement, n, smt=smt)
+            layout = layouts[(placement, n)]
             g = simulate_closed(model, layout, 1, queries, seed + n)
             g.update(id=len(groups), label=f"{placement} x{n} batch 1 (simulated)",
                      series=placement)
@@ -124,20 +130,23 @@ def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, 
 
 def multistream_groups(model: InstanceModel, topo: Topology, instances: tuple[int, ...],
                        bound_ms: float, stat: str, interval_ms: float, max_batch: int,
-                       smt: bool = False, queries: int = 20_000, seed: int = 0
+                       smt: bool = False, queries: int = 20_000, seed: int = 0,
+                       placement: str = "pinned", cores_per_instance: int | None = None
                        ) -> list[dict[str, Any]]:
-    """Per pinned layout (1 and each N up to the cores), the largest batch of frames per
-    query whose latency at ``stat`` stays under the bound with queries arriving every
+    """Per layout of ``placement`` (1 and each N whose instances fit the cores, of
+    ``cores_per_instance`` cores each when given), the largest batch of frames per query
+    whose latency at ``stat`` stays under the bound with queries arriving every
     ``interval_ms``: doubling from 1, then bisecting, as the measured search does."""
     cores = len(topo.usable_cores)
+    size = cores_per_instance or 1
     groups: list[dict[str, Any]] = []
-    for n in sorted({1, *(k for k in instances if 1 < k <= cores)}):
-        layout = plan_layout(topo, "pinned", n, smt=smt)
+    for n in sorted({1, *(k for k in instances if 1 < k and k * size <= cores)}):
+        layout = plan_layout(topo, placement, n, smt, cores_per_instance)
 
         def probe(batch: int, layout: Layout = layout, n: int = n) -> bool:
             g = simulate_open(model, layout, batch, interval_ms, queries, seed + batch)
-            g.update(id=len(groups), label=f"pinned x{n} batch {batch} (simulated)",
-                     layout=f"pinned x{n}", probe=True)
+            g.update(id=len(groups), label=f"{placement} x{n} batch {batch} (simulated)",
+                     layout=f"{placement} x{n}", probe=True)
             groups.append(g)
             value = g["latency_ms"].get(stat)
             return g["stable"] and value is not None and value <= bound_ms

@@ -62,8 +62,8 @@ def validate(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, ...] | 
                          "choose others with --calibrate-on")
     extra_groups = {id(g) for r in extra for g in r.doc["groups"]}
     model = calibrate([*runs, *extra],
-                      keep=lambda g: g["instances"] in cal or id(g) in extra_groups
-                      ).with_given(given or {})
+                      keep=lambda g: g["instances"] in cal or id(g) in extra_groups,
+                      given=given)
     topo = topology_from_dict(runs[0].doc["host"]["topology"], str(runs[0].path))
     points = []
     for (placement, n, batch), groups in sorted(points_by.items()):
