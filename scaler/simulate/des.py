@@ -62,8 +62,10 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
     - ``out_mem``: the busy fraction of the rest of its nodes (cores used by other instances
       over cores not exclusively its own);
     - ``out_serial``: the core's worth its one running thread gets while the rest of it
-      idles (its serial phase): a fair share of a CPU against the other instances' runnable
-      threads, on a core whose siblings only the others keep busy, averaged over its CPUs;
+      idles (its serial phase). The scheduler balances runnable threads over the CPUs the
+      instance may use, so the thread shares that pool fairly with the other instances'
+      runnable threads on it (R of them): min(1, width / (1 + R)) of a CPU, times the
+      capacity of a core whose siblings only the others keep busy (averaged over its CPUs);
     - ``out_remote``: the share of its memory accesses that go to another node. Its compute
       is spread over nodes with weights w; memory bound to nodes M (``mnodes``) is split
       over M like its threads, so a thread on m in M finds w_m / W_M of it local and one on
@@ -126,7 +128,8 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
             own[cpus[k]] = per * activity[i]
         e = 0.0
         waiting = 0.0
-        serial = 0.0
+        serial = 0.0  # capacity of its cores for one thread, summed over its CPUs
+        pool = 0.0  # the other instances' runnable threads on its CPUs
         mine[:] = 0.0
         weight[:] = 0.0
         for k in range(ptr[i], ptr[i + 1]):
@@ -140,13 +143,13 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
             weight[core_node[core]] += per * share * cap
             if total > 1.0:
                 waiting += 1.0 - 1.0 / total
-            others = load[c] - own[c]
+            pool += max(load[c] - own[c], 0.0)
             siblings = 1
             for kk in range(core_ptr[core], core_ptr[core + 1]):
                 cc = core_cpus[kk]
                 if cc != c and load[cc] - own[cc] > 1e-12:
                     siblings += 1
-            serial += (1.0 + smt_gain * (siblings - 1)) / siblings / (1.0 + max(others, 0.0))
+            serial += (1.0 + smt_gain * (siblings - 1)) / siblings
             if users[core] == 1 and stamp[core] != i:
                 stamp[core] = i
                 mine[core_node[core]] += 1.0
@@ -181,7 +184,7 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
         out_e[i] = e
         out_waiting[i] = waiting / width
         out_mem[i] = mem / width
-        out_serial[i] = serial / width
+        out_serial[i] = serial / width * min(1.0, width / (1.0 + pool))
         out_remote[i] = max(remote, 0.0)
 
 

@@ -76,10 +76,11 @@ SOURCES = {
     "sync_growth": "1: a parallel step waits for the slowest of threads - 1 siblings; for "
                    "independent exponential delays its expected wait is H(threads - 1) times "
                    "the mean (Renyi's representation of exponential order statistics)",
-    "serial_sharing": "1: the kernel's fair scheduler gives the one thread of a serial phase "
-                      "the same share of its CPU as every other runnable thread there "
-                      "(work-conserving: the instance's idle threads leave their CPU time "
-                      "to the others)",
+    "serial_sharing": "1: the kernel's fair scheduler balances runnable threads over the "
+                      "CPUs an instance may use and gives each the same share, so the one "
+                      "thread of a serial phase gets width / (1 + other runnable threads) of "
+                      "a CPU, at most 1 (work-conserving: the instance's idle threads leave "
+                      "their CPU time to the others)",
 }
 SHAPE_POINTS = 1001
 _PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -349,6 +350,7 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                     "measured_ips": float(m), "model_ips": f,
                     "error": f / float(m) - 1.0} for o, m, f in zip(obs, measured, fitted)],
         "rms_log_error": float(np.sqrt(np.mean(res.fun**2))),
+        "intervals_95": _intervals(res, names, lo, hi),
         "not_measured": {n: why for n, why in status.items() if why != "measured"},
         "given": given,
         "assumed_values_from": assumed_why,
@@ -357,6 +359,31 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
     shape, shape_source = _shape(obs)
     return InstanceModel(engine, precision, model, values, sources, shape, shape_source,
                          calibration)
+
+
+def _intervals(res: Any, names: list[str], lo: list[float], hi: list[float]
+               ) -> dict[str, list[float] | None]:
+    """95% intervals of the fitted values from the covariance s²(JᵀJ)⁻¹ of the log
+    residuals at the solution and a Student t quantile, clipped to the bounds (None without
+    more groups than fitted parameters). An interval as wide as the bounds says the groups
+    cannot tell that parameter's value."""
+    import numpy as np
+    from scipy import stats
+
+    m, k = res.jac.shape
+    dof = m - k
+    if dof <= 0:
+        return dict.fromkeys(names)
+    cov = np.linalg.pinv(res.jac.T @ res.jac) * (2.0 * res.cost / dof)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    return {n: [float(max(x - h, a)), float(min(x + h, b))]
+            for n, x, h, a, b in zip(names, res.x, half, lo, hi)}
+
+
+def poorly_determined(value: float, interval: list[float] | None) -> bool:
+    """A fitted value whose 95% interval is wider than twice the value (half-width over
+    100%)."""
+    return interval is not None and interval[1] - interval[0] > 2.0 * abs(value)
 
 
 def _params(v: dict[str, float]) -> Any:
@@ -423,8 +450,15 @@ def parameter_lines(model: InstanceModel) -> list[str]:
     out = [f"instance model ({model.engine} {model.precision} {model.model}): "
            f"{len(cal.get('groups', []))} measured group(s), fit rms error "
            f"{cal.get('rms_log_error', 0.0):.1%}"]
+    intervals = cal.get("intervals_95") or {}
     for name, (_, _, meaning) in PARAMETERS.items():
         out.append(f"  {name:<18} {model.values[name]:>10.4g}  {model.sources[name]:<8}  "
                    f"{meaning}")
+        ci = intervals.get(name)
+        if ci is not None and model.sources[name] == "measured":
+            weak = ("; wider than the value itself: poorly determined by these groups"
+                    if poorly_determined(model.values[name], ci) else "")
+            out.append(f"  {'':<18} {'':>10}  {'':<8}  95% interval [{ci[0]:.4g}, "
+                       f"{ci[1]:.4g}]{weak}")
     out.append(f"  service-time shape: {model.shape_source}")
     return out
