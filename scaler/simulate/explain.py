@@ -22,7 +22,7 @@ from typing import Any
 
 from affinity import Topology
 from scaler.simulate.layout import plan_layout
-from scaler.simulate.model import InstanceModel, closed_form_ips
+from scaler.simulate.model import InstanceModel, closed_form_ips, poorly_determined
 
 # The figure the study reports: 8 VMs of 12 vCPUs over 8 whole-machine bare-metal instances.
 STUDY = {"ratio": 2.04, "instances": 8,
@@ -84,8 +84,10 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     none = log_ratio(frozenset())
     everything = log_ratio(frozenset(active))
     study_log = math.log(STUDY["ratio"])
+    intervals = model.calibration.get("intervals_95") or {}
     terms = [{
         "name": t, "value": values[t], "source": model.sources.get(t, "assumed"),
+        "interval_95": intervals.get(t) if model.sources.get(t) == "measured" else None,
         "neutral": NEUTRAL[t], "log_share": shapley[t], "factor": math.exp(shapley[t]),
         "share_of_study": shapley[t] / study_log,
         "ratio_alone": math.exp(log_ratio(frozenset({t}))),
@@ -125,11 +127,18 @@ def lines(x: dict[str, Any]) -> list[str]:
                f"log {study['ratio']:.2f}")
     out.append(f"  {'term':<18} {'value':>9} {'source':<9} {'factor':>7} {'of study':>9} "
                f"{'alone':>7} {'without':>8}")
+    weak = False
     for t in x["terms"]:
-        out.append(f"  {t['name']:<18} {t['value']:>9.4g} {t['source']:<9} "
+        source = t["source"]
+        if poorly_determined(t["value"], t.get("interval_95")):
+            source, weak = source + "*", True
+        out.append(f"  {t['name']:<18} {t['value']:>9.4g} {source:<9} "
                    f"{t['factor']:>6.3f}x {t['share_of_study']:>8.0%} "
                    f"{t['ratio_alone']:>6.2f}x {t['ratio_without']:>7.2f}x")
     out.append("  factor: the term's Shapley share of the ratio (factors multiply to the ratio "
                "over the layouts alone); of study: its share of log 2.04; alone: the ratio "
                "with only this term on; without: with every term on but this one")
+    if weak:
+        out.append("  *: measured, but its 95% interval is wider than the value: the "
+                   "calibration runs hardly tell it")
     return out
