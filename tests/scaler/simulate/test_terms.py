@@ -186,3 +186,30 @@ def test_a_fully_serial_instance_takes_a_free_cpu_of_its_pool():
                  np.ones(n, np.bool_), np.full(n, 0.5), layout.cpu_core, layout.core_node,
                  layout.node_size, 0.0, layout.n_cores, e, waiting, mem, serial, remote)
     assert list(serial) == [1.0, 1.0]  # 2 CPUs for itself and one other runnable thread
+
+
+# -- the split of a ratio among the terms ----------------------------------------------------
+
+def test_explain_splits_the_log_ratio_exactly_among_the_terms():
+    from scaler.simulate.explain import explain_ratio, lines
+
+    model = make_model(numa_penalty=0.3, smt_gain=0.2).with_given({"vm_slowdown": 0.05})
+    x = explain_ratio(model, XEON, "vm", "shared", tuple(range(1, 9)), 6, smt=True)
+    assert x["ratio"]["1"] < 1.0  # one 12-vCPU VM is slower than the whole machine
+    assert x["ratio_at"] == pytest.approx(x["ratio"]["8"], rel=1e-12)
+    logs = sum(t["log_share"] for t in x["terms"])
+    assert logs == pytest.approx(math.log(x["ratio_at"] / x["ratio_without_terms"]), abs=1e-12)
+    names = {t["name"] for t in x["terms"]}
+    assert {"numa_penalty", "sync_cost", "sync_growth", "serial_sharing", "vm_slowdown",
+            "smt_gain"} <= names and "vm_overhead_ms" not in names  # neutral: left out
+    by = {t["name"]: t for t in x["terms"]}
+    assert by["numa_penalty"]["factor"] > 1 and by["vm_slowdown"]["factor"] < 1
+    assert by["vm_slowdown"]["source"] == "given"
+    text = "\n".join(lines(x))
+    assert "(slower)" in text and "numa_penalty" in text and "2.04x" in text
+    # with every term neutral but one, its factor is the whole change
+    alone = make_model(sync_cost=0.0, slice_cost=0.0, memory_contention=0.0,
+                       serial_sharing=0.0, sync_growth=0.0, numa_penalty=0.3)
+    y = explain_ratio(alone, XEON, "vm", "shared", (1, 8), 6, smt=True)
+    assert [t["name"] for t in y["terms"]] == ["numa_penalty"]
+    assert y["terms"][0]["factor"] == pytest.approx(y["ratio_at"] / y["ratio_without_terms"])
