@@ -123,12 +123,28 @@ def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
                   planned.warnings)
 
 
+def inherited_memory_nodes(policy: str | None) -> list[int] | None:
+    """The nodes of a memory policy the worker inherited (``numactl --membind=1 scaler ...``
+    reads back as ``bind:1``; ``interleave:0-1`` spreads pages over those nodes); None for
+    the default policy or one that does not name nodes."""
+    from affinity import parse_cpulist
+    from affinity.errors import CpuListError
+
+    mode, _, nodes = (policy or "").partition(":")
+    if mode not in ("bind", "interleave", "weighted_interleave") or not nodes:
+        return None
+    try:
+        return list(parse_cpulist(nodes))
+    except CpuListError:
+        return None
+
+
 def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
     """The layout a measured group ran with, in the host's CPU numbers: the planned partition
     (a VM's worker records its binding in the guest's numbers), else the effective binding,
-    else every usable CPU for shared instances. Memory: none when the worker recorded that
-    it was not bound (``memory_bound`` false: refused or not asked), else the partition's
-    nodes, else the nodes the binding bound."""
+    else every usable CPU for shared instances. Memory: the partition's nodes when the
+    worker bound them, the nodes of a policy it inherited when it bound none (a run under
+    ``numactl --membind``), else none (unbound)."""
     parts = []
     usable = list(topo.usable_cpus)
     for inst in group["per_instance"]:
@@ -138,7 +154,7 @@ def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
         if "memory_nodes" in partition:  # a simulated group: what its plan bound
             memory = partition["memory_nodes"]
         elif binding.get("memory_bound") is False:
-            memory = None
+            memory = inherited_memory_nodes(binding.get("memory_policy"))
         else:
             memory = partition.get("nodes") or (binding.get("nodes") if binding.get(
                 "memory_bound") else None)

@@ -84,6 +84,35 @@ def test_remote_share_follows_where_threads_and_memory_are():
     assert remote_share(remote) == [1.0]
 
 
+def test_recorded_runs_bring_their_memory_binding():
+    """What a user's calibration runs record decides the remote share: a shared worker run
+    under ``numactl --cpunodebind=0 --membind=1`` inherits the policy (``bind:1``), one under
+    ``--membind=0`` is local, one without numactl is unbound; a pinned worker that bound its
+    partition's node is local."""
+    from dataclasses import replace
+
+    from scaler.simulate.layout import recorded_layout
+
+    node0 = replace(XEON, usable_cpus=tuple(range(28)))  # the cpuset numactl gave the run
+
+    def shared(policy: str, topo=node0) -> dict:
+        cpus = list(topo.usable_cpus)
+        return {"placement": "shared", "per_instance": [{
+            "partition": None, "threads": len(cpus),
+            "binding": {"cpus": cpus, "nodes": [], "memory_bound": False,
+                        "memory_policy": policy}}]}
+
+    assert remote_share(recorded_layout(node0, shared("bind:1"))) == [1.0]
+    assert remote_share(recorded_layout(node0, shared("bind:0"))) == [0.0]
+    assert remote_share(recorded_layout(node0, shared("default"))) == [0.0]  # one node's CPUs
+    assert remote_share(recorded_layout(XEON, shared("default", XEON))) == [0.5]
+    pinned = {"placement": "pinned", "per_instance": [{
+        "partition": {"cpus": list(range(28)), "nodes": [0]}, "threads": 28,
+        "binding": {"cpus": list(range(28)), "nodes": [0], "memory_bound": True,
+                    "memory_policy": "bind:0"}}]}
+    assert remote_share(recorded_layout(XEON, pinned)) == [0.0]
+
+
 def test_remote_memory_lowers_shared_on_2s28c2t_and_leaves_pinned_unchanged():
     plain, numa = values(), values(numa_penalty=0.3)
     for n in range(1, 9):
