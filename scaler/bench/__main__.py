@@ -4,9 +4,10 @@
    null engine through the coordinator), 2. peak fp32 FMA per core and the efficiency of the
    best layout per precision against it, 3. start-up to the first timed query (tflite int8
    cold and warm cache, tf, null) and ``scaler --help``, 4. the simulator's speed if its
-   benchmark exists. Each section waits for a quiet machine first, records how busy the
-   machine was while it ran, and is saved as soon as it ends; a failed section is reported
-   and the others still run. Exit status 1 if any section failed.
+   benchmark exists, 5. the simulator's held-out error on committed real runs. Each
+   section waits for a quiet machine first, records how busy the machine was while it ran,
+   and is saved as soon as it ends; a failed section is reported and the others still run.
+   Exit status 1 if any section failed.
 """
 
 from __future__ import annotations
@@ -140,9 +141,17 @@ def run_simulator(ctx: Context) -> dict[str, Any]:
     return simulator_bench()
 
 
+def run_validation(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.validation import validation_bench
+
+    ctx.say("bench: held-out error of simulate --validate on the committed real runs")
+    return validation_bench(queries=20_000 if ctx.cfg.quick else 50_000)
+
+
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "harness": run_harness, "peak": run_peak, "efficiency": run_efficiency,
     "startup": run_startup, "help": run_help, "simulator": run_simulator,
+    "validation": run_validation,
 }
 
 

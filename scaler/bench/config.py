@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = ("harness", "peak", "efficiency", "startup", "help", "simulator")
+SECTIONS = ("harness", "peak", "efficiency", "startup", "help", "simulator", "validation")
 
 
 @dataclass(frozen=True)

@@ -179,9 +179,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             add("simulator", key, f"{value:,.3g}" if isinstance(value, float) else f"{value:,}",
                 cond=_cond(sim))
 
+    out += validation_rows(results)
     for name, message in results.get("errors", {}).items():
         add(name, "section failed", message)
     return out
+
+
+def validation_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The simulator's held-out error on committed real runs (``bench/validation.py``)."""
+    from scaler.bench import validation
+
+    return validation.rows(_section(results, "validation"))
 
 
 def table_lines(results: dict[str, Any]) -> list[str]:
