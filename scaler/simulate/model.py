@@ -49,17 +49,17 @@ PARAMETERS: dict[str, tuple[float | None, tuple[float, float], str]] = {
                     "thread count (1: expected slowest of threads - 1 exponential delays; "
                     "0: the same at any count); H(1) = 1, so 2 threads are unchanged"),
     "serial_sharing": (1.0, (0.0, 1.0),
-                       "the serial part of a query runs at the fair CPU share its one thread "
-                       "gets beside other instances' runnable threads (1), or at one core's "
-                       "speed whenever the instance has a core's worth (0)"),
+                       "switch: the serial part of a query runs at the fair CPU share its one "
+                       "thread gets beside other instances' runnable threads, and idle threads "
+                       "leave their CPU time to the others (1), or the model before issue 15: "
+                       "one core's speed, every thread always runnable (0); not fitted"),
     "vm_slowdown": (0.0, (0.0, 10.0), "vm: extra share of compute time (exits)"),
     "vm_overhead_ms": (0.0, (0.0, math.inf), "vm: extra ms per query"),
     "core_speed": (1.0, (1e-3, 100.0),
                    "per-core speed of the simulated machine relative to the calibration host"),
 }
 FITTED = ("t1_ms", "serial_fraction", "memory_contention", "slice_cost", "sync_cost",
-          "batch_cost", "vm_slowdown", "vm_overhead_ms", "numa_penalty", "sync_growth",
-          "serial_sharing")
+          "batch_cost", "vm_slowdown", "vm_overhead_ms", "numa_penalty", "sync_growth")
 # where the assumed value of each parameter comes from, when runs do not measure it
 SOURCES = {
     "memory_contention": "0: no contention unless runs show it",
@@ -79,8 +79,8 @@ SOURCES = {
     "serial_sharing": "1: the kernel's fair scheduler balances runnable threads over the "
                       "CPUs an instance may use and gives each the same share, so the one "
                       "thread of a serial phase gets width / (1 + other runnable threads) of "
-                      "a CPU, at most 1 (work-conserving: the instance's idle threads leave "
-                      "their CPU time to the others)",
+                      "a CPU, at most 1, and is work-conserving: the instance's idle threads "
+                      "leave their CPU time to the others",
 }
 SHAPE_POINTS = 1001
 _PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -239,8 +239,6 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
     synced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t > 1]
     synced_threads = {int(t) for o in obs for w, t in zip(o.waiting, o.layout.threads)
                       if w > 0 and t > 1}
-    synced_levels = {round(float(w), 3) for o in obs for w, t in
-                     zip(o.waiting, o.layout.threads) if w > 0 and t > 1}
     remote = [o for o in obs if o.batch == 1 and max(o.remote) > 0.01]
     local = [o for o in obs if o.batch == 1 and max(o.remote) <= 0.01]
     vm_batches = {o.batch for o in obs if o.vm}
@@ -254,7 +252,7 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "vm_overhead_ms": len(vm_batches) >= 2 and any(o.batch > 1 for o in obs if not o.vm),
         "numa_penalty": bool(remote) and bool(local),
         "sync_growth": len(synced_threads) >= 2,
-        "serial_sharing": len(synced_levels) >= 2,
+        "serial_sharing": False,
     }
     why_not = {
         "serial_fraction": "needs batch-1 groups at two core counts per instance",
@@ -274,9 +272,10 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "sync_growth": "needs multi-threaded instances sharing CPUs at two or more thread "
                        "counts (shared runs at a fixed N confined to 7, 14, 28, 56, 112 "
                        "CPUs): see README, 'Calibrating the simulator'",
-        "serial_sharing": "needs multi-threaded instances sharing CPUs at two or more "
-                          "levels of sharing (shared N=2 and N=3 on the same cores): at one "
-                          "level it cannot be told from sync_cost",
+        "serial_sharing": "a switch between two models, never fitted: its effect is not "
+                          "monotone (it slows the serial part and frees CPU time for the "
+                          "other instances), so runs cannot pin a value between 0 and 1; "
+                          "compare --assume serial_sharing=0 and 1 with --validate",
     }
     return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
 
@@ -328,8 +327,7 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
         start = {**values, "t1_ms": values["t1_ms"] or 1.0,
                  **({"serial_fraction": serial} if "serial_fraction" in names else {}),
                  **{n: 0.05 for n in names if PARAMETERS[n][0] == 0.0},
-                 **({"batch_cost": 0.8} if "batch_cost" in names else {}),
-                 **({"serial_sharing": 0.5} if "serial_sharing" in names else {})}
+                 **({"batch_cost": 0.8} if "batch_cost" in names else {})}
         if "t1_ms" in names:  # t1 that matches the groups on median under the other starts
             start["t1_ms"] *= float(np.median([_predicted_ips(o, start)
                                                / o.group["throughput_ips"] for o in obs]))

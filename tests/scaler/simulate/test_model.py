@@ -1,5 +1,9 @@
-"""Calibration: the model comes back from runs it generated, unmeasurable parameters stay
-assumed and say why, and hold-out validation predicts unseen instance counts."""
+"""Calibration's internal laws, on runs the simulator generated for a known model and saved
+as if measured: the model comes back from them, unmeasurable parameters stay assumed and say
+why, given values are held fixed, and hold-out validation predicts unseen instance counts.
+
+These prove consistency (the fit inverts the simulator), not accuracy: calibration and
+validation on runs measured on real machines are in ``test_validation``."""
 
 from __future__ import annotations
 
@@ -71,6 +75,7 @@ def test_calibration_refusals(tmp_path, measured, model):
 
 
 def test_validation_predicts_held_out_counts(measured):
+    """On generated runs the held-out error is the sampling noise of the simulation alone."""
     scaling, solo = measured
     report, fitted = validate([scaling], [solo], queries=20_000)
     assert report["calibrated_on"] == [1, 2, 3] and report["held_out"] == [4, 5, 6]
@@ -78,3 +83,26 @@ def test_validation_predicts_held_out_counts(measured):
     assert {p["role"] for p in report["points"]} == {"calibration", "held out"}
     with pytest.raises(UsageError, match="choose others"):
         validate([scaling], [], calibrate_on=(1, 2, 3, 4, 5, 6))
+
+
+def test_given_values_are_held_fixed_while_the_others_are_fitted(measured):
+    scaling, solo = measured
+    free = calibrate(list(measured))
+    held = calibrate(list(measured), given={"sync_cost": 0.5, "numa_penalty": 0.3})
+    assert held.values["sync_cost"] == 0.5 and held.sources["sync_cost"] == "given"
+    assert held.values["numa_penalty"] == 0.3 and held.sources["numa_penalty"] == "given"
+    assert held.calibration["given"] == {"sync_cost": 0.5, "numa_penalty": 0.3}
+    # the others move to make up for the wrong sync cost: the fit is worse than the free one
+    assert held.calibration["rms_log_error"] > 5 * free.calibration["rms_log_error"]
+    with pytest.raises(UsageError, match="must lie"):
+        calibrate(list(measured), given={"serial_sharing": 2.0})
+
+
+def test_serial_sharing_is_a_switch_never_fitted(measured):
+    fitted = calibrate(list(measured))
+    assert fitted.sources["serial_sharing"] == "assumed" and fitted.values["serial_sharing"] == 1
+    assert "not monotone" in fitted.calibration["not_measured"]["serial_sharing"]
+    assert "fair scheduler" in fitted.calibration["assumed_values_from"]["serial_sharing"]
+    before = calibrate(list(measured), given={"serial_sharing": 0.0})  # the older model
+    assert before.sources["serial_sharing"] == "given"
+    assert before.values["sync_cost"] != pytest.approx(fitted.values["sync_cost"], rel=0.01)
