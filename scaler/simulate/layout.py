@@ -36,6 +36,7 @@ class Layout:
     oversubscribed: bool
     oversubscription: float
     warnings: tuple[str, ...] = ()
+    cores_per_instance: int | None = None  # when the placement planned fixed-size instances
 
     @property
     def instances(self) -> int:
@@ -70,7 +71,7 @@ def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[i
 
 def _build(topo: Topology, placement: str,
            parts: list[tuple[list[int], int, list[int] | None]], oversubscription: float,
-           warnings: tuple[str, ...] = ()) -> Layout:
+           warnings: tuple[str, ...] = (), cores_per_instance: int | None = None) -> Layout:
     """``parts``: each instance's CPUs, threads and memory nodes (None: unbound)."""
     import numpy as np
 
@@ -101,7 +102,7 @@ def _build(topo: Topology, placement: str,
                   cpu_core=cpu_core, core_node=core_node, node_size=node_size,
                   n_cores=len(core_node), partitions=tuple(records),
                   oversubscribed=oversubscription > 1.0, oversubscription=oversubscription,
-                  warnings=warnings)
+                  warnings=warnings, cores_per_instance=cores_per_instance)
 
 
 def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
@@ -120,7 +121,7 @@ def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
               list(i.nodes) if i.cpus is not None and i.nodes else None)
              for i in planned.instances]
     return _build(topo, placement, parts, float(planned.layout.get("oversubscription", 1.0)),
-                  planned.warnings)
+                  planned.warnings, planned.layout.get("cores_per_instance"))
 
 
 def inherited_memory_nodes(policy: str | None) -> list[int] | None:
@@ -160,4 +161,5 @@ def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
                 "memory_bound") else None)
         parts.append((list(cpus), int(inst.get("threads") or len(cpus)),
                       list(memory) if memory else None))
-    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0))
+    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0),
+                  cores_per_instance=group.get("cores_per_instance"))

@@ -102,6 +102,8 @@ def _group(model: InstanceModel, layout: Layout, batch: int, per: list[dict[str,
         "cores": layout.n_cores, "cpus": int(layout.cpu_core.size),
         "oversubscribed": layout.oversubscribed, "oversubscription": layout.oversubscription,
         "plan_warnings": list(layout.warnings), "status": "complete", "errors": [],
+        **({"cores_per_instance": layout.cores_per_instance}
+           if layout.cores_per_instance else {}),
         "per_instance": per, "throughput_ips": float(ips), "queries": int(lat.size),
         "latency_ms": latency_summary(lat), "warnings": [],
     }

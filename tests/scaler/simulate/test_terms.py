@@ -62,6 +62,7 @@ def test_simulated_groups_record_k(tmp_path):
                             queries=2_000, cores_per_instance=6)
     vm = [g for g in groups if g["placement"] == "vm"]
     assert [g["per_instance"][0]["cores"] for g in vm] == [6, 6]
+    assert [g.get("cores_per_instance") for g in groups] == [None, None, 6, 6]
     assert all(i["threads"] == 12 for g in vm for i in g["per_instance"])
 
 
