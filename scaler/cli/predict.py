@@ -41,8 +41,10 @@ SIMULATE_HELP = "\n\n".join([
     "sync_cost grows as H(threads-1)^sync_growth, the expected slowest of threads-1 "
     "exponential delays, so a cost measured with 2 threads is 5.3x larger at 112) and "
     "serial_sharing (1, a switch never fitted: the serial part of a query runs at the fair "
-    "CPU share its thread gets beside other instances' threads, whose idle threads leave "
-    "them CPU time; 0: the model before, one core's speed). The README section "
+    "CPU share its thread gets beside other instances' runnable threads; 0: at one core's "
+    "speed) and spin (0: the share of its waiting time a thread keeps its CPU busy; "
+    "TensorFlow's pool sleeps, OpenMP spins; serial_sharing=0 with spin=1 is the model "
+    "before these terms). The README section "
     "'Calibrating the simulator' lists the runs that measure each.",
     "With two or more placements the ratio of each to the baseline at the largest N is "
     "split among the model's terms (Shapley values over the model's closed form).",

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 # indices into the parameter vector passed to the kernel
-P_SERIAL, P_BETA, P_SLICE, P_SYNC, P_SMT, P_NUMA, P_GROWTH, P_SHARING = range(8)
+P_SERIAL, P_BETA, P_SLICE, P_SYNC, P_SMT, P_NUMA, P_GROWTH, P_SHARING, P_SPIN = range(9)
 FIXED_POINT_STEPS = 200  # the activity fixed point converges in a few dozen at most
 FIXED_POINT_TOL = 1e-10
 
@@ -63,9 +63,10 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
       over cores not exclusively its own);
     - ``out_serial``: the core's worth its one running thread gets while the rest of it
       idles (its serial phase). The scheduler balances runnable threads over the CPUs the
-      instance may use, so the thread shares that pool fairly with the other instances'
-      runnable threads on it (R of them): min(1, width / (1 + R)) of a CPU, times the
-      capacity of a core whose siblings only the others keep busy (averaged over its CPUs);
+      instance may use, cores first: its thread and the other instances' R runnable threads
+      there (D = 1 + R) fill its C cores k = D / C deep (at least 1, at most the CPUs per
+      core), each thread getting a core's capacity over k, and beyond one thread per CPU a
+      fair time share: ``(1 + smt_gain·(k − 1)) / k · min(1, width / D)``;
     - ``out_remote``: the share of its memory accesses that go to another node. Its compute
       is spread over nodes with weights w; memory bound to nodes M (``mnodes``) is split
       over M like its threads, so a thread on m in M finds w_m / W_M of it local and one on
@@ -98,21 +99,11 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
     for core in range(n_cores):
         if users[core] > 0:
             busy_node[core_node[core]] += 1.0
-    # the CPUs of each core (CSR), for the siblings of a serial thread
-    core_ptr = np.zeros(n_cores + 1, np.int64)
-    for c in range(n_cpus):
-        core_ptr[cpu_core[c] + 1] += 1
-    for core in range(n_cores):
-        core_ptr[core + 1] += core_ptr[core]
-    core_cpus = np.zeros(n_cpus, np.int64)
-    fill = core_ptr[:-1].copy()
-    for c in range(n_cpus):
-        core_cpus[fill[cpu_core[c]]] = c
-        fill[cpu_core[c]] += 1
     mine = np.zeros(n_nodes)  # cores only this instance uses, per node
     weight = np.zeros(n_nodes)  # its compute per node
     bound = np.zeros(n_nodes, np.bool_)
     own = np.zeros(n_cpus)  # its own runnable threads per CPU
+    seen = np.full(n_cores, -1, np.int64)
     stamp[:] = -1
     for i in range(n):
         if not active[i]:
@@ -128,8 +119,8 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
             own[cpus[k]] = per * activity[i]
         e = 0.0
         waiting = 0.0
-        serial = 0.0  # capacity of its cores for one thread, summed over its CPUs
         pool = 0.0  # the other instances' runnable threads on its CPUs
+        cores = 0  # distinct cores among its CPUs
         mine[:] = 0.0
         weight[:] = 0.0
         for k in range(ptr[i], ptr[i + 1]):
@@ -144,12 +135,9 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
             if total > 1.0:
                 waiting += 1.0 - 1.0 / total
             pool += max(load[c] - own[c], 0.0)
-            siblings = 1
-            for kk in range(core_ptr[core], core_ptr[core + 1]):
-                cc = core_cpus[kk]
-                if cc != c and load[cc] - own[cc] > 1e-12:
-                    siblings += 1
-            serial += (1.0 + smt_gain * (siblings - 1)) / siblings
+            if seen[core] != i:
+                seen[core] = i
+                cores += 1
             if users[core] == 1 and stamp[core] != i:
                 stamp[core] = i
                 mine[core_node[core]] += 1.0
@@ -184,7 +172,9 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
         out_e[i] = e
         out_waiting[i] = waiting / width
         out_mem[i] = mem / width
-        out_serial[i] = serial / width * min(1.0, width / (1.0 + pool))
+        demand = 1.0 + pool
+        deep = min(max(demand / cores, 1.0), width / cores)
+        out_serial[i] = (1.0 + smt_gain * (deep - 1.0)) / deep * min(1.0, width / demand)
         out_remote[i] = max(remote, 0.0)
 
 
@@ -195,7 +185,8 @@ def amdahl(e, serial, threads, params):
     With ``serial_sharing`` w, 1/σ = (1 − w)/min(1, e) + w/``serial``: at w = 0 the serial
     part runs at one core's speed whenever the instance has a core's worth (the model before
     issue 15); at w = 1 at the fair CPU share its one running thread gets beside the other
-    instances' runnable threads. A single-threaded instance has no separate serial phase."""
+    instances' runnable (working or spinning) threads. A single-threaded instance has no
+    separate serial phase."""
     s = params[P_SERIAL]
     if threads <= 1.0:
         return 1.0 / e
@@ -226,9 +217,12 @@ def rates(ptr, cpus, threads, mptr, mnodes, active, cpu_core, core_node, node_si
     """The slowdown of every active instance (times its vm factor) into ``out_factor``.
 
     Each instance is in its serial phase a fraction f = (s/σ)/amdahl of the time, with one
-    of its threads runnable instead of all; the others' CPU shares depend on that, and f on
-    the shares: the activity 1 − w·f·(1 − 1/threads) is iterated to its fixed point (at
-    w = 0 every thread counts as always runnable and one pass suffices). Then the cross-node
+    thread working and the others waiting; a waiting thread keeps its CPU busy the share
+    ``spin`` of that time (spin-waiting runtimes: OpenMP's KMP_BLOCKTIME, Eigen's spinning
+    pool) and leaves it to the other instances the rest. The others' CPU shares depend on
+    that, and f on the shares: the activity 1 − (1 − spin)·f·(1 − 1/threads) is iterated to
+    its fixed point (at spin = 1 every thread is always runnable and one pass suffices;
+    with ``serial_sharing`` 0 too, this is the model before issue 15). Then the cross-node
     load: the remote accesses of all instances, Σ remote × useful cores' worth (1/amdahl),
     over what the machine's cores would make if all did useful work with their memory spread
     evenly over its k nodes (remote share 1 − 1/k), capped at 1.
@@ -242,6 +236,7 @@ def rates(ptr, cpus, threads, mptr, mnodes, active, cpu_core, core_node, node_si
     amd = np.ones(n)
     activity = np.ones(n)
     w = params[P_SHARING]
+    sleeps = 1.0 - params[P_SPIN]
     for _ in range(FIXED_POINT_STEPS):
         features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_node,
                  node_size, params[P_SMT], n_cores, e, waiting, mem, serial, remote)
@@ -251,9 +246,9 @@ def rates(ptr, cpus, threads, mptr, mnodes, active, cpu_core, core_node, node_si
                 continue
             amd[i] = amdahl(e[i], serial[i], threads[i], params)
             nxt = 1.0
-            if threads[i] > 1.0 and w > 0.0:
+            if threads[i] > 1.0 and sleeps > 0.0:
                 f = params[P_SERIAL] * ((1.0 - w) / min(1.0, e[i]) + w / serial[i]) / amd[i]
-                nxt = 1.0 - w * f * (1.0 - 1.0 / threads[i])
+                nxt = 1.0 - sleeps * f * (1.0 - 1.0 / threads[i])
             change = max(change, abs(nxt - activity[i]))
             activity[i] = 0.5 * (activity[i] + nxt)  # damped: shares and f pull opposite ways
         if change < FIXED_POINT_TOL:

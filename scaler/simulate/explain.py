@@ -31,8 +31,8 @@ STUDY = {"ratio": 2.04, "instances": 8,
 
 # each cost term and the value that switches it off
 NEUTRAL = {"memory_contention": 0.0, "slice_cost": 0.0, "sync_cost": 0.0, "sync_growth": 0.0,
-           "serial_sharing": 0.0, "numa_penalty": 0.0, "smt_gain": 0.0, "vm_slowdown": 0.0,
-           "vm_overhead_ms": 0.0}
+           "serial_sharing": 0.0, "spin": 0.0, "numa_penalty": 0.0, "smt_gain": 0.0,
+           "vm_slowdown": 0.0, "vm_overhead_ms": 0.0}
 
 
 def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",

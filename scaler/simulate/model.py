@@ -50,16 +50,19 @@ PARAMETERS: dict[str, tuple[float | None, tuple[float, float], str]] = {
                     "0: the same at any count); H(1) = 1, so 2 threads are unchanged"),
     "serial_sharing": (1.0, (0.0, 1.0),
                        "switch: the serial part of a query runs at the fair CPU share its one "
-                       "thread gets beside other instances' runnable threads, and idle threads "
-                       "leave their CPU time to the others (1), or the model before issue 15: "
-                       "one core's speed, every thread always runnable (0); not fitted"),
+                       "thread gets beside other instances' runnable threads (1), or at one "
+                       "core's speed (0, the model before issue 15); not fitted"),
+    "spin": (0.0, (0.0, 1.0),
+             "share of its waiting time a thread of a multi-threaded instance keeps its CPU "
+             "busy (spin-waiting); 0: it sleeps and leaves the CPU to other instances"),
     "vm_slowdown": (0.0, (0.0, 10.0), "vm: extra share of compute time (exits)"),
     "vm_overhead_ms": (0.0, (0.0, math.inf), "vm: extra ms per query"),
     "core_speed": (1.0, (1e-3, 100.0),
                    "per-core speed of the simulated machine relative to the calibration host"),
 }
 FITTED = ("t1_ms", "serial_fraction", "memory_contention", "slice_cost", "sync_cost",
-          "batch_cost", "vm_slowdown", "vm_overhead_ms", "numa_penalty", "sync_growth")
+          "batch_cost", "vm_slowdown", "vm_overhead_ms", "numa_penalty", "sync_growth",
+          "spin")
 # where the assumed value of each parameter comes from, when runs do not measure it
 SOURCES = {
     "memory_contention": "0: no contention unless runs show it",
@@ -77,10 +80,13 @@ SOURCES = {
                    "independent exponential delays its expected wait is H(threads - 1) times "
                    "the mean (Renyi's representation of exponential order statistics)",
     "serial_sharing": "1: the kernel's fair scheduler balances runnable threads over the "
-                      "CPUs an instance may use and gives each the same share, so the one "
-                      "thread of a serial phase gets width / (1 + other runnable threads) of "
-                      "a CPU, at most 1, and is work-conserving: the instance's idle threads "
-                      "leave their CPU time to the others",
+                      "CPUs an instance may use, cores first, and gives each the same share, "
+                      "so the one thread of a serial phase gets its share of the instance's "
+                      "CPUs beside the other instances' runnable threads",
+    "spin": "0: TensorFlow's Eigen pool and XNNPACK's pthreadpool spin briefly and then "
+            "sleep; on the committed TF 2.21 runs spin=0 validates better than spin=1 (the "
+            "model before issue 15, every thread always runnable); OpenMP runtimes spin "
+            "200 ms after a parallel region by default (KMP_BLOCKTIME), nearer 1",
 }
 SHAPE_POINTS = 1001
 _PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -253,6 +259,7 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "numa_penalty": bool(remote) and bool(local),
         "sync_growth": len(synced_threads) >= 2,
         "serial_sharing": False,
+        "spin": len(synced_threads) >= 2,
     }
     why_not = {
         "serial_fraction": "needs batch-1 groups at two core counts per instance",
@@ -272,10 +279,11 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "sync_growth": "needs multi-threaded instances sharing CPUs at two or more thread "
                        "counts (shared runs at a fixed N confined to 7, 14, 28, 56, 112 "
                        "CPUs): see README, 'Calibrating the simulator'",
-        "serial_sharing": "a switch between two models, never fitted: its effect is not "
-                          "monotone (it slows the serial part and frees CPU time for the "
-                          "other instances), so runs cannot pin a value between 0 and 1; "
-                          "compare --assume serial_sharing=0 and 1 with --validate",
+        "serial_sharing": "a switch between two models, never fitted: compare --assume "
+                          "serial_sharing=0 and 1 with --validate",
+        "spin": "needs multi-threaded instances sharing CPUs at two or more thread counts "
+                "(shared runs confined to different CPU counts): at one thread count it "
+                "trades off with sync_cost",
     }
     return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
 
@@ -327,7 +335,8 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
         start = {**values, "t1_ms": values["t1_ms"] or 1.0,
                  **({"serial_fraction": serial} if "serial_fraction" in names else {}),
                  **{n: 0.05 for n in names if PARAMETERS[n][0] == 0.0},
-                 **({"batch_cost": 0.8} if "batch_cost" in names else {})}
+                 **({"batch_cost": 0.8} if "batch_cost" in names else {}),
+                 **({"spin": 0.5} if "spin" in names else {})}
         if "t1_ms" in names:  # t1 that matches the groups on median under the other starts
             start["t1_ms"] *= float(np.median([_predicted_ips(o, start)
                                                / o.group["throughput_ips"] for o in obs]))
@@ -390,7 +399,7 @@ def _params(v: dict[str, float]) -> Any:
 
     return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
                      v["sync_cost"], v["smt_gain"], v["numa_penalty"], v["sync_growth"],
-                     v["serial_sharing"]])
+                     v["serial_sharing"], v["spin"]])
 
 
 def _predicted_ips(o: Observation, v: dict[str, float]) -> float:

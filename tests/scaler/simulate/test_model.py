@@ -101,8 +101,27 @@ def test_given_values_are_held_fixed_while_the_others_are_fitted(measured):
 def test_serial_sharing_is_a_switch_never_fitted(measured):
     fitted = calibrate(list(measured))
     assert fitted.sources["serial_sharing"] == "assumed" and fitted.values["serial_sharing"] == 1
-    assert "not monotone" in fitted.calibration["not_measured"]["serial_sharing"]
+    assert "switch" in fitted.calibration["not_measured"]["serial_sharing"]
     assert "fair scheduler" in fitted.calibration["assumed_values_from"]["serial_sharing"]
-    before = calibrate(list(measured), given={"serial_sharing": 0.0})  # the older model
-    assert before.sources["serial_sharing"] == "given"
+    before = calibrate(list(measured), given={"serial_sharing": 0.0, "spin": 1.0})
+    assert before.sources["serial_sharing"] == before.sources["spin"] == "given"
     assert before.values["sync_cost"] != pytest.approx(fitted.values["sync_cost"], rel=0.01)
+
+
+def test_spin_and_sync_growth_are_measured_from_two_thread_counts(tmp_path):
+    """Shared runs at 2 and 4 threads per instance tell spinning from the sync cost and
+    give its thread-count law; at one thread count both stay assumed."""
+    from tests.scaler.simulate.conftest import make_model
+
+    true = make_model(spin=0.7, sync_cost=0.05, sync_growth=1.0)
+    runs = [fake_measured_run(tmp_path / machine, true, machine=machine, instances=(1, 2, 3, 4))
+            for machine in ("1s2c1t", "1s4c1t")]
+    solo = fake_measured_run(tmp_path / "solo", true, placements=("pinned",), instances=(1,),
+                             cores_per_instance=1, scenario="latency")
+    fitted = calibrate([*runs, solo])
+    for name, tolerance in (("spin", 0.03), ("sync_cost", 0.01), ("sync_growth", 0.05)):
+        assert fitted.sources[name] == "measured", name
+        assert fitted.values[name] == pytest.approx(true.values[name], abs=tolerance), name
+    one = calibrate([runs[0], solo])
+    assert one.sources["spin"] == one.sources["sync_growth"] == "assumed"
+    assert "thread counts" in one.calibration["not_measured"]["spin"]

@@ -179,36 +179,54 @@ def test_sync_cost_grows_with_the_thread_count_only_beyond_two(machine, threads)
 
 # -- the serial part at its CPU share ---------------------------------------------------------
 
-def test_serial_sharing_zero_is_the_previous_model():
-    """w = 0: the serial part runs at min(1, e) of a core. Two shared 4-thread instances on
-    4 CPUs get 2 cores' worth each: a query takes s/1 + (1 - s)/2 of t1, times the share
-    cost 1 + (slice + sync x H(3)) x 1/2."""
-    v = values(serial_sharing=0.0, memory_contention=0.0)
+def test_serial_sharing_zero_and_spin_one_is_the_previous_model():
+    """w = 0 and spin = 1: every thread always runnable, the serial part at min(1, e) of a
+    core. Two shared 4-thread instances on 4 CPUs get 2 cores' worth each: a query takes
+    s/1 + (1 - s)/2 of t1, times the share cost 1 + (slice + sync x H(3)) x 1/2."""
+    v = values(serial_sharing=0.0, spin=1.0, memory_contention=0.0)
     layout = plan_layout(parse_machine("1s4c1t"), "shared", 2)
     s, t1 = v["serial_fraction"], v["t1_ms"]
     per_query = t1 * (s + (1 - s) / 2) * (1 + (v["slice_cost"] + v["sync_cost"] * 11 / 6) / 2)
     assert closed_form_ips(layout, v) == pytest.approx(2 * 1000 / per_query, rel=1e-12)
 
 
-def test_serial_sharing_slows_only_instances_that_share_cpus_with_others():
-    slow, fast = values(serial_sharing=1.0), values(serial_sharing=0.0)
+def test_the_serial_part_is_slowed_by_its_cpu_share():
+    """spin = 1 (every thread of the other instance runnable): two shared 2-thread
+    instances on 2 CPUs; the serial thread shares the pool with 2 others, 2/3 of a CPU, so
+    a query takes s / (2/3) + (1 - s) / 1 of t1 instead of s + (1 - s)."""
+    layout = plan_layout(parse_machine("1s2c1t"), "shared", 2)
+    v = values(spin=1.0, serial_sharing=1.0, sync_cost=0.0, slice_cost=0.0,
+               memory_contention=0.0)
+    s = v["serial_fraction"]
+    assert closed_form_ips(layout, v) == pytest.approx(
+        2 * 1000 / (v["t1_ms"] * (1.5 * s + 1 - s)), rel=1e-12)
+    assert closed_form_ips(layout, {**v, "serial_sharing": 0.0}) == pytest.approx(
+        2 * 1000 / v["t1_ms"], rel=1e-12)
+
+
+def test_the_new_laws_leave_instances_without_others_alone():
+    new, old = values(), values(serial_sharing=0.0, spin=1.0)
     for layout in (plan_layout(XEON, "shared", 1, smt=True),  # alone: nothing to share with
                    plan_layout(XEON, "vm", 8, smt=True, cores_per_instance=6),
                    plan_layout(parse_machine("1s2c1t"), "pinned", 5)):  # single-threaded
-        assert closed_form_ips(layout, slow) == pytest.approx(closed_form_ips(layout, fast),
-                                                              rel=1e-12)
-    for n in (2, 4, 8):
-        shared = plan_layout(XEON, "shared", n, smt=True)
-        assert closed_form_ips(shared, slow) < closed_form_ips(shared, fast), n
+        assert closed_form_ips(layout, new) == pytest.approx(closed_form_ips(layout, old),
+                                                             rel=1e-12)
+
+
+@pytest.mark.parametrize("machine,n", [("1s2c1t", 2), ("1s2c1t", 4), ("2s28c2t", 8)])
+def test_more_spinning_never_helps(machine, n):
+    layout = plan_layout(parse_machine(machine), "shared", n)
+    ips = [closed_form_ips(layout, values(spin=x)) for x in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert all(b < a for a, b in zip(ips, ips[1:])), ips
 
 
 def test_a_fully_serial_instance_takes_a_free_cpu_of_its_pool():
-    """s = 1: each of two 2-thread shared instances on 2 CPUs runs one thread at a time; the
-    scheduler gives each its own CPU, so both run at one core's speed (the activity fixed
-    point settles at half the threads runnable)."""
+    """s = 1, spin = 0: each of two 2-thread shared instances on 2 CPUs runs one thread at a
+    time and the other sleeps; the scheduler gives each its own CPU, so both run at one
+    core's speed (the activity fixed point settles at half the threads runnable)."""
     layout = plan_layout(parse_machine("1s2c1t"), "shared", 2)
-    v = values(serial_fraction=1.0, serial_sharing=1.0, sync_cost=0.0, slice_cost=0.0,
-               memory_contention=0.0)
+    v = values(serial_fraction=1.0, serial_sharing=1.0, spin=0.0, sync_cost=0.0,
+               slice_cost=0.0, memory_contention=0.0)
     assert closed_form_ips(layout, v) == pytest.approx(2 * 1000 / v["t1_ms"], rel=1e-9)
     n = layout.instances
     e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
