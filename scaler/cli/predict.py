@@ -268,13 +268,17 @@ def _explain(model: Any, topo: Any, names: tuple[str, ...], counts: tuple[int, .
              ) -> list[dict[str, Any]]:
     """Each placement against the baseline (bare metal) at the largest N, split by term."""
     from scaler.placements import baseline
-    from scaler.simulate.explain import explain_ratio
+    from scaler.simulate.explain import STUDY, explain_ratio
 
     base = baseline()
     if base not in names:
         return []
+    # the study's figure is a yardstick only for its own experiment: fixed-size instances
+    # against the baseline, at its N
+    study = STUDY if cores_per_instance and STUDY["instances"] == max(counts) else None
     return [explain_ratio(model, topo, name, base, counts, cores_per_instance, smt,
-                          oversubscribe=oversubscribe) for name in names if name != base]
+                          oversubscribe=oversubscribe, study=study)
+            for name in names if name != base]
 
 
 def _assumptions(items: list[str]) -> dict[str, float]:

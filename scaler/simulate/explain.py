@@ -38,7 +38,8 @@ NEUTRAL = {"memory_contention": 0.0, "slice_cost": 0.0, "sync_cost": 0.0, "sync_
 def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
                   baseline: str = "shared", instances: tuple[int, ...] = tuple(range(1, 9)),
                   cores_per_instance: int | None = 6, smt: bool = True, at: int | None = None,
-                  oversubscribe: bool = False) -> dict[str, Any]:
+                  oversubscribe: bool = False, study: dict[str, Any] | None = STUDY
+                  ) -> dict[str, Any]:
     """Curves of ``placement`` and ``baseline`` over ``instances``, their ratio at each N,
     and the Shapley split of log(ratio) at N = ``at`` (default: the largest N) among the
     model's terms that are not at their neutral value.
@@ -46,8 +47,9 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     Returns a dict: ``curves`` (images/s per placement per N), ``ratio`` (per N),
     ``at``, ``ratio_at``, ``ratio_without_terms`` (every term neutral: the layouts alone,
     Amdahl and fair CPU sharing), ``terms`` (one entry per active term: value, source,
-    Shapley log share, factor, share of the study's log 2.04, and the ratio with that term
-    alone on top of none and with all but it) and ``study``.
+    Shapley log share, factor, share of the log ratio over the layouts alone, share of the
+    study's log 2.04 when ``study`` is given, and the ratio with that term alone on top of
+    none and with all but it) and ``study``.
     """
     at = max(instances) if at is None else at
     if at not in instances:
@@ -83,13 +85,15 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
                     shapley[t] += weight * (log_ratio(frozenset((*subset, t))) - before)
     none = log_ratio(frozenset())
     everything = log_ratio(frozenset(active))
-    study_log = math.log(STUDY["ratio"])
+    study_log = math.log(study["ratio"]) if study else None
+    moved = everything - none
     intervals = model.calibration.get("intervals_95") or {}
     terms = [{
         "name": t, "value": values[t], "source": model.sources.get(t, "assumed"),
         "interval_95": intervals.get(t) if model.sources.get(t) == "measured" else None,
         "neutral": NEUTRAL[t], "log_share": shapley[t], "factor": math.exp(shapley[t]),
-        "share_of_study": shapley[t] / study_log,
+        "share_of_terms": shapley[t] / moved if moved else None,
+        "share_of_study": shapley[t] / study_log if study_log else None,
         "ratio_alone": math.exp(log_ratio(frozenset({t}))),
         "ratio_without": math.exp(log_ratio(frozenset(active) - {t})),
     } for t in sorted(active, key=lambda t: -abs(shapley[t]))]
@@ -101,8 +105,8 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
         "ratio": {str(n): r for n, r in ratios.items()},
         "at": at, "ratio_at": math.exp(everything),
         "ratio_without_terms": math.exp(none),
-        "layout_share_of_study": none / study_log,
-        "terms": terms, "study": STUDY,
+        "layout_share_of_study": none / study_log if study_log else None,
+        "terms": terms, "study": study,
     }
 
 
@@ -121,23 +125,30 @@ def lines(x: dict[str, Any]) -> list[str]:
         out.append(f"  {n:>3} {x['curves'][base][key]:>13.1f} {x['curves'][top][key]:>13.1f} "
                    f"{r:>9.2f}x{mark}")
     study = x["study"]
-    out.append(f"  at N={x['at']}: {x['ratio_at']:.2f}x (the study: {study['ratio']:.2f}x at "
-               f"N={study['instances']}); the layouts alone (every cost term off): "
-               f"{x['ratio_without_terms']:.2f}x = {x['layout_share_of_study']:.0%} of "
-               f"log {study['ratio']:.2f}")
-    out.append(f"  {'term':<18} {'value':>9} {'source':<9} {'factor':>7} {'of study':>9} "
-               f"{'alone':>7} {'without':>8}")
+    head = f"  at N={x['at']}: {x['ratio_at']:.2f}x"
+    if study:
+        head += f" (the study: {study['ratio']:.2f}x at N={study['instances']})"
+    head += f"; the layouts alone (every cost term off): {x['ratio_without_terms']:.2f}x"
+    if study:
+        head += f" = {x['layout_share_of_study']:.0%} of log {study['ratio']:.2f}"
+    out.append(head)
+    out.append(f"  {'term':<18} {'value':>9} {'source':<9} {'factor':>7} {'of terms':>9}"
+               + (f" {'of study':>9}" if study else "") + f" {'alone':>7} {'without':>8}")
     weak = False
     for t in x["terms"]:
         source = t["source"]
         if poorly_determined(t["value"], t.get("interval_95")):
             source, weak = source + "*", True
+        terms = "-" if t["share_of_terms"] is None else f"{t['share_of_terms']:.0%}"
         out.append(f"  {t['name']:<18} {t['value']:>9.4g} {source:<9} "
-                   f"{t['factor']:>6.3f}x {t['share_of_study']:>8.0%} "
-                   f"{t['ratio_alone']:>6.2f}x {t['ratio_without']:>7.2f}x")
+                   f"{t['factor']:>6.3f}x {terms:>9}"
+                   + (f" {t['share_of_study']:>8.0%}" if study else "")
+                   + f" {t['ratio_alone']:>6.2f}x {t['ratio_without']:>7.2f}x")
     out.append("  factor: the term's Shapley share of the ratio (factors multiply to the ratio "
-               "over the layouts alone); of study: its share of log 2.04; alone: the ratio "
-               "with only this term on; without: with every term on but this one")
+               "over the layouts alone); of terms: its share of that change in log"
+               + ("; of study: its share of log " + f"{study['ratio']:.2f}" if study else "")
+               + "; alone: the ratio with only this term on; without: with every term on "
+               "but this one")
     if weak:
         out.append("  *: measured, but its 95% interval is wider than the value: the "
                    "calibration runs hardly tell it")
