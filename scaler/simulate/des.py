@@ -2,12 +2,17 @@
 
 Each instance serves one query at a time. A query carries *work* (milliseconds it would take
 alone with one dedicated core, drawn from the measured service-time shape) and is served at a
-*rate* that depends on who else is busy (:func:`features` and :func:`slowdown`): the share of
-CPU time its threads get, the core capacity left by busy SMT siblings, the cost of being
-time-sliced and of synchronising threads that do not all run, and memory-bandwidth and cache
-contention from other instances on its nodes. Rates are recomputed whenever an instance goes
-idle or busy (open loop); in a closed loop (the scaling scenario, every instance always busy)
-they are computed once, which is what makes millions of queries per second possible.
+*rate* that depends on who else is busy (:func:`features`, :func:`amdahl`, :func:`slowdown`):
+the share of CPU time its threads get in their parallel steps and its one thread in its
+serial part, the core capacity left by busy SMT siblings, the cost of being time-sliced and
+of synchronising threads that do not all run (growing with the thread count), memory
+bandwidth and cache contention from other instances on its nodes, and remote memory
+accesses under cross-node load. How many threads of each instance are runnable depends on
+how long it spends in its serial part and whether its waiting threads spin, which depends on
+the shares: :func:`rates` iterates that to a fixed point. Rates are recomputed whenever an
+instance goes idle or busy (open loop); in a closed loop (the scaling scenario, every
+instance always busy) they are computed once, which is what makes millions of queries per
+second possible.
 
 Everything is compiled with ``cache=True`` so only the first call on a machine pays the
 compile; nothing here is imported by the CLI at start.
