@@ -54,7 +54,7 @@ def sync_growth(threads, growth):
 
 @njit(cache=True)
 def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_node,
-             node_size, smt_gain, n_cores, out_e, out_waiting, out_mem, out_serial,
+             node_size, smt_gain, spin, n_cores, out_e, out_waiting, out_mem, out_serial,
              out_remote):
     """For each active instance, when every other instance ``j`` keeps ``activity[j]`` of its
     threads runnable on average (1: all, always):
@@ -67,11 +67,12 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
     - ``out_mem``: the busy fraction of the rest of its nodes (cores used by other instances
       over cores not exclusively its own);
     - ``out_serial``: the core's worth its one running thread gets while the rest of it
-      idles (its serial phase). The scheduler balances runnable threads over the CPUs the
-      instance may use, cores first: its thread and the other instances' R runnable threads
-      there (D = 1 + R) fill its C cores k = D / C deep (at least 1, at most the CPUs per
-      core), each thread getting a core's capacity over k, and beyond one thread per CPU a
-      fair time share: ``(1 + smt_gain·(k − 1)) / k · min(1, width / D)``;
+      waits (its serial phase). The scheduler balances runnable threads over the CPUs the
+      instance may use, cores first: its thread, its own waiting threads while they spin
+      (``spin``·(threads − 1)) and the other instances' R runnable threads there
+      (D = 1 + spin·(threads − 1) + R) fill its C cores k = D / C deep (at least 1, at most
+      the CPUs per core), each thread getting a core's capacity over k, and beyond one
+      thread per CPU a fair time share: ``(1 + smt_gain·(k − 1)) / k · min(1, width / D)``;
     - ``out_remote``: the share of its memory accesses that go to another node. Its compute
       is spread over nodes with weights w; memory bound to nodes M (``mnodes``) is split
       over M like its threads, so a thread on m in M finds w_m / W_M of it local and one on
@@ -177,7 +178,7 @@ def features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_
         out_e[i] = e
         out_waiting[i] = waiting / width
         out_mem[i] = mem / width
-        demand = 1.0 + pool
+        demand = 1.0 + spin * (threads[i] - 1.0) + pool
         deep = min(max(demand / cores, 1.0), width / cores)
         out_serial[i] = (1.0 + smt_gain * (deep - 1.0)) / deep * min(1.0, width / demand)
         out_remote[i] = max(remote, 0.0)
@@ -244,7 +245,8 @@ def rates(ptr, cpus, threads, mptr, mnodes, active, cpu_core, core_node, node_si
     sleeps = 1.0 - params[P_SPIN]
     for _ in range(FIXED_POINT_STEPS):
         features(ptr, cpus, threads, mptr, mnodes, active, activity, cpu_core, core_node,
-                 node_size, params[P_SMT], n_cores, e, waiting, mem, serial, remote)
+                 node_size, params[P_SMT], params[P_SPIN], n_cores, e, waiting, mem, serial,
+                 remote)
         change = 0.0
         for i in range(n):
             if not active[i]:

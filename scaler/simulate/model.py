@@ -229,7 +229,8 @@ def static_features(layout: Layout) -> tuple[Any, Any, Any, Any]:
     e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
     des.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
                  np.ones(n, np.bool_), np.ones(n), layout.cpu_core, layout.core_node,
-                 layout.node_size, 0.0, layout.n_cores, e, waiting, mem, serial, remote)
+                 layout.node_size, 0.0, 0.0, layout.n_cores, e, waiting, mem, serial,
+                 remote)
     return e, waiting, mem, remote
 
 

@@ -191,15 +191,16 @@ def test_serial_sharing_zero_and_spin_one_is_the_previous_model():
 
 
 def test_the_serial_part_is_slowed_by_its_cpu_share():
-    """spin = 1 (every thread of the other instance runnable): two shared 2-thread
-    instances on 2 CPUs; the serial thread shares the pool with 2 others, 2/3 of a CPU, so
-    a query takes s / (2/3) + (1 - s) / 1 of t1 instead of s + (1 - s)."""
+    """spin = 1 (every waiting thread spins): two shared 2-thread instances on 2 CPUs; the
+    serial thread shares the pool with its own spinning sibling and the other instance's 2
+    threads, 2 CPUs for 4 threads, so a query takes s / (1/2) + (1 - s) / 1 of t1 instead of
+    s + (1 - s)."""
     layout = plan_layout(parse_machine("1s2c1t"), "shared", 2)
     v = values(spin=1.0, serial_sharing=1.0, sync_cost=0.0, slice_cost=0.0,
                memory_contention=0.0)
     s = v["serial_fraction"]
     assert closed_form_ips(layout, v) == pytest.approx(
-        2 * 1000 / (v["t1_ms"] * (1.5 * s + 1 - s)), rel=1e-12)
+        2 * 1000 / (v["t1_ms"] * (2 * s + 1 - s)), rel=1e-12)
     assert closed_form_ips(layout, {**v, "serial_sharing": 0.0}) == pytest.approx(
         2 * 1000 / v["t1_ms"], rel=1e-12)
 
@@ -232,7 +233,8 @@ def test_a_fully_serial_instance_takes_a_free_cpu_of_its_pool():
     e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
     des.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
                  np.ones(n, np.bool_), np.full(n, 0.5), layout.cpu_core, layout.core_node,
-                 layout.node_size, 0.0, layout.n_cores, e, waiting, mem, serial, remote)
+                 layout.node_size, 0.0, 0.0, layout.n_cores, e, waiting, mem, serial,
+                 remote)
     assert list(serial) == [1.0, 1.0]  # 2 CPUs for itself and one other runnable thread
 
 
