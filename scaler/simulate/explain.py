@@ -97,6 +97,8 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
         "ratio_alone": math.exp(log_ratio(frozenset({t}))),
         "ratio_without": math.exp(log_ratio(frozenset(active) - {t})),
     } for t in sorted(active, key=lambda t: -abs(shapley[t]))]
+    idle = [{"name": t, "value": values.get(t, off), "source": model.sources.get(t, "assumed")}
+            for t, off in NEUTRAL.items() if t not in active]
     return {
         "machine": topo.sysfs_root, "placement": placement, "baseline": baseline,
         "cores_per_instance": cores_per_instance, "smt": smt,
@@ -106,7 +108,7 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
         "at": at, "ratio_at": math.exp(everything),
         "ratio_without_terms": math.exp(none),
         "layout_share_of_study": none / study_log if study_log else None,
-        "terms": terms, "study": study,
+        "terms": terms, "inactive_terms": idle, "study": study,
     }
 
 
@@ -152,4 +154,7 @@ def lines(x: dict[str, Any]) -> list[str]:
     if weak:
         out.append("  *: measured, but its 95% interval is wider than the value: the "
                    "calibration runs hardly tell it")
+    if x.get("inactive_terms"):
+        out.append("  at their neutral value, explaining nothing here: " + ", ".join(
+            f"{t['name']}={t['value']:g} ({t['source']})" for t in x["inactive_terms"]))
     return out
