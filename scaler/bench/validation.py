@@ -50,11 +50,13 @@ def rows(section: dict[str, Any]) -> list[dict[str, Any]]:
         add("simulate --validate on committed runs", f"skipped: {section['skipped']}")
     for s in section.get("sets", []):
         e = s["held_out_error"]
-        others = (f"; others used {s['others_mean']:.0%} of the CPUs while measuring"
+        others = (f"; others used {s['others_mean']:.0%} of the CPUs while measuring "
+                  f"(worst run {s['others_worst']:.0%})"
                   if s.get("others_mean") is not None else "")
         worst = max((p for p in s["points"] if p["role"] == "held out"),
                     key=lambda p: abs(p["error"]))
-        add(f"held-out throughput error, {s['set']} ({s['repeats']} repeat(s), {s['host']})",
+        add(f"held-out throughput error, {s['set']} ({s['repeats']}+ repeat(s) per point, "
+            f"{s['host']})",
             f"mean {e['mean_abs']:.1%}, max {e['max_abs']:.1%} ({worst['placement']} "
             f"N={worst['instances']}); calibrated on N = "
             f"{','.join(map(str, s['calibrated_on']))}, held out "

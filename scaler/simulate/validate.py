@@ -109,9 +109,10 @@ REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 
 @dataclass(frozen=True)
 class ReferenceSet:
-    """Committed runs of one real host: repeats of one scaling experiment (``runs``) and
-    latency runs calibrated on in full (``extra``), with the conditions recorded beside
-    them (``conditions.json`` of each run, when present)."""
+    """Committed runs of one real host: one scaling experiment (``runs``: one run holding
+    every group, or repeats of it, or one run per group and repeat) and latency runs
+    calibrated on in full (``extra``), with the conditions recorded beside them
+    (``conditions.json`` of each run, when present)."""
 
     name: str
     runs: list[Any]
@@ -151,13 +152,15 @@ def validate_references(root: Path = REFERENCE, queries: int = 20_000
         report, model = validate(ref.runs, ref.extra, queries=queries)
         others = [c["others_mean"] for c in ref.conditions if c.get("others_mean") is not None]
         out.append({
-            "set": ref.name, "host": _host(ref.runs[0]), "repeats": len(ref.runs),
+            "set": ref.name, "host": _host(ref.runs[0]), "runs": len(ref.runs),
+            "repeats": min(p["repeats"] for p in report["points"]),
             "extra_runs": len(ref.extra), "calibrated_on": report["calibrated_on"],
             "held_out": report["held_out"], "held_out_error": report["held_out_error"],
             "points": report["points"],
             "fit_rms_log_error": model.calibration["rms_log_error"],
             "measured": sorted(n for n, src in model.sources.items() if src == "measured"),
-            "others_mean": max(others) if others else None, "report": report,
+            "others_mean": sum(others) / len(others) if others else None,
+            "others_worst": max(others) if others else None, "report": report,
         })
     return out
 

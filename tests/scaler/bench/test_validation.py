@@ -39,7 +39,7 @@ def test_rows_judge_the_worst_held_out_point():
         worst = max(abs(e) for e in errors)
         return {"sets": [{"set": "s", "repeats": 3, "host": "h", "calibrated_on": [1, 2, 3],
                           "held_out": [4, 5], "points": points, "fit_rms_log_error": 0.02,
-                          "measured": ["t1_ms"], "others_mean": 0.03,
+                          "measured": ["t1_ms"], "others_mean": 0.03, "others_worst": 0.08,
                           "held_out_error": {"mean_abs": sum(map(abs, errors)) / 2,
                                              "max_abs": worst, "target": 0.10,
                                              "within_target": worst <= 0.10}}]}

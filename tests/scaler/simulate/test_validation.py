@@ -1,7 +1,9 @@
 """Calibration and hold-out validation on runs measured on real machines: the committed
 reference sets under ``results/reference`` (the demo suite of a 2-core Zen 5 host, one run;
-``validation-tf-fp32``: repeats of one scaling run with 1-core fixed-size instances, measured
-on a 2-core Xeon for this purpose, with the load they ran under in ``conditions.json``).
+``validation-tf-fp32``: one scaling experiment with 1-core fixed-size instances measured on a
+2-core Xeon for this purpose, every group in its own run, three repeats in shuffled order,
+each kept only if others left the CPUs alone while it measured, as ``conditions.json``
+records).
 
 These measure the model against reality: the bounds are what the model achieves today with
 a margin, so a change that makes it fit or predict these machines worse fails here. (The
@@ -33,9 +35,11 @@ def test_the_committed_sets_are_real_measurements():
             assert run.doc["effective"]["engine"] == "tf" and run.doc["effective"]["model"] \
                 == "resnet50"
     for ref in REPEATED:
-        assert len(ref.runs) >= 3 and len(ref.conditions) == len(ref.runs)
-        for c in ref.conditions:
-            assert c["others_mean"] is not None and c["groups"]  # how busy others kept it
+        assert len(ref.conditions) == len(ref.runs)
+        for c in ref.conditions:  # how busy others kept the machine while it measured
+            assert c["others_mean"] is not None and c["others_mean"] < 0.10
+        report, _ = validate(ref.runs, ref.extra, queries=2_000)
+        assert min(p["repeats"] for p in report["points"]) >= 3
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
@@ -63,7 +67,6 @@ def test_held_out_counts_are_predicted_on_real_runs(name, mean, worst):
     for ref in (s for n, s in SETS.items() if n.startswith(name)):
         report, _ = validate(ref.runs, ref.extra, queries=20_000)
         assert report["calibrated_on"] == [1, 2, 3] and min(report["held_out"]) == 4
-        assert {p["repeats"] for p in report["points"]} == {len(ref.runs)}
         error = report["held_out_error"]
         assert error["mean_abs"] < mean and error["max_abs"] < worst, error
 
@@ -75,7 +78,7 @@ def test_validate_command_on_real_runs(capsys):
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert len(report["runs"]) == len(ref.runs) and report["held_out"]
-    assert all(p["repeats"] == len(ref.runs) for p in report["points"])
+    assert min(p["repeats"] for p in report["points"]) >= 3
     assert main(["simulate", "--validate", str(SUITE.runs[0].path), str(SUITE.extra[0].path),
                  "--queries", "20000"]) == 0
     out = capsys.readouterr().out
