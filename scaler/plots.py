@@ -11,7 +11,7 @@ from typing import Any
 
 from scaler.errors import UsageError
 from scaler.results import Run
-from scaler.summaries import multistream_results, scaling_series
+from scaler.summaries import doc_points, multistream_results, scaling_series
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -58,14 +58,32 @@ def _draw_usl(ax: Any, s: dict[str, Any], color: str) -> None:
             label=f"USL fit ({s['placement']}), R² {fit.r2:.3f}, {LEVEL:.0%} band")
 
 
+def _draw_intervals(ax: Any, pts: list[dict[str, Any]], color: str, marker: str) -> None:
+    """Error bars from each point's 95% interval across repeats; noisy points hollow."""
+    with_ci = [p for p in pts if p.get("ci95_ips")]
+    if with_ci:
+        ns = [p["instances"] for p in with_ci]
+        mid = [p["throughput_ips"] for p in with_ci]
+        low = [max(m - p["ci95_ips"][0], 0.0) for m, p in zip(mid, with_ci)]
+        high = [max(p["ci95_ips"][1] - m, 0.0) for m, p in zip(mid, with_ci)]
+        ax.errorbar(ns, mid, yerr=[low, high], fmt="none", ecolor=color, capsize=3,
+                    linewidth=1)
+    noisy = [p for p in pts if p.get("noisy")]
+    if noisy:
+        ax.plot([p["instances"] for p in noisy], [p["throughput_ips"] for p in noisy], marker,
+                markerfacecolor="white", markeredgecolor=color, markersize=9, linestyle="none",
+                label="noisy (others > 5% of its CPUs)")
+
+
 def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
     """Aggregate images/s against instances, a line per series, with the ideal linear line
     from each series' first point and the oversubscribed region (N > cores) shaded.
-    Measured series with 4+ instance counts get their USL fit and band; simulated series
-    are dashed with open markers."""
+    Points with repeats carry their 95% interval as error bars; noisy points are drawn
+    hollow. Measured series with 4+ instance counts get their USL fit and band; simulated
+    series are dashed with open markers."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
-    series = [s for r in runs for s in scaling_series(r.doc["groups"])]
+    series = [s for r in runs for s in scaling_series(r.doc["groups"], doc_points(r.doc))]
     if any(s.get("emulated") for s in series) and not allow_emulated:
         if any(not s.get("emulated") for s in series):
             raise UsageError("emulated series are not timing results: refusing to draw them "
@@ -84,6 +102,7 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
             continue
         line, = ax.plot(ns, ips, style, label=_series_label(s),
                         alpha=0.6 if s.get("emulated") else 1.0)
+        _draw_intervals(ax, pts, line.get_color(), style[0])
         if not s.get("emulated"):
             _draw_usl(ax, s, line.get_color())
         if pts and pts[0]["instances"] >= 1:
@@ -107,12 +126,13 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
 
 
 def latency_figure(runs: list[Run]) -> Any:
-    """Latency percentiles (ms) of every measured group, a bar group per run and group."""
+    """Latency percentiles (ms) of every measured point (pooled over its repeats), a bar
+    group per run and point."""
     plt = _pyplot()
     keys = ("p50", "p90", "p99", "p99.9")
-    rows = [(f"{r.scenario}: {g.get('label', g['placement'])}", g["latency_ms"])
-            for r in runs for g in r.doc["groups"]
-            if g.get("status") == "complete" and g.get("latency_ms")]
+    rows = [(f"{r.scenario}: {p['placement']} x{p['instances']} batch {p['batch']}",
+             p["latency_ms"]) for r in runs for p in doc_points(r.doc)
+            if p.get("complete") and (p.get("latency_ms") or {}).get("p50") is not None]
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * max(len(rows), 2) * len(keys) / 2),
                            layout="constrained")
     height = 0.8 / len(keys)
@@ -170,7 +190,8 @@ def figures_for(runs: list[Run], allow_emulated: bool = False) -> dict[str, Any]
     scaling = [r for r in runs if r.scenario == "scaling"]
     if scaling:
         figs["scaling"] = scaling_figure(scaling, allow_emulated)
-    if any(g.get("latency_ms") for r in runs for g in r.doc["groups"]):
+    if any((p.get("latency_ms") or {}).get("p50") is not None
+           for r in runs for p in doc_points(r.doc)):
         figs["latency"] = latency_figure(runs)
     for r in runs:
         if r.scenario == "multistream" and r.doc["groups"]:

@@ -58,6 +58,8 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
             span_s = (e[-1] - s[0]) / 1e9 if len(s) else 0.0
             entry.update(queries=int(len(s)), latency_ms=stats.latency_ms(s, e),
                          throughput_ips=len(s) * batch / span_s if span_s else 0.0)
+            if inst.samples_until_failure:  # what it finished before it failed, kept
+                entry["samples_until_failure"] = True
         per_instance.append(entry)
     record: dict[str, Any] = {
         "id": gid, "placement": plan.placement, "target": target.name,
@@ -65,14 +67,33 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
         "instances": len(plan.instances), **plan.layout,
         "status": "complete" if outcome.complete else "partial", "errors": outcome.errors,
         "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
+        "noise": outcome.noise or None, "noisy": bool((outcome.noise or {}).get("noisy")),
+        "others_cpu_share": (outcome.noise or {}).get("others_cpu_share"),
+        "stall_timeout_s": outcome.stall_s,
     }
+    if rules.latency_bound_ms is not None:
+        record["bound_failed"] = outcome.bound_failed
     if starts and outcome.complete:
         record.update(_group_figures(plan, starts, ends, clocks, boot_ids, batch))
-        if outcome.under_min_queries:
-            record["warnings"].append(
-                f"stopped at max duration {rules.max_duration_s:g} s before "
-                f"{rules.min_queries} queries")
+        record["warnings"] += rule_warnings(outcome, rules)
+        record["rules_met"] = not rule_warnings(outcome, rules)
     return record
+
+
+def rule_warnings(outcome: GroupOutcome, rules: RunRules) -> list[str]:
+    """The run rules a complete group did not meet, said loudly."""
+    out: list[str] = []
+    if outcome.bound_failed:
+        return out  # ended on purpose: the latency bound could no longer be met
+    if outcome.under_min_queries:
+        out.append(f"run rule not met: stopped at the {rules.max_duration_s:g} s limit before "
+                   f"{rules.min_queries} queries")
+    if outcome.capped_early:
+        which = ", ".join(str(k) for k in outcome.capped_early)
+        out.append(f"run rule not met: instance(s) {which} reached --max-queries before the "
+                   f"{rules.min_duration_s:g} s minimum duration (raise the worker's max_queries "
+                   "or shorten --min-duration)")
+    return out
 
 
 def _group_figures(plan: GroupPlan, starts: list[Any], ends: list[Any],
@@ -91,9 +112,11 @@ def _group_figures(plan: GroupPlan, starts: list[Any], ends: list[Any],
         ips = sum(h["throughput_ips"] for h in per_host.values())
         how = {"method": "sum_over_hosts", "hosts": len(per_host)}
     all_s, all_e = np.concatenate(starts), np.concatenate(ends)
+    warnings = stats.sample_warnings(int(all_s.size))
+    if how.get("fallback"):
+        warnings.append(f"throughput summed over instances: {how['fallback']}")
     out.update(throughput_ips=ips, throughput=how, queries=int(all_s.size),
-               latency_ms=stats.latency_ms(all_s, all_e),
-               warnings=stats.sample_warnings(int(all_s.size)))
+               latency_ms=stats.latency_ms(all_s, all_e), warnings=warnings)
     return out
 
 

@@ -20,15 +20,32 @@ from typing import Any
 
 from scaler.errors import ScalerError, UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.npz"
+
+
+def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had one group per point and no noise meter: each group is a point of one
+    repeat, its conditions unknown (not noisy as far as anyone measured)."""
+    from scaler.points import aggregate
+
+    groups = [{**g, "repeat": g.get("repeat", 0), "noise": g.get("noise"),
+               "noisy": bool(g.get("noisy")), "others_cpu_share": g.get("others_cpu_share")}
+              for g in doc.get("groups", [])]
+    requested = {"repeat": 1, **doc.get("requested", {})}
+    return {**doc, "schema_version": 2, "requested": requested, "groups": groups,
+            "points": aggregate(groups)}
+
+
 # schema_version -> function upgrading a document of that version to the next one
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
 
 
 class ResultsError(ScalerError):
-    """A run folder that cannot be read or written."""
+    """A run folder that cannot be read or written (bad input: exit code 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

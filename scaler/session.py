@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import placements, records, results, summaries
+from scaler import noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec, worker_memory_gb
 from scaler.placements import GroupPlan, InstancePlan, Placement
@@ -91,25 +91,40 @@ class Session:
 
     # -- groups ------------------------------------------------------------------------------
 
-    async def group(self, placement_name: str, n: int, batch: int,
-                    label: str | None = None, **extra: Any) -> dict[str, Any]:
-        """Measure one group and add it to the run (saved at once)."""
+    async def group(self, placement_name: str, n: int, batch: int, label: str | None = None,
+                    repeat: int = 0, rules: RunRules | None = None,
+                    **extra: Any) -> dict[str, Any]:
+        """Measure one group (one repeat of a point) and add it to the run (saved at once)."""
         gid = len(self.groups)
         label = label or f"{placement_name} x{n} batch {batch}"
+        if self.settings.repeat > 1:
+            label += f" (repeat {repeat + 1}/{self.settings.repeat})"
+        rules = rules or self.rules
         placement = self.placement(placement_name)
         plan = self.plan(placement, n)
         reqs = [WorkerRequest(i.index, self.worker_spec(i, batch), i.partition(), i.host)
                 for i in plan.instances]
         target = self.target(placement)
+        await self.pool.release_except(target, reqs)  # memory of idle workers freed first
         placement.check_memory(target, plan, self.settings,
                                worker_memory_gb(self.spec.engine, batch))
-        self.reporter.group_started(label, self.rules)
-        outcome = await run_group(reqs, self.rules, target, self.reporter.event, self.pool)
+        cpus = measured_cpus(plan, self.topology)
+        quiet = None
+        if cpus is not None and self.settings.quiet_wait_s > 0:
+            quiet = await noise.wait_quiet(cpus, self.settings.noise_limit,
+                                           self.settings.quiet_wait_s)
+        probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
+        self.reporter.group_started(label, rules)
+        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
         what = {"engine": self.spec.engine, "precision": self.spec.precision,
                 "model": self.spec.model}
-        record = records.group_record(gid, plan, batch, outcome, target, what, self.rules,
+        record = records.group_record(gid, plan, batch, outcome, target, what, rules,
                                       self.arrays)
-        record.update(label=label, **extra)
+        record.update(label=label, repeat=repeat, **extra)
+        if quiet is not None:
+            record["quiet_wait"] = quiet
+        if cpus is None:
+            record["noise"] = {"not_measured": "instances on other machines"}
         self.groups.append(record)
         if outcome.interrupted:
             self.interrupted = True
@@ -119,6 +134,10 @@ class Session:
         self.reporter.group_done(label, record)
         self.save()
         return record
+
+    async def fresh_workers(self) -> None:
+        """Close the warm workers: the next group starts new processes (a new repeat)."""
+        await self.pool.close()
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -134,6 +153,7 @@ class Session:
             "host": {**results.host_info(), "topology": self.topology.to_dict()},
             "emulated": self.emulated,
             "groups": self.groups,
+            "points": points.aggregate(self.groups, self.arrays),
         }
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()
@@ -147,3 +167,13 @@ class Session:
 
     def save(self, finished: bool = False) -> Path:
         return results.save_run(self.path, self.document(finished), self.arrays)
+
+
+def measured_cpus(plan: GroupPlan, topology: Topology) -> tuple[int, ...] | None:
+    """The CPUs a group measures on here: its partitions, or every usable CPU when an
+    instance is unpinned; None when its instances run on other machines."""
+    if any(i.host for i in plan.instances):
+        return None
+    if any(i.cpus is None for i in plan.instances):
+        return tuple(topology.usable_cpus)
+    return tuple(sorted({c for i in plan.instances for c in i.cpus or ()}))

@@ -40,6 +40,9 @@ class Settings:
     vm_accel: str = "auto"  # auto, kvm (refused where KVM cannot run) or tcg (vm placement)
     vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
+    repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
+    noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
+    quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,117 +1,209 @@
 """The summary of a run as the ``--json`` output of its command (stable keys), and as lines.
 
 Computed from the run document alone, so ``scaler show`` gives the same summary as the command
-that made the run. Formatting returns lines; printing happens at the CLI edge.
+that made the run. Every figure is a point across its repeats (``scaler.points``): the median
+with its 95% interval, the repeat values, and the conditions it was taken in (``noisy``,
+``others_cpu_share``, ``unstable``). Formatting returns lines; printing happens at the CLI
+edge.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from scaler import points as points_mod
+from scaler import significance
+
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
+FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
+               "unstable")
 
 
-def _lat(group: dict[str, Any], keys: tuple[str, ...] = LAT_KEYS) -> dict[str, float | None]:
-    lat = group.get("latency_ms") or {}
+def _lat(point: dict[str, Any], keys: tuple[str, ...] = LAT_KEYS) -> dict[str, float | None]:
+    lat = point.get("latency_ms") or {}
     return {k: lat.get(k) for k in keys}
 
 
-def _complete(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [g for g in groups if g.get("status") == "complete"]
+def _figures(point: dict[str, Any]) -> dict[str, Any]:
+    return {k: point.get(k) for k in FIGURE_KEYS}
+
+
+def doc_points(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's points: saved with the run, or rebuilt from its groups (older or simulated
+    documents, whose latency is then the group's own)."""
+    saved = doc.get("points")
+    return saved if saved is not None else points_mod.aggregate(doc.get("groups", []))
 
 
 def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
-    groups = doc.get("groups", [])
-    ok = _complete(groups)
+    pts = doc_points(doc)
     out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": doc["status"],
                            "engine": doc["effective"]["engine"],
                            "precision": doc["effective"]["precision"],
-                           "model": doc["effective"]["model"], "emulated": doc.get("emulated",
-                                                                                    False)}
+                           "model": doc["effective"]["model"],
+                           "emulated": doc.get("emulated", False),
+                           "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
     if doc.get("simulated"):
         out["simulated"] = True
     scenario = doc["scenario"]
     if scenario == "latency":
-        g = ok[0] if ok else {}
-        out.update(latency_ms=_lat(g), samples=g.get("queries", 0),
-                   placement=g.get("placement"), warnings=g.get("warnings", []))
+        p = pts[0] if pts else {}
+        out.update(latency_ms=_lat(p), samples=(p.get("latency_ms") or {}).get("samples", 0),
+                   early_stopping_ms=(p.get("latency_ms") or {}).get("early_stopping"),
+                   latency_repeats=p.get("latency_repeats", []), placement=p.get("placement"),
+                   warnings=p.get("warnings", []), **_figures(p))
     elif scenario == "throughput":
-        g = ok[0] if ok else {}
-        out.update(batch=g.get("batch", doc["requested"]["batch"]),
-                   throughput_ips=g.get("throughput_ips"), placement=g.get("placement"),
-                   latency_ms=_lat(g, ("mean", "p50", "p99")), queries=g.get("queries", 0))
+        p = pts[0] if pts else {}
+        out.update(batch=p.get("batch", doc["requested"]["batch"]),
+                   placement=p.get("placement"), latency_ms=_lat(p, ("mean", "p50", "p99")),
+                   queries=(p.get("latency_ms") or {}).get("samples", 0),
+                   warnings=p.get("warnings", []), **_figures(p))
     elif scenario == "scaling":
-        out["series"] = scaling_series(groups)
-        out.update(ratios_over_baseline(out["series"]))
+        out["series"] = scaling_series(doc.get("groups", []), pts)
+        out["comparisons"] = baseline_comparisons(out["series"])
+        out.update(ratios_over_baseline(out["comparisons"]))
     elif scenario == "multistream":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], results=multistream_results(doc))
     return out
 
 
-def scaling_series(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def scaling_series(groups: list[dict[str, Any]],
+                   pts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Points grouped by series (placement x engine x precision), each with its figures."""
     series: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for g in _complete(groups):
-        key = (g["placement"], g["engine"], g["precision"])
+    for p in (pts if pts is not None else points_mod.aggregate(groups)):
+        if not p.get("complete"):
+            continue
+        key = (p["placement"], p["engine"], p["precision"])
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
-                                    "emulated": g.get("emulated", False),
-                                    "simulated": g.get("simulated", False), "points": []})
-        s["points"].append({
-            "instances": g["instances"], "throughput_ips": g.get("throughput_ips"),
-            "per_instance_ips": [i.get("throughput_ips") for i in g["per_instance"]],
-            "latency_ms": _lat(g, ("p50", "p99")), "oversubscribed": g.get("oversubscribed"),
-        })
-        if g.get("per_host"):  # --hosts: images/s of each machine
-            s["points"][-1]["per_host_ips"] = {h: v.get("throughput_ips")
-                                               for h, v in g["per_host"].items()}
+                                    "emulated": bool(p.get("emulated")),
+                                    "simulated": bool(p.get("simulated")), "points": []})
+        entry = {"instances": p["instances"], **_figures(p),
+                 "min_ips": p.get("min_ips"), "max_ips": p.get("max_ips"),
+                 "per_instance_ips": p.get("per_instance_ips", []),
+                 "latency_ms": _lat(p, ("p50", "p99")),
+                 "oversubscribed": p.get("oversubscribed"),
+                 "warnings": p.get("warnings", [])}
+        if p.get("per_host_ips"):  # --hosts: images/s of each machine
+            entry["per_host_ips"] = p["per_host_ips"]
+        s["points"].append(entry)
     return list(series.values())
 
 
-def ratios_over_baseline(series: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Aggregate throughput of each placement over the baseline placement's (bare metal) at
-    each N measured in both: ``{"pinned_over_shared": {"1": 1.04, ...}, ...}``. Keyed by the
-    placements present in the series (a run without the baseline gets empty ratios)."""
+def baseline_comparisons(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each placement over the baseline placement (bare metal) at every N measured in both
+    and for the same engine and precision: the ratio, its 95% interval and Welch's p-value
+    across repeats (``scaler.significance.compare``)."""
     from scaler.placements import baseline
 
     base = baseline()
-    by = {s["placement"]: {p["instances"]: p["throughput_ips"] for p in s["points"]}
-          for s in series}
-    ref = by.get(base, {})
-    return {f"{name}_over_{base}": {str(n): points[n] / ref[n]
-                                    for n in sorted(points.keys() & ref.keys()) if ref[n]}
-            for name, points in by.items() if name != base}
-
-
-def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    ref = {(s["engine"], s["precision"]): {p["instances"]: p for p in s["points"]}
+           for s in series if s["placement"] == base}
     out = []
-    layouts = dict.fromkeys(g["layout"] for g in doc.get("groups", []) if g.get("layout"))
-    for layout in layouts:
-        probes = [g for g in _complete(doc["groups"]) if g.get("layout") == layout]
-        fits = [g for g in probes if (g.get("latency_ms") or {}).get(stat, 1e300) <= bound]
-        best = max(fits, key=lambda g: g["batch"]) if fits else None
-        row: dict[str, Any] = {
-            "placement": probes[0]["placement"] if probes else None, "layout": layout,
-            "instances": probes[0]["instances"] if probes else None,
-            "batch": best["batch"] if best else None,
-            "latency_ms": (best["latency_ms"][stat] if best else None),
-            "throughput_ips": best["throughput_ips"] if best else None,
-            "meets_bound": best is not None,
-            "probes": [{"batch": g["batch"], "latency_ms": g["latency_ms"].get(stat),
-                        "throughput_ips": g.get("throughput_ips")} for g in probes],
-        }
-        out.append(row)
+    for s in series:
+        mine = ref.get((s["engine"], s["precision"]))
+        if s["placement"] == base or mine is None:
+            continue
+        for p in s["points"]:
+            other = mine.get(p["instances"])
+            if other is None:
+                continue
+            c = significance.compare(other["repeats_ips"], p["repeats_ips"])
+            out.append({"placement": s["placement"], "baseline": base, "engine": s["engine"],
+                        "precision": s["precision"], "instances": p["instances"],
+                        "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
+                        "significant": c["significant"],
+                        "noisy": bool(p.get("noisy") or other.get("noisy"))})
     return out
 
 
+def ratios_over_baseline(comparisons: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{"pinned_over_shared": {"1": 1.04, ...}}``: the bare ratios of the comparisons (kept
+    for readers of earlier summaries; the comparisons say whether each is a finding)."""
+    out: dict[str, dict[str, float]] = {}
+    for c in comparisons:
+        if c["ratio"] is not None:
+            out.setdefault(f"{c['placement']}_over_{c['baseline']}", {})[
+                str(c["instances"])] = c["ratio"]
+    return out
+
+
+def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per layout: the largest batch whose conservative latency at the statistic met the
+    bound, its throughput across repeats, and every probe."""
+    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    out = []
+    probes_by: dict[str, list[dict[str, Any]]] = {}
+    for p in doc_points(doc):
+        if p.get("layout"):
+            probes_by.setdefault(p["layout"], []).append(p)
+    for layout, probes in probes_by.items():
+        rows = []
+        for p in sorted(probes, key=lambda q: q["batch"]):
+            decided = points_mod.decision_latency(p.get("latency_ms") or {}, stat)
+            failed_early = any(g.get("bound_failed") for g in doc.get("groups", [])
+                               if g.get("id") in p.get("groups", []))
+            meets = (p.get("complete") == p.get("repeats") and not failed_early
+                     and decided is not None and decided <= bound)
+            rows.append({"batch": p["batch"], "latency_ms": (p.get("latency_ms") or {}).get(stat),
+                         "decision_latency_ms": decided, "meets_bound": meets,
+                         "stopped_early": failed_early, "samples":
+                             (p.get("latency_ms") or {}).get("samples", 0), **_figures(p)})
+        fits = [r for r in rows if r["meets_bound"]]
+        best = max(fits, key=lambda r: r["batch"]) if fits else None
+        out.append({
+            "placement": probes[0].get("placement"), "layout": layout,
+            "instances": probes[0].get("instances"),
+            "batch": best["batch"] if best else None,
+            "latency_ms": best["decision_latency_ms"] if best else None,
+            "meets_bound": best is not None,
+            **(_figures(best) if best else dict.fromkeys(FIGURE_KEYS)),
+            "probes": rows,
+        })
+    return out
+
+
+# -- lines --------------------------------------------------------------------------------
+
+
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+    if v is None:
+        return "-"
+    return f"{v * 1000:.1f} µs" if v < 1 else f"{v:.2f} ms"
 
 
 def _ips(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
+
+
+def figure(p: dict[str, Any], unit: str = "images/s") -> str:
+    """``23.4 images/s [22.9, 23.8] (3 repeats)``, with the conditions that weaken it."""
+    value = p.get("throughput_ips")
+    if value is None:
+        return "-"
+    text = f"{value:.1f} {unit}"
+    interval = p.get("ci95_ips")
+    repeats = p.get("repeats_ips") or []
+    if interval:
+        text += f" [{interval[0]:.1f}, {interval[1]:.1f}] ({len(repeats)} repeats)"
+    flags = []
+    if p.get("noisy"):
+        flags.append(f"NOISY: others used {p.get('others_cpu_share') or 0:.0%} of its CPUs")
+    if p.get("unstable"):
+        flags.append("UNSTABLE: repeats vary > 5%")
+    return text + (f"  [{'; '.join(flags)}]" if flags else "")
+
+
+def comparison_lines(comparisons: list[dict[str, Any]], indent: str) -> list[str]:
+    """``pinned/shared: N=1 ~ (1.02x [0.95, 1.09]) ...`` per placement pair."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for c in comparisons:
+        cell = significance.verdict(c) + (" noisy" if c.get("noisy") else "")
+        by.setdefault((c["placement"], c["baseline"]), []).append(f"N={c['instances']} {cell}")
+    return [f"{indent}{top}/{base}: " + "  ".join(cells) for (top, base), cells in by.items()]
 
 
 def lines(summary: dict[str, Any]) -> list[str]:
@@ -125,45 +217,52 @@ def lines(summary: dict[str, Any]) -> list[str]:
     scenario = summary["scenario"]
     if scenario == "latency":
         lat = summary["latency_ms"]
-        out.append("  latency ms: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
+        out.append("  latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
                    + f"  ({summary['samples']} samples)")
+        early = summary.get("early_stopping_ms") or {}
+        if early:
+            out.append("  conservative (early stopping, 99% confidence): " + "  ".join(
+                f"{k} {_ms(v) if v is not None else 'needs more queries'}"
+                for k, v in early.items()))
+        spread = summary.get("latency_repeats") or []
+        if len(spread) > 1:
+            out.append("  per repeat: " + "  ".join(
+                f"p50 {_ms(r['p50'])} p99 {_ms(r['p99'])}" for r in spread))
+        out.append(f"  rate: {figure(summary, 'queries/s')}")
         out += [f"  note: {w}" for w in summary.get("warnings", [])]
     elif scenario == "throughput":
-        out.append(f"  batch {summary['batch']}: {_ips(summary['throughput_ips'])} images/s "
+        out.append(f"  batch {summary['batch']}: {figure(summary)} "
                    f"({summary['queries']} batches)")
+        out += [f"  note: {w}" for w in summary.get("warnings", [])]
     elif scenario == "scaling":
         for s in summary["series"]:
             out.append(f"  {s['placement']} ({s['engine']} {s['precision']}):")
             for p in s["points"]:
                 flag = "  oversubscribed" if p["oversubscribed"] else ""
-                out.append(f"    N={p['instances']:<3} {_ips(p['throughput_ips']):>9} images/s"
-                           f"  p50 {_ms(p['latency_ms']['p50'])} ms"
-                           f"  p99 {_ms(p['latency_ms']['p99'])} ms{flag}")
+                out.append(f"    N={p['instances']:<3} {figure(p)}"
+                           f"  p50 {_ms(p['latency_ms']['p50'])}"
+                           f"  p99 {_ms(p['latency_ms']['p99'])}{flag}")
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        out += _ratio_lines(summary, "  ")
+        notes: dict[str, list[str]] = {}
+        for s in summary["series"]:
+            for p in s["points"]:
+                for w in p.get("warnings", []):
+                    notes.setdefault(w, []).append(f"{s['placement']} N={p['instances']}")
+        out += [f"  note ({', '.join(where)}): {w}" for w, where in notes.items()]
+        out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "multistream":
-        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']}")
+        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
+                   "(conservative estimate)")
         for r in summary["results"]:
             if r["meets_bound"]:
-                out.append(f"  {r['layout']}: batch {r['batch']}  {_ms(r['latency_ms'])} ms  "
-                           f"{_ips(r['throughput_ips'])} images/s")
+                out.append(f"  {r['layout']}: batch {r['batch']}  {_ms(r['latency_ms'])}  "
+                           f"{figure(r)}")
             else:
                 first = r["probes"][0] if r["probes"] else {}
                 out.append(f"  {r['layout']}: no batch meets the bound (batch 1: "
-                           f"{_ms(first.get('latency_ms'))} ms)")
-    return out
-
-
-def _ratio_lines(summary: dict[str, Any], indent: str) -> list[str]:
-    """``pinned/shared: N=1 1.04x ...`` for each placement measured beside the baseline."""
-    out = []
-    for key, ratios in ratios_over_baseline(summary.get("series", [])).items():
-        if ratios:
-            top, base = key.split("_over_")
-            out.append(f"{indent}{top}/{base}: " + "  ".join(f"N={n} {r:.2f}x"
-                                                             for n, r in ratios.items()))
+                           f"{_ms(first.get('decision_latency_ms') or first.get('latency_ms'))})")
     return out
 
 
@@ -173,22 +272,22 @@ def headline(suite: dict[str, Any]) -> list[str]:
     lat = suite.get("latency")
     if lat and lat.get("latency_ms", {}).get("p50") is not None:
         ms = lat["latency_ms"]
-        out.append(f"  latency (batch 1): p50 {_ms(ms['p50'])} ms, p99 {_ms(ms['p99'])} ms")
+        out.append(f"  latency (batch 1): p50 {_ms(ms['p50'])}, p99 {_ms(ms['p99'])}")
     thr = suite.get("throughput")
     if thr and thr.get("throughput_ips") is not None:
-        out.append(f"  throughput (batch {thr['batch']}): {_ips(thr['throughput_ips'])} images/s")
+        out.append(f"  throughput (batch {thr['batch']}): {figure(thr)}")
     sc = suite.get("scaling")
     if sc:
         for s in sc["series"]:
-            pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}" for p in s["points"])
-            out.append(f"  scaling {s['placement']} (images/s): {pts}")
-        out += _ratio_lines(sc, "  ")
+            pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
+                            + ("*" if p.get("noisy") else "") for p in s["points"])
+            out.append(f"  scaling {s['placement']} (images/s; * noisy): {pts}")
+        out += comparison_lines(sc.get("comparisons", []), "  ")
     ms_ = suite.get("multistream")
     if ms_:
         for r in ms_["results"]:
-            what = (f"batch {r['batch']} at {_ms(r['latency_ms'])} ms, "
-                    f"{_ips(r['throughput_ips'])} images/s" if r["meets_bound"]
-                    else "no batch meets the bound")
+            what = (f"batch {r['batch']} at {_ms(r['latency_ms'])}, {figure(r)}"
+                    if r["meets_bound"] else "no batch meets the bound")
             out.append(f"  multistream {r['layout']} (bound {ms_['latency_bound_ms']:g} ms "
                        f"{ms_['stat']}): {what}")
     return out

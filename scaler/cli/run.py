@@ -14,7 +14,7 @@ import typer
 from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
-from scaler.errors import UsageError
+from scaler.errors import ScalerError, UsageError
 from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_memory_mb
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
@@ -56,6 +56,16 @@ VmHugepages = Annotated[bool, typer.Option(
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 
+Repeat = Annotated[int, typer.Option(
+    "--repeat", help="measure every group this many times, each in fresh workers, "
+    "interleaved; figures get a 95% interval")]
+NoiseLimit = Annotated[float, typer.Option(
+    "--noise-limit", help="share of the measured CPUs other processes may use before a group "
+    "is marked noisy (0..1)")]
+QuietWait = Annotated[float, typer.Option(
+    "--quiet-wait", help="seconds to wait before each group for others to use less than the "
+    "noise limit of its CPUs (0: do not wait)")]
+
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
 RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
          "multistream": (5.0, 32, 1.0)}
@@ -75,6 +85,10 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
     check_positive("--max-batch", opts.get("max_batch", 256))
     check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
+    check_positive("--repeat", opts.get("repeat", 1))
+    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True)
+    if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
+        raise UsageError(f"--noise-limit must lie in [0, 1], not {opts['noise_limit']:g}")
     try:
         stat = Stat(opts.get("stat", "p99"))
     except ValueError:
@@ -97,6 +111,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
+        repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
+        quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
@@ -119,23 +135,35 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
     for note in dict.fromkeys(n for _, s, _ in prepared for n in sc.notes(s)):
         err(f"scaler: note: {note}")
-    done: list[Any] = []
-    interrupted = False
+    done: list[Any] = []  # sessions, each added as soon as it has a run folder
 
     async def main() -> None:
-        nonlocal interrupted
         for name, settings, prep in prepared:
-            session = await sc.run_scenario(name, settings, base, rep, prepared=prep)
-            done.append(session)
-            if session.interrupted or session.partial_reasons:
-                interrupted = session.interrupted
+            session = await sc.run_scenario(name, settings, base, rep, prepared=prep,
+                                            started=done)
+            if session.stopped:
                 break
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main())
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Ctrl-C again while stopping, or between scenarios: what was saved stands
+        for session in done:
+            session.interrupted = True
+    except ScalerError as exc:  # a refusal mid-run (memory for a larger batch, a host...)
+        saved = [s.path for s in done if (s.path / results.RUN_FILE).exists()]
+        if saved:
+            err(f"scaler: error: {' '.join(str(exc).split())}; partial results saved in "
+                f"{saved[-1]}")
+            raise typer.Exit(exc.exit_code) from None
+        raise
+    interrupted = any(s.interrupted for s in done)
 
     summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
     for session in done:
+        if not (session.path / results.RUN_FILE).exists():
+            continue  # stopped before its first save
         run = results.load_run(session.path)
         try:
             plots.save_figures(plots.figures_for([run]), run.path)
@@ -167,75 +195,67 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         raise typer.Exit(1)
 
 
+_RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
+            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s"}
+
+
+def _opts(given: dict[str, Any]) -> dict[str, Any]:
+    """A command's parameters as ``_settings`` takes them (``out`` and ``json`` left out)."""
+    return {_RENAMED.get(k, k): v for k, v in given.items() if k not in ("out", "json")}
+
+
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-            placement: PlacementOpt = "pinned", min_duration: MinDuration = None,
-            min_queries: MinQueries = None, warmup: Warmup = None,
+            placement: PlacementOpt = "pinned", repeat: Repeat = 1,
+            min_duration: MinDuration = None, min_queries: MinQueries = None,
+            warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
-        s = _settings("latency", engine=engine, precision=precision, model=model,
-                      placement=placement, min_duration_s=min_duration, min_queries=min_queries,
-                      warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
-                      vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("latency", s)], out, json)
+        _run([("latency", _settings("latency", **_opts(locals())))], out, json)
 
 
 def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-               batch: Batch = 1024, placement: PlacementOpt = "pinned",
+               batch: Batch = 1024, placement: PlacementOpt = "pinned", repeat: Repeat = 1,
                min_duration: MinDuration = None, min_queries: MinQueries = None,
-               warmup: Warmup = None, cache_dir: CacheDir = None,
+               warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
+               quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-               out: Out = Path("results"),
-               json: Json = False) -> None:
+               out: Out = Path("results"), json: Json = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
-        s = _settings("throughput", engine=engine, precision=precision, model=model,
-                      batch=batch, placement=placement, min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("throughput", s)], out, json)
+        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json)
 
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-            smt: Smt = False, min_duration: MinDuration = None, min_queries: MinQueries = None,
-            warmup: Warmup = None, cache_dir: CacheDir = None,
-            ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-            vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-            json: Json = False) -> None:
+            smt: Smt = False, repeat: Repeat = 1, min_duration: MinDuration = None,
+            min_queries: MinQueries = None, warmup: Warmup = None,
+            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            out: Out = Path("results"), json: Json = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
-        s = _settings("scaling", instances=instances, placement=placement, engine=engine,
-                      precision=precision, model=model, smt=smt, min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("scaling", s)], out, json)
+        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json)
 
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
                 engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-                min_duration: MinDuration = None, min_queries: MinQueries = None,
-                warmup: Warmup = None, cache_dir: CacheDir = None,
-                ready_timeout: ReadyTimeout = 300.0, hosts: Hosts = None,
-                out: Out = Path("results"), json: Json = False) -> None:
+                repeat: Repeat = 1, min_duration: MinDuration = None,
+                min_queries: MinQueries = None, warmup: Warmup = None,
+                noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+                cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+                hosts: Hosts = None, out: Out = Path("results"), json: Json = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
     with errors_to_exit():
-        s = _settings("multistream", latency_bound_ms=latency_bound_ms, stat=stat,
-                      instances=instances, max_batch=max_batch, engine=engine,
-                      precision=precision, model=model, min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, hosts=hosts)
-        _run([("multistream", s)], out, json)
+        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json)
 
 
 def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
@@ -243,19 +263,18 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
           batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
           max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
-          model: Model = "resnet50", smt: Smt = False, min_duration: MinDuration = None,
-          min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
-          ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-          vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+          model: Model = "resnet50", smt: Smt = False, repeat: Repeat = 1,
+          min_duration: MinDuration = None, min_queries: MinQueries = None,
+          warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+          cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+          vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False) -> None:
     """All four tests of the study in one suite folder, with plots and headline figures."""
     with errors_to_exit():
-        common = dict(engine=engine, precision=precision, model=model, smt=smt,
-                      min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
-                      cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
-                      vm_hugepages=vm_hugepages, hosts=hosts)
+        common = _opts(locals())
+        for key in ("instances", "placement", "batch", "latency_bound_ms", "stat", "max_batch"):
+            common.pop(key)
         scenarios = [
             ("latency", _settings("latency", placement="pinned", **common)),
             ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),

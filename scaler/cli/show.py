@@ -46,3 +46,19 @@ def plot(runs: Runs,
             err("scaler: nothing to plot in these runs")
         for path in written:
             typer.echo(str(path))
+
+
+def compare(a: Annotated[str, typer.Argument(help="run A (or a suite folder)")],
+            b: Annotated[str, typer.Argument(help="run B (or a suite folder)")],
+            json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """B over A at every point measured in both: ratio, 95% interval, Welch's p-value across
+    repeats, and "~" when there is no measurable difference."""
+    with errors_to_exit():
+        from scaler import compare as compare_mod
+        from scaler import results
+
+        result = compare_mod.compare_runs(results.find_runs([a]), results.find_runs([b]))
+        if json:
+            emit_json(result)
+            return
+        typer.echo("\n".join(compare_mod.lines(result)))

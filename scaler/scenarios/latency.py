@@ -9,4 +9,8 @@ if TYPE_CHECKING:
 
 
 async def run(s: Session) -> None:
-    await s.group(s.settings.placements[0], 1, 1)
+    for r in range(s.settings.repeat):
+        if s.stopped:
+            return
+        await s.fresh_workers()
+        await s.group(s.settings.placements[0], 1, 1, repeat=r)

@@ -19,10 +19,11 @@ def test_latency_percentiles_in_ms():
     assert lat["min"] == 1 and lat["max"] == 1000
 
 
-def test_few_samples_are_flagged():
-    assert stats.sample_warnings(50)[0].startswith("p99 from 50 samples")
-    assert len(stats.sample_warnings(500)) == 1  # p99.9 only
-    assert stats.sample_warnings(5000) == []
+def test_few_samples_are_flagged_at_the_early_stopping_minimum():
+    assert stats.sample_warnings(50)[0].startswith("p99 from 50 queries: fewer than the 662")
+    assert len(stats.sample_warnings(661)) == 2
+    assert len(stats.sample_warnings(662)) == 1  # p99.9 only
+    assert stats.sample_warnings(6636) == []
 
 
 def test_common_window_counts_only_overlap():

@@ -35,7 +35,7 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     assert set(summary["pinned_over_shared"]) == {"1", "2"}
     run = Path(summary["run"])
     doc = json.loads((run / "run.json").read_text())
-    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    assert doc["schema_version"] == 2 and doc["status"] == "complete"
     pinned2 = [g for g in doc["groups"] if g["placement"] == "pinned" and g["instances"] == 2][0]
     assert sorted(c for i in pinned2["per_instance"] for c in i["binding"]["cpus"]) == [0, 1]
     assert all(i["threads"] == 1 for i in pinned2["per_instance"])
@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_exit_2(args, needle):
 def test_corrupt_run_file_is_a_clear_error(tmp_path):
     (tmp_path / "run.json").write_text("{not json")
     r = scaler_cmd("show", str(tmp_path))
-    assert r.returncode == 1 and "corrupt run file" in r.stderr
+    assert r.returncode == 2 and "corrupt run file" in r.stderr  # bad input: exit 2
     (tmp_path / "run.json").write_text('{"hello": 1}')
     r = scaler_cmd("show", str(tmp_path))
     assert r.returncode == 1 and "not a scaler run file" in r.stderr
