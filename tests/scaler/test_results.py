@@ -71,3 +71,21 @@ def test_unwritable_output_folder(tmp_path):
     blocker.write_text("")
     with pytest.raises(UsageError, match="cannot create output folder"):
         results.check_output_dir(blocker / "sub")
+
+
+def test_a_committed_schema_1_run_is_upgraded_to_points(tmp_path):
+    """A real run measured and saved by scaler before repeats existed (results/reference)."""
+    from scaler.summaries import summarize
+    from tests.scaler.helpers import ROOT
+
+    folder = next((ROOT / "results" / "reference").glob("suite-*/scaling-*"))
+    assert json.loads((folder / "run.json").read_text())["schema_version"] == 1
+    run = results.load_run(folder)
+    assert run.doc["schema_version"] == results.SCHEMA_VERSION
+    assert len(run.doc["points"]) == len(run.doc["groups"])  # one repeat each
+    summary = summarize(run.doc, str(folder))
+    for series in summary["series"]:
+        for p in series["points"]:
+            assert p["ci95_ips"] is None and len(p["repeats_ips"]) == 1
+            assert p["noisy"] is False and p["others_cpu_share"] is None  # not measured then
+    assert all(c["ci95"] is None and not c["significant"] for c in summary["comparisons"])

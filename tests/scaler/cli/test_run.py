@@ -104,7 +104,7 @@ def test_corrupt_run_file_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "corrupt run file" in r.stderr  # bad input: exit 2
     (tmp_path / "run.json").write_text('{"hello": 1}')
     r = scaler_cmd("show", str(tmp_path))
-    assert r.returncode == 1 and "not a scaler run file" in r.stderr
+    assert r.returncode == 2 and "not a scaler run file" in r.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -135,6 +135,41 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     runs = list(tmp_path.glob("scaling-*/run.json"))
     doc = json.loads(runs[0].read_text())
     assert doc["status"] == "partial" and doc["groups"][0]["per_instance"][0]["queries"] > 0
+
+
+@pytest.mark.parametrize("gap_s", [0.05, 0.5])
+def test_a_second_ctrl_c_prints_no_traceback_and_leaves_no_process(tmp_path, gap_s):
+    """Ctrl-C twice: once while the workers measure, again while they are being stopped
+    (gap 0.05 s) or after (0.5 s): still no traceback, exit 130, a partial run, no process.
+    The sleepy test engine keeps the first stop busy for a moment (2 ms queries)."""
+    from tests.scaler.test_plugins import PLUGIN
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaler", "scaling", "--engine", "sleepy", "--model", "tiny",
+         "--instances", "2", "--placement", "pinned", "--min-duration", "120", "--warmup",
+         "0", "--out", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **PLUGIN})
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            if "measuring" in line or time.monotonic() > deadline:
+                break
+        time.sleep(1.5)  # a chunk of samples has arrived
+        children = worker_pids_of(proc.pid)
+        assert len(children) == 2
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap_s)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert code == 130, rest
+    assert "Traceback" not in rest, rest
+    assert not any(alive(p) for p in children)
+    doc = json.loads(next(tmp_path.glob("scaling-*/run.json")).read_text())
+    assert doc["status"] == "partial"
 
 
 def test_help_imports_nothing_heavy():
