@@ -22,7 +22,8 @@ from scaler.errors import ScalerError, UsageError
 
 SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
-SAMPLES_FILE = "samples.npz"
+SAMPLES_FILE = "samples.npz"  # schema 1: every group's samples in one file
+SAMPLES_DIR = "samples"  # schema 2: one file per group, written once
 
 
 def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
@@ -61,14 +62,17 @@ class Run:
         """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``."""
         import numpy as np
 
-        path = self.path / SAMPLES_FILE
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        out: dict[str, Any] = {}
+        files = [self.path / SAMPLES_FILE, *sorted((self.path / SAMPLES_DIR).glob("g*.npz"))]
+        for path in files:
+            try:
+                with np.load(path) as data:
+                    out.update({k: data[k] for k in data.files})
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        return out
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -111,42 +115,69 @@ def host_info() -> dict[str, Any]:
 
 
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
-    """Write ``run.json`` and ``samples.npz`` into ``path`` atomically (temp folder + rename).
+    """Save a run folder: ``run.json`` and each group's raw samples (``samples/gN.npz``).
 
-    Saving again to the same path replaces the earlier version in one rename, so a sweep can
-    save after every point and an interruption keeps everything measured so far.
+    The first save builds the folder under a temporary name and renames it into place; later
+    saves replace ``run.json`` by an atomic rename and add the samples of groups not saved
+    yet (a group's samples never change once recorded), so a sweep can save after every
+    group at a cost that does not grow with the run, and an interruption keeps everything
+    measured so far. A reader never sees half a file.
     """
+    doc = {"schema_version": SCHEMA_VERSION, **doc}
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            _save_into(tmp, doc, arrays)
+            tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(path.parent)
+        return path
+    _save_into(path, doc, arrays)
+    return path
+
+
+def _save_into(folder: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> None:
     import numpy as np
 
-    doc = {"schema_version": SCHEMA_VERSION, **doc}
+    samples = folder / SAMPLES_DIR
+    samples.mkdir(exist_ok=True)
+    by_group: dict[str, dict[str, Any]] = {}
+    for key, value in arrays.items():
+        by_group.setdefault(key.split("_", 1)[0], {})[key] = value
+    for group, values in by_group.items():
+        target = samples / f"{group}.npz"
+        if target.exists():
+            continue
+        _write_atomically(target, lambda f, v=values: np.savez_compressed(f, **v), binary=True)
+    _fsync_dir(samples)
+    _write_atomically(folder / RUN_FILE, lambda f: (
+        json.dump(doc, f, indent=1, default=_json_default), f.write("\n")))
+    _fsync_dir(folder)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], Any], binary: bool = False) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
-        if path.exists():  # keep plots or other files written next to an earlier version
-            for item in path.iterdir():
-                if item.name not in (RUN_FILE, SAMPLES_FILE) and item.is_file():
-                    shutil.copy2(item, tmp / item.name)
-        with open(tmp / SAMPLES_FILE, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        with open(tmp, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp / RUN_FILE, "w") as f:
-            json.dump(doc, f, indent=1, default=_json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            old.rename(path)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _json_default(value: Any) -> Any:
@@ -200,3 +231,22 @@ def find_runs(paths: list[str]) -> list[Run]:
 
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a file beside a run (a suite's summary, a report): temporary name, fsync,
+    rename, so a reader never sees half of it."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -40,8 +40,9 @@ class Session:
         self.pool = WorkerPool()  # warm workers reused by the next group that wants them
         self.fleet: Fleet | None = None  # the machines of --hosts, probed by setup()
         self.targets: dict[str, Target] = {}  # per placement, made on its first group
-        self.path = results.new_run_path(out, scenario)
+        self.path = results.new_run_path(out, settings.experiment or scenario)
         self.groups: list[dict[str, Any]] = []
+        self._points: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key, as groups arrive
         self.arrays: dict[str, Any] = {}
         self.partial_reasons: list[str] = []
         self.interrupted = False
@@ -121,11 +122,14 @@ class Session:
         record = records.group_record(gid, plan, batch, outcome, target, what, rules,
                                       self.arrays)
         record.update(label=label, repeat=repeat, **extra)
+        key = points.point_key(record)
         if quiet is not None:
             record["quiet_wait"] = quiet
         if cpus is None:
             record["noise"] = {"not_measured": "instances on other machines"}
         self.groups.append(record)
+        self._points[key] = points.point_of(
+            [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:
             self.interrupted = True
             self.partial_reasons.append(f"interrupted during {label}")
@@ -134,6 +138,10 @@ class Session:
         self.reporter.group_done(label, record)
         self.save()
         return record
+
+    def point(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The point (all repeats so far) that a group record belongs to."""
+        return self._points[points.point_key(record)]
 
     async def fresh_workers(self) -> None:
         """Close the warm workers: the next group starts new processes (a new repeat)."""
@@ -153,7 +161,7 @@ class Session:
             "host": {**results.host_info(), "topology": self.topology.to_dict()},
             "emulated": self.emulated,
             "groups": self.groups,
-            "points": points.aggregate(self.groups, self.arrays),
+            "points": list(self._points.values()),
         }
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()

@@ -19,6 +19,7 @@ from scaler.cli import plan as plan_cmd
 from scaler.cli import predict as predict_cmd
 from scaler.cli import run as run_cmd
 from scaler.cli import show as show_cmd
+from scaler.cli import suite as suite_cmd
 from scaler.cli import topology as topology_cmd
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ app.command("latency")(run_cmd.latency)
 app.command("throughput")(run_cmd.throughput)
 app.command("scaling")(run_cmd.scaling)
 app.command("multistream")(run_cmd.multistream)
-app.command("suite")(run_cmd.suite)
+app.command("suite")(suite_cmd.suite)
 app.command("show")(show_cmd.show)
 app.command("plot")(show_cmd.plot)
 app.command("compare")(show_cmd.compare)

@@ -6,6 +6,7 @@ Thin wrappers: options become ``Settings``, ``scaler.scenarios`` does the work. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -97,9 +98,6 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    if scenario in ("latency", "throughput") and len(chosen) > 1:
-        raise UsageError(f"{scenario} measures one instance: give one --placement, not "
-                         f"{opts['placement']!r}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
@@ -112,13 +110,17 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
+        experiment=opts.get("experiment"),
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
-         suite: bool = False) -> None:
-    """Run scenarios into ``out`` (a suite folder when ``suite``), plot, print summaries."""
+         suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None
+         ) -> None:
+    """Run scenarios into ``out``, plot, print summaries. With ``suite``, the runs go into one
+    suite folder and ``suite(folder, runs by name)`` adds its figures (the claims) to the
+    summary and its lines to the output."""
     import asyncio
 
     import uvloop
@@ -128,7 +130,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
-    if suite:
+    if suite is not None:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
     rep = reporter()
@@ -160,18 +162,20 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         raise
     interrupted = any(s.interrupted for s in done)
 
-    summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
+    summary_all: dict[str, Any] = {"run": str(base)} if suite is not None else {}
+    runs: dict[str, Any] = {}
     for session in done:
         if not (session.path / results.RUN_FILE).exists():
             continue  # stopped before its first save
         run = results.load_run(session.path)
+        runs[session.settings.experiment or session.scenario] = run
         try:
             plots.save_figures(plots.figures_for([run]), run.path)
         except Exception as exc:  # a plot must never cost the measurement
             err(f"scaler: warning: plots of {run.path} failed: {exc}")
         summary = run.doc["summary"]
-        if suite:
-            summary_all[session.scenario] = summary
+        if suite is not None:
+            summary_all[session.settings.experiment or session.scenario] = summary
         else:
             summary_all = summary
         if not as_json:
@@ -181,10 +185,15 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         err("scaler: note: the emulated series of this run (VMs under TCG) are not timing "
             f"results; plot them beside real ones with: scaler plot {emulated[-1].path} "
             "--allow-emulated")
+    extra_lines: list[str] = []
+    if suite is not None:
+        extra, extra_lines = suite(base, runs)
+        summary_all.update(extra)
     if as_json:
         emit_json(summary_all)
-    elif suite:
+    elif suite is not None:
         err("\n" + "\n".join(summaries.headline(summary_all)))
+        typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
         raise typer.Exit(130)
@@ -258,30 +267,3 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
         _run([("multistream", _settings("multistream", **_opts(locals())))], out, json)
 
 
-def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
-          False,
-          instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
-          batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
-          max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
-          model: Model = "resnet50", smt: Smt = False, repeat: Repeat = 1,
-          min_duration: MinDuration = None, min_queries: MinQueries = None,
-          warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
-          cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-          vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-          json: Json = False) -> None:
-    """All four tests of the study in one suite folder, with plots and headline figures."""
-    with errors_to_exit():
-        common = _opts(locals())
-        for key in ("instances", "placement", "batch", "latency_bound_ms", "stat", "max_batch"):
-            common.pop(key)
-        scenarios = [
-            ("latency", _settings("latency", placement="pinned", **common)),
-            ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),
-            ("scaling", _settings("scaling", instances=instances, placement=placement,
-                                  **common)),
-            ("multistream", _settings("multistream", latency_bound_ms=latency_bound_ms,
-                                      stat=stat, instances=instances, max_batch=max_batch,
-                                      **common)),
-        ]
-        _run(scenarios, out, json, suite=True)

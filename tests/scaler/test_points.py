@@ -25,7 +25,7 @@ def test_repeats_of_a_point_become_one_figure_with_its_interval():
     assert p["noisy"] is True and p["others_cpu_share"] == 0.2
     assert p["repeats"] == 3 and p["complete"] == 3 and p["groups"] == [0, 1, 2]
     assert p["per_instance_ips"] == [100.0]  # the repeat nearest the median
-    assert p["latency_repeats"] == [{"p50": 1.0, "p99": 2.0}] * 3
+    assert p["latency_repeats"] == [{"mean": None, "p50": 1.0, "p99": 2.0}] * 3
 
 
 def test_a_failed_repeat_is_counted_but_not_averaged():

@@ -24,6 +24,16 @@ def test_t_interval_matches_scipy_for_three_and_five_repeats():
     assert significance.t_interval([5.0]) is None
 
 
+def test_the_interval_of_positive_rates_is_geometric_and_never_negative():
+    values = [100.0, 20.0]  # two wildly different repeats: a linear interval goes below 0
+    assert significance.t_interval(values)[0] < 0
+    low, high = significance.across_repeats(values)["ci95"]
+    logs = [math.log(v) for v in values]
+    want = stats.t.interval(0.95, 1, loc=sum(logs) / 2, scale=stats.sem(logs))
+    assert (low, high) == pytest.approx((math.exp(want[0]), math.exp(want[1])))
+    assert 0 < low < math.sqrt(100 * 20) < high
+
+
 def test_across_repeats_reports_the_median_and_flags_spread():
     r = significance.across_repeats([100.0, 90.0, 130.0])
     assert r["median"] == 100.0 and r["min"] == 90.0 and r["max"] == 130.0

@@ -45,7 +45,8 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     assert shared1["per_instance"][0]["reused"] is False
     assert [i["reused"] for i in shared2["per_instance"]] == [True, False]
     assert shared2["per_instance"][0]["pid"] == shared1["per_instance"][0]["pid"]
-    assert (run / "samples.npz").is_file() and (run / "scaling.png").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [f"g{k}.npz" for k in range(4)]
+    assert (run / "scaling.png").is_file()
     shown = scaler_cmd("show", str(run), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["series"] == summary["series"]
 
