@@ -111,7 +111,20 @@ def host_info() -> dict[str, Any]:
     from scaler.hostfacts import host_facts
 
     return {"hostname": platform.node(), "kernel": platform.release(),
-            "machine": platform.machine(), "versions": versions, "facts": host_facts()}
+            "machine": platform.machine(), "cpu_model": cpu_model(), "versions": versions,
+            "facts": host_facts()}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name as the kernel reports it (x86: "model name")."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith(("model name", "Model Name")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:

@@ -45,6 +45,7 @@ class Session:
         self._points: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key, as groups arrive
         self.arrays: dict[str, Any] = {}
         self.partial_reasons: list[str] = []
+        self.notes: list[str] = []  # what the run decided on its own, said to the user
         self.interrupted = False
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
@@ -63,6 +64,8 @@ class Session:
     async def setup(self) -> None:
         """Probe the ``--hosts`` machines before any worker starts (HostError otherwise)."""
         self.fleet = await Fleet.open(self.settings)
+        if self.settings.smt and self.topology.threads_per_core <= 1:
+            self.note("--smt changes nothing here: this machine has one thread per core")
 
     def close(self) -> None:
         """Release what the targets hold (a VM's files); their workers are gone by then."""
@@ -139,6 +142,12 @@ class Session:
         self.save()
         return record
 
+    def note(self, text: str) -> None:
+        """Say something the run decided (on stderr now, in run.json for later)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.reporter.message(f"note: {text}")
+
     def point(self, record: dict[str, Any]) -> dict[str, Any]:
         """The point (all repeats so far) that a group record belongs to."""
         return self._points[points.point_key(record)]
@@ -153,7 +162,8 @@ class Session:
         status = "partial" if self.stopped else ("complete" if finished else "running")
         doc = {
             "scenario": self.scenario, "status": status,
-            "partial_reasons": self.partial_reasons, "created": self.created,
+            "partial_reasons": self.partial_reasons, "notes": self.notes,
+            "created": self.created,
             "command": results.command_line(),
             "requested": self.settings.to_dict(),
             "effective": {"engine": self.spec.engine, "precision": self.spec.precision,

@@ -45,6 +45,8 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                            "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
+    if doc.get("notes"):
+        out["notes"] = doc["notes"]
     if doc.get("simulated"):
         out["simulated"] = True
     scenario = doc["scenario"]
@@ -248,6 +250,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
     out = [head, f"  run: {summary['run']}"]
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
+    out += [f"  note: {n}" for n in summary.get("notes", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
         for r in summary.get("results") or [summary]:

@@ -24,12 +24,25 @@ Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text()
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
 Model = Annotated[str, typer.Option(
     "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
+# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
+RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
+         "multistream": (5.0, 32, 1.0)}
+
+
+def _rule_help(what: str, index: int, unit: str) -> str:
+    defaults = ", ".join(f"{k} {v[index]:g}{unit}" for k, v in RULES.items())
+    return f"{what} (default: {defaults}; --quick: {QUICK_HELP[index]})"
+
+
+QUICK_HELP = ("2 s", "10", "0.5 s")
 MinDuration = Annotated[float | None, typer.Option(
-    "--min-duration", help="seconds each measurement lasts at least")]
+    "--min-duration", help=_rule_help("seconds each measurement lasts at least", 0, " s"))]
 MinQueries = Annotated[int | None, typer.Option(
-    "--min-queries", help="queries each measurement completes at least (over all instances)")]
+    "--min-queries", help=_rule_help("queries each measurement completes at least (over all "
+                                     "instances; multistream probes take at least what early "
+                                     "stopping needs)", 1, ""))]
 Warmup = Annotated[float | None, typer.Option(
-    "--warmup", help="seconds of warm-up per worker, not counted")]
+    "--warmup", help=_rule_help("seconds of warm-up per worker, not counted", 2, " s"))]
 Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
 Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
 PlacementOpt = Annotated[str, typer.Option(
@@ -66,11 +79,6 @@ NoiseLimit = Annotated[float, typer.Option(
 QuietWait = Annotated[float, typer.Option(
     "--quiet-wait", help="seconds to wait before each group for others to use less than the "
     "noise limit of its CPUs (0: do not wait)")]
-
-# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
-RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
-         "multistream": (5.0, 32, 1.0)}
-
 
 def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
@@ -178,8 +186,8 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             summary_all[session.settings.experiment or session.scenario] = summary
         else:
             summary_all = summary
-        if not as_json:
-            err("\n".join(summaries.lines(summary)))
+        if not as_json:  # results on stdout (| tee captures them), progress on stderr
+            typer.echo("\n".join(summaries.lines(summary)))
     emulated = [s for s in done if s.emulated]
     if emulated:
         err("scaler: note: the emulated series of this run (VMs under TCG) are not timing "
@@ -192,7 +200,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     if as_json:
         emit_json(summary_all)
     elif suite is not None:
-        err("\n" + "\n".join(summaries.headline(summary_all)))
+        typer.echo("\n" + "\n".join(summaries.headline(summary_all)))
         typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
@@ -256,13 +264,15 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
-                engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+                placement: PlacementOpt = "pinned", engine: Engine = None,
+                precision: Precision = "fp32", model: Model = "resnet50", smt: Smt = False,
                 repeat: Repeat = 1, min_duration: MinDuration = None,
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 hosts: Hosts = None, out: Out = Path("results"), json: Json = False) -> None:
-    """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
+    """Largest batch (and its throughput) whose latency stays under a bound, per layout of
+    each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
     with errors_to_exit():
         _run([("multistream", _settings("multistream", **_opts(locals())))], out, json)
 

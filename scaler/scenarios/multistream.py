@@ -30,7 +30,13 @@ async def run(s: Session) -> None:
     """Every placement: one instance, then N instances for each N of ``--instances`` that
     fits the cores (a placement of unpinned instances measures one instance only: N of them
     would share the whole machine, the scaling test's business)."""
+    s.reporter.plan(None)  # a search: its length depends on what it finds
     cores = len(s.topology.usable_cores)
+    dropped = [n for n in s.settings.instances if n > cores]
+    if dropped:
+        s.note(f"multistream left out N={','.join(map(str, dropped))}: more instances than the "
+               f"{cores} cores (a latency bound is not searched on an oversubscribed layout; "
+               "scaling measures those)")
     for placement in s.settings.placements:
         layouts = sorted({1, *(n for n in s.settings.instances if 1 < n <= cores)})
         if s.placement(placement).plan(s.topology, 1).instances[0].cpus is None:

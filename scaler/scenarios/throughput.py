@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 
 async def run(s: Session) -> None:
+    s.reporter.plan(s.settings.repeat * len(s.settings.placements))
     for r in range(s.settings.repeat):
         if s.stopped:
             return

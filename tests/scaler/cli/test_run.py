@@ -88,7 +88,10 @@ def test_multistream_finds_largest_batch_under_bound(tmp_path):
     (["latency", "--out", "/proc/version/x"], "output folder"),
     (["show", "/no/such/run"], "no such run folder"),
     (["latency", "--min-duration", "abc"], "min-duration"),
-    (["latency", "--placement", "shared,pinned"], "one --placement"),
+    (["latency", "--placement", "shared,nowhere"], "unknown placement"),
+    (["latency", "--instances", "2"], "use `scaler scaling --instances`"),
+    (["latency", "--repeat", "0"], "--repeat must be positive"),
+    (["latency", "--noise-limit", "1.5"], "--noise-limit must lie in [0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     r = scaler_cmd(*args, "--model", "tiny") if "--model" not in args and args[0] != "show" \
@@ -184,3 +187,46 @@ def test_help_imports_nothing_heavy():
     assert r.returncode == 0, r.stderr
     assert "Usage" in r.stdout
     assert r.stderr.strip().splitlines()[-1] == "HEAVY=", r.stderr
+
+
+def test_results_go_to_stdout_and_progress_to_stderr(tmp_path):
+    r = scaler_cmd("latency", "--engine", "null", "--placement", "shared", "--min-duration",
+                   "0.2", "--warmup", "0", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("latency: null fp32") and "latency: mean" in r.stdout
+    assert "starting workers" in r.stderr and "starting workers" not in r.stdout
+    assert "[1/1] shared x1 batch 1" in r.stderr  # the sweep says where it is
+
+
+def test_version_and_rule_defaults_in_help():
+    r = scaler_cmd("--version")
+    assert r.returncode == 0 and r.stdout.strip().startswith("scaler ")
+    text = " ".join(scaler_cmd("scaling", "--help").stdout.split())
+    assert "scaling 10 s" in text and "scaling 200" in text
+
+
+def test_multistream_says_which_instance_counts_it_leaves_out_and_smt_without_smt(tmp_path):
+    from affinity import read_topology
+
+    topo = read_topology()
+    cores = len(topo.usable_cores)
+    r = scaler_cmd("multistream", "--engine", "null", "--instances", f"1,{cores + 1}",
+                   "--max-batch", "2", "--min-duration", "0.1", "--warmup", "0", "--smt",
+                   "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert any(f"left out N={cores + 1}" in n for n in summary["notes"])
+    assert f"left out N={cores + 1}" in r.stderr
+    if topo.threads_per_core == 1:
+        assert any("--smt changes nothing" in n for n in summary["notes"])
+
+
+def test_run_json_records_the_cpu_model_governor_turbo_and_kernel(tmp_path):
+    r = scaler_cmd("latency", "--engine", "null", "--min-duration", "0.1", "--warmup", "0",
+                   "--out", str(tmp_path), "--json")
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    host = doc["host"]
+    with open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    assert host["cpu_model"] == model and host["kernel"]
+    assert {"governors", "turbo"} <= set(host["facts"])
