@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := qemu-system-x86 linux-image-amd64 busybox-static openssh-server openssh-client numactl
 STAMP := $(VENV)/.installed
 
-.PHONY: install apt test demo bench lint clean
+.PHONY: install apt test demo bench lint mutation clean
 
 install: $(STAMP)
 
@@ -36,6 +36,15 @@ demo: install
 
 bench: install
 	$(PY) -m scaler.bench --out results/bench
+
+# Mutation testing of the measurement core (tests/mutation/targets.toml); not part of `make test`.
+# Writes results/mutation/report.md; fails when a module kills fewer than 85% of its mutants.
+mutation: $(VENV)/.mutation-installed
+	$(PY) -m tests.mutation.run
+
+$(VENV)/.mutation-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,mutation]'
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check scaler affinity tests

@@ -154,23 +154,18 @@ def fit_usl(ns: list[float], xs: list[float]) -> UslFit:
     lam, sigma, kappa = (float(v) for v in res.x)
     ssr = float(np.sum((usl(n, lam, sigma, kappa) - x) ** 2))
     sst = float(np.sum((x - x.mean()) ** 2))
-    dof = len(x) - 3
+    dof = len(x) - 3  # at least 1: four distinct instance counts are required
     jac = _gradient(n, lam, sigma, kappa) * weight[:, None]
-    s2 = float(np.sum(res.fun**2)) / dof if dof > 0 else 0.0
+    s2 = float(np.sum(res.fun**2)) / dof
     cov = np.linalg.pinv(jac.T @ jac) * s2
-    t_value = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) if dof > 0 else float("inf")
-    half = t_value * np.sqrt(np.maximum(np.diag(cov), 0.0)) if dof > 0 else [np.inf] * 3
+    t_value = float(stats.t.ppf(0.5 + LEVEL / 2, dof))
+    half = t_value * np.sqrt(np.maximum(np.diag(cov), 0.0))
     cis = [(float(max(v - h, 0.0)), float(min(v + h, hi))) for v, h, hi in
            zip((lam, sigma, kappa), half, (np.inf, 1.0, np.inf))]
-    notes = []
-    if dof == 0:
-        notes.append("as many points as parameters: the curve passes through them and the "
-                     "intervals are unbounded")
     fit = UslFit(lam=lam, sigma=sigma, kappa=kappa, lam_ci=cis[0], sigma_ci=cis[1],
                  kappa_ci=cis[2], r2=1.0 - ssr / sst if sst > 0 else 1.0, points=len(x),
                  n_min=int(n.min()), n_max=int(n.max()),
-                 cov=tuple(tuple(float(c) for c in row) for row in cov), t_value=t_value,
-                 notes=tuple(notes))
+                 cov=tuple(tuple(float(c) for c in row) for row in cov), t_value=t_value)
     if fit.sigma_negligible:
         fit = replace(fit, notes=(*fit.notes, "σ ≈ 0: no measurable contention"))
     return _with_peak_note(fit)

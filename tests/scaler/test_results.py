@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +72,220 @@ def test_unwritable_output_folder(tmp_path):
     blocker.write_text("")
     with pytest.raises(UsageError, match="cannot create output folder"):
         results.check_output_dir(blocker / "sub")
+
+
+# --- schema checks: what load_run must refuse, and what it must keep ---------------------
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"scenario": "latency"}, "not a scaler run file (no schema_version or scenario)"),
+    ({"schema_version": 1}, "not a scaler run file (no schema_version or scenario)"),
+    ({"schema_version": 0, "scenario": "latency"}, "bad schema_version 0"),
+    ({"schema_version": -1, "scenario": "latency"}, "bad schema_version -1"),
+    ({"schema_version": 1.0, "scenario": "latency"}, "bad schema_version 1.0"),
+    ({"schema_version": True, "scenario": "latency"}, "bad schema_version True"),
+    ({"schema_version": None, "scenario": "latency"}, "bad schema_version None"),
+    ({"schema_version": 2, "scenario": "latency"}, "schema_version 2 is newer than this scaler "
+                                                   "understands (1); upgrade scaler"),
+    ({"schema_version": 1, "scenario": 5}, "bad scenario 5"),
+    ({"schema_version": 1, "scenario": None}, "bad scenario None"),
+    ({"schema_version": 1, "scenario": ""}, "bad scenario ''"),
+])
+def test_load_run_refuses_bad_documents(tmp_path, doc, message):
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError) as info:
+        results.load_run(tmp_path)
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'run.json'}: ") and text.endswith(message)
+    assert "\n" not in text and not isinstance(info.value, UsageError)
+
+
+def test_load_run_accepts_the_run_file_itself_and_keeps_the_document(tmp_path):
+    doc = {"schema_version": 1, "scenario": "scaling", "groups": [{"instances": 2}]}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    for name in (tmp_path, tmp_path / "run.json", str(tmp_path)):
+        run = results.load_run(name)
+        assert run.path == tmp_path and run.doc == doc and run.scenario == "scaling"
+
+
+def test_a_folder_with_run_json_as_a_folder_is_not_a_run(tmp_path):
+    (tmp_path / "run.json").mkdir()
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.load_run(tmp_path)
+
+
+def test_unreadable_text_is_a_corrupt_run_file(tmp_path):
+    (tmp_path / "run.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(results.ResultsError, match="corrupt run file"):
+        results.load_run(tmp_path)
+
+
+def test_upgrades_chain_through_every_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(results.UPGRADES, 1, lambda d: {**d, "schema_version": 2, "a": 1})
+    monkeypatch.setitem(results.UPGRADES, 2, lambda d: {**d, "schema_version": 3, "b": 2})
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 1, "scenario": "latency"}))
+    doc = results.load_run(tmp_path).doc
+    assert (doc["schema_version"], doc["a"], doc["b"]) == (3, 1, 2)
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 3, "scenario": "latency"}))
+    assert "a" not in results.load_run(tmp_path).doc  # current documents are not touched
+
+
+# --- saving --------------------------------------------------------------------------
+
+
+def test_saved_files_are_what_they_claim(tmp_path):
+    path = tmp_path / "deep" / "run"
+    arrays = {"g0_i0_end_ns": np.array([3, 1, 2], dtype=np.int64),
+              "g0_i1_end_ns": np.array([], dtype=np.int64)}
+    doc = {"scenario": "latency", "values": np.array([1.5, 2.5]), "where": tmp_path,
+           "nested": {"n": np.int64(7)}}
+    assert results.save_run(path, doc, arrays) == path
+    text = (path / "run.json").read_text()
+    assert text.endswith("}\n") and text.startswith('{\n "schema_version": 1,\n')
+    stored = json.loads(text)
+    assert stored == {"schema_version": 1, "scenario": "latency", "values": [1.5, 2.5],
+                      "where": str(tmp_path), "nested": {"n": 7}}
+    samples = results.load_run(path).samples()
+    assert sorted(samples) == ["g0_i0_end_ns", "g0_i1_end_ns"]
+    assert samples["g0_i0_end_ns"].tolist() == [3, 1, 2]
+    assert samples["g0_i0_end_ns"].dtype == np.int64 and samples["g0_i1_end_ns"].size == 0
+    assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples.npz"]
+
+
+def test_json_default_names_what_it_cannot_store():
+    assert results._json_default(np.arange(3)) == [0, 1, 2]
+    assert results._json_default(Path("/a/b")) == "/a/b"
+    with pytest.raises(TypeError, match="^cannot store object in run.json$"):
+        results._json_default(object())
+
+
+def test_saving_again_drops_old_samples_and_keeps_only_files(tmp_path):
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "scaling"}, {"a": np.arange(3)})
+    (path / "plots").mkdir()
+    (path / "plots" / "x.png").write_bytes(b"png")
+    (path / "notes.txt").write_text("kept")
+    results.save_run(path, {"scenario": "scaling"}, {"b": np.arange(2)})
+    assert sorted(results.load_run(path).samples()) == ["b"]
+    assert (path / "notes.txt").read_text() == "kept"
+    assert not (path / "plots").exists()  # only plain files next to run.json are carried over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_missing_and_corrupt_samples(tmp_path):
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "latency"}, {})
+    (path / "samples.npz").unlink()
+    assert results.load_run(path).samples() == {}
+    (path / "samples.npz").write_bytes(b"not a zip file")
+    with pytest.raises(results.ResultsError, match="samples.npz: not a readable samples file"):
+        results.load_run(path).samples()
+
+
+# --- folders ---------------------------------------------------------------------------
+
+
+def test_check_output_dir_creates_nested_folders(tmp_path):
+    out = results.check_output_dir(str(tmp_path / "a" / "b"))
+    assert out == tmp_path / "a" / "b" and out.is_dir()
+    assert results.check_output_dir(out) == out  # existing: fine
+
+
+def test_new_run_path_never_reuses_a_folder(tmp_path, monkeypatch):
+    import datetime
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2024, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(results._dt, "datetime", Frozen)
+    first = results.new_run_path(tmp_path, "scaling")
+    assert first == tmp_path / "scaling-20240506-070809"
+    first.mkdir()
+    second = results.new_run_path(tmp_path, "scaling")
+    assert second == tmp_path / "scaling-20240506-070809-2"
+    second.mkdir()
+    assert results.new_run_path(tmp_path, "scaling").name == "scaling-20240506-070809-3"
+    assert results.new_run_path(tmp_path, "latency").name == "latency-20240506-070809"
+
+
+def test_find_runs_reads_runs_and_suites(tmp_path):
+    suite = tmp_path / "suite"
+    for name in ("b-run", "a-run"):
+        results.save_run(suite / name, {"scenario": name[0]}, {})
+    (suite / "not-a-run").mkdir()
+    (suite / "file.txt").write_text("")
+    single = tmp_path / "single"
+    results.save_run(single, {"scenario": "latency"}, {})
+    runs = results.find_runs([str(suite), str(single), str(single / "run.json")])
+    assert [r.path.name for r in runs] == ["a-run", "b-run", "single", "single"]
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.find_runs([str(suite / "not-a-run")])
+    with pytest.raises(UsageError, match="no such run folder"):
+        results.find_runs([str(tmp_path / "missing")])
+
+
+def test_host_info_and_command_line(monkeypatch):
+    import platform
+
+    info = results.host_info()
+    assert info["hostname"] == platform.node() and info["kernel"] == platform.release()
+    assert info["machine"] == platform.machine()
+    assert info["versions"]["python"] == platform.python_version()
+    assert info["versions"]["numpy"] == np.__version__
+    assert {"scaler", "uvloop"} <= set(info["versions"])
+    monkeypatch.setattr("sys.argv", ["/usr/local/bin/scaler", "latency", "--json"])
+    assert results.command_line() == ["scaler", "latency", "--json"]
+
+
+def test_a_file_other_than_run_json_is_not_its_folder(tmp_path):
+    results.save_run(tmp_path / "run", {"scenario": "latency"}, {})
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.load_run(tmp_path / "run" / "notes.txt")
+
+
+def test_a_stale_temporary_folder_is_replaced(tmp_path):
+    import os
+
+    path = tmp_path / "run"
+    stale = tmp_path / f".run.tmp-{os.getpid()}"
+    stale.mkdir()
+    (stale / "junk.txt").write_text("from a crashed save")
+    results.save_run(path, {"scenario": "latency"}, {})
+    assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples.npz"]
+    assert not stale.exists()
+
+
+def test_a_save_failing_between_the_two_renames_puts_the_old_run_back(tmp_path, monkeypatch):
+    # fault injection: the kernel refusing the second rename (the new folder into place)
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "latency", "groups": [1]}, {})
+    real = Path.rename
+
+    def rename(self, target):
+        if self.name.startswith(".run.tmp-"):
+            raise OSError("injected failure")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="injected failure"):
+        results.save_run(path, {"scenario": "latency", "groups": [2]}, {})
+    monkeypatch.undo()
+    assert results.load_run(path).doc["groups"] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_host_info_lists_every_installed_engine_package():
+    from importlib import metadata
+
+    versions = results.host_info()["versions"]
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
+        try:
+            installed = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            assert package not in versions
+        else:
+            assert versions[package] == installed
