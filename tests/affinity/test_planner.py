@@ -300,3 +300,11 @@ def test_straddler_touches_the_fewest_nodes_on_6_7_7_7():
     # for the fifth partition (3 nodes); the planner leaves 1+2+1+1 (4 nodes)
     result = plan(line_machine([6, 7, 7, 7]), 5)
     assert sum(len(p.nodes) for p in result.partitions if len(p.nodes) > 1) == 3
+
+
+def test_a_node_with_a_straddler_arriving_and_one_leaving():
+    # 9 cores in nodes of 2, 5, 2 for 3 partitions of 3: node 1 holds one inside and the ends
+    # of both straddlers, the arriving one first and the leaving one last
+    result = plan(line_machine([2, 5, 2]), 3)
+    assert [p.cpus for p in result.partitions] == [(0, 1, 2), (3, 4, 5), (6, 7, 8)]
+    assert [p.nodes for p in result.partitions] == [(0, 1), (1,), (1, 2)]

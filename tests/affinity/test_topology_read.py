@@ -90,7 +90,8 @@ def test_offline_cpus_without_topology_folders(trees):
     assert topo.offline_cpus == (5, 6, 13)
     assert 5 not in topo.usable_cpus and len(topo.usable_cpus) == 13
     offline = next(cpu for cpu in topo.cpus if cpu.id == 6)
-    assert (offline.online, offline.package, offline.core_id, offline.node) == (False, -1, -1, 0)
+    assert (offline.online, offline.package, offline.die, offline.core_id, offline.node) == (
+        False, -1, -1, -1, 0)
     assert len(topo.usable_cores) == 7  # core 5 is gone, core 6 keeps CPU 14
     assert core_cpus(topo)[(0, 0, 6)] == (14,)
     assert topo.threads_per_core == 2
@@ -168,6 +169,10 @@ def test_real_sys_uses_this_process_affinity():
     topo = read_topology()
     allowed = os.sched_getaffinity(0)
     assert set(topo.usable_cpus) == allowed & set(topo.online_cpus)
+    if allowed >= set(topo.online_cpus):
+        assert topo.notes == ()  # nothing restricted, nothing to say
+    assert topo.isa == read_isa("/proc/cpuinfo") == read_isa()
+    assert topo.isa  # every x86-64 machine this runs on has avx2 at least
     assert topo.sysfs_root == "/sys" and topo.threads_per_core >= 1
     assert set(topo.isa) <= set(ISA_FLAGS)
     assert all(node.memory_bytes > 0 for node in topo.cpu_nodes)
@@ -396,3 +401,42 @@ def test_a_restricted_affinity_on_the_real_sys_is_a_note():
     assert usable == [online[0]]
     assert notes == [f"this process may use 1 of {len(online)} online CPUs ({online[0]}): "
                      "affinity or cpuset"]
+
+
+def test_an_online_cpu_without_folder_or_node_is_an_error(tmp_path):
+    root = tree(tmp_path, overrides={"devices/system/cpu/online": "0-8\n"})
+    with pytest.raises(TopologyError, match="^cpu8 is online but in no NUMA node under "):
+        read_topology(root)
+
+
+def test_an_offline_cpu_without_node_link_is_in_node_minus_one(tmp_path):
+    root = tree(tmp_path, offline=frozenset({5}), remove=["devices/system/cpu/cpu5/node0"])
+    cpu5 = next(cpu for cpu in read_topology(root).cpus if cpu.id == 5)
+    assert (cpu5.online, cpu5.node) == (False, -1)
+
+
+def test_node_lists_alone_place_the_cpus(tmp_path):
+    root = tree(tmp_path, remove=[f"devices/system/cpu/cpu{c}/node0" for c in range(8)])
+    assert {cpu.node for cpu in read_topology(root).cpus} == {0}
+
+
+def test_without_node_folder_every_cpu_is_in_node_0(trees):
+    topo = read_topology(trees["old-kernel"])
+    assert {cpu.node for cpu in topo.cpus} == {0} and {c.node for c in topo.cores} == {0}
+
+
+def test_bytes_that_are_not_text_are_malformed_not_a_crash(tmp_path):
+    root = tree(tmp_path)
+    with open(os.path.join(root, "devices/system/cpu/cpu2/topology/core_id"), "wb") as f:
+        f.write(b"\xff1\n")
+    with pytest.raises(TopologyError, match="cpu2/topology/core_id: expected an integer"):
+        read_topology(root)
+    info = tmp_path / "cpuinfo"
+    info.write_bytes(b"model name\t: \xff\xfe\nflags\t\t: avx2 \xff avx512f\n")
+    assert read_isa(str(info)) == ("avx2", "avx512f")
+
+
+def test_a_cpu_less_node_counts_no_core(trees):
+    nodes = read_topology(trees["cxl-memory-node"]).to_dict()["nodes"]
+    assert [(n["id"], n["cores"], n["usable_cpus"], n["has_cpu"]) for n in nodes] == [
+        (0, 16, list(range(32)), True), (1, 0, [], False)]

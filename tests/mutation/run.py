@@ -113,14 +113,14 @@ class Score:
         return 100.0 * (self.killed + self.timeout) / denominator if denominator else None
 
 
-def load_targets(path: Path = HERE / "targets.toml") -> tuple[list[Target], float]:
+def load_targets(path: Path = HERE / "targets.toml") -> tuple[list[Target], float, list[str]]:
     doc = tomllib.loads(path.read_text())
     targets = [Target(m["path"], tuple(m["tests"]), tuple(m.get("functions", ())))
                for m in doc["module"]]
-    return targets, float(doc.get("min_score", 85.0))
+    return targets, float(doc.get("min_score", 85.0)), list(doc.get("deselect", []))
 
 
-def load_survivor_notes(path: Path = HERE / "survivors.toml") -> list[dict[str, str]]:
+def load_survivor_notes(path: Path = HERE / "survivors.toml") -> list[dict]:
     """Reviewed survivors: function, the removed and added line(s), kind and reason."""
     if not path.exists():
         return []
@@ -150,16 +150,19 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return " / ".join(removed), " / ".join(added)
 
 
-def classify(survivor: Survivor, function: str, notes: list[dict[str, str]]) -> dict | None:
+def classify(survivor: Survivor, function: str, notes: list[dict]) -> dict | None:
+    """The note of ``survivors.toml`` for this survivor: same function, same removed line(s)
+    and added line(s) (``added`` may list several mutants of one line with one reason)."""
     for note in notes:
+        added = note["added"] if isinstance(note["added"], list) else [note["added"]]
         if (note["function"] == function and note["removed"] == survivor.removed
-                and note["added"] == survivor.added):
+                and survivor.added in added):
             survivor.kind, survivor.reason = note["kind"], note["reason"]
             return note
     return None
 
 
-def prepare(targets: list[Target]) -> None:
+def prepare(targets: list[Target], deselect: list[str]) -> None:
     """A fresh copy of the sources and tests with mutmut's configuration."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
     SCRATCH.mkdir(parents=True)
@@ -171,6 +174,7 @@ def prepare(targets: list[Target]) -> None:
         else:
             shutil.copy2(source, SCRATCH / name)
     tests = sorted({t for target in targets for t in target.tests})
+    extra = [arg for test in deselect for arg in ("--deselect", test)]
     mutated = sorted({target.path for target in targets})
 
     def toml_list(items: list[str]) -> str:
@@ -182,7 +186,7 @@ def prepare(targets: list[Target]) -> None:
             'source_paths = ["affinity", "scaler"]\n'
             f"only_mutate = {toml_list(mutated)}\n"
             f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
-            'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+            f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', *extra])}\n"
             'also_copy = ["conftest.py"]\n'
             "use_git_change_detection = false\n"
         )
@@ -238,7 +242,7 @@ def run_mutmut(targets: list[Target], jobs: int, log: Path) -> None:
         print(f"  mutmut: {last_status}")
 
 
-def collect(targets: list[Target], notes: list[dict[str, str]]) -> tuple[list[Score], list]:
+def collect(targets: list[Target], notes: list[dict]) -> tuple[list[Score], list]:
     """Scores per target from mutmut's result files, survivors with their diffs."""
     os.chdir(SCRATCH)  # mutmut's helpers read its files relative to the project
     from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -352,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-run", action="store_true",
                         help="report from the last run's results in build/mutation")
     args = parser.parse_args(argv)
-    targets, min_score = load_targets()
+    targets, min_score, deselect = load_targets()
     if args.modules:
         unknown = set(args.modules) - {t.path for t in targets}
         if unknown:
@@ -364,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run:
         print(f"mutation testing {len(targets)} module(s) with mutmut in {SCRATCH} "
               f"({args.jobs} jobs); log: {log}", flush=True)
-        prepare(targets)
+        prepare(targets, deselect)
         run_mutmut(targets, args.jobs, log)
     elapsed = time.monotonic() - started
     scores, used = collect(targets, notes)
@@ -379,6 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     for note in stale:
         print(f"warning: survivors.toml entry matches no survivor (fixed or changed?): "
               f"{note['function']}: - {note['removed']} / + {note['added']}")
+    unreviewed = [(function_of(v.name), v) for s in scores for v in s.survivors if not v.kind]
+    if unreviewed:  # stubs to review and copy into survivors.toml
+        stubs = SCRATCH / "unreviewed.toml"
+        stubs.write_text("".join(
+            f"\n[[survivor]]  # {v.name} ({v.status})\nfunction = {json.dumps(function)}\n"
+            f"removed = {json.dumps(v.removed, ensure_ascii=False)}\n"
+            f"added = {json.dumps(v.added, ensure_ascii=False)}\n"
+            'kind = ""\nreason = ""\n' for function, v in unreviewed))
+        print(f"{len(unreviewed)} survivor(s) not reviewed: stubs in {stubs.relative_to(ROOT)}")
     failing = [s for s in scores if s.score is not None and s.score < min_score]
     minutes = f"{elapsed / 60:.1f} min" if not args.no_run else "(not run now)"
     print(f"\nmutation run took {minutes} with {args.jobs} jobs")

@@ -289,3 +289,9 @@ def test_host_info_lists_every_installed_engine_package():
             assert package not in versions
         else:
             assert versions[package] == installed
+
+
+def test_a_first_save_that_fails_raises_its_own_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(TypeError, match="cannot store object"):
+        results.save_run(tmp_path / "run", {"scenario": "latency", "x": object()}, {})
+    assert list(tmp_path.iterdir()) == []
