@@ -308,3 +308,42 @@ def test_a_node_with_a_straddler_arriving_and_one_leaving():
     result = plan(line_machine([2, 5, 2]), 3)
     assert [p.cpus for p in result.partitions] == [(0, 1, 2), (3, 4, 5), (6, 7, 8)]
     assert [p.nodes for p in result.partitions] == [(0, 1), (1,), (1, 2)]
+
+
+# Small machines whose exact layout pins one rule each (expected values worked out by hand
+# from the module's rules; cores numbered 0.. in node order, one thread per core).
+@pytest.mark.parametrize(("caps", "n", "size", "layout", "rule"), [
+    ([1, 2], 1, 1, [(1,)], "a fixed-size partition goes to the node with the most room"),
+    ([3], 2, 1, [(0,), (1,)], "inside a node, partitions run from its first core"),
+    ([2, 1, 1], 1, 3, [(0, 1, 2)], "a straddler touches 2 nodes, not 3; the surplus core idles"),
+    ([1, 1, 3], 2, None, [(0, 1), (2, 3, 4)], "the big partition fits node 2, the small straddles"),
+    ([1, 4], 2, None, [(0, 1, 2), (3, 4)], "node 1 keeps one small, the big one straddles"),
+    ([3, 3, 2, 3], 2, None, [(0, 1, 2, 3, 4, 5), (6, 7, 8, 9, 10)], "two nodes each"),
+    ([2, 2, 1, 2], 2, None, [(0, 1, 2, 3), (4, 5, 6)], "two nodes each"),
+    ([3, 1, 1], 3, None, [(0, 1), (2, 4), (3,)], "evenly spread: the extra small leaves node 0"),
+    ([2, 4], 4, None, [(0,), (1,), (2, 3), (4, 5)], "evenly spread: 2 and 2, not 1 and 3"),
+    ([4, 4, 7], 6, None, [(0, 1), (2, 3), (4, 5, 6), (7, 8), (9, 10, 11), (12, 13, 14)],
+     "most partitions inside, one straddler on the node 1-2 boundary"),
+    ([1, 2, 1], 2, 2, [(0, 3), (1, 2)], "one inside beats none: the other takes what is left"),
+])
+def test_exact_layouts_of_small_machines(caps, n, size, layout, rule):
+    result = plan(line_machine(caps), n, size)
+    assert [p.cpus for p in result.partitions] == layout, rule
+
+
+def test_eight_straddlers_are_all_named():
+    result = plan(line_machine([1] * 16), 8)  # 8 partitions of 2 one-core nodes
+    assert result.warnings[0].endswith("7: nodes 14-15)")
+
+
+def test_equal_smt_partitions_give_no_cpu_count_warning():
+    assert plan(line_machine([4], threads=2), 2, smt=True).warnings == ("a reader note",)
+    assert plan(line_machine([3]), 2).warnings == (
+        "partition sizes differ: 1 with 2 cores, 1 with 1 cores", "a reader note")
+
+
+def test_a_partition_of_mixed_core_types_names_both():
+    machine = line_machine([4], kinds=["performance"] + ["efficiency"] * 3)
+    assert plan(machine, 2).warnings[0] == (
+        "hybrid CPU: partitions get different core types, so their speed differs "
+        "(0: efficiency+performance; 1: efficiency)")
