@@ -371,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         prepare(targets, deselect)
         run_mutmut(targets, args.jobs, log)
     elapsed = time.monotonic() - started
+    last_run = SCRATCH / "last-run.json"  # so that --no-run reports the run's own duration
+    if args.no_run:
+        elapsed = json.loads(last_run.read_text())["seconds"] if last_run.exists() else None
+    else:
+        last_run.write_text(json.dumps({"seconds": elapsed, "jobs": args.jobs}))
     scores, used = collect(targets, notes)
     stale = [n for n in notes if n not in used
              and any(n["function"].startswith(t.module + ".") for t in targets)]
@@ -393,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             'kind = ""\nreason = ""\n' for function, v in unreviewed))
         print(f"{len(unreviewed)} survivor(s) not reviewed: stubs in {stubs.relative_to(ROOT)}")
     failing = [s for s in scores if s.score is not None and s.score < min_score]
-    minutes = f"{elapsed / 60:.1f} min" if not args.no_run else "(not run now)"
+    minutes = "(duration unknown)" if elapsed is None else f"{elapsed / 60:.1f} min"
     print(f"\nmutation run took {minutes} with {args.jobs} jobs")
     if not args.modules:
         args.report.parent.mkdir(parents=True, exist_ok=True)
