@@ -218,13 +218,15 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(doc, dict) or "schema_version" not in doc or "scenario" not in doc:
         raise ResultsError(f"{file}: not a scaler run file (no schema_version or scenario)")
     version = doc["schema_version"]
-    if not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:  # not isinstance: True is an int
         raise ResultsError(f"{file}: bad schema_version {version!r}")
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{file}: schema_version {version} is newer than this scaler "
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
     while doc["schema_version"] < SCHEMA_VERSION:
         doc = UPGRADES[doc["schema_version"]](doc)
+    if not isinstance(doc["scenario"], str) or not doc["scenario"]:
+        raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
     return Run(path, doc)
 
 
