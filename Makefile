@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # a kernel for the VMs: Debian names its metapackage linux-image-amd64, Ubuntu linux-image-generic
 KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release && echo y),linux-image-generic,linux-image-amd64)
-APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl
+APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell
 STAMP := $(VENV)/.installed
 
 .PHONY: install apt test demo bench lint clean
