@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# System packages for the vm placement and the SSH target tests. Needs root; skipped when
-# every package is already installed.
+# System packages for the vm placement, the SSH target tests and the report's browser test
+# (chromium-headless-shell). Needs root; skipped when every package is already installed.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -118,7 +118,15 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
         ax.set_xticks(range(1, max_n + 1))
     else:
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylim(bottom=0)
+    # the measured (or simulated) figures set the scale: an ideal line running far above a
+    # plateau, or a huge interval, is cut at the top rather than squashing the data
+    values = [p["throughput_ips"] for s in series for p in s["points"]
+              if p.get("throughput_ips") is not None]
+    highs = [p["ci95_ips"][1] for s in series for p in s["points"] if p.get("ci95_ips")]
+    if values:
+        ax.set_ylim(0, min(max([*values, *highs]) * 1.15, max(values) * 2.0))
+    else:
+        ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.set_title(_title(runs, "scaling, batch 1"))
     _legend(ax, fontsize=8)
@@ -126,9 +134,15 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
-    """The axes' legend with each label once (e.g. one "noisy" entry for all series)."""
+    """The axes' legend with each label once (one neutral "noisy" entry for all series)."""
+    from matplotlib.lines import Line2D
+
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
+    for label in unique:
+        if label.startswith("noisy"):
+            unique[label] = Line2D([], [], marker="o", color="black", markerfacecolor="white",
+                                   linestyle="none", markersize=8)
     ax.legend(list(unique.values()), list(unique.keys()), **kwargs)
 
 

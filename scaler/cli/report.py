@@ -51,8 +51,8 @@ def _assumptions(items: list[str]) -> dict[str, float]:
 def report(
     runs: Runs,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="HTML file to write (default: report.html in the folder given, or "
-        "beside the folders given)")] = None,
+        "--out", help="HTML file to write (default: report.html in the one folder given)")]
+    = None,
     machine: Annotated[str | None, typer.Option(
         "--machine", help="add the simulated curves of a named machine, e.g. 2s28c2t (the "
         "study's: 2 sockets, 28 cores each, 2 threads per core)")] = None,

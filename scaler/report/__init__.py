@@ -16,15 +16,14 @@ REPORT_FILE = "report.html"
 
 
 def default_path(paths: list[str | Path]) -> Path:
-    """Where a report goes without ``--out``: inside the one folder given, else beside the
-    folders given (their common parent)."""
-    import os
+    """Where a report goes without ``--out``: inside the one folder given; with several
+    folders the user says where (their common parent may be far from all of them)."""
+    from scaler.errors import UsageError
 
-    folders = [Path(p).parent if Path(p).is_file() else Path(p) for p in paths]
-    if len(folders) == 1:
-        return folders[0] / REPORT_FILE
-    common = Path(os.path.commonpath([str(f.resolve()) for f in folders]))
-    return common / REPORT_FILE
+    if len(paths) != 1:
+        raise UsageError("give --out FILE when reporting on several folders")
+    path = Path(paths[0])
+    return (path.parent if path.is_file() else path) / REPORT_FILE
 
 
 def write_report(paths: list[str | Path], out: Path | None = None, bench: Path | None = None,
@@ -35,10 +34,10 @@ def write_report(paths: list[str | Path], out: Path | None = None, bench: Path |
     from scaler.report.page import build
     from scaler.results import write_text_atomically
 
-    inputs = read_inputs(list(paths), bench)
-    text, problems = build(inputs, predict)  # type: ignore[arg-type]
     target = Path(out) if out is not None else default_path(list(paths))
     if target.is_dir():
         target = target / REPORT_FILE
+    inputs = read_inputs(list(paths), bench)
+    text, problems = build(inputs, predict)  # type: ignore[arg-type]
     write_text_atomically(target, text)
     return target, problems

@@ -53,10 +53,10 @@ def _measured_stamps(folder: Path) -> list[str]:
 
 
 def newest_suite(results: Path) -> Path:
-    """The newest suite folder (``suite-*`` holding run folders) under ``results`` or one
-    level deeper (``results/reference/suite-*``), by the newest run it holds."""
-    stamps = {p: _measured_stamps(p) for pattern in ("suite-*", "*/suite-*")
-              for p in results.glob(pattern) if p.is_dir()}
+    """The newest suite folder (``suite-*`` holding measured run folders) directly under
+    ``results``, by the newest run it holds. Suites further down (the committed
+    ``results/reference/``, another machine's) are used only when named."""
+    stamps = {p: _measured_stamps(p) for p in results.glob("suite-*") if p.is_dir()}
     measured = {p: max(s) for p, s in stamps.items() if s}
     if not measured:
         raise UsageError(f"no runs given and no measured suite under {results}/: give runs "

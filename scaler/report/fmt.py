@@ -31,6 +31,8 @@ def ms(value: float | None) -> str:
         return "-"
     if value < 1:
         return f"{value * 1000:.3g} µs"
+    if value >= 10_000:
+        return f"{value / 1000:.1f} s"
     return f"{value:.2f} ms" if value < 100 else f"{value:.1f} ms"
 
 

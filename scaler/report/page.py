@@ -52,6 +52,10 @@ def _header(inputs: Inputs) -> list[str]:
     given = [str(s.path) for s in inputs.suites] or [str(r.path) for r in inputs.runs[:3]]
     marks = " ".join([badge("noisy"), badge("unstable"), badge("oversub", "oversubscribed"),
                       badge("emulated"), badge("simulated")])
+    partial = [r for r in inputs.runs if r.doc.get("status") != "complete"]
+    warn = ([badge("partial", f"{len(partial)} run(s) not complete") + " " + esc(", ".join(
+        inputs.experiment(r) for r in partial)) + ": their reasons are under provenance"]
+        if partial else [])
     return [
         f"{len(inputs.runs)} run(s) of {esc(', '.join(kinds))} on "
         f"{esc(', '.join(inputs.hosts()))}; written {esc(stamp)} by scaler {esc(version)}",
@@ -59,6 +63,7 @@ def _header(inputs: Inputs) -> list[str]:
                                             len(inputs.runs) > 3 else ""),
         "Figures are medians across repeats (each in fresh processes) with 95% intervals; a "
         "ratio whose interval includes 1 is no measurable difference. Marks: " + marks,
+        *warn,
     ]
 
 

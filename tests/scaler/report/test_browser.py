@@ -15,9 +15,7 @@ import numpy as np
 from matplotlib import image as mpimg
 
 from scaler.report.page import SECTION_IDS
-from tests.scaler.helpers import scaler_cmd
 from tests.scaler.report.browser import Browser
-from tests.scaler.report.conftest import REFERENCE
 
 INSPECT = """JSON.stringify({
   sections: Array.from(document.querySelectorAll('main > section')).map(s => ({
@@ -81,13 +79,3 @@ def test_a_report_with_a_prediction_and_mixed_inputs_renders(predicted, chromium
     page = render(chromium, predicted, shot)
     check_page(page, shot, figures_at_least=10)
     assert page["sections"][SECTION_IDS.index("prediction")]["title"].endswith("2s28c2t")
-
-
-def test_the_reference_suite_renders(chromium, tmp_path):
-    """A suite of real ResNet50 runs from an older scaler (schema 1, no suite.json)."""
-    out = tmp_path / "reference.html"
-    r = scaler_cmd("report", str(REFERENCE), "--out", str(out), timeout=300)
-    assert r.returncode == 0, r.stderr
-    shot = tmp_path / "reference-report.png"
-    page = render(chromium, out, shot)
-    check_page(page, shot, figures_at_least=5)

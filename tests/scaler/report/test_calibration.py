@@ -24,10 +24,11 @@ def fake_suite(base: Path, name: str, created: str, simulated: bool = False) -> 
 
 def test_the_newest_measured_suite_wins(tmp_path):
     fake_suite(tmp_path, "suite-20261101-000000", "2026-11-01T00:00:00+00:00")
-    newer = fake_suite(tmp_path / "reference", "suite-20261102-000000",
-                       "2026-11-02T00:00:00+00:00")
+    # named after its start, but its newest run is the newest of all
+    newer = fake_suite(tmp_path, "suite-20261031-000000", "2026-11-02T00:00:00+00:00")
     fake_suite(tmp_path, "suite-20261103-000000", "2026-11-03T00:00:00+00:00",
                simulated=True)
+    fake_suite(tmp_path / "reference", "suite-20261104-000000", "2026-11-04T00:00:00+00:00")
     assert newest_suite(tmp_path) == newer
     with pytest.raises(UsageError, match="no measured suite under"):
         newest_suite(tmp_path / "nothing")

@@ -22,6 +22,7 @@ from scaler.report.latency import point_latencies_ms
 from scaler.results import load_run
 from scaler.simulate.model import PARAMETERS
 from tests.scaler.helpers import scaler_cmd
+from tests.scaler.report.conftest import REFERENCE
 
 
 def section(html: str, sid: str) -> str:
@@ -188,3 +189,39 @@ def test_bad_input_is_one_line_exit_2(suite, args, needle, tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_several_folders_need_out(suite):
+    runs = runs_of(suite["folder"])
+    r = scaler_cmd("report", str(runs["latency"]), str(runs["scaling"]))
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "give --out FILE" in lines[0], r.stderr
+
+
+def test_a_partial_run_is_flagged_at_the_top_with_its_reason(suite, tmp_path):
+    """A run marked partial as the runner marks one (a copy of a real run, relabelled)."""
+    from scaler.report import page, provenance
+
+    copy = tmp_path / "latency-partial"
+    shutil.copytree(runs_of(suite["folder"])["latency"], copy)
+    doc = json.loads((copy / "run.json").read_text())
+    doc.update(status="partial", partial_reasons=["worker 0 died (SIGKILL)"])
+    (copy / "run.json").write_text(json.dumps(doc))
+    inputs = read_inputs([copy])
+    head = " ".join(page._header(inputs))
+    assert "1 run(s) not complete" in head
+    assert "worker 0 died (SIGKILL)" in provenance.section(inputs)
+
+
+def test_an_older_suite_without_suite_json_is_read_with_its_experiments():
+    """The committed reference suite: real ResNet50 runs of schema 1, no suite.json."""
+    from scaler.report import claims, provenance
+
+    inputs = read_inputs([REFERENCE])
+    assert [r.scenario for r in inputs.runs] == ["latency", "throughput", "scaling",
+                                                 "multistream"]
+    assert "No <code>suite.json</code>" in claims.section(inputs)
+    assert "tf fp32 resnet50" in provenance.section(inputs)
+    html = machine.section(inputs)
+    assert "No host facts recorded" in html and "avx512_bf16" in html
