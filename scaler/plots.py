@@ -134,16 +134,22 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
-    """The axes' legend with each label once (one neutral "noisy" entry for all series)."""
+    """The axes' legend with one neutral "noisy" entry for all series (other entries kept
+    as they are: two series may share a label and differ in colour)."""
     from matplotlib.lines import Line2D
 
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    for label in unique:
+    handles, labels, noisy = [], [], None
+    for handle, label in zip(*ax.get_legend_handles_labels()):
         if label.startswith("noisy"):
-            unique[label] = Line2D([], [], marker="o", color="black", markerfacecolor="white",
-                                   linestyle="none", markersize=8)
-    ax.legend(list(unique.values()), list(unique.keys()), **kwargs)
+            noisy = noisy or label
+            continue
+        handles.append(handle)
+        labels.append(label)
+    if noisy:
+        handles.append(Line2D([], [], marker="o", color="black", markerfacecolor="white",
+                              linestyle="none", markersize=8))
+        labels.append(noisy)
+    ax.legend(handles, labels, **kwargs)
 
 
 def latency_figure(runs: list[Run]) -> Any:

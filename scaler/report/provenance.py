@@ -16,10 +16,17 @@ TITLE = "Software, commands and provenance"
 
 
 def command(r: Run) -> str:
+    """The recorded command as a shell line (``python -m scaler`` records its program as
+    ``__main__.py``: shown as the command that runs it)."""
     cmd = r.doc.get("command")
     if not cmd:
         return ""
-    return shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd)
+    if not isinstance(cmd, list):
+        return str(cmd)
+    words = [str(c) for c in cmd]
+    if words[0] == "__main__.py":
+        words[:1] = ["python", "-m", "scaler"]
+    return shlex.join(words)
 
 
 def _rules(r: Run) -> str:

@@ -66,8 +66,15 @@ def section(inputs: Inputs) -> str:
                "linear scaling from N=1; shaded: oversubscribed (more instances than cores); "
                "solid band: the Universal Scalability Law fit (measured series of 4+ points); "
                "dashed with open markers: simulated series.")
-    if real:
-        out.append(figure(scaling_figure(real), "scaling curves", caption))
+    # one figure per engine, precision and model: a null-engine run's millions of images/s
+    # would flatten a ResNet50 curve drawn on the same axes
+    kinds: dict[tuple[str, str, str], list[Run]] = {}
+    for r in real:
+        e = r.doc.get("effective", {})
+        kinds.setdefault((e.get("engine"), e.get("precision"), e.get("model")), []).append(r)
+    for (engine, precision, model), group in kinds.items():
+        what = f" ({engine} {precision} {model})" if len(kinds) > 1 else ""
+        out.append(figure(scaling_figure(group), "scaling curves", caption + what))
     if emulated:
         out.append(figure(scaling_figure(emulated, allow_emulated=True),
                           "emulated scaling curves",

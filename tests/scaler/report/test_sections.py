@@ -225,3 +225,16 @@ def test_an_older_suite_without_suite_json_is_read_with_its_experiments():
     assert "tf fp32 resnet50" in provenance.section(inputs)
     html = machine.section(inputs)
     assert "No host facts recorded" in html and "avx512_bf16" in html
+
+
+def test_the_command_that_made_the_runs_is_shown_once(suite):
+    import shlex
+
+    from tests.scaler.report.conftest import SUITE_ARGS
+
+    prov = section(suite["report"].read_text(), "provenance")
+    expected = shlex.join(["python", "-m", "scaler", *SUITE_ARGS, "--out",
+                           str(suite["folder"].parent)])
+    assert prov.count(f"<pre>{expected}</pre>") == 1
+    assert "made: latency, throughput-fp32, throughput-int8, scaling, multistream-int8, " \
+           "multistream-fp32" in prov
