@@ -224,7 +224,7 @@ def multistream_figure(run: Run) -> Any:
             ax.set_xticks(batches, [str(b) for b in batches])
             ax.minorticks_off()
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
     fig.suptitle(_title([run], "multistream"))
     return fig
 
