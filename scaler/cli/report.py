@@ -48,6 +48,21 @@ def _assumptions(items: list[str]) -> dict[str, float]:
     return given
 
 
+def _checked(given: dict[str, float]) -> dict[str, float]:
+    """Model parameters known to the simulator and inside their bounds."""
+    from scaler.errors import UsageError
+    from scaler.simulate.model import PARAMETERS
+
+    for name, value in given.items():
+        if name not in PARAMETERS:
+            raise UsageError(f"unknown model parameter {name!r}: choose from "
+                             f"{', '.join(PARAMETERS)}")
+        lo, hi = PARAMETERS[name][1]
+        if not lo <= value <= hi:
+            raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+    return given
+
+
 def report(
     runs: Runs,
     out: Annotated[Path | None, typer.Option(
@@ -75,20 +90,13 @@ def report(
         from scaler.settings import check_positive, parse_instances
 
         predict = None
-        if machine is not None:
+        if machine is not None:  # every bad option is refused before any work
             from scaler.simulate.machine import parse_machine
 
-            parse_machine(machine)  # a bad description is refused before any work
+            parse_machine(machine)
             check_positive("--queries", queries)
             predict = Prediction(machine, parse_instances(machine_instances),
-                                 _assumptions(assume or []), queries)
-            from scaler.errors import UsageError
-            from scaler.simulate.model import PARAMETERS
-
-            unknown = [k for k in predict.given if k not in PARAMETERS]
-            if unknown:
-                raise UsageError(f"unknown model parameter {unknown[0]!r}: choose from "
-                                 f"{', '.join(PARAMETERS)}")
+                                 _checked(_assumptions(assume or [])), queries)
         path, problems = write_report(runs, out, bench, predict)
         for line in problems:
             err(f"scaler: warning: report: {line}")
