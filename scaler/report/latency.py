@@ -123,19 +123,23 @@ def section(inputs: Inputs) -> str:
         if r.scenario not in ("latency", "scaling", "multistream"):
             continue
         found = curves(r)
-        if not found:
-            continue
         from scaler.plots import latency_cdf_figure
 
         name = inputs.experiment(r)
         title = (f"{name}: {r.doc['effective']['engine']} {r.doc['effective']['precision']} "
                  f"{r.doc['effective']['model']}, latency of every recorded query")
-        out.append(figure(latency_cdf_figure(found, title), f"latency distribution of {name}",
-                          f"<b>{esc(name)}</b> ({esc(r.path.name)}): left, the share of "
-                          "queries at or below each latency; right, the share above it on a "
-                          "log scale (the tail). Markers: the recorded p50, p90, p99 and p99.9 "
-                          "(hollow where the run has too few queries to bound that percentile "
-                          "at 99% confidence). Dashed: noisy points."))
+        # emulated VMs (TCG) are not timing results: never on the same axes as real ones
+        for group, what in (([c for c in found if not c["emulated"]], ""),
+                            ([c for c in found if c["emulated"]], " (emulated VMs)")):
+            if not group:
+                continue
+            out.append(figure(
+                latency_cdf_figure(group, title + what), f"latency distribution of {name}{what}",
+                f"<b>{esc(name)}</b>{esc(what)} ({esc(r.path.name)}): left, the share of "
+                "queries at or below each latency; right, the share above it on a log scale "
+                "(the tail). Markers: the recorded p50, p90, p99 and p99.9 (hollow where the "
+                "run has too few queries to bound that percentile at 99% confidence). Dashed: "
+                "noisy points."))
     rows = [row for r in runs for row in _rows(r, inputs.experiment(r))]
     if rows:
         out.append("<h3>Percentiles (pooled over repeats)</h3>")

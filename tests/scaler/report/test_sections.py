@@ -240,3 +240,20 @@ def test_the_command_that_made_the_runs_is_shown_once(suite):
     assert prov.count(f"<pre>{expected}</pre>") == 1
     assert "made: latency, throughput-fp32, throughput-int8, scaling, multistream-int8, " \
            "multistream-fp32" in prov
+
+
+def test_emulated_latency_curves_get_a_figure_of_their_own(suite, tmp_path):
+    """A latency run whose pinned side is relabelled emulated (as a VM under TCG records
+    it): its curve leaves the real one's axes."""
+    from scaler.report import latency
+
+    copy = tmp_path / "latency-vm"
+    shutil.copytree(runs_of(suite["folder"])["latency"], copy)
+    doc = json.loads((copy / "run.json").read_text())
+    for item in doc["groups"] + doc["points"]:
+        if item["placement"] == "pinned":
+            item["emulated"] = True
+    (copy / "run.json").write_text(json.dumps(doc))
+    html = latency.section(read_inputs([copy]))
+    assert 'alt="latency distribution of latency"' in html
+    assert 'alt="latency distribution of latency (emulated VMs)"' in html
