@@ -118,11 +118,38 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False) -> Any:
         ax.set_xticks(range(1, max_n + 1))
     else:
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylim(bottom=0)
+    # the measured (or simulated) figures set the scale: an ideal line running far above a
+    # plateau, or a huge interval, is cut at the top rather than squashing the data
+    values = [p["throughput_ips"] for s in series for p in s["points"]
+              if p.get("throughput_ips") is not None]
+    highs = [p["ci95_ips"][1] for s in series for p in s["points"] if p.get("ci95_ips")]
+    if values:
+        ax.set_ylim(0, min(max([*values, *highs]) * 1.15, max(values) * 2.0))
+    else:
+        ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.set_title(_title(runs, "scaling, batch 1"))
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     return fig
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """The axes' legend with one neutral "noisy" entry for all series (other entries kept
+    as they are: two series may share a label and differ in colour)."""
+    from matplotlib.lines import Line2D
+
+    handles, labels, noisy = [], [], None
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        if label.startswith("noisy"):
+            noisy = noisy or label
+            continue
+        handles.append(handle)
+        labels.append(label)
+    if noisy:
+        handles.append(Line2D([], [], marker="o", color="black", markerfacecolor="white",
+                              linestyle="none", markersize=8))
+        labels.append(noisy)
+    ax.legend(handles, labels, **kwargs)
 
 
 def latency_figure(runs: list[Run]) -> Any:
@@ -150,30 +177,54 @@ def latency_figure(runs: list[Run]) -> Any:
 
 
 def multistream_figure(run: Run) -> Any:
-    """Throughput and latency against batch for each layout, with the latency bound."""
+    """Throughput and latency against batch for each layout, with the latency bound; the
+    throughput carries its 95% interval across repeats, noisy probes are drawn hollow."""
     plt = _pyplot()
     from matplotlib.ticker import ScalarFormatter
 
     doc = run.doc
     stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
     fig, (ax_l, ax_t) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    noisy_labelled = False
     for res in multistream_results(doc):
         probes = sorted(res["probes"], key=lambda p: p["batch"])
         b = [p["batch"] for p in probes]
-        ax_l.plot(b, [p["latency_ms"] for p in probes], "o-", label=res["layout"])
-        ax_t.plot(b, [p["throughput_ips"] for p in probes], "o-", label=res["layout"])
+        line, = ax_l.plot(b, [p["latency_ms"] for p in probes], "o-", label=res["layout"])
+        color = line.get_color()
+        ax_t.plot(b, [p["throughput_ips"] for p in probes], "o-", color=color,
+                  label=res["layout"])
+        with_ci = [p for p in probes if p.get("ci95_ips") and p.get("throughput_ips")]
+        if with_ci:  # the 95% interval across repeats of each probe
+            ax_t.errorbar([p["batch"] for p in with_ci], [p["throughput_ips"] for p in with_ci],
+                          yerr=[[max(p["throughput_ips"] - p["ci95_ips"][0], 0.0)
+                                 for p in with_ci],
+                                [max(p["ci95_ips"][1] - p["throughput_ips"], 0.0)
+                                 for p in with_ci]],
+                          fmt="none", ecolor=color, capsize=3, linewidth=1)
+        noisy = [p for p in probes if p.get("noisy")]
+        for ax, key in ((ax_l, "latency_ms"), (ax_t, "throughput_ips")):
+            if noisy:
+                ax.plot([p["batch"] for p in noisy], [p[key] for p in noisy], "o",
+                        markerfacecolor="white", markeredgecolor=color, markersize=8,
+                        linestyle="none",
+                        label=None if noisy_labelled else "noisy (others > 5% of its CPUs)")
+        noisy_labelled = noisy_labelled or bool(noisy)
         if res["meets_bound"]:
             ax_t.annotate(f"batch {res['batch']}", (res["batch"], res["throughput_ips"]),
                           textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax_l.axhline(bound, color="red", linestyle="--", label=f"bound {bound:g} ms")
     ax_l.set_ylabel(f"batch latency {stat} (ms)")
     ax_t.set_ylabel("aggregate throughput (images/s)")
+    batches = sorted({p["batch"] for res in multistream_results(doc) for p in res["probes"]})
     for ax in (ax_l, ax_t):
         ax.set_xlabel("batch")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())  # batch 8, not 2^3
+        if 0 < len(batches) <= 12:
+            ax.set_xticks(batches, [str(b) for b in batches])
+            ax.minorticks_off()
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
     fig.suptitle(_title([run], "multistream"))
     return fig
 
@@ -222,6 +273,113 @@ def server_figure(run: Run) -> Any:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(_title([run], f"server: latency against load ({doc['requested']['stat']})"))
+    return fig
+
+
+def throughput_figure(runs: list[Run], names: dict[Path, str] | None = None) -> Any:
+    """Images/s of every point of throughput (and latency) runs as horizontal bars with their
+    95% interval across repeats; noisy points hatched, emulated ones labelled."""
+    plt = _pyplot()
+    rows = []
+    for r in runs:
+        name = (names or {}).get(r.path) or r.doc.get("requested", {}).get("experiment") \
+            or r.scenario
+        for p in doc_points(r.doc):
+            if not p.get("complete") or p.get("throughput_ips") is None:
+                continue
+            label = (f"{name}: {p['placement']} {p['engine']} {p['precision']}, "
+                     f"batch {p['batch']}" + (" [emulated]" if p.get("emulated") else ""))
+            rows.append((label, p))
+    fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.42 * max(len(rows), 2)), layout="constrained")
+    for i, (_, p) in enumerate(rows):
+        noisy = bool(p.get("noisy"))
+        ax.barh(i, p["throughput_ips"], height=0.6, color="white" if noisy else "C0",
+                edgecolor="C3" if p.get("emulated") else "C0", hatch="//" if noisy else None,
+                label="noisy (others > 5% of its CPUs)" if noisy and not any(
+                    q.get("noisy") for _, q in rows[:i]) else None)
+        ci = p.get("ci95_ips")
+        if ci:
+            ax.errorbar(p["throughput_ips"], i, xerr=[[max(p["throughput_ips"] - ci[0], 0.0)],
+                                                      [max(ci[1] - p["throughput_ips"], 0.0)]],
+                        fmt="none", ecolor="black", capsize=3, linewidth=1)
+        reps = p.get("repeats_ips") or []
+        ax.plot(reps, [i] * len(reps), "|", color="black", markersize=9,
+                label="repeats" if reps and i == 0 else None)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("throughput (images/s), median with 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(_title(runs, "throughput"))
+    if rows:
+        fig.legend(fontsize=8, loc="outside lower center", ncols=2)
+    return fig
+
+
+PERCENTILE_MARKERS = {"p50": "o", "p90": "^", "p99": "s", "p99.9": "D"}
+_QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999}
+
+
+def latency_cdf_figure(curves: list[dict[str, Any]], title: str) -> Any:
+    """Latency distributions from raw samples: the CDF (left) and the tail, 1 - CDF on a log
+    scale (right), one line per curve, with the recorded percentiles marked (hollow where
+    too few queries back them: LoadGen's early-stopping rule).
+
+    A curve is ``{"label", "latency_ms": array of every query's latency, "percentiles":
+    {"p50": ms, ...}, "backed": {"p50": bool, ...}, "noisy": bool, "emulated": bool}``;
+    noisy curves are dashed."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, (ax_c, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    lows, highs = [], []
+    for k, c in enumerate(curves):
+        lat = np.asarray(c["latency_ms"], float)
+        if lat.size == 0:
+            continue
+        color = f"C{k % 10}"
+        style = "--" if c.get("noisy") else "-"
+        label = c["label"] + (" (noisy)" if c.get("noisy") else "") + (
+            " [emulated]" if c.get("emulated") else "") + f", {lat.size:,} queries"
+        q = np.linspace(0.0, 1.0, 1001)
+        x = np.quantile(lat, q)
+        ax_c.plot(x, q, style, color=color, linewidth=1.3, label=label)
+        tail = 1.0 - np.geomspace(1.0, 1.0 / lat.size, 400)[::-1] if lat.size > 1 else q
+        ax_t.plot(np.quantile(lat, tail), 1.0 - tail, style, color=color, linewidth=1.3)
+        lows.append(max(float(x[0]), 1e-9))
+        highs.append(float(x[-1]))
+        for key, marker in PERCENTILE_MARKERS.items():
+            value = (c.get("percentiles") or {}).get(key)
+            if value is None:
+                continue
+            face = color if (c.get("backed") or {}).get(key, True) else "white"
+            for ax, y in ((ax_c, _QUANTILE[key]), (ax_t, 1.0 - _QUANTILE[key])):
+                ax.plot([value], [y], marker, color=color, markerfacecolor=face,
+                        markersize=6, zorder=3)
+    # the CDF panel ends a little past the largest p99.9 (the tail panel shows the rest)
+    upper = [v for c in curves for v in [(c.get("percentiles") or {}).get("p99.9")] if v]
+    if lows and upper:
+        ax_c.set_xlim(min(lows) * 0.9, min(max(upper) * 1.3, max(highs)))
+    for ax, high in ((ax_c, max(upper) * 1.3 if upper else None), (ax_t, None)):
+        ax.set_xlabel("latency per query (ms)")
+        top = high if high is not None else (max(highs) if highs else None)
+        if lows and top and top / min(lows) > 20:
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.grid(alpha=0.3)
+    ax_c.set_ylabel("share of queries at or below (CDF)")
+    ax_c.set_ylim(0, 1.01)
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel("share of queries above (1 - CDF)")
+    handles, labels = ax_c.get_legend_handles_labels()
+    handles += [Line2D([], [], marker=m, color="black", linestyle="none", markersize=6)
+                for m in PERCENTILE_MARKERS.values()]
+    labels += [f"{k} (hollow: too few queries)" if k == "p99.9" else k
+               for k in PERCENTILE_MARKERS]
+    ax_c.legend(handles, labels, fontsize=7, loc="lower right")
+    fig.suptitle(title)
     return fig
 
 

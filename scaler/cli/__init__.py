@@ -17,6 +17,7 @@ except ImportError:  # older typer uses click itself
 
 from scaler.cli import plan as plan_cmd
 from scaler.cli import predict as predict_cmd
+from scaler.cli import report as report_cmd
 from scaler.cli import run as run_cmd
 from scaler.cli import show as show_cmd
 from scaler.cli import suite as suite_cmd
@@ -68,6 +69,8 @@ app.command("compare")(show_cmd.compare)
 app.command("fit")(predict_cmd.fit)
 app.command("simulate", help=predict_cmd.SIMULATE_HELP)(predict_cmd.simulate)
 app.command("capacity")(predict_cmd.capacity)
+app.command("report", help=report_cmd.REPORT_HELP)(report_cmd.report)
+app.command("export", help=report_cmd.EXPORT_HELP)(report_cmd.export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,8 @@ def _fit_lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> lis
 
 def simulate(
     runs: Annotated[list[str] | None, typer.Argument(
-        help="measured runs to calibrate on (e.g. a scaling run and a 1-core latency run)")]
+        help="measured runs to calibrate on (e.g. a scaling run and a 1-core latency run; "
+        "default: the newest measured suite under --out)")]
     = None,
     validate: Annotated[list[str] | None, typer.Option(
         "--validate", help="measured run(s) to validate on: calibrate on some instance "
@@ -152,10 +153,11 @@ def simulate(
             _validate(find_runs(validate), calibration, calibrate_on, queries, seed, given,
                       json)
             return
-        if not calibration:
-            from scaler.errors import UsageError
+        if not calibration:  # the newest measured suite under --out (issue 12)
+            from scaler.report.calibration import default_calibration
 
-            raise UsageError("give measured runs to calibrate on (RUN...), or --validate RUN")
+            calibration, used = default_calibration(out)
+            err(f"scaler: note: {used}")
         _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
                   placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
                   json)

@@ -151,5 +151,19 @@ def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str]
     document = {"run": str(folder), "runs": {k: str(r.path) for k, r in runs.items()},
                 "claims": table, "skipped": skipped}
     path = suite_mod.save(folder, document)
-    lines = ["", *suite_mod.claim_lines(table), "", f"suite summary: {path}"]
-    return {"claims": table, "skipped": skipped}, lines
+    report, report_lines = _report(folder)
+    lines = ["", *suite_mod.claim_lines(table), "", f"suite summary: {path}", *report_lines]
+    return {"claims": table, "skipped": skipped, **report}, lines
+
+
+def _report(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """The HTML report beside the suite (``scaler.report``, issue 12): its path for the JSON
+    summary and the lines to print. A report that fails costs nothing measured: it says so."""
+    from scaler.report import write_report
+
+    try:
+        path, problems = write_report([folder])
+    except Exception as exc:
+        return {}, [f"report: not written ({type(exc).__name__}: {' '.join(str(exc).split())})"]
+    return {"report": str(path)}, [*(f"report: warning: {p}" for p in problems),
+                                   f"report: {path}"]

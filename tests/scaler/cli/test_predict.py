@@ -119,7 +119,7 @@ def test_capacity_json(capsys, runs):
     (["simulate", "{scaling}", "--placement", "cloud"], "unknown placement"),
     (["simulate", "{scaling}", "--scenario", "offline"], "unknown --scenario"),
     (["simulate", "{scaling}", "--instances", "0"], "at least 1"),
-    (["simulate"], "give measured runs"),
+    (["simulate", "--out", "/nonexistent/results"], "no measured suite under"),
     (["simulate", "--validate", "{scaling}", "--calibrate-on", "1-6"], "choose others"),
     (["capacity", "{scaling}", "--target-ips", "0", "--latency-bound-ms", "9"], "positive"),
 ])
