@@ -245,7 +245,11 @@ def find_runs(paths: list[str]) -> list[Run]:
 
 
 def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+    """The command as a user would type it again (``python -m scaler`` for the module)."""
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":
+        return ["python", "-m", "scaler", *sys.argv[1:]]
+    return [program, *sys.argv[1:]]
 
 
 def write_text_atomically(path: Path, text: str) -> None:

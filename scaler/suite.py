@@ -120,6 +120,8 @@ def _verdict(test: str, study: float, ci95: list[float]) -> str:
         if low <= null <= high:
             return "inconclusive: the interval holds both no effect and the study's figure"
         return "consistent with the study"
+    if low <= null <= high:
+        return "differs from the study: no measurable effect here (the interval includes 1)"
     return "differs from the study"
 
 

@@ -273,6 +273,8 @@ def test_host_info_and_command_line(monkeypatch):
     assert {"scaler", "uvloop"} <= set(info["versions"])
     monkeypatch.setattr("sys.argv", ["/usr/local/bin/scaler", "latency", "--json"])
     assert results.command_line() == ["scaler", "latency", "--json"]
+    monkeypatch.setattr("sys.argv", ["/src/scaler/__main__.py", "suite", "--quick"])
+    assert results.command_line() == ["python", "-m", "scaler", "suite", "--quick"]
 
 
 def test_a_file_other_than_run_json_is_not_its_folder(tmp_path):
