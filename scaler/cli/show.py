@@ -33,7 +33,10 @@ def plot(runs: Runs,
              "--out", help="folder for the figures (default: the first run's folder)")] = None,
          allow_emulated: Annotated[bool, typer.Option(
              "--allow-emulated", help="draw emulated series beside real ones, labelled")]
-         = False) -> None:
+         = False,
+         label: Annotated[list[str] | None, typer.Option(
+             "--label", help="a label per run, in order (default: what differs between "
+             "them: engine, model, machine, date)")] = None) -> None:
     """Draw scaling curves, latency percentiles and multistream searches of runs."""
     with errors_to_exit():
         from scaler import plots, results
@@ -41,7 +44,8 @@ def plot(runs: Runs,
         formats = plots.parse_formats(format)
         loaded = results.find_runs(runs)
         folder = results.check_output_dir(out) if out else loaded[0].path
-        written = plots.save_figures(plots.figures_for(loaded, allow_emulated), folder, formats)
+        written = plots.save_figures(plots.figures_for(loaded, allow_emulated, label), folder,
+                                     formats)
         if not written:
             err("scaler: nothing to plot in these runs")
         for path in written:
