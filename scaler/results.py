@@ -1,16 +1,22 @@
 """Run folders: a versioned ``run.json``, raw samples in ``samples.npz``, and plots.
 
-A run folder is written under a temporary name and renamed into place, so a reader never sees
-half a run. ``load_run`` checks the schema version, upgrades older documents and says clearly
-what is wrong with a foreign or corrupt folder.
+A run folder is written under a temporary name and exchanged with the previous version in one
+rename, so a reader never sees half a run, and a save that fails (a full or read-only folder)
+leaves the previous one. What dead writers leave behind is swept by the next run.
+``load_run`` checks the schema version, upgrades older documents and says clearly what is
+wrong with a foreign or corrupt folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as _dt
+import errno
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -23,6 +29,9 @@ from scaler.errors import ScalerError, UsageError
 SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.npz"
+TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a save being written (see save_run)
+CLAIM_SUFFIX = ".claim"  # .NAME.claim: a run folder name taken (see new_run_path)
+_STALE = re.compile(r"\..+\.(?:tmp|old)-(\d+)")
 
 
 def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
@@ -84,12 +93,55 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 def new_run_path(out: Path, scenario: str) -> Path:
+    """A fresh run folder name under ``out``, claimed for this process.
+
+    Two runs started in the same second into the same folder would otherwise pick one name
+    and replace each other's saves. The name is claimed with a hidden ``.NAME.claim`` file
+    created exclusively (holding this pid); ``save_run`` drops it once the folder exists,
+    :func:`release_claims` drops the claims of a run that never saved, and
+    :func:`sweep_stale` those of dead processes.
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = out / f"{scenario}-{stamp}", 1
-    while path.exists():
+    n = 1
+    while True:
+        path = out / (f"{scenario}-{stamp}" if n == 1 else f"{scenario}-{stamp}-{n}")
         n += 1
-        path = out / f"{scenario}-{stamp}-{n}"
-    return path
+        if path.exists():
+            continue
+        try:
+            fd = os.open(_claim(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+        if path.exists():  # made by a writer that does not claim (an older scaler)
+            _claim(path).unlink(missing_ok=True)
+            continue
+        return path
+
+
+def _claim(path: Path) -> Path:
+    return path.with_name(f".{path.name}{CLAIM_SUFFIX}")
+
+
+def release_claims(out: Path) -> None:
+    """Drop this process's claims in ``out`` (names of runs that never saved a folder)."""
+    with contextlib.suppress(OSError):
+        for claim in out.glob(f".*{CLAIM_SUFFIX}"):
+            if _pid_in(claim) == os.getpid():
+                claim.unlink(missing_ok=True)
+
+
+def _pid_in(claim: Path) -> int | None:
+    try:
+        return int(claim.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def host_info() -> dict[str, Any]:
@@ -110,43 +162,145 @@ def host_info() -> dict[str, Any]:
             "machine": platform.machine(), "versions": versions, "facts": host_facts()}
 
 
-def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
-    """Write ``run.json`` and ``samples.npz`` into ``path`` atomically (temp folder + rename).
+class ResultsWriteError(ResultsError):
+    """The results folder cannot take a save (full, read-only, gone): exit code 2, and the run
+    folder keeps its previous save."""
 
-    Saving again to the same path replaces the earlier version in one rename, so a sweep can
-    save after every point and an interruption keeps everything measured so far.
+    exit_code = 2
+
+
+def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
+    """Write ``run.json`` and ``samples.npz`` into ``path`` atomically.
+
+    The new version is written and fsynced in a temporary folder beside ``path`` and then
+    exchanged with the old one in one ``renameat2(RENAME_EXCHANGE)``, so a reader (or a
+    crash, a full disk, a folder turning read-only) sees either the previous save or the new
+    one, never a mix or nothing. Saving again to the same path replaces the earlier version,
+    so a sweep can save after every point and an interruption keeps everything measured so
+    far. Files other than the two (plots) are carried over. A failure is a
+    :class:`ResultsWriteError` naming the folder.
     """
     import numpy as np
 
-    doc = {"schema_version": SCHEMA_VERSION, **doc}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    text = json.dumps({"schema_version": SCHEMA_VERSION, **doc}, indent=1,
+                      default=_json_default) + "\n"  # a value JSON cannot hold: TypeError now
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
     try:
-        if path.exists():  # keep plots or other files written next to an earlier version
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if path.is_dir():  # keep plots or other files written next to an earlier version
             for item in path.iterdir():
                 if item.name not in (RUN_FILE, SAMPLES_FILE) and item.is_file():
-                    shutil.copy2(item, tmp / item.name)
+                    _carry_over(item, tmp / item.name)
         with open(tmp / SAMPLES_FILE, "wb") as f:
             np.savez_compressed(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         with open(tmp / RUN_FILE, "w") as f:
-            json.dump(doc, f, indent=1, default=_json_default)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _fsync_dir(tmp)
         if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            old.rename(path)
+            _exchange(tmp, path)  # tmp now holds the previous version
+        else:
+            os.rename(tmp, path)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs back
+        if isinstance(exc, OSError):
+            kept = ("keeps its previous save" if (path / RUN_FILE).is_file()
+                    else "was not written")
+            raise ResultsWriteError(
+                f"cannot save the run in {path.parent}: {exc.strerror or exc} "
+                f"({path.name} {kept})") from None
         raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError):  # saved: the rest is tidying up
+        _claim(path).unlink(missing_ok=True)
+        _fsync_dir(path.parent)
     return path
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    """A hard link where the file system allows it (no space needed), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders atomically (``renameat2`` with ``RENAME_EXCHANGE``, Linux 3.15+); on
+    a file system without it, rename the old one aside first (a short window without
+    ``b``, closed again if the second rename fails)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(b))
+    aside = b.with_name(f".{b.name}.old-{os.getpid()}")
+    os.rename(b, aside)
+    try:
+        os.rename(a, b)
+    except BaseException:
+        os.rename(aside, b)
+        raise
+    os.rename(aside, a)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_stale(out: Path) -> list[Path]:
+    """Remove what dead writers left in ``out``: temporary folders of a save (``.NAME.tmp-PID``,
+    ``.NAME.old-PID``) and name claims whose process is gone. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith("."):
+            continue
+        match = _STALE.fullmatch(name)
+        if match:
+            pid = int(match.group(1))
+        elif name.endswith(CLAIM_SUFFIX):
+            pid = _pid_in(entry) or 0
+        else:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _json_default(value: Any) -> Any:
