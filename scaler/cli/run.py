@@ -65,6 +65,12 @@ NoiseLimit = Annotated[float, typer.Option(
 QuietWait = Annotated[float, typer.Option(
     "--quiet-wait", help="seconds to wait before each group for others to use less than the "
     "noise limit of its CPUs (0: do not wait)")]
+LockWait = Annotated[float, typer.Option(
+    "--lock-wait", help="seconds to wait for another run measuring on the same CPUs "
+    "(default: refuse at once)")]
+NoLock = Annotated[bool, typer.Option(
+    "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
+    "record the overlap)")]
 
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
 RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
@@ -117,17 +123,18 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
-         suite: bool = False) -> None:
+         suite: bool = False, lock_wait: float = 0.0, no_lock: bool = False) -> None:
     """Run scenarios into ``out`` (a suite folder when ``suite``), plot, print summaries."""
     import asyncio
 
     import uvloop
 
-    from scaler import plots, results, summaries
+    from scaler import lock, plots, results, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
+    results.sweep_stale(base)
     if suite:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
@@ -136,17 +143,23 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     for note in dict.fromkeys(n for _, s, _ in prepared for n in sc.notes(s)):
         err(f"scaler: note: {note}")
     done: list[Any] = []  # sessions, each added as soon as it has a run folder
+    held = lock.acquire(frozenset().union(*(lock.run_cpus(s, p[1]) for _, s, p in prepared)),
+                        lock_wait, no_lock, say=err)
 
     async def main() -> None:
         for name, settings, prep in prepared:
             session = await sc.run_scenario(name, settings, base, rep, prepared=prep,
-                                            started=done)
+                                            started=done, lock=held)
             if session.stopped:
                 break
 
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main())
+        finally:
+            held.release()
+            results.release_claims(base.parent if suite else base)
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:
@@ -159,6 +172,9 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             raise typer.Exit(exc.exit_code) from None
         raise
     interrupted = any(s.interrupted for s in done)
+    for other in held.overlaps():
+        err(f"scaler: warning: another run measured on these CPUs meanwhile: {other.who()} "
+            "(recorded under lock.overlaps in run.json)")
 
     summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
     for session in done:
@@ -201,7 +217,8 @@ _RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
 
 def _opts(given: dict[str, Any]) -> dict[str, Any]:
     """A command's parameters as ``_settings`` takes them (``out`` and ``json`` left out)."""
-    return {_RENAMED.get(k, k): v for k, v in given.items() if k not in ("out", "json")}
+    return {_RENAMED.get(k, k): v for k, v in given.items()
+            if k not in ("out", "json", "lock_wait", "no_lock")}
 
 
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
@@ -211,10 +228,12 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-            out: Out = Path("results"), json: Json = False) -> None:
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
-        _run([("latency", _settings("latency", **_opts(locals())))], out, json)
+        _run([("latency", _settings("latency", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
@@ -225,10 +244,12 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-               out: Out = Path("results"), json: Json = False) -> None:
+               out: Out = Path("results"), json: Json = False,
+               lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
-        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json)
+        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
@@ -239,10 +260,12 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-            out: Out = Path("results"), json: Json = False) -> None:
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
-        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json)
+        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
@@ -252,10 +275,12 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-                hosts: Hosts = None, out: Out = Path("results"), json: Json = False) -> None:
+                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
     with errors_to_exit():
-        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json)
+        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
@@ -269,7 +294,8 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-          json: Json = False) -> None:
+          json: Json = False,
+          lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """All four tests of the study in one suite folder, with plots and headline figures."""
     with errors_to_exit():
         common = _opts(locals())
@@ -284,4 +310,4 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
                                       stat=stat, instances=instances, max_batch=max_batch,
                                       **common)),
         ]
-        _run(scenarios, out, json, suite=True)
+        _run(scenarios, out, json, suite=True, lock_wait=lock_wait, no_lock=no_lock)
