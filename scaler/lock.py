@@ -255,12 +255,15 @@ def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
 
     if settings.hosts_file:
         return frozenset()
+    usable = frozenset(topology.usable_cpus)
     cpus: set[int] = set()
     for name in settings.placements:
         placement = placements.get(name)
         for n in settings.instances:
             for inst in placement.plan(topology, n, smt=settings.smt).instances:
-                cpus.update(inst.cpus if inst.cpus is not None else topology.usable_cpus)
+                cpus.update(inst.cpus if inst.cpus is not None else usable)
+            if cpus >= usable:
+                return frozenset(cpus)  # every CPU already: no need to plan further
     return frozenset(cpus)
 
 

@@ -323,19 +323,53 @@ def load_run(path: str | Path) -> Run:
         raise ResultsError(f"{path}: not a scaler run folder (no {RUN_FILE})")
     try:
         doc = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{file}: corrupt run file ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ResultsError(f"{file}: corrupt run file ({str(exc)[:200]})") from None
     if not isinstance(doc, dict) or "schema_version" not in doc or "scenario" not in doc:
         raise ResultsError(f"{file}: not a scaler run file (no schema_version or scenario)")
     version = doc["schema_version"]
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ResultsError(f"{file}: bad schema_version {version!r}")
+    _check_shape(doc, file)
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{file}: schema_version {version} is newer than this scaler "
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
     while doc["schema_version"] < SCHEMA_VERSION:
         doc = UPGRADES[doc["schema_version"]](doc)
     return Run(path, doc)
+
+
+# the top of a run document: key -> the type its value must have where present
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "scenario": str, "status": str, "partial_reasons": list, "created": str, "command": list,
+    "requested": dict, "effective": dict, "host": dict, "emulated": bool, "groups": list,
+    "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict,
+}
+
+
+def _check_shape(doc: dict[str, Any], file: Path) -> None:
+    """The document's top level and its groups have the types every reader assumes
+    (checked before any upgrade touches them); ResultsError naming the first that does not.
+    Deeper values are checked by their readers (see ``scaler.cli.common.reading_runs``)."""
+    for key, kind in _SHAPE.items():
+        if key in doc and not isinstance(doc[key], kind):
+            raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
+                               f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
+    for k, group in enumerate(doc.get("groups", [])):
+        if not isinstance(group, dict):
+            raise ResultsError(f"{file}: groups[{k}] should be an object, not "
+                               f"{type(group).__name__} (not a run this scaler wrote?)")
+    for key in ("topology",):
+        host = doc.get("host", {})
+        if key in host and not isinstance(host[key], dict):
+            raise ResultsError(f"{file}: host.{key} should be an object, not "
+                               f"{type(host[key]).__name__}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "true or false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def find_runs(paths: list[str]) -> list[Run]:

@@ -15,7 +15,15 @@ from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
-from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_memory_mb
+from scaler.settings import (
+    MAX_BATCH,
+    MAX_SECONDS,
+    Settings,
+    Stat,
+    check_positive,
+    parse_instances,
+    parse_memory_mb,
+)
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -84,15 +92,17 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     for key in ("min_duration_s", "min_queries", "warmup_s"):
         if opts.get(key) is not None:
             rules[key] = opts[key]
-    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True)
-    check_positive("--min-queries", rules["min_queries"])
-    check_positive("--warmup", rules["warmup_s"], allow_zero=True)
-    check_positive("--batch", opts.get("batch", 1))
-    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
-    check_positive("--max-batch", opts.get("max_batch", 256))
-    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
-    check_positive("--repeat", opts.get("repeat", 1))
-    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True)
+    week = MAX_SECONDS
+    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True, at_most=week)
+    check_positive("--min-queries", rules["min_queries"], at_most=1 << 40)
+    check_positive("--warmup", rules["warmup_s"], allow_zero=True, at_most=week)
+    check_positive("--batch", opts.get("batch", 1), at_most=MAX_BATCH)
+    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3), at_most=week * 1e3)
+    check_positive("--max-batch", opts.get("max_batch", 256), at_most=MAX_BATCH)
+    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0), at_most=week)
+    check_positive("--repeat", opts.get("repeat", 1), at_most=1000)
+    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True, at_most=week)
+    check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
     if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
         raise UsageError(f"--noise-limit must lie in [0, 1], not {opts['noise_limit']:g}")
     try:
@@ -134,7 +144,10 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
-    results.sweep_stale(base)
+    results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    from scaler.targets.vm import sweep_stale_dirs
+
+    sweep_stale_dirs()
     if suite:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
@@ -217,8 +230,7 @@ _RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
 
 def _opts(given: dict[str, Any]) -> dict[str, Any]:
     """A command's parameters as ``_settings`` takes them (``out`` and ``json`` left out)."""
-    return {_RENAMED.get(k, k): v for k, v in given.items()
-            if k not in ("out", "json", "lock_wait", "no_lock")}
+    return {_RENAMED.get(k, k): v for k, v in given.items() if k not in ("out", "json")}
 
 
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
