@@ -367,7 +367,8 @@ def _start_ticks(pid: int) -> int:
 
 
 def _command() -> str:
-    args = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else ["?"]
+    name = Path(sys.argv[0]).name if sys.argv else "?"
+    args = ["scaler" if name == "__main__.py" else name, *sys.argv[1:]]
     text = " ".join(args)
     return text if len(text) <= 120 else text[:117] + "..."
 

@@ -117,6 +117,10 @@ def new_run_path(out: Path, scenario: str) -> Path:
                                     f"{exc.strerror or exc}") from None
         try:
             os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            _claim(path).unlink(missing_ok=True)
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
         finally:
             os.close(fd)
         if path.exists():  # made by a writer that does not claim (an older scaler)

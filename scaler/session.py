@@ -51,7 +51,8 @@ class Session:
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
                               min_queries=settings.min_queries, warmup_s=settings.warmup_s,
                               max_duration_s=settings.max_duration_s,
-                              ready_timeout_s=settings.ready_timeout_s)
+                              ready_timeout_s=settings.ready_timeout_s,
+                              stall_timeout_s=settings.stall_timeout_s)
 
     @property
     def stopped(self) -> bool:

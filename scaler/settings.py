@@ -44,6 +44,7 @@ class Settings:
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
     noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
     quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
+    stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -73,6 +73,9 @@ NoiseLimit = Annotated[float, typer.Option(
 QuietWait = Annotated[float, typer.Option(
     "--quiet-wait", help="seconds to wait before each group for others to use less than the "
     "noise limit of its CPUs (0: do not wait)")]
+StallTimeout = Annotated[float, typer.Option(
+    "--stall-timeout", help="seconds a measuring worker may stay silent before it counts as "
+    "stalled and is killed (at least 10 queries' time)")]
 LockWait = Annotated[float, typer.Option(
     "--lock-wait", help="seconds to wait for another run measuring on the same CPUs "
     "(default: refuse at once)")]
@@ -100,6 +103,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3), at_most=week * 1e3)
     check_positive("--max-batch", opts.get("max_batch", 256), at_most=MAX_BATCH)
     check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0), at_most=week)
+    check_positive("--stall-timeout", opts.get("stall_timeout_s", 60.0), at_most=week)
     check_positive("--repeat", opts.get("repeat", 1), at_most=1000)
     check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True, at_most=week)
     check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
@@ -129,6 +133,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
+        stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
@@ -225,7 +230,8 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
 
 _RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
-            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s"}
+            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s",
+            "stall_timeout": "stall_timeout_s"}
 
 
 def _opts(given: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +244,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             min_duration: MinDuration = None, min_queries: MinQueries = None,
             warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -254,6 +261,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
                quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+               stall_timeout: StallTimeout = 60.0,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
                out: Out = Path("results"), json: Json = False,
@@ -270,6 +278,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             min_queries: MinQueries = None, warmup: Warmup = None,
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -287,6 +296,7 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+                stall_timeout: StallTimeout = 60.0,
                 hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
@@ -304,6 +314,7 @@ def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a 
           min_duration: MinDuration = None, min_queries: MinQueries = None,
           warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+          stall_timeout: StallTimeout = 60.0,
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False,

@@ -74,7 +74,8 @@ VM_DIR_PREFIX = "scaler-vm-"  # + coordinator pid: the run's VM files in the tem
 OWNER_FILE = ".owner"  # flocked by the coordinator while it lives
 # environment passed on to the guest's worker (the rest of the host's is not)
 GUEST_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "SCALER_CACHE_DIR", "XDG_CACHE_HOME",
-                  "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PATH")
+                  "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PATH", "SCALER_PLUGINS",
+                  "PYTHONPATH")  # plug-in engines load in the guest too (their folders shared)
 # console lines that end every guest and say nothing about why it ended
 _NOISE = re.compile(r"reboot: Power down|ACPI: PM: Preparing to enter|sysrq: Power Off"
                     r"|^SeaBIOS|^Booting from ROM|^Probing EDD")
@@ -284,7 +285,9 @@ class VmTarget:
         environment, the project, the libraries, the model cache and a model path."""
         from scaler.engines.cache import cache_root
 
-        return guest.guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir))], cwd)
+        plugin_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        return guest.guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
+                                              *plugin_paths], cwd)
 
     def _guest_argv(self, args: Iterable[str]) -> list[str]:
         env = [f"{k}={os.environ[k]}" for k in GUEST_ENV_KEYS if k in os.environ]
