@@ -37,7 +37,7 @@ def test_a_second_run_refuses_waits_or_records_the_overlap(tmp_path, start):
     unlocked = scaler_cmd("latency", *quick, "--no-lock", "--out", str(tmp_path / "d"),
                           env=env, timeout=120)
     assert unlocked.returncode == 0, unlocked.stderr
-    assert f"--no-lock: CPUs" in unlocked.stderr and f"pid {first.proc.pid}" in unlocked.stderr
+    assert "--no-lock: CPUs" in unlocked.stderr and f"pid {first.proc.pid}" in unlocked.stderr
     d_lock = run_doc(unlocked.stdout)["lock"]
     assert d_lock["mode"] == "no-lock"
     assert [o["pid"] for o in d_lock["overlaps"]] == [first.proc.pid]
