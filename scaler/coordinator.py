@@ -381,10 +381,11 @@ class _Watch:
     def count_over(self, message: dict[str, Any]) -> None:
         if self.allowed_over is None or self.rules.latency_bound_ms is None:
             return
-        start = protocol.unpack_int64(message["start_ns"])
-        end = protocol.unpack_int64(message["end_ns"])
-        bound_ns = self.rules.latency_bound_ms * 1e6
-        self.over_bound += sum(1 for a, b in zip(start, end) if b - a > bound_ns)
+        import numpy as np
+
+        start = np.frombuffer(protocol.unpack_int64(message["start_ns"]), dtype=np.int64)
+        end = np.frombuffer(protocol.unpack_int64(message["end_ns"]), dtype=np.int64)
+        self.over_bound += int(np.count_nonzero(end - start > self.rules.latency_bound_ms * 1e6))
 
     def stalled(self, now: float) -> list[int]:
         return [k for k, h in enumerate(self.heard)

@@ -31,10 +31,11 @@ def aggregate(groups: list[dict[str, Any]], arrays: dict[str, Any] | None = None
     by: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for g in groups:
         by.setdefault(point_key(g), []).append(g)
-    return [_point(gs, arrays) for gs in by.values()]
+    return [point_of(gs, arrays) for gs in by.values()]
 
 
-def _point(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dict[str, Any]:
+def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dict[str, Any]:
+    """The point of the repeats ``groups`` (all of one key)."""
     first = groups[0]
     done = [g for g in groups if g.get("status") == "complete" and g.get("throughput_ips")
             is not None]
@@ -50,8 +51,9 @@ def _point(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dict[
         "others_cpu_share": max(noise) if noise else None,
         "oversubscribed": first.get("oversubscribed"),
         "latency_ms": _pooled_latency(done, arrays),
-        "latency_repeats": [{"p50": (g.get("latency_ms") or {}).get("p50"),
-                             "p99": (g.get("latency_ms") or {}).get("p99")} for g in done],
+        "latency_repeats": [{k: (g.get("latency_ms") or {}).get(k)
+                             for k in ("mean", "p50", "p99")}
+                            for g in done],
         "warnings": sorted({w for g in done for w in g.get("warnings", [])}),
     })
     if done:

@@ -1,18 +1,17 @@
 """Run folders: a versioned ``run.json``, raw samples in ``samples.npz``, and plots.
 
-A run folder is written under a temporary name and exchanged with the previous version in one
-rename, so a reader never sees half a run, and a save that fails (a full or read-only folder)
-leaves the previous one. What dead writers leave behind is swept by the next run.
-``load_run`` checks the schema version, upgrades older documents and says clearly what is
-wrong with a foreign or corrupt folder.
+A run folder is written under a temporary name and renamed into place, later saves replace
+each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
+full or read-only folder) is a one-line error that leaves the previous save. What dead
+writers leave behind is swept by the next run. ``load_run`` checks the schema version and
+the document's shape, upgrades older documents and says clearly what is wrong with a foreign
+or corrupt folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as _dt
-import errno
 import json
 import os
 import platform
@@ -28,8 +27,9 @@ from scaler.errors import ScalerError, UsageError
 
 SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
-SAMPLES_FILE = "samples.npz"
-TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a save being written (see save_run)
+SAMPLES_FILE = "samples.npz"  # schema 1: every group's samples in one file
+SAMPLES_DIR = "samples"  # schema 2: one file per group, written once
+TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a folder or file being written (see save_run)
 CLAIM_SUFFIX = ".claim"  # .NAME.claim: a run folder name taken (see new_run_path)
 _STALE = re.compile(r"\..+\.(?:tmp|old)-(\d+)")
 
@@ -70,14 +70,17 @@ class Run:
         """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``."""
         import numpy as np
 
-        path = self.path / SAMPLES_FILE
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        out: dict[str, Any] = {}
+        files = [self.path / SAMPLES_FILE, *sorted((self.path / SAMPLES_DIR).glob("g*.npz"))]
+        for path in files:
+            try:
+                with np.load(path) as data:
+                    out.update({k: data[k] for k in data.files})
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        return out
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -163,7 +166,20 @@ def host_info() -> dict[str, Any]:
     from scaler.hostfacts import host_facts
 
     return {"hostname": platform.node(), "kernel": platform.release(),
-            "machine": platform.machine(), "versions": versions, "facts": host_facts()}
+            "machine": platform.machine(), "cpu_model": cpu_model(), "versions": versions,
+            "facts": host_facts()}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name as the kernel reports it (x86: "model name")."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith(("model name", "Model Name")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 class ResultsWriteError(ResultsError):
@@ -174,100 +190,85 @@ class ResultsWriteError(ResultsError):
 
 
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
-    """Write ``run.json`` and ``samples.npz`` into ``path`` atomically.
+    """Save a run folder: ``run.json`` and each group's raw samples (``samples/gN.npz``).
 
-    The new version is written and fsynced in a temporary folder beside ``path`` and then
-    exchanged with the old one in one ``renameat2(RENAME_EXCHANGE)``, so a reader (or a
-    crash, a full disk, a folder turning read-only) sees either the previous save or the new
-    one, never a mix or nothing. Saving again to the same path replaces the earlier version,
-    so a sweep can save after every point and an interruption keeps everything measured so
-    far. Files other than the two (plots) are carried over. A failure is a
-    :class:`ResultsWriteError` naming the folder.
+    The first save builds the folder under a temporary name and renames it into place; later
+    saves replace ``run.json`` by an atomic rename and add the samples of groups not saved
+    yet (a group's samples never change once recorded), so a sweep can save after every
+    group at a cost that does not grow with the run, and an interruption keeps everything
+    measured so far. A reader never sees half a file. A save the folder cannot take (full,
+    read-only) is a :class:`ResultsWriteError` naming the folder; the previous save stays,
+    and the space a half-written file took is given back.
     """
-    import numpy as np
-
-    text = json.dumps({"schema_version": SCHEMA_VERSION, **doc}, indent=1,
-                      default=_json_default) + "\n"  # a value JSON cannot hold: TypeError now
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
+    doc = {"schema_version": SCHEMA_VERSION, **doc}
+    text = json.dumps(doc, indent=1, default=_json_default) + "\n"  # TypeError before writing
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if path.is_dir():  # keep plots or other files written next to an earlier version
-            for item in path.iterdir():
-                if item.name not in (RUN_FILE, SAMPLES_FILE) and item.is_file():
-                    _carry_over(item, tmp / item.name)
-        with open(tmp / SAMPLES_FILE, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / RUN_FILE, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if path.exists():
-            _exchange(tmp, path)  # tmp now holds the previous version
-        else:
-            os.rename(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs back
-        if isinstance(exc, OSError):
-            kept = ("keeps its previous save" if (path / RUN_FILE).is_file()
-                    else "was not written")
-            raise ResultsWriteError(
-                f"cannot save the run in {path.parent}: {exc.strerror or exc} "
-                f"({path.name} {kept})") from None
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
-    with contextlib.suppress(OSError):  # saved: the rest is tidying up
-        _claim(path).unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                _save_into(tmp, text, arrays)
+                tmp.rename(path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            with contextlib.suppress(OSError):
+                _claim(path).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+            return path
+        _save_into(path, text, arrays)
+    except OSError as exc:
+        kept = "keeps its previous save" if (path / RUN_FILE).is_file() else "was not written"
+        raise ResultsWriteError(f"cannot save the run in {path.parent}: "
+                                f"{exc.strerror or exc} ({path.name} {kept})") from None
     return path
 
 
-def _carry_over(source: Path, target: Path) -> None:
-    """A hard link where the file system allows it (no space needed), else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+def _save_into(folder: Path, text: str, arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    samples = folder / SAMPLES_DIR
+    samples.mkdir(exist_ok=True)
+    by_group: dict[str, dict[str, Any]] = {}
+    for key, value in arrays.items():
+        by_group.setdefault(key.split("_", 1)[0], {})[key] = value
+    for group, values in by_group.items():
+        target = samples / f"{group}.npz"
+        if target.exists():
+            continue
+        _write_atomically(target, lambda f, v=values: np.savez_compressed(f, **v), binary=True)
+    _fsync_dir(samples)
+    _write_atomically(folder / RUN_FILE, lambda f: f.write(text))
+    _fsync_dir(folder)
 
 
-def _exchange(a: Path, b: Path) -> None:
-    """Swap two folders atomically (``renameat2`` with ``RENAME_EXCHANGE``, Linux 3.15+); on
-    a file system without it, rename the old one aside first (a short window without
-    ``b``, closed again if the second rename fails)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is not None:
-        at_fdcwd, rename_exchange = -100, 2
-        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), str(b))
-    aside = b.with_name(f".{b.name}.old-{os.getpid()}")
-    os.rename(b, aside)
+def _write_atomically(path: Path, write: Callable[[Any], Any], binary: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
     try:
-        os.rename(a, b)
+        with open(tmp, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        os.rename(aside, b)
+        tmp.unlink(missing_ok=True)
         raise
-    os.rename(aside, a)
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def sweep_stale(out: Path) -> list[Path]:
-    """Remove what dead writers left in ``out``: temporary folders of a save (``.NAME.tmp-PID``,
-    ``.NAME.old-PID``) and name claims whose process is gone. Returns what was removed."""
-    removed = []
+def sweep_stale(out: Path, _depth: int = 3) -> list[Path]:
+    """Remove what dead writers left in ``out``: temporary folders and files of a save
+    (``.NAME.tmp-PID``, in ``out``, in its run and suite folders and their samples) and name
+    claims whose process is gone. Returns what was removed."""
+    removed: list[Path] = []
     try:
         entries = list(out.iterdir())
     except OSError:
@@ -275,6 +276,10 @@ def sweep_stale(out: Path) -> list[Path]:
     for entry in entries:
         name = entry.name
         if not name.startswith("."):
+            if _depth > 0 and entry.is_dir() and not entry.is_symlink() and (
+                    name == SAMPLES_DIR or (entry / RUN_FILE).is_file()
+                    or name.startswith("suite-")):
+                removed += sweep_stale(entry, _depth - 1)
             continue
         match = _STALE.fullmatch(name)
         if match:
@@ -359,7 +364,8 @@ def _check_shape(doc: dict[str, Any], file: Path) -> None:
         if key in doc and not isinstance(doc[key], kind):
             raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
                                f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
-    for k, group in enumerate(doc.get("groups", [])):
+    for k, group in enumerate(doc.get("groups", []) if doc["schema_version"] < SCHEMA_VERSION
+                              else []):  # what the upgrades read (readers: reading_runs)
         if not isinstance(group, dict):
             raise ResultsError(f"{file}: groups[{k}] should be an object, not "
                                f"{type(group).__name__} (not a run this scaler wrote?)")
@@ -392,3 +398,22 @@ def find_runs(paths: list[str]) -> list[Run]:
 
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a file beside a run (a suite's summary, a report): temporary name, fsync,
+    rename, so a reader never sees half of it."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -41,10 +41,12 @@ class Session:
         self.pool = WorkerPool()  # warm workers reused by the next group that wants them
         self.fleet: Fleet | None = None  # the machines of --hosts, probed by setup()
         self.targets: dict[str, Target] = {}  # per placement, made on its first group
-        self.path = results.new_run_path(out, scenario)
+        self.path = results.new_run_path(out, settings.experiment or scenario)
         self.groups: list[dict[str, Any]] = []
+        self._points: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key, as groups arrive
         self.arrays: dict[str, Any] = {}
         self.partial_reasons: list[str] = []
+        self.notes: list[str] = []  # what the run decided on its own, said to the user
         self.interrupted = False
         self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -65,6 +67,8 @@ class Session:
     async def setup(self) -> None:
         """Probe the ``--hosts`` machines before any worker starts (HostError otherwise)."""
         self.fleet = await Fleet.open(self.settings)
+        if self.settings.smt and self.topology.threads_per_core <= 1:
+            self.note("--smt changes nothing here: this machine has one thread per core")
 
     def close(self) -> None:
         """Release what the targets hold (a VM's files); their workers are gone by then."""
@@ -124,11 +128,14 @@ class Session:
         record = records.group_record(gid, plan, batch, outcome, target, what, rules,
                                       self.arrays)
         record.update(label=label, repeat=repeat, **extra)
+        key = points.point_key(record)
         if quiet is not None:
             record["quiet_wait"] = quiet
         if cpus is None:
             record["noise"] = {"not_measured": "instances on other machines"}
         self.groups.append(record)
+        self._points[key] = points.point_of(
+            [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:
             self.interrupted = True
             self.partial_reasons.append(f"interrupted during {label}")
@@ -137,6 +144,16 @@ class Session:
         self.reporter.group_done(label, record)
         self.save()
         return record
+
+    def note(self, text: str) -> None:
+        """Say something the run decided (on stderr now, in run.json for later)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.reporter.message(f"note: {text}")
+
+    def point(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The point (all repeats so far) that a group record belongs to."""
+        return self._points[points.point_key(record)]
 
     async def fresh_workers(self) -> None:
         """Close the warm workers: the next group starts new processes (a new repeat)."""
@@ -148,7 +165,8 @@ class Session:
         status = "partial" if self.stopped else ("complete" if finished else "running")
         doc = {
             "scenario": self.scenario, "status": status,
-            "partial_reasons": self.partial_reasons, "created": self.created,
+            "partial_reasons": self.partial_reasons, "notes": self.notes,
+            "created": self.created,
             "command": results.command_line(),
             "requested": self.settings.to_dict(),
             "effective": {"engine": self.spec.engine, "precision": self.spec.precision,
@@ -156,7 +174,7 @@ class Session:
             "host": {**results.host_info(), "topology": self.topology.to_dict()},
             "emulated": self.emulated,
             "groups": self.groups,
-            "points": points.aggregate(self.groups, self.arrays),
+            "points": list(self._points.values()),
         }
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()

@@ -42,6 +42,7 @@ class Settings:
     vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
+    experiment: str | None = None  # a suite's name for the run (its folder's prefix)
     noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
     quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
     stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)

@@ -4,10 +4,12 @@ difference cannot be told from noise.
 A figure is measured K times, each repeat in fresh worker processes. With K = 3..5, the
 choices are made for small samples:
 
-- The interval is Student's t-interval of the mean of the repeat values. A bootstrap of 3
-  values has only 10 distinct resamples and its percentile interval is about [min, max], far
-  too narrow at 95%; the t quantile (4.30 at K = 3, 2.78 at K = 5) widens honestly. The
-  figure itself is the median (robust to one disturbed repeat); both are reported.
+- The interval is Student's t-interval of the mean of the logarithms of the repeat values,
+  mapped back (an interval of the geometric mean: rates are positive and their noise is
+  multiplicative, so the interval never goes below zero). A bootstrap of 3 values has only
+  10 distinct resamples and its percentile interval is about [min, max], far too narrow at
+  95%; the t quantile (4.30 at K = 3, 2.78 at K = 5) widens honestly. The figure itself is
+  the median (robust to one disturbed repeat); both are reported.
 - A comparison B/A is Welch's t-test on the logarithms of the repeat values (ratios of
   throughput are multiplicative; Welch does not assume equal variances). Mann-Whitney U, the
   other candidate, cannot reach p < 0.05 with 3 repeats a side (its smallest two-sided p is
@@ -41,6 +43,14 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
     return (mean - half, mean + half)
 
 
+def log_t_interval(values: Sequence[float], level: float = LEVEL
+                   ) -> tuple[float, float] | None:
+    """The t-interval of the mean of log values, mapped back: an interval of the geometric
+    mean of positive values; None with fewer than 2 values."""
+    interval = t_interval([math.log(v) for v in values], level)
+    return None if interval is None else (math.exp(interval[0]), math.exp(interval[1]))
+
+
 def cv(values: Sequence[float]) -> float | None:
     """Coefficient of variation (sample sd over mean); None with fewer than 2 values."""
     k = len(values)
@@ -60,13 +70,14 @@ def median(values: Sequence[float]) -> float:
 
 
 def across_repeats(values: Sequence[float | None]) -> dict[str, Any]:
-    """The median of the repeat values, min, max, the 95% interval (None with one repeat),
-    the coefficient of variation and whether it exceeds ``UNSTABLE_CV``."""
+    """The median of the repeat values, min, max, the 95% interval of their geometric mean
+    (None with one repeat), the coefficient of variation and whether it exceeds
+    ``UNSTABLE_CV``."""
     got = [float(v) for v in values if v is not None]
     if not got:
         return {"median": None, "min": None, "max": None, "ci95": None, "repeats": [],
                 "cv": None, "unstable": False}
-    interval = t_interval(got)
+    interval = log_t_interval(got) if min(got) > 0 else t_interval(got)
     spread = cv(got)
     return {"median": median(got), "min": min(got), "max": max(got),
             "ci95": list(interval) if interval else None, "repeats": got,

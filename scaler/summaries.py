@@ -45,21 +45,21 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                            "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
+    if doc.get("notes"):
+        out["notes"] = doc["notes"]
     if doc.get("simulated"):
         out["simulated"] = True
     scenario = doc["scenario"]
-    if scenario == "latency":
-        p = pts[0] if pts else {}
-        out.update(latency_ms=_lat(p), samples=(p.get("latency_ms") or {}).get("samples", 0),
-                   early_stopping_ms=(p.get("latency_ms") or {}).get("early_stopping"),
-                   latency_repeats=p.get("latency_repeats", []), placement=p.get("placement"),
-                   warnings=p.get("warnings", []), **_figures(p))
-    elif scenario == "throughput":
-        p = pts[0] if pts else {}
-        out.update(batch=p.get("batch", doc["requested"]["batch"]),
-                   placement=p.get("placement"), latency_ms=_lat(p, ("mean", "p50", "p99")),
-                   queries=(p.get("latency_ms") or {}).get("samples", 0),
-                   warnings=p.get("warnings", []), **_figures(p))
+    if scenario in ("latency", "throughput"):
+        # one instance per placement: a result each; the first one's keys at the top too
+        results = [_single(p) for p in pts if p.get("complete")] or [_single({})]
+        out.update(results[0], results=results)
+        if scenario == "throughput":
+            out["batch"] = results[0].get("batch") or doc["requested"]["batch"]
+        series = scaling_series(doc.get("groups", []), pts)
+        out["comparisons"] = baseline_comparisons(series)
+        if scenario == "latency":
+            out["latency_comparisons"] = baseline_comparisons(series, "latency_mean_ms")
     elif scenario == "scaling":
         out["series"] = scaling_series(doc.get("groups", []), pts)
         out["comparisons"] = baseline_comparisons(out["series"])
@@ -68,6 +68,16 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], results=multistream_results(doc))
     return out
+
+
+def _single(p: dict[str, Any]) -> dict[str, Any]:
+    """A latency or throughput result: one instance of one placement across repeats."""
+    lat = p.get("latency_ms") or {}
+    return {"placement": p.get("placement"), "batch": p.get("batch"), "latency_ms": _lat(p),
+            "samples": lat.get("samples", 0), "queries": lat.get("samples", 0),
+            "early_stopping_ms": lat.get("early_stopping"),
+            "latency_repeats": p.get("latency_repeats", []),
+            "warnings": p.get("warnings", []), **_figures(p)}
 
 
 def scaling_series(groups: list[dict[str, Any]],
@@ -82,6 +92,7 @@ def scaling_series(groups: list[dict[str, Any]],
                                     "emulated": bool(p.get("emulated")),
                                     "simulated": bool(p.get("simulated")), "points": []})
         entry = {"instances": p["instances"], **_figures(p),
+                 "latency_mean_repeats": [r.get("mean") for r in p.get("latency_repeats", [])],
                  "min_ips": p.get("min_ips"), "max_ips": p.get("max_ips"),
                  "per_instance_ips": p.get("per_instance_ips", []),
                  "latency_ms": _lat(p, ("p50", "p99")),
@@ -93,10 +104,13 @@ def scaling_series(groups: list[dict[str, Any]],
     return list(series.values())
 
 
-def baseline_comparisons(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput_ips"
+                         ) -> list[dict[str, Any]]:
     """Each placement over the baseline placement (bare metal) at every N measured in both
-    and for the same engine and precision: the ratio, its 95% interval and Welch's p-value
-    across repeats (``scaler.significance.compare``)."""
+    and for the same engine and precision: the ratio of ``metric`` (images/s, or the mean
+    latency in ms), its 95% interval and Welch's p-value across repeats
+    (``scaler.significance.compare``)."""
+    values = {"throughput_ips": "repeats_ips", "latency_mean_ms": "latency_mean_repeats"}[metric]
     from scaler.placements import baseline
 
     base = baseline()
@@ -111,8 +125,9 @@ def baseline_comparisons(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
             other = mine.get(p["instances"])
             if other is None:
                 continue
-            c = significance.compare(other["repeats_ips"], p["repeats_ips"])
-            out.append({"placement": s["placement"], "baseline": base, "engine": s["engine"],
+            c = significance.compare(other[values], p[values])
+            out.append({"metric": metric, "placement": s["placement"], "baseline": base,
+                        "engine": s["engine"],
                         "precision": s["precision"], "instances": p["instances"],
                         "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
                         "significant": c["significant"],
@@ -197,13 +212,34 @@ def figure(p: dict[str, Any], unit: str = "images/s") -> str:
     return text + (f"  [{'; '.join(flags)}]" if flags else "")
 
 
-def comparison_lines(comparisons: list[dict[str, Any]], indent: str) -> list[str]:
+def comparison_lines(comparisons: list[dict[str, Any]], indent: str,
+                     what: str = "") -> list[str]:
     """``pinned/shared: N=1 ~ (1.02x [0.95, 1.09]) ...`` per placement pair."""
     by: dict[tuple[str, str], list[str]] = {}
     for c in comparisons:
         cell = significance.verdict(c) + (" noisy" if c.get("noisy") else "")
         by.setdefault((c["placement"], c["baseline"]), []).append(f"N={c['instances']} {cell}")
-    return [f"{indent}{top}/{base}: " + "  ".join(cells) for (top, base), cells in by.items()]
+    label = f" {what}" if what else ""
+    return [f"{indent}{top}/{base}{label}: " + "  ".join(cells)
+            for (top, base), cells in by.items()]
+
+
+def _latency_lines(r: dict[str, Any], named: bool) -> list[str]:
+    lat = r["latency_ms"]
+    head = f"  {r['placement']}: " if named else "  "
+    out = [head + "latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
+           + f"  ({r['samples']} samples)"]
+    early = r.get("early_stopping_ms") or {}
+    if early:
+        out.append("    conservative (early stopping, 99% confidence): " + "  ".join(
+            f"{k} {_ms(v) if v is not None else 'needs more queries'}" for k, v in early.items()))
+    spread = r.get("latency_repeats") or []
+    if len(spread) > 1:
+        out.append("    per repeat: " + "  ".join(
+            f"p50 {_ms(x['p50'])} p99 {_ms(x['p99'])}" for x in spread))
+    out.append(f"    rate: {figure(r, 'queries/s')}")
+    out += [f"    note: {w}" for w in r.get("warnings", [])]
+    return out
 
 
 def lines(summary: dict[str, Any]) -> list[str]:
@@ -214,26 +250,20 @@ def lines(summary: dict[str, Any]) -> list[str]:
     out = [head, f"  run: {summary['run']}"]
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
+    out += [f"  note: {n}" for n in summary.get("notes", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
-        lat = summary["latency_ms"]
-        out.append("  latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
-                   + f"  ({summary['samples']} samples)")
-        early = summary.get("early_stopping_ms") or {}
-        if early:
-            out.append("  conservative (early stopping, 99% confidence): " + "  ".join(
-                f"{k} {_ms(v) if v is not None else 'needs more queries'}"
-                for k, v in early.items()))
-        spread = summary.get("latency_repeats") or []
-        if len(spread) > 1:
-            out.append("  per repeat: " + "  ".join(
-                f"p50 {_ms(r['p50'])} p99 {_ms(r['p99'])}" for r in spread))
-        out.append(f"  rate: {figure(summary, 'queries/s')}")
-        out += [f"  note: {w}" for w in summary.get("warnings", [])]
+        for r in summary.get("results") or [summary]:
+            out += _latency_lines(r, len(summary.get("results") or [1]) > 1)
+        out += comparison_lines(summary.get("latency_comparisons", []), "  ",
+                                "mean latency")
     elif scenario == "throughput":
-        out.append(f"  batch {summary['batch']}: {figure(summary)} "
-                   f"({summary['queries']} batches)")
-        out += [f"  note: {w}" for w in summary.get("warnings", [])]
+        for r in summary.get("results") or [summary]:
+            where = f"{r['placement']}, " if len(summary.get("results") or [1]) > 1 else ""
+            out.append(f"  {where}batch {summary['batch']}: {figure(r)} "
+                       f"({r['queries']} batches)")
+            out += [f"  note: {w}" for w in r.get("warnings", [])]
+        out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "scaling":
         for s in summary["series"]:
             out.append(f"  {s['placement']} ({s['engine']} {s['precision']}):")
@@ -267,27 +297,34 @@ def lines(summary: dict[str, Any]) -> list[str]:
 
 
 def headline(suite: dict[str, Any]) -> list[str]:
-    """The figures a reader of a suite wants first, one line each."""
+    """The figures a reader of a suite wants first, a few lines per experiment."""
     out = [f"suite: {suite['run']}"]
-    lat = suite.get("latency")
-    if lat and lat.get("latency_ms", {}).get("p50") is not None:
-        ms = lat["latency_ms"]
-        out.append(f"  latency (batch 1): p50 {_ms(ms['p50'])}, p99 {_ms(ms['p99'])}")
-    thr = suite.get("throughput")
-    if thr and thr.get("throughput_ips") is not None:
-        out.append(f"  throughput (batch {thr['batch']}): {figure(thr)}")
-    sc = suite.get("scaling")
-    if sc:
-        for s in sc["series"]:
-            pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
-                            + ("*" if p.get("noisy") else "") for p in s["points"])
-            out.append(f"  scaling {s['placement']} (images/s; * noisy): {pts}")
-        out += comparison_lines(sc.get("comparisons", []), "  ")
-    ms_ = suite.get("multistream")
-    if ms_:
-        for r in ms_["results"]:
-            what = (f"batch {r['batch']} at {_ms(r['latency_ms'])}, {figure(r)}"
-                    if r["meets_bound"] else "no batch meets the bound")
-            out.append(f"  multistream {r['layout']} (bound {ms_['latency_bound_ms']:g} ms "
-                       f"{ms_['stat']}): {what}")
+    for name, summary in suite.items():
+        if not isinstance(summary, dict) or "scenario" not in summary:
+            continue
+        scenario = summary["scenario"]
+        what = f"{summary['engine']} {summary['precision']}"
+        if scenario == "latency":
+            for r in summary.get("results", []):
+                ms = r["latency_ms"]
+                out.append(f"  {name} ({r['placement']}, {what}, batch 1): p50 {_ms(ms['p50'])}, "
+                           f"p99 {_ms(ms['p99'])}")
+            out += comparison_lines(summary.get("latency_comparisons", []), "    ",
+                                    "mean latency")
+        elif scenario == "throughput":
+            for r in summary.get("results", []):
+                out.append(f"  {name} ({r['placement']}, {what}, batch {summary['batch']}): "
+                           f"{figure(r)}")
+        elif scenario == "scaling":
+            for s in summary["series"]:
+                pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
+                                + ("*" if p.get("noisy") else "") for p in s["points"])
+                out.append(f"  {name} {s['placement']} ({what}; images/s, * noisy): {pts}")
+            out += comparison_lines(summary.get("comparisons", []), "    ")
+        elif scenario == "multistream":
+            for r in summary["results"]:
+                got = (f"batch {r['batch']} at {_ms(r['latency_ms'])}, {figure(r)}"
+                       if r["meets_bound"] else "no batch meets the bound")
+                out.append(f"  {name} {r['layout']} ({what}, bound "
+                           f"{summary['latency_bound_ms']:g} ms {summary['stat']}): {got}")
     return out

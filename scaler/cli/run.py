@@ -6,6 +6,7 @@ Thin wrappers: options become ``Settings``, ``scaler.scenarios`` does the work. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,12 +32,25 @@ Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text()
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
 Model = Annotated[str, typer.Option(
     "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
+# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
+RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
+         "multistream": (5.0, 32, 1.0)}
+
+
+def _rule_help(what: str, index: int, unit: str) -> str:
+    defaults = ", ".join(f"{k} {v[index]:g}{unit}" for k, v in RULES.items())
+    return f"{what} (default: {defaults}; --quick: {QUICK_HELP[index]})"
+
+
+QUICK_HELP = ("2 s", "10", "0.5 s")
 MinDuration = Annotated[float | None, typer.Option(
-    "--min-duration", help="seconds each measurement lasts at least")]
+    "--min-duration", help=_rule_help("seconds each measurement lasts at least", 0, " s"))]
 MinQueries = Annotated[int | None, typer.Option(
-    "--min-queries", help="queries each measurement completes at least (over all instances)")]
+    "--min-queries", help=_rule_help("queries each measurement completes at least (over all "
+                                     "instances; multistream probes take at least what early "
+                                     "stopping needs)", 1, ""))]
 Warmup = Annotated[float | None, typer.Option(
-    "--warmup", help="seconds of warm-up per worker, not counted")]
+    "--warmup", help=_rule_help("seconds of warm-up per worker, not counted", 2, " s"))]
 Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
 Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
 PlacementOpt = Annotated[str, typer.Option(
@@ -83,11 +97,6 @@ NoLock = Annotated[bool, typer.Option(
     "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
     "record the overlap)")]
 
-# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
-RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
-         "multistream": (5.0, 32, 1.0)}
-
-
 def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
     if quick:
@@ -117,9 +126,6 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    if scenario in ("latency", "throughput") and len(chosen) > 1:
-        raise UsageError(f"{scenario} measures one instance: give one --placement, not "
-                         f"{opts['placement']!r}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
@@ -132,14 +138,18 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
+        experiment=opts.get("experiment"),
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
-         suite: bool = False, lock_wait: float = 0.0, no_lock: bool = False) -> None:
-    """Run scenarios into ``out`` (a suite folder when ``suite``), plot, print summaries."""
+         suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None,
+         lock_wait: float = 0.0, no_lock: bool = False) -> None:
+    """Run scenarios into ``out``, plot, print summaries. With ``suite``, the runs go into one
+    suite folder and ``suite(folder, runs by name)`` adds its figures (the claims) to the
+    summary and its lines to the output."""
     import asyncio
 
     import uvloop
@@ -153,7 +163,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     from scaler.targets.vm import sweep_stale_dirs
 
     sweep_stale_dirs()
-    if suite:
+    if suite is not None:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
     rep = reporter()
@@ -177,7 +187,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
                 runner.run(main())
         finally:
             held.release()
-            results.release_claims(base.parent if suite else base)
+            results.release_claims(base.parent if suite is not None else base)
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:
@@ -194,31 +204,38 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         err(f"scaler: warning: another run measured on these CPUs meanwhile: {other.who()} "
             "(recorded under lock.overlaps in run.json)")
 
-    summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
+    summary_all: dict[str, Any] = {"run": str(base)} if suite is not None else {}
+    runs: dict[str, Any] = {}
     for session in done:
         if not (session.path / results.RUN_FILE).exists():
             continue  # stopped before its first save
         run = results.load_run(session.path)
+        runs[session.settings.experiment or session.scenario] = run
         try:
             plots.save_figures(plots.figures_for([run]), run.path)
         except Exception as exc:  # a plot must never cost the measurement
             err(f"scaler: warning: plots of {run.path} failed: {exc}")
         summary = run.doc["summary"]
-        if suite:
-            summary_all[session.scenario] = summary
+        if suite is not None:
+            summary_all[session.settings.experiment or session.scenario] = summary
         else:
             summary_all = summary
-        if not as_json:
-            err("\n".join(summaries.lines(summary)))
+        if not as_json:  # results on stdout (| tee captures them), progress on stderr
+            typer.echo("\n".join(summaries.lines(summary)))
     emulated = [s for s in done if s.emulated]
     if emulated:
         err("scaler: note: the emulated series of this run (VMs under TCG) are not timing "
             f"results; plot them beside real ones with: scaler plot {emulated[-1].path} "
             "--allow-emulated")
+    extra_lines: list[str] = []
+    if suite is not None:
+        extra, extra_lines = suite(base, runs)
+        summary_all.update(extra)
     if as_json:
         emit_json(summary_all)
-    elif suite:
-        err("\n" + "\n".join(summaries.headline(summary_all)))
+    elif suite is not None:
+        typer.echo("\n" + "\n".join(summaries.headline(summary_all)))
+        typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
         raise typer.Exit(130)
@@ -291,7 +308,8 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
-                engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+                placement: PlacementOpt = "pinned", engine: Engine = None,
+                precision: Precision = "fp32", model: Model = "resnet50", smt: Smt = False,
                 repeat: Repeat = 1, min_duration: MinDuration = None,
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
@@ -299,38 +317,10 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 stall_timeout: StallTimeout = 60.0,
                 hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
-    """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
+    """Largest batch (and its throughput) whose latency stays under a bound, per layout of
+    each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
     with errors_to_exit():
         _run([("multistream", _settings("multistream", **_opts(locals())))], out, json,
              lock_wait=lock_wait, no_lock=no_lock)
 
 
-def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
-          False,
-          instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
-          batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
-          max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
-          model: Model = "resnet50", smt: Smt = False, repeat: Repeat = 1,
-          min_duration: MinDuration = None, min_queries: MinQueries = None,
-          warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
-          cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-          stall_timeout: StallTimeout = 60.0,
-          vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-          json: Json = False,
-          lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
-    """All four tests of the study in one suite folder, with plots and headline figures."""
-    with errors_to_exit():
-        common = _opts(locals())
-        for key in ("instances", "placement", "batch", "latency_bound_ms", "stat", "max_batch"):
-            common.pop(key)
-        scenarios = [
-            ("latency", _settings("latency", placement="pinned", **common)),
-            ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),
-            ("scaling", _settings("scaling", instances=instances, placement=placement,
-                                  **common)),
-            ("multistream", _settings("multistream", latency_bound_ms=latency_bound_ms,
-                                      stat=stat, instances=instances, max_batch=max_batch,
-                                      **common)),
-        ]
-        _run(scenarios, out, json, suite=True, lock_wait=lock_wait, no_lock=no_lock)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 async def run(s: Session) -> None:
+    s.reporter.plan(s.settings.repeat * len(s.settings.placements) * len(s.settings.instances))
     for r in range(s.settings.repeat):
         await s.fresh_workers()
         for placement in s.settings.placements:

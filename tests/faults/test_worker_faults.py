@@ -11,8 +11,6 @@ import signal
 import sys
 import time
 
-import numpy as np
-
 from tests.faults.conftest import NULL, PLUGIN, READY_S, SLEEPY, needs_qemu, run_folder
 from tests.scaler.helpers import alive, processes
 from tests.scaler.targets.conftest import descendants, our_vms, wait_gone
@@ -21,11 +19,12 @@ STALL_S = 3.0
 
 
 def saved_group(out) -> tuple[dict, dict]:
+    """The run saved under ``out`` as a reader loads it: its document and raw samples."""
+    from scaler.results import load_run
+
     folder = run_folder(out)
     doc = json.loads((folder / "run.json").read_text())
-    with np.load(folder / "samples.npz") as data:
-        arrays = {k: data[k] for k in data.files}
-    return doc, arrays
+    return doc, load_run(folder).samples()
 
 
 def queries_of(arrays: dict, group: int, instance: int) -> int:

@@ -73,6 +73,24 @@ def test_unwritable_output_folder(tmp_path):
         results.check_output_dir(blocker / "sub")
 
 
+def test_a_committed_schema_1_run_is_upgraded_to_points(tmp_path):
+    """A real run measured and saved by scaler before repeats existed (results/reference)."""
+    from scaler.summaries import summarize
+    from tests.scaler.helpers import ROOT
+
+    folder = next((ROOT / "results" / "reference").glob("suite-*/scaling-*"))
+    assert json.loads((folder / "run.json").read_text())["schema_version"] == 1
+    run = results.load_run(folder)
+    assert run.doc["schema_version"] == results.SCHEMA_VERSION
+    assert len(run.doc["points"]) == len(run.doc["groups"])  # one repeat each
+    summary = summarize(run.doc, str(folder))
+    for series in summary["series"]:
+        for p in series["points"]:
+            assert p["ci95_ips"] is None and len(p["repeats_ips"]) == 1
+            assert p["noisy"] is False and p["others_cpu_share"] is None  # not measured then
+    assert all(c["ci95"] is None and not c["significant"] for c in summary["comparisons"])
+
+
 # -- saves that fail, names taken twice, what dead writers leave ------------------------------
 
 @pytest.fixture
@@ -95,8 +113,8 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], timeout=30, check=False)
 
 
-def incompressible(nbytes: int) -> dict:
-    return {"g0_i0_start_ns": np.random.default_rng(0).integers(0, 2**62, nbytes // 8)}
+def incompressible(nbytes: int, group: int = 0) -> dict:
+    return {f"g{group}_i0_start_ns": np.random.default_rng(0).integers(0, 2**62, nbytes // 8)}
 
 
 def test_a_full_folder_keeps_the_previous_save(small_fs):
@@ -104,7 +122,7 @@ def test_a_full_folder_keeps_the_previous_save(small_fs):
     results.save_run(path, {"scenario": "scaling", "groups": [1]}, incompressible(64 << 10))
     with pytest.raises(results.ResultsWriteError) as info:
         results.save_run(path, {"scenario": "scaling", "groups": [1, 2]},
-                         incompressible(1 << 20))
+                         {**incompressible(64 << 10), **incompressible(1 << 20, group=1)})
     message = str(info.value)
     assert info.value.exit_code == 2 and "\n" not in message
     assert message.startswith(f"cannot save the run in {small_fs}: No space left on device")
@@ -177,3 +195,14 @@ def test_what_dead_writers_left_is_swept_and_nothing_else(tmp_path):
     assert sorted(removed) == sorted([*stale, tmp_path / ".scaling-5.claim"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [p.name for p in live] + [".scaling-6.claim"])
+
+
+def test_half_written_files_of_a_dead_writer_inside_run_folders_are_swept(tmp_path):
+    dead = dead_pid()
+    run = tmp_path / "suite-1" / "scaling-1"
+    results.save_run(run, {"scenario": "scaling", "groups": []}, {"g0_i0_end_ns": np.arange(3)})
+    stale = [run / f".run.json.tmp-{dead}", run / "samples" / f".g1.npz.tmp-{dead}"]
+    for path in stale:
+        path.write_text("half")
+    assert sorted(results.sweep_stale(tmp_path)) == sorted(stale)
+    assert results.load_run(run).samples()["g0_i0_end_ns"].tolist() == [0, 1, 2]
