@@ -260,7 +260,12 @@ def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
     for name in settings.placements:
         placement = placements.get(name)
         for n in settings.instances:
-            for inst in placement.plan(topology, n, smt=settings.smt).instances:
+            try:
+                planned = placement.plan(topology, n, smt=settings.smt).instances
+            except ScalerError:  # that group will say so when its turn comes: lock them all
+                planned = ()
+                cpus.update(usable)
+            for inst in planned:
                 cpus.update(inst.cpus if inst.cpus is not None else usable)
             if cpus >= usable:
                 return frozenset(cpus)  # every CPU already: no need to plan further

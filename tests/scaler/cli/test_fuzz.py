@@ -168,6 +168,7 @@ def run_options(tmp: Path) -> dict[str, st.SearchStrategy[str] | None]:
         "--quiet-wait": numbers(),
         "--cache-dir": paths(tmp),
         "--ready-timeout": numbers(),
+        "--stall-timeout": numbers(),
         "--vm-memory": sizes(),
         "--vm-kernel": paths(tmp),
         "--accel": choices("auto", "kvm", "tcg", "KVM"),
@@ -186,9 +187,9 @@ ONLY = {  # options a command does not take (typer refuses them: exit 2 as well)
                 "--max-batch"},
     "throughput": {"--instances", "--smt", "--latency-bound-ms", "--stat", "--max-batch"},
     "scaling": {"--batch", "--latency-bound-ms", "--stat", "--max-batch"},
-    "multistream": {"--placement", "--batch", "--smt", "--vm-memory", "--vm-kernel", "--accel",
+    "multistream": {"--batch", "--vm-memory", "--vm-kernel", "--accel",
                     "--vm-hugepages"},
-    "suite": set(),
+    "suite": {"--placement", "--precision"},
 }
 
 
