@@ -54,11 +54,17 @@ def children() -> set[int]:
     return found
 
 
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    """The CLI in this process; an exception escaping ``main`` fails the test as it is."""
+def run_main(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """The CLI in this process, in ``cwd`` (relative paths such as ``--out .`` land there,
+    never in the checkout); an exception escaping ``main`` fails the test as it is."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(here)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -72,9 +78,9 @@ def check_outcome(argv: list[str], code: int, err: str, allowed: tuple[int, ...]
         assert len(errors) == 1, f"{argv}: not one error line\n{err[-2000:]}"
 
 
-def check_case(argv: list[str], allowed: tuple[int, ...] = (0, 2)) -> int:
+def check_case(argv: list[str], cwd: Path, allowed: tuple[int, ...] = (0, 2)) -> int:
     before = children()
-    code, _, err = run_main(argv)
+    code, _, err = run_main(argv, cwd)
     check_outcome(argv, code, err, allowed)
     left = children() - before
     assert not left, f"{argv}: processes left behind: {sorted(left)}"
@@ -129,6 +135,28 @@ def paths(tmp: Path) -> st.SearchStrategy[str]:
 
 def choices(*values: str) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(values), texts())
+
+
+def untracked() -> set[str] | None:
+    """Files of the checkout git does not know (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines()) if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkout_untouched():
+    """No case writes into the checkout (``plot`` beside a run, ``--out .``, ``--out -``)."""
+    before = untracked()
+    yield
+    after = untracked()
+    if before is not None and after is not None:
+        assert not after - before, f"the fuzz wrote into the checkout: {sorted(after - before)}"
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +241,7 @@ def test_run_command_options(playground):
     @FUZZ
     @given(run_case(playground))
     def case(argv):
-        code = check_case(argv, allowed=(2,))  # never 0: the hosts file is refused last
+        code = check_case(argv, playground, allowed=(2,))  # the hosts file is refused last
         assert code == 2
 
     case()
@@ -248,7 +276,7 @@ def test_topology_and_plan_options(playground):
     @FUZZ
     @given(plan_case(playground))
     def case(argv):
-        check_case(argv)
+        check_case(argv, playground)
 
     case()
 
@@ -318,10 +346,16 @@ def read_commands(folder: str, out: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def seed_runs(playground) -> list[tuple[Path, bytes]]:
+    """Copies of the reference runs (``plot`` writes beside a run: never into the checkout)."""
     runs = reference_runs()
     if not runs:
         pytest.skip("no reference runs under results/reference")
-    return [(p, (p / "run.json").read_bytes()) for p in runs]
+    copies = []
+    for k, run in enumerate(runs):
+        copy = playground / "seeds" / f"{k}-{run.name}"
+        shutil.copytree(run, copy)
+        copies.append((copy, (copy / "run.json").read_bytes()))
+    return copies
 
 
 def test_read_commands_on_broken_run_files(playground, seed_runs):
@@ -339,7 +373,7 @@ def test_read_commands_on_broken_run_files(playground, seed_runs):
             samples.write_bytes(samples.read_bytes()[:100])
         argv = read_commands(str(folder), str(playground / "plots"))[which]
         # capacity: exit 1 says no layout of the runs meets the bound (an answer)
-        check_case(argv, allowed=(0, 1, 2) if argv[0] == "capacity" else (0, 2))
+        check_case(argv, playground, allowed=(0, 1, 2) if argv[0] == "capacity" else (0, 2))
         shutil.rmtree(folder, ignore_errors=True)
 
     case()
@@ -398,7 +432,7 @@ def test_read_command_options(playground, seed_runs):
     @FUZZ
     @given(read_case(run, playground))
     def case(argv):
-        check_case(argv, allowed=(0, 1, 2) if argv[0] == "capacity" else (0, 2))
+        check_case(argv, playground, allowed=(0, 1, 2) if argv[0] == "capacity" else (0, 2))
 
     case()
 
@@ -482,7 +516,7 @@ def test_a_sample_through_real_processes(playground, seed_runs):
     ]
     for argv in cases:
         before = children()
-        r = scaler_cmd(*argv, timeout=120)
+        r = scaler_cmd(*argv, timeout=120, cwd=playground)
         check_outcome(argv, r.returncode, r.stderr, allowed=(2,))
         assert not children() - before
 
