@@ -8,7 +8,7 @@ KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release 
 APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl
 STAMP := $(VENV)/.installed
 
-.PHONY: install apt test demo bench lint clean
+.PHONY: install apt test demo bench lint mutation clean
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ demo: install
 
 bench: install
 	$(PY) -m scaler.bench --out results/bench
+
+# Mutation testing of the measurement core (tests/mutation/targets.toml); not part of `make test`.
+# Writes results/mutation/report.md; fails when a module kills fewer than 85% of its mutants.
+mutation: $(VENV)/.mutation-installed
+	$(PY) -m tests.mutation.run
+
+$(VENV)/.mutation-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,mutation]'
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check scaler affinity tests

@@ -212,12 +212,12 @@ class WorkerPool:
         unwanted = [w for key, entries in self._idle.items() if key not in wanted
                     for w, _ in entries]
         self._idle = {k: v for k, v in self._idle.items() if k in wanted}
-        await _close_all(unwanted)
+        await close_workers(unwanted)
 
     async def close(self) -> None:
         idle = [w for entries in self._idle.values() for w, _ in entries]
         self._idle.clear()
-        await _close_all(idle)
+        await close_workers(idle)
 
 
 EventSink = Callable[..., None]
@@ -247,7 +247,7 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
     outcome = GroupOutcome([InstanceOutcome(r.index, r.partition) for r in requests])
     workers: list[Worker | None] = []  # one per instance; None: it could not start
     try:
-        await _start(requests, target, workers, outcome, rules, on_event, pool)
+        await start_workers(requests, target, workers, outcome, rules, on_event, pool)
         if all(i.status == "ready" for i in outcome.instances):
             await _measure([w for w in workers if w is not None], outcome, rules, on_event,
                            probe)
@@ -266,7 +266,7 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
                     pool.put(target, w.request, w, inst.ready)
                     kept.append(w)
         try:
-            await asyncio.shield(_close_all([w for w in workers
+            await asyncio.shield(close_workers([w for w in workers
                                              if w is not None and w not in kept]))
         finally:  # after closing: a VM's console and its end (relayed) are in the tail too
             for i, w in zip(outcome.instances, workers):
@@ -286,7 +286,7 @@ def _stop_deadline(outcome: GroupOutcome) -> float:
     return max(5.0, 3.0 * slowest + 2.0)
 
 
-async def _start(requests: list[WorkerRequest], target: Target,
+async def start_workers(requests: list[WorkerRequest], target: Target,
                  workers: list[Worker | None],
                  outcome: GroupOutcome, rules: RunRules, on_event: EventSink,
                  pool: WorkerPool | None) -> None:
@@ -514,5 +514,5 @@ async def _collect(workers: list[Worker | None], outcome: GroupOutcome,
     await asyncio.gather(*(samples(w, i) for w, i in live))
 
 
-async def _close_all(workers: list[Worker]) -> None:
+async def close_workers(workers: list[Worker]) -> None:
     await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)

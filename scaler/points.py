@@ -16,7 +16,7 @@ from typing import Any
 from scaler import significance, stats
 
 KEY_FIELDS = ("series", "placement", "engine", "precision", "model", "instances", "batch",
-              "layout")
+              "layout", "target_qps")
 
 
 def point_key(group: dict[str, Any]) -> tuple[Any, ...]:
@@ -65,6 +65,14 @@ def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dic
     for key in ("simulated", "emulated", "probe"):
         if first.get(key):
             point[key] = True
+    if first.get("target_qps") is not None:  # a served group (the server scenario)
+        lags = [(g.get("generator") or {}).get("lag_ms", {}).get("p99") for g in groups]
+        point.update(
+            target_qps=first["target_qps"], achieved_qps=across["median"],
+            valid=bool(groups) and all(g.get("valid") for g in groups),
+            bound_failed=any(g.get("bound_failed") for g in groups),
+            invalid_reasons=sorted({r for g in groups for r in g.get("invalid_reasons", [])}),
+            generator_lag_p99_ms=max((x for x in lags if x is not None), default=None))
     return point
 
 

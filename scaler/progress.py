@@ -70,7 +70,7 @@ class Reporter:
     def event(self, kind: str, **data: Any) -> None:
         if kind == "measuring":
             self._set_phase("measuring")
-            self.message(f"  measuring (at least {data['min_duration_s']:g} s and "
+            self.message(f"  measuring (at least {data['min_duration_s']:.3g} s and "
                          f"{data['min_queries']} queries)")
         elif kind == "progress":
             self.queries = int(data.get("queries", self.queries))

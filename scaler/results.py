@@ -337,7 +337,7 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(doc, dict) or "schema_version" not in doc or "scenario" not in doc:
         raise ResultsError(f"{file}: not a scaler run file (no schema_version or scenario)")
     version = doc["schema_version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:  # not isinstance: True is an int
         raise ResultsError(f"{file}: bad schema_version {version!r}")
     _check_shape(doc, file)
     if version > SCHEMA_VERSION:
@@ -345,12 +345,14 @@ def load_run(path: str | Path) -> Run:
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
     while doc["schema_version"] < SCHEMA_VERSION:
         doc = UPGRADES[doc["schema_version"]](doc)
+    if not isinstance(doc["scenario"], str) or not doc["scenario"]:
+        raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
     return Run(path, doc)
 
 
 # the top of a run document: key -> the type its value must have where present
 _SHAPE: dict[str, type | tuple[type, ...]] = {
-    "scenario": str, "status": str, "partial_reasons": list, "created": str, "command": list,
+    "status": str, "partial_reasons": list, "created": str, "command": list,
     "requested": dict, "effective": dict, "host": dict, "emulated": bool, "groups": list,
     "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict,
 }

@@ -101,12 +101,48 @@ class Session:
     async def group(self, placement_name: str, n: int, batch: int, label: str | None = None,
                     repeat: int = 0, rules: RunRules | None = None,
                     **extra: Any) -> dict[str, Any]:
-        """Measure one group (one repeat of a point) and add it to the run (saved at once)."""
-        gid = len(self.groups)
-        label = label or f"{placement_name} x{n} batch {batch}"
+        """Measure one closed-loop group (one repeat of a point) and add it to the run."""
+        rules = rules or self.rules
+        label = self._label(label or f"{placement_name} x{n} batch {batch}", repeat)
+        placement, plan, reqs, target, probe, quiet = await self._prepare(
+            placement_name, n, batch, label, rules)
+        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
+        record = records.group_record(len(self.groups), plan, batch, outcome, target,
+                                      self._what(), rules, self.arrays)
+        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
+                    policy: Any, label: str | None = None, repeat: int = 0,
+                    rules: RunRules | None = None, **extra: Any) -> dict[str, Any]:
+        """Serve ``count`` requests arriving at ``rate_qps`` (the server scenario) with one
+        group and add it to the run."""
+        from scaler import serving
+
+        rules = rules or self.rules
+        label = self._label(label or f"{placement_name} x{n} at {rate_qps:g} qps", repeat)
+        placement, plan, reqs, target, probe, quiet = await self._prepare(
+            placement_name, n, policy.max_batch, label, rules)
+        seed = self.settings.seed * 1000 + repeat
+        outcome = await serving.serve_group(reqs, rules, target, rate_qps, count, seed, policy,
+                                            self.reporter.event, self.pool, probe)
+        record = records.served_record(len(self.groups), plan, outcome, target, self._what(),
+                                       policy, rules.latency_bound_ms, self.arrays)
+        record["seed"] = seed
+        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    def _label(self, label: str, repeat: int) -> str:
         if self.settings.repeat > 1:
             label += f" (repeat {repeat + 1}/{self.settings.repeat})"
-        rules = rules or self.rules
+        return label
+
+    def _what(self) -> dict[str, Any]:
+        return {"engine": self.spec.engine, "precision": self.spec.precision,
+                "model": self.spec.model}
+
+    async def _prepare(self, placement_name: str, n: int, batch: int, label: str,
+                       rules: RunRules) -> tuple[Any, ...]:
+        """Plan the group, release unwanted warm workers, check memory, wait for a quiet
+        machine if asked, and make its noise probe."""
         placement = self.placement(placement_name)
         plan = self.plan(placement, n)
         reqs = [WorkerRequest(i.index, self.worker_spec(i, batch), i.partition(), i.host)
@@ -122,17 +158,18 @@ class Session:
                                            self.settings.quiet_wait_s)
         probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
         self.reporter.group_started(label, rules)
-        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
-        what = {"engine": self.spec.engine, "precision": self.spec.precision,
-                "model": self.spec.model}
-        record = records.group_record(gid, plan, batch, outcome, target, what, rules,
-                                      self.arrays)
+        return placement, plan, reqs, target, probe, quiet
+
+    def _finish(self, record: dict[str, Any], outcome: Any, label: str, repeat: int,
+                quiet: dict[str, Any] | None, probe: Any, extra: dict[str, Any]
+                ) -> dict[str, Any]:
+        """Add a group's record to the run, update its point, say how it went, save."""
         record.update(label=label, repeat=repeat, **extra)
-        key = points.point_key(record)
         if quiet is not None:
             record["quiet_wait"] = quiet
-        if cpus is None:
+        if probe is None:
             record["noise"] = {"not_measured": "instances on other machines"}
+        key = points.point_key(record)
         self.groups.append(record)
         self._points[key] = points.point_of(
             [g for g in self.groups if points.point_key(g) == key], self.arrays)

@@ -43,6 +43,14 @@ class Settings:
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
     experiment: str | None = None  # a suite's name for the run (its folder's prefix)
+    # the server scenario: open-loop arrivals
+    target_qps: float = 10.0  # requests per second over all instances (the start of a search)
+    target_qps_given: bool = False  # --find-peak starts at target_qps only if it was given
+    find_peak: bool = False  # search the highest rate that meets the bound
+    peak_precision: float = 0.05  # the search stops when the bracket is this narrow
+    seed: int = 0  # of the arrival schedule
+    serve_max_batch: int | None = None  # dynamic batching up to this (None: --batch)
+    batch_timeout_ms: float = 0.0  # a partial batch leaves after waiting this long
     noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
     quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
     stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)

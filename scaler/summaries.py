@@ -67,6 +67,44 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
     elif scenario == "multistream":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], results=multistream_results(doc))
+    elif scenario == "server":
+        out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
+                   stat=doc["requested"]["stat"], **server_results(doc, pts))
+    return out
+
+
+def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per layout and offered rate: the rate achieved, latency from arrival, the
+    generator's lag and validity; with a peak search, the highest passing rate per layout."""
+    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    results = []
+    peaks: dict[str, float | None] = {}
+    for p in pts:
+        if p.get("target_qps") is None:
+            continue
+        lat = p.get("latency_ms") or {}
+        decided = points_mod.decision_latency(lat, stat)
+        meets = bool(p.get("valid") and not p.get("bound_failed") and decided is not None
+                     and decided <= bound)
+        layout = f"{p['placement']} x{p['instances']}"
+        results.append({
+            "placement": p["placement"], "instances": p["instances"], "layout": layout,
+            "target_qps": p["target_qps"], "achieved_qps": p.get("achieved_qps"),
+            "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99")},
+            "early_stopping_p99_ms": (lat.get("early_stopping") or {}).get("p99"),
+            "generator_lag_ms": {"p99": p.get("generator_lag_p99_ms")},
+            "valid": bool(p.get("valid")), "invalid_reasons": p.get("invalid_reasons", []),
+            "meets_bound": meets, "stopped_early": bool(p.get("bound_failed")),
+            **_figures(p)})
+        if p.get("probe"):
+            best = peaks.get(layout)
+            if meets and (best is None or p["target_qps"] > best):
+                peaks[layout] = p["target_qps"]
+            else:
+                peaks.setdefault(layout, None)
+    out: dict[str, Any] = {"results": results}
+    if peaks:
+        out["peak_qps"] = peaks
     return out
 
 
@@ -282,6 +320,23 @@ def lines(summary: dict[str, Any]) -> list[str]:
                     notes.setdefault(w, []).append(f"{s['placement']} N={p['instances']}")
         out += [f"  note ({', '.join(where)}): {w}" for w, where in notes.items()]
         out += comparison_lines(summary.get("comparisons", []), "  ")
+    elif scenario == "server":
+        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
+                   "(conservative estimate), latency from each request's scheduled arrival")
+        for r in summary["results"]:
+            lat = r["latency_ms"]
+            verdict = ("meets the bound" if r["meets_bound"] else
+                       "stopped early: over the bound" if r["stopped_early"] else
+                       "misses the bound")
+            validity = "" if r["valid"] else f"  INVALID: {'; '.join(r['invalid_reasons'])}"
+            out.append(f"  {r['layout']} at {r['target_qps']:g} qps: achieved "
+                       f"{_ips(r['achieved_qps'])} qps, p50 {_ms(lat['p50'])}, p99 "
+                       f"{_ms(lat['p99'])} (conservative {_ms(r['early_stopping_p99_ms'])}), "
+                       f"generator lag p99 {_ms(r['generator_lag_ms']['p99'])}: "
+                       f"{verdict}{validity}")
+        for layout, peak in (summary.get("peak_qps") or {}).items():
+            out.append(f"  peak {layout}: " + (f"{peak:g} qps" if peak is not None
+                                                else "no rate tried meets the bound"))
     elif scenario == "multistream":
         out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
                    "(conservative estimate)")

@@ -34,7 +34,7 @@ Model = Annotated[str, typer.Option(
     "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
 RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
-         "multistream": (5.0, 32, 1.0)}
+         "multistream": (5.0, 32, 1.0), "server": (10.0, 100, 1.0)}
 
 
 def _rule_help(what: str, index: int, unit: str) -> str:
@@ -97,6 +97,10 @@ NoLock = Annotated[bool, typer.Option(
     "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
     "record the overlap)")]
 
+MAX_QPS = 1e7  # requests per second of the server scenario's schedule
+MAX_SCHEDULE = 5e7  # requests in one schedule (an array of their arrival times)
+
+
 def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
     if quick:
@@ -126,6 +130,18 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
+    check_positive("--target-qps", opts.get("target_qps") or 10.0, at_most=MAX_QPS)
+    if (opts.get("target_qps") or 10.0) * rules["min_duration_s"] > MAX_SCHEDULE:
+        raise UsageError(f"--target-qps {opts.get('target_qps') or 10.0:g} for --min-duration "
+                         f"{rules['min_duration_s']:g} s schedules more than {MAX_SCHEDULE:g} "
+                         "requests: lower one of them")
+    if not 0 <= opts.get("seed", 0) < 2**63:
+        raise UsageError(f"--seed must be from 0 to 2^63-1, not {opts.get('seed')}")
+    check_positive("--batch-timeout-ms", opts.get("batch_timeout_ms", 0.0), allow_zero=True)
+    if opts.get("serve_max_batch") is not None:
+        check_positive("--max-batch", opts["serve_max_batch"])
+    if not 0.0 < opts.get("peak_precision", 0.05) < 1.0:
+        raise UsageError(f"--peak-precision must lie in (0, 1), not {opts['peak_precision']:g}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
@@ -138,7 +154,12 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
-        experiment=opts.get("experiment"),
+        experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
+        target_qps_given=opts.get("target_qps") is not None,
+        find_peak=opts.get("find_peak", False), seed=opts.get("seed", 0),
+        peak_precision=opts.get("peak_precision", 0.05),
+        serve_max_batch=opts.get("serve_max_batch"),
+        batch_timeout_ms=opts.get("batch_timeout_ms", 0.0),
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
@@ -324,3 +345,47 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
              lock_wait=lock_wait, no_lock=no_lock)
 
 
+
+
+def server(target_qps: Annotated[float | None, typer.Option(
+               "--target-qps", help="requests per second over all instances (Poisson "
+               "arrivals; default 10); with --find-peak, where the search starts (default: "
+               "half the layout's closed-loop throughput, measured first)")] = None,
+           find_peak: Annotated[bool, typer.Option(
+               "--find-peak", help="search the highest rate whose latency meets the bound")]
+           = False,
+           latency_bound_ms: Annotated[float, typer.Option(
+               "--latency-bound-ms", help="latency bound from arrival (ms)")] = 100.0,
+           stat: StatOpt = "p99", instances: Instances = "1",
+           placement: PlacementOpt = "shared,pinned", batch: Annotated[int, typer.Option(
+               "--batch", help="requests per inference (a partial batch waits at most "
+               "--batch-timeout-ms)")] = 1,
+           max_batch: Annotated[int | None, typer.Option(
+               "--max-batch", help="dynamic batching: up to this many queued requests per "
+               "inference (default: --batch)")] = None,
+           batch_timeout_ms: Annotated[float, typer.Option(
+               "--batch-timeout-ms", help="longest a request waits for its batch to fill")]
+           = 0.0,
+           peak_precision: Annotated[float, typer.Option(
+               "--peak-precision", help="--find-peak stops when the bracket is this narrow "
+               "(relative)")] = 0.05,
+           seed: Annotated[int, typer.Option("--seed", help="seed of the arrival schedule")]
+           = 0,
+           engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+           smt: Smt = False, repeat: Repeat = 1, min_duration: MinDuration = None,
+           min_queries: MinQueries = None, warmup: Warmup = None,
+           noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+           stall_timeout: StallTimeout = 60.0,
+           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+           out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
+           no_lock: NoLock = False) -> None:
+    """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,
+    latency from each request's scheduled arrival; --find-peak searches the highest rate
+    each layout serves within the bound."""
+    with errors_to_exit():
+        opts = _opts(locals())
+        opts["serve_max_batch"] = opts.pop("max_batch")
+        _run([("server", _settings("server", **opts))], out, json, lock_wait=lock_wait,
+             no_lock=no_lock)

@@ -20,14 +20,14 @@ from scaler import placements
 from scaler.engines import EngineSpec
 from scaler.lock import MeasurementLock
 from scaler.progress import Reporter
-from scaler.scenarios import latency, multistream, scaling, throughput
+from scaler.scenarios import latency, multistream, scaling, server, throughput
 from scaler.session import Session
 from scaler.settings import Settings
 from scaler.targets import Target
 
 SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "latency": latency.run, "throughput": throughput.run, "scaling": scaling.run,
-    "multistream": multistream.run,
+    "multistream": multistream.run, "server": server.run,
 }
 
 

@@ -221,8 +221,13 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
         channel.send("samples", **samples_message(rec))
         print_summary(rec, spec.batch)
         return 0
-    # one measurement per start; a coordinator may reuse this warm worker for its next group
-    while channel.wait_for("start", "exit")["type"] == "start":
+    # one measurement per start (closed loop) or per serve (queries sent by the coordinator's
+    # load generator); a coordinator may reuse this warm worker for its next group
+    while (order := channel.wait_for("start", "serve", "exit")["type"]) in ("start", "serve"):
+        if order == "serve":
+            if serve_loop(engine, inputs, channel) != "stop":
+                break
+            continue
         rec = timed_loop(engine, inputs, channel.stop, channel, spec.progress_s,
                          spec.max_queries, chunk_s=spec.chunk_s)
         channel.stop.wait()  # a capped worker idles until the group stops together
@@ -230,6 +235,21 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
     engine.close()
     channel.send("bye")
     return 0
+
+
+def serve_loop(engine: Any, inputs: Any, channel: Channel) -> str:
+    """Serve the queries the coordinator dispatches (the server scenario): each ``query`` is
+    one inference at the engine's batch (a dynamic batch of fewer requests is padded, as a
+    fixed-shape model is served); ``done`` answers with its start and end (this process's
+    monotonic clock). Returns what ended it: ``stop``, ``exit`` or ``eof``."""
+    clock = time.monotonic_ns
+    infer = engine.infer
+    while (message := channel.wait_for("query", "stop", "exit"))["type"] == "query":
+        t0 = clock()
+        infer(inputs)
+        channel.send("done", id=message["id"], t0=t0, t1=clock())
+    channel.send("served")
+    return message["type"]
 
 
 def print_summary(rec: Recorder, batch: int) -> None:

@@ -8,8 +8,10 @@ starts with ``PREFIX``.
 
 Messages from the worker: ``ready``, ``started``, ``progress``, ``chunk`` (the samples
 recorded since the last chunk, about once a second, so a worker that dies keeps what it
-measured), ``capped``, ``samples`` (the rest, and the total), ``error``, ``bye``.
-Messages to the worker: ``start``, ``stop``, ``exit``.
+measured), ``capped``, ``samples`` (the rest, and the total), ``done`` (a served query's
+start and end), ``served``, ``error``, ``bye``.
+Messages to the worker: ``start`` (closed loop), ``serve`` (then ``query`` messages, each
+answered by ``done``), ``stop``, ``exit``.
 Sample arrays travel as base64 of little-endian int64 (compact, no pickle).
 """
 

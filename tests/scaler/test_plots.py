@@ -66,3 +66,20 @@ def test_multistream_and_latency_figures(tmp_path):
 def test_unknown_format_is_refused():
     with pytest.raises(UsageError, match="unknown plot format"):
         plots.parse_formats("png,gif")
+
+
+def test_server_figure_marks_the_bound_the_peak_and_invalid_probes(tmp_path):
+    groups = []
+    for k, (rate, p99, valid) in enumerate([(100, 10.0, True), (200, 20.0, True),
+                                            (400, 300.0, False)]):
+        g = group("pinned", 1, rate * 0.95, target_qps=rate, probe=True, valid=valid,
+                  layout="pinned x1", id=k)
+        g["latency_ms"] = {"p50": p99 / 3, "p90": p99 / 2, "p99": p99, "samples": 700,
+                           "early_stopping": {"p99": p99 * 1.2}}
+        groups.append(g)
+    r = run(tmp_path, "server", groups, latency_bound_ms=100.0)
+    fig = plots.figures_for([r])["server"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "bound 100 ms" in labels and "pinned x1 peak 200 qps" in labels
+    assert "pinned x1 invalid (generator behind)" in labels
+    assert fig.axes[0].get_xlabel() == "offered load (requests/s)"

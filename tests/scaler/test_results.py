@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,249 @@ def test_a_committed_schema_1_run_is_upgraded_to_points(tmp_path):
             assert p["ci95_ips"] is None and len(p["repeats_ips"]) == 1
             assert p["noisy"] is False and p["others_cpu_share"] is None  # not measured then
     assert all(c["ci95"] is None and not c["significant"] for c in summary["comparisons"])
+
+
+# --- schema checks: what load_run must refuse, and what it must keep ---------------------
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"scenario": "latency"}, "not a scaler run file (no schema_version or scenario)"),
+    ({"schema_version": 1}, "not a scaler run file (no schema_version or scenario)"),
+    ({"schema_version": 0, "scenario": "latency"}, "bad schema_version 0"),
+    ({"schema_version": -1, "scenario": "latency"}, "bad schema_version -1"),
+    ({"schema_version": 1.0, "scenario": "latency"}, "bad schema_version 1.0"),
+    ({"schema_version": True, "scenario": "latency"}, "bad schema_version True"),
+    ({"schema_version": None, "scenario": "latency"}, "bad schema_version None"),
+    ({"schema_version": 3, "scenario": "latency"}, "schema_version 3 is newer than this scaler "
+                                                   "understands (2); upgrade scaler"),
+    ({"schema_version": 1, "scenario": 5}, "bad scenario 5"),
+    ({"schema_version": 1, "scenario": None}, "bad scenario None"),
+    ({"schema_version": 1, "scenario": ""}, "bad scenario ''"),
+])
+def test_load_run_refuses_bad_documents(tmp_path, doc, message):
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError) as info:
+        results.load_run(tmp_path)
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'run.json'}: ") and text.endswith(message)
+    assert "\n" not in text and not isinstance(info.value, UsageError)
+
+
+def test_load_run_accepts_the_run_file_itself_and_keeps_the_document(tmp_path):
+    doc = {"schema_version": 2, "scenario": "scaling", "groups": [{"instances": 2}]}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    for name in (tmp_path, tmp_path / "run.json", str(tmp_path)):
+        run = results.load_run(name)
+        assert run.path == tmp_path and run.doc == doc and run.scenario == "scaling"
+
+
+def test_a_folder_with_run_json_as_a_folder_is_not_a_run(tmp_path):
+    (tmp_path / "run.json").mkdir()
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.load_run(tmp_path)
+
+
+def test_unreadable_text_is_a_corrupt_run_file(tmp_path):
+    (tmp_path / "run.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(results.ResultsError, match="corrupt run file"):
+        results.load_run(tmp_path)
+
+
+def test_upgrades_chain_through_every_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(results.UPGRADES, 1, lambda d: {**d, "schema_version": 2, "a": 1})
+    monkeypatch.setitem(results.UPGRADES, 2, lambda d: {**d, "schema_version": 3, "b": 2})
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 1, "scenario": "latency"}))
+    doc = results.load_run(tmp_path).doc
+    assert (doc["schema_version"], doc["a"], doc["b"]) == (3, 1, 2)
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 3, "scenario": "latency"}))
+    assert "a" not in results.load_run(tmp_path).doc  # current documents are not touched
+
+
+# --- saving --------------------------------------------------------------------------
+
+
+def test_saved_files_are_what_they_claim(tmp_path):
+    path = tmp_path / "deep" / "run"
+    arrays = {"g0_i0_end_ns": np.array([3, 1, 2], dtype=np.int64),
+              "g0_i1_end_ns": np.array([], dtype=np.int64)}
+    doc = {"scenario": "latency", "values": np.array([1.5, 2.5]), "where": tmp_path,
+           "nested": {"n": np.int64(7)}}
+    assert results.save_run(path, doc, arrays) == path
+    text = (path / "run.json").read_text()
+    assert text.endswith("}\n") and text.startswith('{\n "schema_version": 2,\n')
+    stored = json.loads(text)
+    assert stored == {"schema_version": 2, "scenario": "latency", "values": [1.5, 2.5],
+                      "where": str(tmp_path), "nested": {"n": 7}}
+    samples = results.load_run(path).samples()
+    assert sorted(samples) == ["g0_i0_end_ns", "g0_i1_end_ns"]
+    assert samples["g0_i0_end_ns"].tolist() == [3, 1, 2]
+    assert samples["g0_i0_end_ns"].dtype == np.int64 and samples["g0_i1_end_ns"].size == 0
+    assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples"]
+    assert sorted(p.name for p in (path / "samples").iterdir()) == ["g0.npz"]
+
+
+def test_json_default_names_what_it_cannot_store():
+    assert results._json_default(np.arange(3)) == [0, 1, 2]
+    assert results._json_default(Path("/a/b")) == "/a/b"
+    with pytest.raises(TypeError, match="^cannot store object in run.json$"):
+        results._json_default(object())
+
+
+def test_saving_again_writes_each_groups_samples_once_and_keeps_other_files(tmp_path):
+    path = tmp_path / "run"
+    first = {"g0_i0_start_ns": np.arange(3)}
+    results.save_run(path, {"scenario": "scaling", "groups": [0]}, first)
+    g0 = path / "samples" / "g0.npz"
+    written = g0.stat().st_mtime_ns
+    (path / "plots").mkdir()
+    (path / "plots" / "x.png").write_bytes(b"png")
+    (path / "notes.txt").write_text("kept")
+    # a group's samples never change: saving again adds the new group's, leaves g0 alone
+    results.save_run(path, {"scenario": "scaling", "groups": [0, 1]},
+                     {**first, "g1_i0_start_ns": np.arange(2), "g1_i1_start_ns": np.arange(4)})
+    assert g0.stat().st_mtime_ns == written
+    samples = results.load_run(path).samples()
+    assert sorted(samples) == ["g0_i0_start_ns", "g1_i0_start_ns", "g1_i1_start_ns"]
+    assert samples["g1_i1_start_ns"].tolist() == [0, 1, 2, 3]
+    assert results.load_run(path).doc["groups"] == [0, 1]
+    assert (path / "notes.txt").read_text() == "kept" and (path / "plots" / "x.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert not [p for p in path.rglob(".*tmp*")]  # no temporary file left behind
+
+
+def test_missing_and_corrupt_samples(tmp_path):
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "latency"}, {"g0_i0_end_ns": np.arange(2)})
+    (path / "samples" / "g0.npz").unlink()
+    assert results.load_run(path).samples() == {}
+    (path / "samples" / "g0.npz").write_bytes(b"not a zip file")
+    with pytest.raises(results.ResultsError, match="g0.npz: not a readable samples file"):
+        results.load_run(path).samples()
+
+
+def test_schema_1_samples_in_one_file_are_still_read(tmp_path):
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "latency"}, {})
+    np.savez_compressed(path / "samples.npz", g0_i0_end_ns=np.arange(5))
+    assert results.load_run(path).samples()["g0_i0_end_ns"].tolist() == [0, 1, 2, 3, 4]
+
+
+# --- folders ---------------------------------------------------------------------------
+
+
+def test_check_output_dir_creates_nested_folders(tmp_path):
+    out = results.check_output_dir(str(tmp_path / "a" / "b"))
+    assert out == tmp_path / "a" / "b" and out.is_dir()
+    assert results.check_output_dir(out) == out  # existing: fine
+
+
+def test_new_run_path_never_reuses_a_folder(tmp_path, monkeypatch):
+    import datetime
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2024, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(results._dt, "datetime", Frozen)
+    first = results.new_run_path(tmp_path, "scaling")
+    assert first == tmp_path / "scaling-20240506-070809"
+    first.mkdir()
+    second = results.new_run_path(tmp_path, "scaling")
+    assert second == tmp_path / "scaling-20240506-070809-2"
+    second.mkdir()
+    assert results.new_run_path(tmp_path, "scaling").name == "scaling-20240506-070809-3"
+    assert results.new_run_path(tmp_path, "latency").name == "latency-20240506-070809"
+
+
+def test_find_runs_reads_runs_and_suites(tmp_path):
+    suite = tmp_path / "suite"
+    for name in ("b-run", "a-run"):
+        results.save_run(suite / name, {"scenario": name[0]}, {})
+    (suite / "not-a-run").mkdir()
+    (suite / "file.txt").write_text("")
+    single = tmp_path / "single"
+    results.save_run(single, {"scenario": "latency"}, {})
+    runs = results.find_runs([str(suite), str(single), str(single / "run.json")])
+    assert [r.path.name for r in runs] == ["a-run", "b-run", "single", "single"]
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.find_runs([str(suite / "not-a-run")])
+    with pytest.raises(UsageError, match="no such run folder"):
+        results.find_runs([str(tmp_path / "missing")])
+
+
+def test_host_info_and_command_line(monkeypatch):
+    import platform
+
+    info = results.host_info()
+    assert info["hostname"] == platform.node() and info["kernel"] == platform.release()
+    assert info["machine"] == platform.machine()
+    assert info["versions"]["python"] == platform.python_version()
+    assert info["versions"]["numpy"] == np.__version__
+    assert {"scaler", "uvloop"} <= set(info["versions"])
+    monkeypatch.setattr("sys.argv", ["/usr/local/bin/scaler", "latency", "--json"])
+    assert results.command_line() == ["scaler", "latency", "--json"]
+
+
+def test_a_file_other_than_run_json_is_not_its_folder(tmp_path):
+    results.save_run(tmp_path / "run", {"scenario": "latency"}, {})
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    with pytest.raises(results.ResultsError, match="not a scaler run folder"):
+        results.load_run(tmp_path / "run" / "notes.txt")
+
+
+def test_a_stale_temporary_folder_is_replaced(tmp_path):
+    import os
+
+    path = tmp_path / "run"
+    stale = tmp_path / f".run.tmp-{os.getpid()}"
+    stale.mkdir()
+    (stale / "junk.txt").write_text("from a crashed save")
+    results.save_run(path, {"scenario": "latency"}, {})
+    assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples"]
+    assert not stale.exists()
+
+
+def test_a_failing_save_keeps_the_previous_run_json(tmp_path, monkeypatch):
+    # fault injection: the kernel refusing the rename of the new run.json into place
+    import os
+
+    path = tmp_path / "run"
+    results.save_run(path, {"scenario": "latency", "groups": [1]}, {})
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("run.json"):
+            raise OSError("injected failure")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    # the CLI's one-line error (exit 2), naming the folder
+    with pytest.raises(results.ResultsWriteError, match="injected failure"):
+        results.save_run(path, {"scenario": "latency", "groups": [2]}, {})
+    monkeypatch.undo()
+    assert results.load_run(path).doc["groups"] == [1]
+    assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples"]  # no temp file
+
+
+def test_host_info_lists_every_installed_engine_package():
+    from importlib import metadata
+
+    versions = results.host_info()["versions"]
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"):
+        try:
+            installed = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            assert package not in versions
+        else:
+            assert versions[package] == installed
+
+
+def test_a_first_save_that_fails_raises_its_own_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(TypeError, match="cannot store object"):
+        results.save_run(tmp_path / "run", {"scenario": "latency", "x": object()}, {})
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- saves that fail, names taken twice, what dead writers leave ------------------------------

@@ -207,25 +207,31 @@ def run_options(tmp: Path) -> dict[str, st.SearchStrategy[str] | None]:
         "--lock-wait": numbers(),
         "--no-lock": None,
         "--json": None,
+        "--target-qps": numbers(), "--find-peak": None, "--batch-timeout-ms": numbers(),
+        "--peak-precision": numbers(), "--seed": integers(),
+        "--precisions": choices("fp32", "fp32,int8", "int8", "fp32,,bf16", "fp64"),
+        "--scaling-instances": instance_lists(), "--vm": None,
     }
 
 
-ONLY = {  # options a command does not take (typer refuses them: exit 2 as well)
-    "latency": {"--instances", "--batch", "--smt", "--latency-bound-ms", "--stat",
-                "--max-batch"},
-    "throughput": {"--instances", "--smt", "--latency-bound-ms", "--stat", "--max-batch"},
-    "scaling": {"--batch", "--latency-bound-ms", "--stat", "--max-batch"},
-    "multistream": {"--batch", "--vm-memory", "--vm-kernel", "--accel",
-                    "--vm-hugepages"},
-    "suite": {"--placement", "--precision"},
-}
+def accepted(command: str) -> set[str]:
+    """The options ``command`` takes, as the CLI itself declares them."""
+    import typer
+
+    from scaler.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return {name for p in click_command.params for name in p.opts if name.startswith("--")}
+
+
+RUN_COMMANDS = ("latency", "throughput", "scaling", "multistream", "server", "suite")
 
 
 @st.composite
 def run_case(draw: Any, tmp: Path) -> list[str]:
-    command = draw(st.sampled_from(sorted(ONLY)))
+    command = draw(st.sampled_from(RUN_COMMANDS))
     options = run_options(tmp)
-    names = sorted(set(options) - ONLY[command]) if draw(st.booleans()) else sorted(options)
+    names = sorted(set(options) & accepted(command)) if draw(st.booleans()) else sorted(options)
     chosen = draw(st.lists(st.sampled_from(names), max_size=8, unique=True))
     argv = [command]
     for name in chosen:
@@ -508,6 +514,8 @@ def test_a_sample_through_real_processes(playground, seed_runs):
         ["latency", "--placement", "vm", "--vm-memory", "9" * 400 + "G", "--out",
          str(playground / "out")],
         ["plan", "-n", "2", "--placement", "vm", "--vm-memory", "nanG"],
+        ["server", "--target-qps", "1e300", "--out", str(playground / "out")],
+        ["server", "--seed", "-1", "--out", str(playground / "out")],
         ["show", str(folder)],
         ["fit", str(folder)],
         ["topology", "--sysfs-root", "/dev/null"],
