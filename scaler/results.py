@@ -1,16 +1,21 @@
 """Run folders: a versioned ``run.json``, raw samples in ``samples.npz``, and plots.
 
-A run folder is written under a temporary name and renamed into place, so a reader never sees
-half a run. ``load_run`` checks the schema version, upgrades older documents and says clearly
-what is wrong with a foreign or corrupt folder.
+A run folder is written under a temporary name and renamed into place, later saves replace
+each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
+full or read-only folder) is a one-line error that leaves the previous save. What dead
+writers leave behind is swept by the next run. ``load_run`` checks the schema version and
+the document's shape, upgrades older documents and says clearly what is wrong with a foreign
+or corrupt folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -24,6 +29,9 @@ SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.npz"  # schema 1: every group's samples in one file
 SAMPLES_DIR = "samples"  # schema 2: one file per group, written once
+TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a folder or file being written (see save_run)
+CLAIM_SUFFIX = ".claim"  # .NAME.claim: a run folder name taken (see new_run_path)
+_STALE = re.compile(r"\..+\.(?:tmp|old)-(\d+)")
 
 
 def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
@@ -88,12 +96,59 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 def new_run_path(out: Path, scenario: str) -> Path:
+    """A fresh run folder name under ``out``, claimed for this process.
+
+    Two runs started in the same second into the same folder would otherwise pick one name
+    and replace each other's saves. The name is claimed with a hidden ``.NAME.claim`` file
+    created exclusively (holding this pid); ``save_run`` drops it once the folder exists,
+    :func:`release_claims` drops the claims of a run that never saved, and
+    :func:`sweep_stale` those of dead processes.
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = out / f"{scenario}-{stamp}", 1
-    while path.exists():
+    n = 1
+    while True:
+        path = out / (f"{scenario}-{stamp}" if n == 1 else f"{scenario}-{stamp}-{n}")
         n += 1
-        path = out / f"{scenario}-{stamp}-{n}"
-    return path
+        if path.exists():
+            continue
+        try:
+            fd = os.open(_claim(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            _claim(path).unlink(missing_ok=True)
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        if path.exists():  # made by a writer that does not claim (an older scaler)
+            _claim(path).unlink(missing_ok=True)
+            continue
+        return path
+
+
+def _claim(path: Path) -> Path:
+    return path.with_name(f".{path.name}{CLAIM_SUFFIX}")
+
+
+def release_claims(out: Path) -> None:
+    """Drop this process's claims in ``out`` (names of runs that never saved a folder)."""
+    with contextlib.suppress(OSError):
+        for claim in out.glob(f".*{CLAIM_SUFFIX}"):
+            if _pid_in(claim) == os.getpid():
+                claim.unlink(missing_ok=True)
+
+
+def _pid_in(claim: Path) -> int | None:
+    try:
+        return int(claim.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def host_info() -> dict[str, Any]:
@@ -127,6 +182,13 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     return None
 
 
+class ResultsWriteError(ResultsError):
+    """The results folder cannot take a save (full, read-only, gone): exit code 2, and the run
+    folder keeps its previous save."""
+
+    exit_code = 2
+
+
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
     """Save a run folder: ``run.json`` and each group's raw samples (``samples/gN.npz``).
 
@@ -134,26 +196,36 @@ def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
     saves replace ``run.json`` by an atomic rename and add the samples of groups not saved
     yet (a group's samples never change once recorded), so a sweep can save after every
     group at a cost that does not grow with the run, and an interruption keeps everything
-    measured so far. A reader never sees half a file.
+    measured so far. A reader never sees half a file. A save the folder cannot take (full,
+    read-only) is a :class:`ResultsWriteError` naming the folder; the previous save stays,
+    and the space a half-written file took is given back.
     """
     doc = {"schema_version": SCHEMA_VERSION, **doc}
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            _save_into(tmp, doc, arrays)
-            tmp.rename(path)
-        except BaseException:
+    text = json.dumps(doc, indent=1, default=_json_default) + "\n"  # TypeError before writing
+    try:
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _fsync_dir(path.parent)
-        return path
-    _save_into(path, doc, arrays)
+            tmp.mkdir(parents=True)
+            try:
+                _save_into(tmp, text, arrays)
+                tmp.rename(path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            with contextlib.suppress(OSError):
+                _claim(path).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+            return path
+        _save_into(path, text, arrays)
+    except OSError as exc:
+        kept = "keeps its previous save" if (path / RUN_FILE).is_file() else "was not written"
+        raise ResultsWriteError(f"cannot save the run in {path.parent}: "
+                                f"{exc.strerror or exc} ({path.name} {kept})") from None
     return path
 
 
-def _save_into(folder: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> None:
+def _save_into(folder: Path, text: str, arrays: dict[str, Any]) -> None:
     import numpy as np
 
     samples = folder / SAMPLES_DIR
@@ -167,13 +239,12 @@ def _save_into(folder: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Non
             continue
         _write_atomically(target, lambda f, v=values: np.savez_compressed(f, **v), binary=True)
     _fsync_dir(samples)
-    _write_atomically(folder / RUN_FILE, lambda f: (
-        json.dump(doc, f, indent=1, default=_json_default), f.write("\n")))
+    _write_atomically(folder / RUN_FILE, lambda f: f.write(text))
     _fsync_dir(folder)
 
 
 def _write_atomically(path: Path, write: Callable[[Any], Any], binary: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
     try:
         with open(tmp, "wb" if binary else "w") as f:
             write(f)
@@ -191,6 +262,54 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sweep_stale(out: Path, _depth: int = 3) -> list[Path]:
+    """Remove what dead writers left in ``out``: temporary folders and files of a save
+    (``.NAME.tmp-PID``, in ``out``, in its run and suite folders and their samples) and name
+    claims whose process is gone. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith("."):
+            if _depth > 0 and entry.is_dir() and not entry.is_symlink() and (
+                    name == SAMPLES_DIR or (entry / RUN_FILE).is_file()
+                    or name.startswith("suite-")):
+                removed += sweep_stale(entry, _depth - 1)
+            continue
+        match = _STALE.fullmatch(name)
+        if match:
+            pid = int(match.group(1))
+        elif name.endswith(CLAIM_SUFFIX):
+            pid = _pid_in(entry) or 0
+        else:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _json_default(value: Any) -> Any:
@@ -213,13 +332,14 @@ def load_run(path: str | Path) -> Run:
         raise ResultsError(f"{path}: not a scaler run folder (no {RUN_FILE})")
     try:
         doc = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{file}: corrupt run file ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ResultsError(f"{file}: corrupt run file ({str(exc)[:200]})") from None
     if not isinstance(doc, dict) or "schema_version" not in doc or "scenario" not in doc:
         raise ResultsError(f"{file}: not a scaler run file (no schema_version or scenario)")
     version = doc["schema_version"]
     if type(version) is not int or version < 1:  # not isinstance: True is an int
         raise ResultsError(f"{file}: bad schema_version {version!r}")
+    _check_shape(doc, file)
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{file}: schema_version {version} is newer than this scaler "
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
@@ -228,6 +348,40 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(doc["scenario"], str) or not doc["scenario"]:
         raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
     return Run(path, doc)
+
+
+# the top of a run document: key -> the type its value must have where present
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "status": str, "partial_reasons": list, "created": str, "command": list,
+    "requested": dict, "effective": dict, "host": dict, "emulated": bool, "groups": list,
+    "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict,
+}
+
+
+def _check_shape(doc: dict[str, Any], file: Path) -> None:
+    """The document's top level and its groups have the types every reader assumes
+    (checked before any upgrade touches them); ResultsError naming the first that does not.
+    Deeper values are checked by their readers (see ``scaler.cli.common.reading_runs``)."""
+    for key, kind in _SHAPE.items():
+        if key in doc and not isinstance(doc[key], kind):
+            raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
+                               f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
+    for k, group in enumerate(doc.get("groups", []) if doc["schema_version"] < SCHEMA_VERSION
+                              else []):  # what the upgrades read (readers: reading_runs)
+        if not isinstance(group, dict):
+            raise ResultsError(f"{file}: groups[{k}] should be an object, not "
+                               f"{type(group).__name__} (not a run this scaler wrote?)")
+    for key in ("topology",):
+        host = doc.get("host", {})
+        if key in host and not isinstance(host[key], dict):
+            raise ResultsError(f"{file}: host.{key} should be an object, not "
+                               f"{type(host[key]).__name__}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "true or false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def find_runs(paths: list[str]) -> list[Run]:

@@ -17,6 +17,7 @@ from affinity import Topology
 from scaler import noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
 from scaler.placements.fleet import Fleet
 from scaler.progress import Reporter
@@ -47,11 +48,13 @@ class Session:
         self.partial_reasons: list[str] = []
         self.notes: list[str] = []  # what the run decided on its own, said to the user
         self.interrupted = False
+        self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
                               min_queries=settings.min_queries, warmup_s=settings.warmup_s,
                               max_duration_s=settings.max_duration_s,
-                              ready_timeout_s=settings.ready_timeout_s)
+                              ready_timeout_s=settings.ready_timeout_s,
+                              stall_timeout_s=settings.stall_timeout_s)
 
     @property
     def stopped(self) -> bool:
@@ -212,6 +215,8 @@ class Session:
         }
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()
+        if self.lock is not None:
+            doc["lock"] = self.lock.describe()
         for name, target in self.targets.items():
             describe = getattr(target, "describe", None)
             if describe is not None and name not in doc:  # e.g. "vm": accel, kernel, QEMU

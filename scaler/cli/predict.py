@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from scaler import placements
-from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.common import emit_json, err, errors_to_exit, reading_runs
 
 Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
 Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
@@ -44,7 +44,7 @@ SIMULATE_HELP = "\n\n".join([
 def fit(runs: Runs, json: Json = False) -> None:
     """Fit the Universal Scalability Law to each series (placement x engine x precision) of
     scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler.errors import UsageError
         from scaler.results import find_runs
         from scaler.simulate.usl import fit_runs
@@ -133,7 +133,7 @@ def simulate(
     json: Json = False,
 ) -> None:
     """The ``simulate`` command; its help (``SIMULATE_HELP``) says what is measured."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs([*(runs or []), *(validate or [])]):
         from scaler.results import find_runs
         from scaler.settings import check_positive, parse_instances
 
@@ -144,6 +144,14 @@ def simulate(
             check_positive("--fps", fps)
         if queries is not None:
             check_positive("--queries", queries)
+            _at_most("--queries", queries, MAX_QUERIES)
+        from scaler.settings import MAX_BATCH
+
+        _at_most("--max-batch", max_batch, MAX_BATCH)
+        if not -(2**63) < seed < 2**63:
+            from scaler.errors import UsageError
+
+            raise UsageError(f"--seed must fit in 64 bits, not {seed}")
         counts = parse_instances(instances)
         placements = _placements(placement)
         _check_choice("--scenario", scenario, ("scaling", "multistream"))
@@ -219,6 +227,16 @@ def _simulate(calibration: list[Any], given: dict[str, float], machine: str | No
     typer.echo("\n".join(summaries.lines(summary)))
 
 
+MAX_QUERIES = 10_000_000  # simulated queries per point: memory grows with them
+
+
+def _at_most(option: str, value: int, limit: int) -> None:
+    from scaler.errors import UsageError
+
+    if value > limit:
+        raise UsageError(f"{option} {value} is more than {limit}")
+
+
 def _assumptions(items: list[str]) -> dict[str, float]:
     from scaler.errors import UsageError
 
@@ -256,9 +274,13 @@ def capacity(
 ) -> None:
     """Best layout per server meeting a latency bound (from measured or simulated runs),
     the servers needed for a target throughput, and the headroom."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler.results import find_runs
+        from scaler.settings import check_positive
         from scaler.simulate import capacity as cap
+
+        check_positive("--target-ips", target_ips)
+        check_positive("--latency-bound-ms", latency_bound_ms)
 
         answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat)
         if json:

@@ -16,7 +16,15 @@ from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
-from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_memory_mb
+from scaler.settings import (
+    MAX_BATCH,
+    MAX_SECONDS,
+    Settings,
+    Stat,
+    check_positive,
+    parse_instances,
+    parse_memory_mb,
+)
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -79,6 +87,19 @@ NoiseLimit = Annotated[float, typer.Option(
 QuietWait = Annotated[float, typer.Option(
     "--quiet-wait", help="seconds to wait before each group for others to use less than the "
     "noise limit of its CPUs (0: do not wait)")]
+StallTimeout = Annotated[float, typer.Option(
+    "--stall-timeout", help="seconds a measuring worker may stay silent before it counts as "
+    "stalled and is killed (at least 10 queries' time)")]
+LockWait = Annotated[float, typer.Option(
+    "--lock-wait", help="seconds to wait for another run measuring on the same CPUs "
+    "(default: refuse at once)")]
+NoLock = Annotated[bool, typer.Option(
+    "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
+    "record the overlap)")]
+
+MAX_QPS = 1e7  # requests per second of the server scenario's schedule
+MAX_SCHEDULE = 5e7  # requests in one schedule (an array of their arrival times)
+
 
 def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
@@ -87,15 +108,18 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     for key in ("min_duration_s", "min_queries", "warmup_s"):
         if opts.get(key) is not None:
             rules[key] = opts[key]
-    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True)
-    check_positive("--min-queries", rules["min_queries"])
-    check_positive("--warmup", rules["warmup_s"], allow_zero=True)
-    check_positive("--batch", opts.get("batch", 1))
-    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
-    check_positive("--max-batch", opts.get("max_batch", 256))
-    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
-    check_positive("--repeat", opts.get("repeat", 1))
-    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True)
+    week = MAX_SECONDS
+    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True, at_most=week)
+    check_positive("--min-queries", rules["min_queries"], at_most=1 << 40)
+    check_positive("--warmup", rules["warmup_s"], allow_zero=True, at_most=week)
+    check_positive("--batch", opts.get("batch", 1), at_most=MAX_BATCH)
+    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3), at_most=week * 1e3)
+    check_positive("--max-batch", opts.get("max_batch", 256), at_most=MAX_BATCH)
+    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0), at_most=week)
+    check_positive("--stall-timeout", opts.get("stall_timeout_s", 60.0), at_most=week)
+    check_positive("--repeat", opts.get("repeat", 1), at_most=1000)
+    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True, at_most=week)
+    check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
     if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
         raise UsageError(f"--noise-limit must lie in [0, 1], not {opts['noise_limit']:g}")
     try:
@@ -106,7 +130,13 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    check_positive("--target-qps", opts.get("target_qps") or 10.0)
+    check_positive("--target-qps", opts.get("target_qps") or 10.0, at_most=MAX_QPS)
+    if (opts.get("target_qps") or 10.0) * rules["min_duration_s"] > MAX_SCHEDULE:
+        raise UsageError(f"--target-qps {opts.get('target_qps') or 10.0:g} for --min-duration "
+                         f"{rules['min_duration_s']:g} s schedules more than {MAX_SCHEDULE:g} "
+                         "requests: lower one of them")
+    if not 0 <= opts.get("seed", 0) < 2**63:
+        raise UsageError(f"--seed must be from 0 to 2^63-1, not {opts.get('seed')}")
     check_positive("--batch-timeout-ms", opts.get("batch_timeout_ms", 0.0), allow_zero=True)
     if opts.get("serve_max_batch") is not None:
         check_positive("--max-batch", opts["serve_max_batch"])
@@ -131,12 +161,13 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         serve_max_batch=opts.get("serve_max_batch"),
         batch_timeout_ms=opts.get("batch_timeout_ms", 0.0),
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
+        stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
-         suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None
-         ) -> None:
+         suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None,
+         lock_wait: float = 0.0, no_lock: bool = False) -> None:
     """Run scenarios into ``out``, plot, print summaries. With ``suite``, the runs go into one
     suite folder and ``suite(folder, runs by name)`` adds its figures (the claims) to the
     summary and its lines to the output."""
@@ -144,11 +175,15 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import plots, results, summaries
+    from scaler import lock, plots, results, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
+    results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    from scaler.targets.vm import sweep_stale_dirs
+
+    sweep_stale_dirs()
     if suite is not None:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
@@ -157,17 +192,23 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     for note in dict.fromkeys(n for _, s, _ in prepared for n in sc.notes(s)):
         err(f"scaler: note: {note}")
     done: list[Any] = []  # sessions, each added as soon as it has a run folder
+    held = lock.acquire(frozenset().union(*(lock.run_cpus(s, p[1]) for _, s, p in prepared)),
+                        lock_wait, no_lock, say=err)
 
     async def main() -> None:
         for name, settings, prep in prepared:
             session = await sc.run_scenario(name, settings, base, rep, prepared=prep,
-                                            started=done)
+                                            started=done, lock=held)
             if session.stopped:
                 break
 
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main())
+        finally:
+            held.release()
+            results.release_claims(base.parent if suite is not None else base)
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:
@@ -180,6 +221,9 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             raise typer.Exit(exc.exit_code) from None
         raise
     interrupted = any(s.interrupted for s in done)
+    for other in held.overlaps():
+        err(f"scaler: warning: another run measured on these CPUs meanwhile: {other.who()} "
+            "(recorded under lock.overlaps in run.json)")
 
     summary_all: dict[str, Any] = {"run": str(base)} if suite is not None else {}
     runs: dict[str, Any] = {}
@@ -224,7 +268,8 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
 
 _RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
-            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s"}
+            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s",
+            "stall_timeout": "stall_timeout_s"}
 
 
 def _opts(given: dict[str, Any]) -> dict[str, Any]:
@@ -237,12 +282,15 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             min_duration: MinDuration = None, min_queries: MinQueries = None,
             warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-            out: Out = Path("results"), json: Json = False) -> None:
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
-        _run([("latency", _settings("latency", **_opts(locals())))], out, json)
+        _run([("latency", _settings("latency", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
@@ -251,12 +299,15 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
                quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+               stall_timeout: StallTimeout = 60.0,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-               out: Out = Path("results"), json: Json = False) -> None:
+               out: Out = Path("results"), json: Json = False,
+               lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
-        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json)
+        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
@@ -265,12 +316,15 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             min_queries: MinQueries = None, warmup: Warmup = None,
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-            out: Out = Path("results"), json: Json = False) -> None:
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
-        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json)
+        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
@@ -281,11 +335,14 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-                hosts: Hosts = None, out: Out = Path("results"), json: Json = False) -> None:
+                stall_timeout: StallTimeout = 60.0,
+                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
     each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
     with errors_to_exit():
-        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json)
+        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 
@@ -319,13 +376,16 @@ def server(target_qps: Annotated[float | None, typer.Option(
            min_queries: MinQueries = None, warmup: Warmup = None,
            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+           stall_timeout: StallTimeout = 60.0,
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-           out: Out = Path("results"), json: Json = False) -> None:
+           out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
+           no_lock: NoLock = False) -> None:
     """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,
     latency from each request's scheduled arrival; --find-peak searches the highest rate
     each layout serves within the bound."""
     with errors_to_exit():
         opts = _opts(locals())
         opts["serve_max_batch"] = opts.pop("max_batch")
-        _run([("server", _settings("server", **opts))], out, json)
+        _run([("server", _settings("server", **opts))], out, json, lock_wait=lock_wait,
+             no_lock=no_lock)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.common import emit_json, err, errors_to_exit, reading_runs
 
 Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
 
 
 def show(runs: Runs, json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the summary of runs."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler import results, summaries
 
         loaded = results.find_runs(runs)
@@ -38,7 +38,7 @@ def plot(runs: Runs,
              "--label", help="a label per run, in order (default: what differs between "
              "them: engine, model, machine, date)")] = None) -> None:
     """Draw scaling curves, latency percentiles and multistream searches of runs."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler import plots, results
 
         formats = plots.parse_formats(format)
@@ -57,7 +57,7 @@ def compare(a: Annotated[str, typer.Argument(help="run A (or a suite folder)")],
             json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """B over A at every point measured in both: ratio, 95% interval, Welch's p-value across
     repeats, and "~" when there is no measurable difference."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs([a, b]):
         from scaler import compare as compare_mod
         from scaler import results
 

@@ -21,16 +21,19 @@ from scaler.cli.run import (
     Hosts,
     Instances,
     Json,
+    LockWait,
     MaxBatch,
     MinDuration,
     MinQueries,
     Model,
     NoiseLimit,
+    NoLock,
     Out,
     QuietWait,
     ReadyTimeout,
     Repeat,
     Smt,
+    StallTimeout,
     StatOpt,
     VmHugepages,
     VmKernel,
@@ -61,9 +64,10 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           min_queries: MinQueries = None, warmup: Warmup = None,
           noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+          stall_timeout: StallTimeout = 60.0,
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-          json: Json = False) -> None:
+          json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """The study's four comparisons on this machine (bare metal against VM-like, fp32
     against int8), the claims table beside the study's figures, plots and a report."""
     with errors_to_exit():
@@ -92,7 +96,8 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
             if why:
                 err(f"scaler: note: suite: {name} left out: {why}")
         _run([(e.scenario, e.settings) for e in plan], out, json,
-             suite=lambda folder, runs: _claims(folder, runs, skipped))
+             suite=lambda folder, runs: _claims(folder, runs, skipped), lock_wait=lock_wait,
+             no_lock=no_lock)
 
 
 def _precisions(text: str, make: Any, skipped: dict[str, str]) -> tuple[str, ...]:

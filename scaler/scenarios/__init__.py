@@ -18,6 +18,7 @@ from typing import Any
 from affinity import Topology, read_topology
 from scaler import placements
 from scaler.engines import EngineSpec
+from scaler.lock import MeasurementLock
 from scaler.progress import Reporter
 from scaler.scenarios import latency, multistream, scaling, server, throughput
 from scaler.session import Session
@@ -55,7 +56,8 @@ def notes(settings: Settings) -> list[str]:
 async def run_scenario(name: str, settings: Settings, out: Path, reporter: Reporter,
                        target: Target | None = None,
                        prepared: tuple[EngineSpec, Topology] | None = None,
-                       started: list[Session] | None = None) -> Session:
+                       started: list[Session] | None = None,
+                       lock: MeasurementLock | None = None) -> Session:
     """Run one scenario into a new run folder under ``out``; returns the session (saved).
 
     Ctrl-C and SIGTERM cancel the scenario: the current group is stopped, what it measured is
@@ -65,6 +67,7 @@ async def run_scenario(name: str, settings: Settings, out: Path, reporter: Repor
     """
     spec, topology = prepared or prepare(settings)
     session = Session(name, settings, spec, out, topology, reporter, target)
+    session.lock = lock  # the CPUs this run holds (scaler.lock): recorded at every save
     if started is not None:
         started.append(session)
     with _signals_cancel(asyncio.current_task(), signal.SIGINT, signal.SIGTERM):
