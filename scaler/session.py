@@ -202,6 +202,7 @@ class Session:
         status = "partial" if self.stopped else ("complete" if finished else "running")
         doc = {
             "scenario": self.scenario, "status": status,
+            "writer": writer(),
             "partial_reasons": self.partial_reasons, "notes": self.notes,
             "created": self.created,
             "command": results.command_line(),
@@ -227,6 +228,17 @@ class Session:
 
     def save(self, finished: bool = False) -> Path:
         return results.save_run(self.path, self.document(finished), self.arrays)
+
+
+def writer() -> dict[str, Any]:
+    """Who is writing the run: a reader can tell a run still going from one whose process
+    died (SIGKILL leaves ``running`` behind)."""
+    import os
+    import platform
+
+    from scaler.worker.main import boot_id
+
+    return {"pid": os.getpid(), "hostname": platform.node(), "boot_id": boot_id()}
 
 
 def measured_cpus(plan: GroupPlan, topology: Topology) -> tuple[int, ...] | None:

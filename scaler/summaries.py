@@ -35,9 +35,39 @@ def doc_points(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return saved if saved is not None else points_mod.aggregate(doc.get("groups", []))
 
 
+def status_of(doc: dict[str, Any]) -> str:
+    """The run's status; a run left ``running`` by a process that is gone (killed) reads
+    ``partial`` with the reason added by ``summarize``."""
+    status = doc.get("status", "?")
+    if status == "running" and writer_gone(doc):
+        return "partial"
+    return status
+
+
+def writer_gone(doc: dict[str, Any]) -> bool:
+    """True when the process that wrote a running run is no longer alive (same machine and
+    boot only: elsewhere nothing can be told)."""
+    import os
+    import platform
+
+    from scaler.worker.main import boot_id
+
+    w = doc.get("writer") or {}
+    if not w.get("pid") or w.get("hostname") != platform.node() or w.get(
+            "boot_id") != boot_id():
+        return False
+    try:
+        os.kill(int(w["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, TypeError):
+        return False
+    return False
+
+
 def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
     pts = doc_points(doc)
-    out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": doc["status"],
+    out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": status_of(doc),
                            "engine": doc["effective"]["engine"],
                            "precision": doc["effective"]["precision"],
                            "model": doc["effective"]["model"],
@@ -45,6 +75,10 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                            "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
+    if doc.get("status") == "running" and out["status"] == "partial":
+        out["partial_reasons"] = [*doc.get("partial_reasons", []),
+                                  f"the process that ran it (pid {doc['writer']['pid']}) is "
+                                  "gone: killed before it finished"]
     if doc.get("notes"):
         out["notes"] = doc["notes"]
     if doc.get("simulated"):

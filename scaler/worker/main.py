@@ -189,13 +189,13 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "warmup_queries": len(warm_lat),
         "warmup_last_query_s": round(warm_lat[-1], 6),
         "clock": "CLOCK_MONOTONIC",
-        "boot_id": _boot_id(),
+        "boot_id": boot_id(),
         "protocol": protocol.PROTOCOL_VERSION,
     }
     return engine, inputs, report
 
 
-def _boot_id() -> str:
+def boot_id() -> str:
     """Workers with the same boot id share one monotonic clock (their windows compare)."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
