@@ -24,6 +24,7 @@ which then imports no TensorFlow. Precisions:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import re
@@ -43,6 +44,7 @@ CALIBRATION_SAMPLES = 32  # generated calibration inputs for NNCF (random weight
 CONVERT_TIMEOUT_S = 900  # ResNet50 conversion takes about 10 s, quantization a few more
 IR_XML = "model.xml"  # inside a cache entry's folder, beside model.bin
 DEVICE = "CPU"
+TF_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tf-nightly-cpu", "tf-nightly")
 INFER_REQUESTS = 1  # the worker's timed loop runs one synchronous request at a time
 INFERENCE_TYPE = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # precision hint per precision
 # runtime precisions of the compute layers -> scaler's precision names
@@ -199,9 +201,10 @@ def _model(core: Any, spec: EngineSpec) -> tuple[Any, Path, dict[str, Any]]:
     if model_kind(spec.model) in ("xml", "onnx"):
         path = Path(spec.model)
         model = _read(core, path)
-        if spec.precision != "int8" or is_quantized(model):
-            if is_quantized(model) and spec.precision != "int8":
-                raise EngineError(f"model {path.name!r} is quantized (FakeQuantize): use int8")
+        quantized = is_quantized(model)
+        if quantized and spec.precision != "int8":
+            raise EngineError(f"model {path.name!r} is quantized (FakeQuantize): use int8")
+        if quantized or spec.precision != "int8":  # runs as it is
             return model, path, {"cache": "user"}
     folder, cached = _converted(spec)
     return _read(core, folder / IR_XML), folder, cached
@@ -227,17 +230,20 @@ def _model_name(model: str) -> str:
 def versions() -> dict[str, str]:
     """The versions a converted IR depends on, from package metadata (no heavy import)."""
     out = {"openvino": _version("openvino")}
-    try:
-        out["nncf"] = _version("nncf")
-    except EngineError:
-        pass
-    from scaler.engines.tflite import _tf_version
-
-    try:
-        out["tf"] = _tf_version()
-    except EngineError:
-        pass
+    for name, distributions in (("nncf", ("nncf",)), ("tf", TF_DISTRIBUTIONS)):
+        found = _installed(distributions)
+        if found:
+            out[name] = found
     return out
+
+
+def _installed(distributions: tuple[str, ...]) -> str | None:
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _version(distribution: str) -> str:
@@ -260,10 +266,12 @@ def entry_path(spec: EngineSpec) -> Path:
     made_by = [f"ov{_version('openvino')}"]
     if stored == "int8":
         made_by.append(f"nncf{_version('nncf')}")
-    if model_kind(spec.model) not in ("xml", "onnx"):
-        from scaler.engines.tflite import _tf_version
-
-        made_by.append(f"tf{_tf_version()}")
+    if model_kind(spec.model) not in ("xml", "onnx"):  # converted from TensorFlow
+        tf_version = _installed(TF_DISTRIBUTIONS)
+        if tf_version is None:
+            raise EngineError("converting a Keras or SavedModel model to OpenVINO IR needs "
+                              "TensorFlow, which is not installed")
+        made_by.append(f"tf{tf_version}")
     return cache.cache_root(spec.cache_dir) / f"{key}-{stored}-{'-'.join(made_by)}-r{RECIPE}.ir"
 
 
@@ -333,7 +341,7 @@ def _fp32_model(spec: EngineSpec) -> Any:
 
     if model_kind(spec.model) in ("xml", "onnx"):
         return _read(ov.Core(), Path(spec.model))
-    fp32 = EngineSpec(**{**spec.__dict__, "precision": "fp32"})
+    fp32 = dataclasses.replace(spec, precision="fp32")
     path = entry_path(fp32)
     cache.get_or_build(path, lambda tmp: convert(fp32, tmp), folder=True)
     return _read(ov.Core(), path / IR_XML)
