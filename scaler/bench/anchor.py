@@ -9,7 +9,9 @@ which goes first every round so drift and neighbours hit both alike:
 - ``benchmark_app`` (shipped in the openvino wheel) on the very IR that worker loaded (the
   cache entry it reports), pinned with ``sched_setaffinity`` to the same CPUs, with the same
   settings spelled as benchmark_app spells them: ``-hint none -nstreams 1 -nthreads N -pin NO
-  -nireq 1 -infer_precision P -shape [B,...]``; its "Throughput: X FPS" line.
+  -nireq 1 -infer_precision P -ip f32 -shape [B,...]``; its "Throughput: X FPS" line.
+  ``-ip f32`` matters: by default benchmark_app feeds an input it takes for an image (3
+  channels, NHWC) as u8 and adds a conversion to the model, so it would run another model.
 
 The ratio scaler / benchmark_app per round says whether the harness slows the engine (goal
 >= 0.97). The median of R paired ratios is quoted with the range of the R ratios, which
@@ -77,7 +79,7 @@ def run_benchmark_app(xml: str, precision: str, shape: list[int], cpus: list[int
     """One ``benchmark_app`` child pinned to ``cpus``; its FPS, latency and read-back."""
     argv = [*benchmark_app_argv(), "-m", xml, "-d", "CPU", "-hint", "none", "-nstreams", "1",
             "-nthreads", str(len(cpus)), "-pin", "NO", "-nireq", "1",
-            "-infer_precision", HINT[precision],
+            "-infer_precision", HINT[precision], "-ip", "f32",
             "-shape", "[" + ",".join(map(str, shape)) + "]",
             "-t", str(max(1, round(seconds)))]  # benchmark_app takes whole seconds
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -102,9 +104,13 @@ def parse_benchmark_app(text: str) -> dict[str, Any]:
         match = re.search(rf"^\[ INFO \]\s+{name}: (.+)$", text, re.MULTILINE)
         if match:
             compiled[name] = match.group(1).strip()
+    # the input's element type as configured: the first input listed after "Configuring
+    # input of the model" (e.g. "keras_tensor (node: keras_tensor) : f32 / [...] / [1,..]")
+    configured = text.partition("Configuring input of the model")[2]
+    match = re.search(r"^\[ INFO \]\s+\S+ \(node: [^)]*\) : (\w+) / ", configured, re.MULTILINE)
     return {"images_per_s": fps, "iterations": number("Count"),
             "duration_ms": number("Duration"), "latency_p50_ms": number("Median"),
-            "compiled": compiled}
+            "input_type": match.group(1) if match else None, "compiled": compiled}
 
 
 def measure_anchor(precision: str, model: str, batch: int, cpus: list[int], rounds: int,

@@ -75,21 +75,7 @@ class OpenVinoEngine:
         self.spec = spec
         core = ov.Core()
         model, path, cached = _model(core, spec)
-        if len(model.inputs) != 1:
-            raise EngineError(f"model {path.name!r} has {len(model.inputs)} inputs; scaler needs 1")
-        port = model.inputs[0]
-        if port.get_element_type() != ov.Type.f32:
-            raise EngineError(f"model {path.name!r} takes {port.get_element_type().get_type_name()}"
-                              " input; scaler feeds f32 only")
-        shape = _batched_shape(path.name, port.get_partial_shape(), spec.batch)
-        try:
-            model.reshape({port: ov.PartialShape(shape)})
-            self._compiled = core.compile_model(model, DEVICE,
-                                                compile_config(spec.precision, spec.threads))
-        except RuntimeError as exc:
-            reason = " ".join(str(exc).split())[:200]
-            raise EngineError(f"OpenVINO cannot run {path.name!r} at batch {spec.batch}: "
-                              f"{reason}") from exc
+        self._compiled, shape = _compile(core, model, path.name, spec)
         self._request = self._compiled.create_infer_request()
         self._bound: Any = None
         layers = layer_precisions(self._compiled)
@@ -136,6 +122,27 @@ class OpenVinoEngine:
         self._request = None
         self._compiled = None
         self._bound = None
+
+
+def _compile(core: Any, model: Any, name: str, spec: EngineSpec) -> tuple[Any, list[int]]:
+    """``model`` reshaped to the batch and compiled for the CPU; and its input shape."""
+    import openvino as ov
+
+    if len(model.inputs) != 1:
+        raise EngineError(f"model {name!r} has {len(model.inputs)} inputs; scaler needs 1")
+    port = model.inputs[0]
+    if port.get_element_type() != ov.Type.f32:
+        raise EngineError(f"model {name!r} takes {port.get_element_type().get_type_name()} "
+                          "input; scaler feeds f32 only")
+    shape = _batched_shape(name, port.get_partial_shape(), spec.batch)
+    try:
+        model.reshape({port: ov.PartialShape(shape)})
+        compiled = core.compile_model(model, DEVICE, compile_config(spec.precision, spec.threads))
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise EngineError(f"OpenVINO cannot run {name!r} at batch {spec.batch}: "
+                          f"{reason}") from exc
+    return compiled, shape
 
 
 def read_back(compiled: Any) -> dict[str, Any]:

@@ -205,7 +205,12 @@ def test_bench_code_compares_no_engine_name():
 def test_benchmark_app_output_is_parsed():
     from scaler.bench.anchor import parse_benchmark_app
 
-    text = """[ INFO ] Execution Devices: ['CPU']
+    text = """[Step 6/11] Configuring input of the model
+[ INFO ] Model inputs:
+[ INFO ]     keras_tensor (node: keras_tensor) : f32 / [...] / [1,224,224,3]
+[ INFO ] Model outputs:
+[ INFO ]     output_0 (node: resnet50_1/predictions_1/Softmax) : f32 / [...] / [1,1000]
+[ INFO ] Execution Devices: ['CPU']
 [ INFO ]   NUM_STREAMS: 1
 [ INFO ]   INFERENCE_NUM_THREADS: 2
 [ INFO ]   ENABLE_CPU_PINNING: False
@@ -217,6 +222,7 @@ def test_benchmark_app_output_is_parsed():
 """
     r = parse_benchmark_app(text)
     assert (r["images_per_s"], r["iterations"], r["latency_p50_ms"]) == (64.61, 970, 15.21)
+    assert r["input_type"] == "f32"
     assert r["compiled"] == {"NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "2",
                              "ENABLE_CPU_PINNING": "False"}
     with pytest.raises(RuntimeError, match="no 'Throughput:' line"):
@@ -236,6 +242,7 @@ def test_anchor_runs_both_tools_on_the_same_ir_and_cpus(tmp_path):
         assert scaler["cpus"] == bapp["cpus"] == CPUS
         assert scaler["ir"] == r["ir"] and r["ir"] in bapp["command"]
         assert "[2,32,32,3]" in bapp["command"]
+        assert bapp["input_type"] == "f32"  # as scaler feeds it, not benchmark_app's u8 default
         assert bapp["compiled"]["NUM_STREAMS"] == str(scaler["compiled"]["NUM_STREAMS"]) == "1"
         assert bapp["compiled"]["INFERENCE_NUM_THREADS"] == str(len(CPUS))
         assert bapp["compiled"]["ENABLE_CPU_PINNING"] == "False"
