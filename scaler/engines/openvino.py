@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import re
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -58,6 +59,18 @@ READ_BACK = ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "ENABLE_CPU_PINNING", "PERF
              "EXECUTION_DEVICES")
 
 
+def without_telemetry() -> None:
+    """Keep OpenVINO's usage telemetry out of this process (call before importing openvino).
+
+    ``import openvino`` imports its model converter, which, when the optional
+    ``openvino-telemetry`` package is installed (nncf installs it), reports the import by
+    forking a child that posts to the network. On a machine without internet that child
+    hangs, and when it was forked from a worker it outlived the worker and the command. Made
+    unimportable here, the converter uses its built-in no-op stub (nncf does the same).
+    """
+    sys.modules.setdefault("openvino_telemetry", None)
+
+
 def compile_config(precision: str, threads: int) -> dict[str, Any]:
     """What scaler asks OpenVINO's CPU plugin for (``benchmark_app -hint none -nstreams 1
     -nthreads N -pin NO [-infer_precision bf16]``); no performance hint is set."""
@@ -70,6 +83,7 @@ class OpenVinoEngine:
 
     def __init__(self, spec: EngineSpec) -> None:
         started = time.perf_counter()
+        without_telemetry()
         import openvino as ov
 
         self.spec = spec
@@ -320,6 +334,7 @@ def convert(spec: EngineSpec, out: Path) -> dict[str, Any]:
     int8 quantizes the fp32 IR, itself taken from (or first put in) the cache, so a cached
     fp32 IR is quantized without TensorFlow.
     """
+    without_telemetry()
     import openvino as ov
 
     started = time.perf_counter()

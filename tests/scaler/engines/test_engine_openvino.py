@@ -23,7 +23,7 @@ from affinity import read_topology
 from scaler.engines import EngineError, check_spec, load_engine
 from scaler.engines.registry import BF16_ISA
 from tests.scaler.engines.conftest import THREADS
-from tests.scaler.helpers import scaler_cmd
+from tests.scaler.helpers import processes, scaler_cmd
 
 ISA = read_topology().isa
 HAS_BF16 = bool(set(BF16_ISA) & set(ISA))
@@ -290,3 +290,7 @@ def test_worker_in_pinned_and_shared_placements(openvino_cache, tmp_path, precis
     pinned = groups["pinned"]["per_instance"]
     if cpus >= 2:
         assert sorted(c for i in pinned for c in i["binding"]["cpus"]) == [0, 1]
+    # nothing outlives the command: not the workers, nor a child one of them forked (OpenVINO's
+    # usage telemetry once forked one per worker that hung without internet and stayed)
+    left = [pid for pid, (_, cmd) in processes().items() if folder.encode() in cmd]
+    assert left == [], left
