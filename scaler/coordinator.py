@@ -155,7 +155,9 @@ class Worker:
         return f"(stderr: {tail[-1].strip()[:200]})" if tail else ""
 
     async def close(self, grace_s: float = 2.0) -> None:
-        """Ask the worker to exit; kill its process group if it does not within ``grace_s``."""
+        """Ask the worker to exit; kill its process group if it does not within ``grace_s``.
+        Whatever the worker forked and left behind in its group (a library's helper process
+        that outlives it: openvino's telemetry did) is killed once the worker has gone."""
         if self.proc.returncode is None:
             self.send("exit")
             try:
@@ -164,6 +166,8 @@ class Worker:
                 self.kill()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.proc.wait(), 5.0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group outlives its leader
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._stderr_task, 2.0)
 

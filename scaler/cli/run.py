@@ -30,8 +30,15 @@ QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
 Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text())]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
-Model = Annotated[str, typer.Option(
-    "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
+def _model_help() -> str:
+    from scaler.engines.models import BUILTIN_SHAPES
+
+    files = ["SavedModel folder", ".keras",
+             *(s for e in engines.engines().values() for s in e.native_suffixes)]
+    return f"{', '.join(BUILTIN_SHAPES)}, or a path: {' / '.join(files)}"
+
+
+Model = Annotated[str, typer.Option("--model", help=_model_help())]
 # per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
 RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
          "multistream": (5.0, 32, 1.0), "server": (10.0, 100, 1.0)}
