@@ -63,6 +63,9 @@ def run_labels(runs: list[Run], given: list[str] | None = None) -> dict[Path, st
     }
     differing = [f for f in facets.values() if len({f(r) for r in runs}) > 1]
     labels = {r.path: ", ".join(str(f(r)) for f in differing) for r in runs}
+    kinds = [bool(r.doc.get("simulated")) for r in runs]
+    if not differing and len(runs) == 2 and len(set(kinds)) == 2:
+        return {r.path: "" for r in runs}  # a measurement and its simulation: [simulated] says it
     if len(set(labels.values())) < len(runs):  # nothing tells them apart: the folders do
         labels = {r.path: r.path.name for r in runs}
     return labels
@@ -103,7 +106,7 @@ def _draw_usl(ax: Any, s: dict[str, Any], color: str) -> str | None:
                 f"±{width:.0%} wide")
     ax.fill_between(ns, lo, hi, color=color, alpha=0.15, linewidth=0)
     ax.plot(ns, mid, "-", color=color, linewidth=1, alpha=0.7,
-            label=f"USL fit ({s['placement']}, N ≤ {fit.n_max:g}), R² {fit.r2:.3f}, "
+            label=f"USL fit ({s['placement']}), N ≤ {fit.n_max:g}, R² {fit.r2:.3f}, "
                   f"{LEVEL:.0%} band")
     return None
 

@@ -238,7 +238,17 @@ def writer() -> dict[str, Any]:
 
     from scaler.worker.main import boot_id
 
-    return {"pid": os.getpid(), "hostname": platform.node(), "boot_id": boot_id()}
+    return {"pid": os.getpid(), "started": process_start(os.getpid()),
+            "hostname": platform.node(), "boot_id": boot_id()}
+
+
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks since boot): tells a pid from its reuse."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def measured_cpus(plan: GroupPlan, topology: Topology) -> tuple[int, ...] | None:

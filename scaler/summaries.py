@@ -47,7 +47,6 @@ def status_of(doc: dict[str, Any]) -> str:
 def writer_gone(doc: dict[str, Any]) -> bool:
     """True when the process that wrote a running run is no longer alive (same machine and
     boot only: elsewhere nothing can be told)."""
-    import os
     import platform
 
     from scaler.worker.main import boot_id
@@ -57,12 +56,13 @@ def writer_gone(doc: dict[str, Any]) -> bool:
             "boot_id") != boot_id():
         return False
     try:
-        os.kill(int(w["pid"]), 0)
-    except ProcessLookupError:
+        with open(f"/proc/{int(w['pid'])}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, TypeError):
+        return True  # no such process
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
         return True
-    except (PermissionError, ValueError, TypeError):
-        return False
-    return False
+    return w.get("started") is not None and int(fields[19]) != w["started"]  # pid reused
 
 
 def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:

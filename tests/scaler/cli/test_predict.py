@@ -130,11 +130,13 @@ def test_bad_input_is_one_line_exit_2(capsys, runs, argv, needle):
     assert err.startswith("scaler: error:") and err.count("\n") == 1 and needle in err, err
 
 
-def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, runs, tmp_path):
-    code, out, _ = call(capsys, "simulate", runs["scaling"].path, "--instances", "1-6",
+def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, tmp_path):
+    # an 8-core machine: N = 1..6 stays within the cores (oversubscribed points are not fitted)
+    measured = fake_measured_run(tmp_path / "eight", make_model(), machine="1s8c1t")
+    code, out, _ = call(capsys, "simulate", measured.path, "--instances", "1-6",
                         "--queries", "5000", "--out", tmp_path, "--json")
     simulated = load_run(json.loads(out)["run"])
-    fig = plots.scaling_figure([runs["scaling"], simulated])
+    fig = plots.scaling_figure([measured, simulated])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(label.startswith("USL fit (pinned)") for label in labels)
     assert "pinned (tf fp32) [simulated]" in labels
