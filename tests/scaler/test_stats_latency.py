@@ -205,3 +205,11 @@ def test_float32_latencies_are_summarized_in_double_precision():
     lat = np.array([2.0**24, 1.0], dtype=np.float32)
     got = stats.latency_summary(lat)
     assert got["mean"] == 2.0**23 + 0.5 and got["p50"] == 2.0**23 + 0.5
+
+
+def test_the_warning_thresholds_are_the_early_stopping_minimums():
+    # consistency: the constants against the computation (662 is LoadGen's published count)
+    assert stats.MIN_SAMPLES == {99.0: 662, 99.9: 6636}
+    for p, n in stats.MIN_SAMPLES.items():
+        assert stats.early_stopping_min_queries(p / 100) == n
+    assert stats.EARLY_STOPPING_CONFIDENCE == 0.99
