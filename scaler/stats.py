@@ -43,10 +43,12 @@ def early_stopping_min_queries(p: float, confidence: float = EARLY_STOPPING_CONF
 
 def early_stopping_ms(lat_ms: np.ndarray, p: float,
                       confidence: float = EARLY_STOPPING_CONFIDENCE) -> float | None:
-    """The conservative ``p`` percentile (LoadGen's early-stopping estimate): the latency L
-    of the largest number t of queries over L for which the n - t queries under it still
-    prove, with ``confidence``, that the true ``p`` percentile is at most L. None when the
-    sample is too small to prove anything (see ``early_stopping_min_queries``)."""
+    """The conservative ``p`` percentile (LoadGen's early-stopping rule): the latency L of
+    the largest number t of queries over L for which the n - t queries under it still prove,
+    with ``confidence``, that the true ``p`` percentile is at most L. L is the (t+1)-th
+    largest latency, exactly t queries over it: the distribution-free bound (LoadGen's
+    results.cc prints the t-th largest, one rank less conservative). None when the sample is
+    too small to prove anything (see ``early_stopping_min_queries``)."""
     n = int(lat_ms.size)
     if n < early_stopping_min_queries(p, confidence):
         return None

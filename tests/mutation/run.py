@@ -9,7 +9,8 @@ sequential with its local distributor). Its mutants are named per function, whic
 report: it does not mutate decorated functions (``@property``, ``@cached_property``) nor
 module-level constants.
 
-What it does: copies ``affinity/``, ``scaler/``, ``tests/`` and ``pyproject.toml`` into
+What it does: copies ``affinity/``, ``scaler/``, ``tests/``, ``pyproject.toml`` and the committed
+reference runs (``results/reference/``) into
 ``build/mutation/`` (never mutating the work tree), adds a ``[tool.mutmut]`` section built
 from ``targets.toml`` and a conftest making Hypothesis deterministic (derandomized, no
 example database, so a score does not depend on earlier runs), runs ``mutmut run`` on the
@@ -44,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCRATCH = ROOT / "build" / "mutation"
 REPORT = ROOT / "results" / "mutation" / "report.md"
-COPIED = ("affinity", "scaler", "tests", "pyproject.toml")
+COPIED = ("affinity", "scaler", "tests", "pyproject.toml",
+          "results/reference")  # committed runs some tests load (a schema-1 run)
 SEP = "ǁ"  # mutmut's separator in method names: xǁClassǁmethod
 
 CONFTEST = '''"""Written by tests/mutation/run.py: the same Hypothesis examples for every mutant."""
@@ -187,7 +189,7 @@ def prepare(targets: list[Target], deselect: list[str]) -> None:
             f"only_mutate = {toml_list(mutated)}\n"
             f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
             f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', *extra])}\n"
-            'also_copy = ["conftest.py"]\n'
+            'also_copy = ["conftest.py", "results/reference"]\n'
             "use_git_change_detection = false\n"
         )
     (SCRATCH / "conftest.py").write_text(CONFTEST)

@@ -452,3 +452,191 @@ def test_half_written_files_of_a_dead_writer_inside_run_folders_are_swept(tmp_pa
         path.write_text("half")
     assert sorted(results.sweep_stale(tmp_path)) == sorted(stale)
     assert results.load_run(run).samples()["g0_i0_end_ns"].tolist() == [0, 1, 2]
+
+
+# --- schema 1 upgraded by hand-made documents ------------------------------------------------
+
+
+def test_a_schema_1_document_is_upgraded_field_by_field(tmp_path):
+    groups = [
+        {"id": 0, "placement": "shared", "engine": "tf", "precision": "fp32", "instances": 1,
+         "batch": 1, "status": "complete", "throughput_ips": 10.0, "per_instance": []},
+        {"id": 1, "placement": "pinned", "engine": "tf", "precision": "fp32", "instances": 1,
+         "batch": 1, "status": "complete", "throughput_ips": 12.0, "per_instance": [],
+         "repeat": 4, "noise": {"others_cpu_share": 0.2}, "noisy": 1, "others_cpu_share": 0.2},
+    ]
+    doc = {"schema_version": 1, "scenario": "scaling", "requested": {"min_duration_s": 5},
+           "groups": groups, "kept": "as is"}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    got = results.load_run(tmp_path).doc
+    assert got["schema_version"] == 2 and got["kept"] == "as is"
+    assert got["requested"] == {"repeat": 1, "min_duration_s": 5}
+    added = [{k: g[k] for k in ("repeat", "noise", "noisy", "others_cpu_share")}
+             for g in got["groups"]]
+    assert added == [{"repeat": 0, "noise": None, "noisy": False, "others_cpu_share": None},
+                     {"repeat": 4, "noise": {"others_cpu_share": 0.2}, "noisy": True,
+                      "others_cpu_share": 0.2}]
+    assert [p["groups"] for p in got["points"]] == [[0], [1]]
+    assert [p["throughput_ips"] for p in got["points"]] == [10.0, 12.0]
+    assert [p["noisy"] for p in got["points"]] == [False, True]
+    # a schema-1 run that asked for repeats keeps its request; no groups: no points
+    doc = {"schema_version": 1, "scenario": "latency", "requested": {"repeat": 3}}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    got = results.load_run(tmp_path).doc
+    assert got["requested"] == {"repeat": 3} and got["groups"] == [] and got["points"] == []
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 1, "scenario": "x"}))
+    assert results.load_run(tmp_path).doc["requested"] == {"repeat": 1}
+
+
+# --- the CPU model and host facts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "model"), [
+    ("processor\t: 0\nmodel name\t: AMD EPYC 9R14 96-Core Processor\nflags\t: fpu\n",
+     "AMD EPYC 9R14 96-Core Processor"),
+    ("processor : 0\nModel Name : Neoverse-V2\n", "Neoverse-V2"),  # arm64 kernels
+    ("model name\t: Vendor CPU: rev 2 @ 3.0GHz\nmodel name\t: second\n",
+     "Vendor CPU: rev 2 @ 3.0GHz"),  # the first line, everything after the first colon
+    ("processor\t: 0\nflags\t: fpu\n", None),
+    ("MODEL NAME : shouting\n", None),
+])
+def test_cpu_model_from_cpuinfo(tmp_path, text, model):
+    path = tmp_path / "cpuinfo"
+    path.write_text(text)
+    assert results.cpu_model(str(path)) == model
+
+
+def test_cpu_model_of_this_machine_and_a_missing_file(tmp_path):
+    want = None
+    with open("/proc/cpuinfo") as f:  # read here independently of the code
+        for line in f:
+            if line.startswith(("model name", "Model Name")):
+                want = line.split(":", 1)[1].strip()
+                break
+    assert results.cpu_model() == want
+    assert results.cpu_model(str(tmp_path / "missing")) is None
+
+
+def test_host_info_records_the_cpu_model_and_host_facts():
+    from scaler.hostfacts import host_facts
+
+    info = results.host_info()
+    assert info["cpu_model"] == results.cpu_model()
+    assert set(info["facts"]) == set(host_facts())
+    assert info["facts"]["virtualization"] == host_facts()["virtualization"]
+
+
+# --- text files beside a run -------------------------------------------------------------------
+
+
+def test_write_text_atomically_creates_replaces_and_leaves_no_temporary(tmp_path):
+    import stat
+
+    path = tmp_path / "suite" / "deep" / "summary.json"
+    results.write_text_atomically(path, "first\n")
+    assert path.read_text() == "first\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, as a report should
+    results.write_text_atomically(path, "second")
+    assert path.read_text() == "second"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json"]
+
+
+def test_write_text_atomically_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "summary.txt"
+    results.write_text_atomically(path, "old")
+    real = os.replace
+
+    def replace(src, dst):  # the temporary file vanishes and the rename fails
+        os.unlink(src)
+        raise OSError("injected failure")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="injected failure"):  # its own error, not the cleanup's
+        results.write_text_atomically(path, "new")
+    monkeypatch.setattr(os, "replace", real)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.txt"]
+    with pytest.raises(TypeError):
+        results.write_text_atomically(path, None)  # not text: nothing written, nothing left
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["summary.txt"]
+
+
+def test_a_failed_samples_write_raises_its_own_error(tmp_path):
+    target = tmp_path / "g0.npz"
+
+    def write(f):  # the temporary file is gone when the write fails
+        Path(f.name).unlink()
+        raise ValueError("injected failure")
+
+    with pytest.raises(ValueError, match="injected failure"):
+        results._write_atomically(target, write, binary=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_text_atomically_writes_a_hidden_temporary_beside_the_file(tmp_path, monkeypatch):
+    """The temporary file must be in the same folder (a rename across file systems is not
+    atomic) and hidden (``.summary.json.XXXX.tmp``), so no reader mistakes it for a result."""
+    import os
+
+    path = tmp_path / "summary.json"
+    seen = []
+    real = os.replace
+
+    def replace(src, dst):
+        seen.append(Path(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    results.write_text_atomically(path, "{}\n")
+    (src,) = seen
+    assert src.parent == tmp_path and src.name.startswith(".summary.json.")
+    assert src.name.endswith(".tmp") and path.read_text() == "{}\n"
+
+
+def test_a_folder_this_user_cannot_write_is_refused():
+    """As a user without write access (as root: with the real user id set to nobody's, which
+    os.access checks), an existing folder is refused with a one-line UsageError."""
+    import os
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="scaler-test-"))  # under /tmp: every user may enter
+    try:
+        top.chmod(0o755)
+        folder = top / "readonly"
+        folder.mkdir(mode=0o755)
+        if os.geteuid() == 0:
+            os.setreuid(65534, 0)  # real uid nobody, effective uid still root (to switch back)
+            try:
+                assert os.access(folder, os.F_OK) and not os.access(folder, os.W_OK)
+                with pytest.raises(UsageError) as info:
+                    results.check_output_dir(folder)
+            finally:
+                os.setreuid(0, 0)
+        else:
+            folder.chmod(0o555)
+            with pytest.raises(UsageError) as info:
+                results.check_output_dir(folder)
+            folder.chmod(0o755)
+        assert str(info.value) == f"output folder {folder} is not a writable folder"
+        assert results.check_output_dir(folder) == folder  # its owner may write
+    finally:
+        shutil.rmtree(top)
+
+
+def test_a_failed_first_save_raises_its_own_error_when_cleanup_has_nothing_to_do(tmp_path):
+    import os
+    import shutil
+
+    path = tmp_path / "run"
+    tmp = tmp_path / f".run.tmp-{os.getpid()}"
+
+    class Vanishing:  # the temporary folder disappears, then writing the samples fails
+        def __array__(self, *args, **kwargs):
+            shutil.rmtree(tmp)
+            raise ValueError("injected failure")
+
+    with pytest.raises(ValueError, match="injected failure"):
+        results.save_run(path, {"scenario": "latency"}, {"g0_i0_start_ns": Vanishing()})
+    assert list(tmp_path.iterdir()) == []

@@ -90,3 +90,126 @@ def test_sample_warning_text():
                                          (99.99, "p99.99"), (5, "p5")])
 def test_pname(p, name):
     assert stats.pname(p) == name
+
+
+# --- LoadGen's early-stopping estimate against the binomial distribution itself -------------
+#
+# References independent of the code: scipy.stats.binom (the binomial tail, not the beta
+# function the code uses) and exact integer arithmetic on the binomial sum. The estimate for
+# the p percentile is the smallest order statistic x_(k) that bounds it from above with 99%
+# confidence, P(Bin(n, p) >= k) <= 1%, allowing at least one query over it (k <= n - 1).
+
+
+def binomial_estimate(lat, p, confidence=0.99):
+    """The early-stopping estimate by brute force over every order statistic."""
+    from scipy.stats import binom
+
+    n = len(lat)
+    k = np.arange(1, n + 1)
+    bounds = binom.sf(k - 1, n, p) <= 1 - confidence  # P(at least k of n under the quantile)
+    if not bounds.any() or k[bounds][0] > n - 1:
+        return None
+    return float(np.sort(lat)[k[bounds][0] - 1])
+
+
+def at_most_over_is_rare(t, n, p, confidence=0.99):
+    """Exactly (integers only, p and the confidence taken as the binary fractions they are):
+    P(at most t of n queries over L) <= 1 - confidence when each is under L with chance p."""
+    from fractions import Fraction
+    from math import comb
+
+    p, risk = Fraction(p), 1 - Fraction(confidence)
+    a, b = p.numerator, p.denominator
+    total = sum(comb(n, x) * (b - a) ** x * a ** (n - x) for x in range(t + 1))
+    return total * risk.denominator <= risk.numerator * b**n
+
+
+@pytest.mark.parametrize(("p", "sizes"), [
+    (0.5, range(1, 40)),  # p50 needs 11 queries
+    (0.9, range(55, 100)),  # p90 needs 64; t = 1, 2, 3 change at 64, 81, 97
+    (0.95, range(125, 160)),  # p95 needs 130
+    (0.001, range(1, 8)),  # a low percentile: every query but one can be over the estimate
+])
+def test_early_stopping_estimate_is_the_binomial_bound(p, sizes):
+    rng = np.random.default_rng(3)
+    for n in sizes:
+        lat = rng.permutation(n) * 0.25 + 1.0  # distinct latencies in random order
+        assert stats.early_stopping_ms(lat, p) == binomial_estimate(lat, p), n
+
+
+@pytest.mark.parametrize("t", [1, 2, 3])
+def test_early_stopping_p99_at_exactly_the_threshold_of_t_queries_over(t):
+    """n = min_passing(t) + t queries prove the p99 with t queries over it, one query fewer
+    only with t - 1 (checked exactly, and against scipy's binomial)."""
+    h = stats.min_passing(t, 0.99)
+    assert at_most_over_is_rare(t, h + t, 0.99) and not at_most_over_is_rare(t, h + t - 1, 0.99)
+    for n, over in ((h + t, t), (h + t - 1, t - 1)):
+        lat = np.random.default_rng(n).permutation(n) + 1.0
+        got = stats.early_stopping_ms(lat, 0.99)
+        want = None if over == 0 else float(n - over)  # the (over + 1)-th largest of 1..n
+        assert got == want == binomial_estimate(lat, 0.99)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("t", [0, 1, 2, 5])
+def test_min_passing_is_the_least_h_with_rare_enough_odds(p, t):
+    h = stats.min_passing(t, p)
+    assert at_most_over_is_rare(t, h + t, p)
+    assert h == 1 or not at_most_over_is_rare(t, h - 1 + t, p)
+
+
+def test_min_passing_with_tolerance_and_confidence():
+    # tolerance d: the odds are taken at p - d (LoadGen: q = p - d), so fewer queries suffice
+    h = stats.min_passing(1, 0.9, tolerance=0.02)
+    assert at_most_over_is_rare(1, h + 1, 0.88) and not at_most_over_is_rare(1, h, 0.88)
+    assert h < stats.min_passing(1, 0.9)
+    h = stats.min_passing(2, 0.9, confidence=0.95)
+    assert at_most_over_is_rare(2, h + 2, 0.9, 0.95)
+    assert not at_most_over_is_rare(2, h + 1, 0.9, 0.95)
+    assert stats.early_stopping_min_queries(0.9, 0.95) == stats.min_passing(1, 0.9, 0.95) + 1
+    assert stats.early_stopping_min_queries(0.9, 0.95) < 64
+    # smallest answers: one query is enough when p^1 <= 1% already
+    assert stats.min_passing(0, 0.01) == 1 and stats.min_passing(1, 0.001) == 1
+
+
+def test_min_passing_at_odds_exactly_equal_to_the_risk():
+    """Binary fractions make the odds hit 1 - confidence exactly: odds <= risk passes
+    (LoadGen's comment says <=; its code uses <, which differs only at such exact ties)."""
+    # t = 0: odds(h) = 0.5^h; risk 0.25 is reached exactly at h = 2
+    assert stats.min_passing(0, 0.5, confidence=0.75) == 2
+    # t = 1: odds(h) = (h + 2) / 2^(h + 1); 5/16 exactly at h = 3
+    assert stats.min_passing(1, 0.5, confidence=1 - 5 / 16) == 3
+
+
+def test_early_stopping_with_another_confidence():
+    lat = np.arange(1.0, 101.0)
+    got = stats.early_stopping_ms(lat, 0.9, confidence=0.95)
+    assert got == binomial_estimate(lat, 0.9, confidence=0.95)
+    assert got < stats.early_stopping_ms(lat, 0.9)  # less confidence, a lower bound
+    few = np.arange(1.0, 64.0)  # 63 queries: too few at 99%, enough at 95%
+    assert stats.early_stopping_ms(few, 0.9) is None
+    assert stats.early_stopping_ms(few, 0.9, confidence=0.95) == binomial_estimate(
+        few, 0.9, confidence=0.95)
+
+
+def test_latency_summary_carries_the_three_conservative_percentiles():
+    lat = np.random.default_rng(5).permutation(1000) * 0.01 + 2.0
+    got = stats.latency_summary(lat)["early_stopping"]
+    assert list(got) == ["p50", "p90", "p99"]
+    for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        assert got[name] == binomial_estimate(lat, p), name
+
+
+def test_float32_latencies_are_summarized_in_double_precision():
+    # 2^24 + 1 is not a float32: summing in float32 would give a mean of 2^23, not 2^23 + 0.5
+    lat = np.array([2.0**24, 1.0], dtype=np.float32)
+    got = stats.latency_summary(lat)
+    assert got["mean"] == 2.0**23 + 0.5 and got["p50"] == 2.0**23 + 0.5
+
+
+def test_the_warning_thresholds_are_the_early_stopping_minimums():
+    # consistency: the constants against the computation (662 is LoadGen's published count)
+    assert stats.MIN_SAMPLES == {99.0: 662, 99.9: 6636}
+    for p, n in stats.MIN_SAMPLES.items():
+        assert stats.early_stopping_min_queries(p / 100) == n
+    assert stats.EARLY_STOPPING_CONFIDENCE == 0.99
