@@ -5,10 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # a kernel for the VMs: Debian names its metapackage linux-image-amd64, Ubuntu linux-image-generic
 KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release && echo y),linux-image-generic,linux-image-amd64)
-APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl
+APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell
 STAMP := $(VENV)/.installed
 
-.PHONY: install apt test demo bench lint clean
+.PHONY: install apt test demo bench lint mutation clean
 
 install: $(STAMP)
 
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# System packages for the vm placement and the SSH target tests. Needs root; skipped when
-# every package is already installed.
+# System packages for the vm placement, the SSH target tests and the report's browser test
+# (chromium-headless-shell). Needs root; skipped when every package is already installed.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -38,6 +38,15 @@ demo: install
 
 bench: install
 	$(PY) -m scaler.bench --out results/bench
+
+# Mutation testing of the measurement core (tests/mutation/targets.toml); not part of `make test`.
+# Writes results/mutation/report.md; fails when a module kills fewer than 85% of its mutants.
+mutation: $(VENV)/.mutation-installed
+	$(PY) -m tests.mutation.run
+
+$(VENV)/.mutation-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,mutation]'
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check scaler affinity tests

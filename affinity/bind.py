@@ -185,7 +185,8 @@ def _set_membind(nodes: tuple[int, ...]) -> str:
     if numbers is None:
         return f"no set_mempolicy syscall number for {platform.machine()}"
     if nodes[-1] >= _MASK_BITS or nodes[0] < 0:
-        return f"node numbers {format_cpulist(nodes)} outside 0-{_MASK_BITS - 1}"
+        # not format_cpulist: it refuses the negative numbers this message is about
+        return f"node numbers {','.join(map(str, nodes))} outside 0-{_MASK_BITS - 1}"
     failed = _syscall(numbers[0], _MPOL_BIND, _nodemask(nodes), _MASK_BITS + 1)
     return f"set_mempolicy refused: {failed}" if failed else "bound"
 

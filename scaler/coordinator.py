@@ -17,10 +17,13 @@ import json
 import os
 import signal
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaler.errors import ScalerError
+from scaler.noise import WindowProbe
 from scaler.targets import Target
 from scaler.worker import protocol
 from scaler.worker.protocol import WorkerRequest
@@ -41,6 +44,11 @@ class RunRules:
     max_duration_s: float = 600.0  # stop even if min_queries is not reached (then say so)
     ready_timeout_s: float = 300.0
     stall_timeout_s: float = 60.0  # longest silence from a running worker
+    # a latency bound the group is tested against (multistream): the measurement ends early
+    # once more queries are over it than ``bound_percentile`` could still allow at
+    # ``min_queries`` (LoadGen's early stopping: the probe cannot pass any more)
+    latency_bound_ms: float | None = None
+    bound_percentile: float | None = None  # e.g. 0.99
 
 
 @dataclass
@@ -53,6 +61,28 @@ class InstanceOutcome:
     start_ns: Any = None  # array('q') of query start times (monotonic ns)
     end_ns: Any = None
     stderr_tail: list[str] = field(default_factory=list)
+    # samples received in chunks while measuring; a failed worker keeps them
+    _starts: list[Any] = field(default_factory=list, repr=False)
+    _ends: list[Any] = field(default_factory=list, repr=False)
+
+    def absorb(self, message: dict[str, Any]) -> None:
+        """Keep the samples of a ``chunk`` or ``samples`` message."""
+        self._starts.append(protocol.unpack_int64(message["start_ns"]))
+        self._ends.append(protocol.unpack_int64(message["end_ns"]))
+
+    def gather(self) -> None:
+        """Join the samples received so far (all of them, or those before a failure)."""
+        if self._starts:
+            start, end = array("q"), array("q")
+            for part in self._starts:
+                start.extend(part)
+            for part in self._ends:
+                end.extend(part)
+            self.start_ns, self.end_ns = start, end
+
+    @property
+    def samples_until_failure(self) -> bool:
+        return self.status != "complete" and self.start_ns is not None
 
 
 @dataclass
@@ -60,7 +90,12 @@ class GroupOutcome:
     instances: list[InstanceOutcome]
     interrupted: bool = False
     under_min_queries: bool = False
+    capped_early: list[int] = field(default_factory=list)  # hit --max-queries before the
+    # min duration: the duration rule was not met for them
     wall_s: float = 0.0
+    bound_failed: bool = False  # stopped early: too many queries over the latency bound
+    noise: dict[str, Any] = field(default_factory=dict)  # the noise meter of the window
+    stall_s: float | None = None  # the silence after which a worker counted as stalled
 
     @property
     def complete(self) -> bool:
@@ -120,7 +155,9 @@ class Worker:
         return f"(stderr: {tail[-1].strip()[:200]})" if tail else ""
 
     async def close(self, grace_s: float = 2.0) -> None:
-        """Ask the worker to exit; kill its process group if it does not within ``grace_s``."""
+        """Ask the worker to exit; kill its process group if it does not within ``grace_s``.
+        Whatever the worker forked and left behind in its group (a library's helper process
+        that outlives it: openvino's telemetry did) is killed once the worker has gone."""
         if self.proc.returncode is None:
             self.send("exit")
             try:
@@ -129,6 +166,8 @@ class Worker:
                 self.kill()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.proc.wait(), 5.0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group outlives its leader
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._stderr_task, 2.0)
 
@@ -154,7 +193,8 @@ class WorkerPool:
 
     @staticmethod
     def _key(target: Target, request: WorkerRequest) -> tuple[Any, ...]:
-        return (id(target), request.spec, json.dumps(request.partition, sort_keys=True))
+        return (id(target), request.spec, request.host,
+                json.dumps(request.partition, sort_keys=True))
 
     def take(self, target: Target, request: WorkerRequest
              ) -> tuple[Worker, dict[str, Any]] | None:
@@ -169,10 +209,19 @@ class WorkerPool:
             ready: dict[str, Any]) -> None:
         self._idle.setdefault(self._key(target, request), []).append((worker, ready))
 
+    async def release_except(self, target: Target, requests: list[WorkerRequest]) -> None:
+        """Close the idle workers that none of ``requests`` wants (frees their memory before
+        the next group's memory check and start)."""
+        wanted = {self._key(target, r) for r in requests}
+        unwanted = [w for key, entries in self._idle.items() if key not in wanted
+                    for w, _ in entries]
+        self._idle = {k: v for k, v in self._idle.items() if k in wanted}
+        await close_workers(unwanted)
+
     async def close(self) -> None:
         idle = [w for entries in self._idle.values() for w, _ in entries]
         self._idle.clear()
-        await _close_all(idle)
+        await close_workers(idle)
 
 
 EventSink = Callable[..., None]
@@ -187,53 +236,86 @@ def _ignore(*_: Any, **__: Any) -> None:
 
 
 async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Target,
-                    on_event: EventSink = _ignore, pool: WorkerPool | None = None
-                    ) -> GroupOutcome:
+                    on_event: EventSink = _ignore, pool: WorkerPool | None = None,
+                    probe: WindowProbe | None = None) -> GroupOutcome:
     """Run the instances of one group together; always returns, with every worker gone
     (or, with a ``pool``, the workers that completed cleanly kept idle in it).
 
-    Cancellation (Ctrl-C, SIGTERM) is turned into an outcome marked ``interrupted`` that
-    keeps the samples the workers could still hand over within a few seconds.
+    A worker that cannot start, dies, errors or stalls fails its instance, not the group's
+    others; what it measured before is kept. Cancellation (Ctrl-C, SIGTERM) is turned into
+    an outcome marked ``interrupted`` that keeps the samples the workers can still hand over
+    (they finish the query they are in: the deadline scales with the slowest query). A
+    ``probe`` measures others' CPU use over the measured window.
     """
     began = time.monotonic()
     outcome = GroupOutcome([InstanceOutcome(r.index, r.partition) for r in requests])
-    workers: list[Worker] = []
+    workers: list[Worker | None] = []  # one per instance; None: it could not start
     try:
-        await _start(requests, target, workers, outcome, rules, on_event, pool)
+        await start_workers(requests, target, workers, outcome, rules, on_event, pool)
         if all(i.status == "ready" for i in outcome.instances):
-            await _measure(workers, outcome, rules, on_event)
+            await _measure([w for w in workers if w is not None], outcome, rules, on_event,
+                           probe)
     except asyncio.CancelledError:
         outcome.interrupted = True
         on_event("interrupted")
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(_collect(workers, outcome, deadline_s=3.0))
+            await asyncio.shield(_collect(workers, outcome, deadline_s=_stop_deadline(outcome)))
     finally:
+        if probe is not None and not outcome.noise:
+            outcome.noise = probe.end()
         kept = []
         if pool is not None and not outcome.interrupted:
             for w, inst in zip(workers, outcome.instances):
-                if inst.status == "complete" and w.proc.returncode is None:
+                if w is not None and inst.status == "complete" and w.proc.returncode is None:
                     pool.put(target, w.request, w, inst.ready)
                     kept.append(w)
         try:
-            await asyncio.shield(_close_all([w for w in workers if w not in kept]))
+            await asyncio.shield(close_workers([w for w in workers
+                                             if w is not None and w not in kept]))
         finally:  # after closing: a VM's console and its end (relayed) are in the tail too
             for i, w in zip(outcome.instances, workers):
-                i.stderr_tail = list(w.stderr_tail)
+                if w is not None:
+                    i.stderr_tail = list(w.stderr_tail)
+            for i in outcome.instances:
+                i.gather()
             outcome.wall_s = time.monotonic() - began
     return outcome
 
 
-async def _start(requests: list[WorkerRequest], target: Target, workers: list[Worker],
+def _stop_deadline(outcome: GroupOutcome) -> float:
+    """How long stopped workers get to hand over their samples: they first finish the query
+    they are in, which for a large batch takes far longer than a few seconds."""
+    slowest = max((float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances),
+                  default=0.0)
+    return max(5.0, 3.0 * slowest + 2.0)
+
+
+async def start_workers(requests: list[WorkerRequest], target: Target,
+                 workers: list[Worker | None],
                  outcome: GroupOutcome, rules: RunRules, on_event: EventSink,
                  pool: WorkerPool | None) -> None:
-    warm = [pool.take(target, r) if pool is not None else None for r in requests]
+    """Take warm workers from the pool, start the others; a start that fails (a VM that
+    cannot boot, a host that refuses) fails its instance, and every warm worker taken is
+    closed with the group's (none is left outside both the pool and the group)."""
     if pool is not None:
-        await pool.close()  # idle workers this group does not want: free their memory first
+        await pool.release_except(target, requests)  # free memory before any start
+    warm = [pool.take(target, r) if pool is not None else None for r in requests]
+    failed: dict[int, str] = {}
     for request, hit in zip(requests, warm):
-        workers.append(hit[0] if hit else Worker(request, await target.start(request)))
+        if hit is not None:
+            workers.append(hit[0])
+            continue
+        try:
+            workers.append(Worker(request, await target.start(request)))
+        except (OSError, ScalerError) as exc:
+            failed[len(workers)] = f"could not start: {' '.join(str(exc).split())}"
+            workers.append(None)
     on_event("started", workers=len(workers))
 
-    async def ready(w: Worker, inst: InstanceOutcome, hit: Any) -> None:
+    async def ready(k: int, w: Worker | None, inst: InstanceOutcome, hit: Any) -> None:
+        if w is None:
+            inst.status, inst.error = "failed", failed[k]
+            return
         if hit is not None:  # already warm: its ready report stands, marked as reused
             inst.ready, inst.status = {**hit[1], "reused": True}, "ready"
             on_event("ready", instance=inst.index, pid=hit[1].get("pid"))
@@ -251,7 +333,21 @@ async def _start(requests: list[WorkerRequest], target: Target, workers: list[Wo
         except WorkerFailed as exc:
             inst.status, inst.error = "failed", str(exc)
 
-    await asyncio.gather(*(ready(w, i, h) for w, i, h in zip(workers, outcome.instances, warm)))
+    await asyncio.gather(*(ready(k, w, i, h) for k, (w, i, h)
+                           in enumerate(zip(workers, outcome.instances, warm))))
+
+
+def _allowed_over(rules: RunRules) -> int | None:
+    """Queries over the bound that ``min_queries`` queries may hold and still prove the
+    percentile under it (None: no bound to test)."""
+    if rules.latency_bound_ms is None or rules.bound_percentile is None:
+        return None
+    from scaler.stats import min_passing
+
+    n, t = rules.min_queries, 0
+    while n - (t + 1) >= min_passing(t + 1, rules.bound_percentile):
+        t += 1
+    return t
 
 
 class _Watch:
@@ -265,13 +361,35 @@ class _Watch:
         self.heard = [self.t0] * n
         self.started: set[int] = set()
         self.capped: set[int] = set()  # reached --max-queries: idle, silent, not stalled
+        self.capped_early: set[int] = set()  # ... before the min duration was over
         self.window_t0 = float("inf")  # min_duration counts once every instance is running
+        self.over_bound = 0  # queries over the latency bound (chunks seen so far)
+        self.allowed_over = _allowed_over(rules)
+
+    @property
+    def window_open(self) -> bool:
+        return self.window_t0 != float("inf")
+
+    @property
+    def bound_failed(self) -> bool:
+        return self.allowed_over is not None and self.over_bound > self.allowed_over
 
     def enough(self, now: float) -> bool:
-        """The run rules are met, the time limit is reached, or every worker is capped."""
+        """The run rules are met, the time limit is reached, every worker is capped, or the
+        latency bound can no longer be met."""
         r = self.rules
         met = now - self.window_t0 >= r.min_duration_s and sum(self.queries) >= r.min_queries
-        return met or now - self.t0 >= r.max_duration_s or len(self.capped) == len(self.heard)
+        return (met or now - self.t0 >= r.max_duration_s or len(self.capped) == len(self.heard)
+                or self.bound_failed)
+
+    def count_over(self, message: dict[str, Any]) -> None:
+        if self.allowed_over is None or self.rules.latency_bound_ms is None:
+            return
+        import numpy as np
+
+        start = np.frombuffer(protocol.unpack_int64(message["start_ns"]), dtype=np.int64)
+        end = np.frombuffer(protocol.unpack_int64(message["end_ns"]), dtype=np.int64)
+        self.over_bound += int(np.count_nonzero(end - start > self.rules.latency_bound_ms * 1e6))
 
     def stalled(self, now: float) -> list[int]:
         return [k for k, h in enumerate(self.heard)
@@ -290,18 +408,22 @@ class _Watch:
             self.started.add(k)
             if len(self.started) == len(self.heard):
                 self.window_t0 = self.heard[k]
-        elif message["type"] in ("progress", "capped"):
+        elif message["type"] in ("progress", "chunk", "capped"):
             self.queries[k] = int(message["queries"])
             if message["type"] == "capped":
                 self.capped.add(k)
+                if self.heard[k] - self.window_t0 < self.rules.min_duration_s:
+                    self.capped_early.add(k)
 
 
 async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules,
-                   on_event: EventSink) -> None:
-    """Start all, wait until the run rules are met (or a worker fails), stop, collect."""
+                   on_event: EventSink, probe: WindowProbe | None = None) -> None:
+    """Start all, wait until the run rules are met (or a worker fails), stop, collect.
+    Samples arrive in chunks meanwhile; the probe measures the common window."""
     events: asyncio.Queue[tuple[int, dict[str, Any] | Exception]] = asyncio.Queue()
     slowest_query_s = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     stall_s = max(rules.stall_timeout_s, 10 * slowest_query_s)  # a long batch is not a stall
+    outcome.stall_s = stall_s
     for w in workers:
         w.send("start")
     watch = _Watch(len(workers), rules, stall_s)
@@ -321,19 +443,41 @@ async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules
                     k, message = await events.get()
             except TimeoutError:
                 continue
-            if isinstance(message, Exception):
-                outcome.instances[k].status, outcome.instances[k].error = "failed", str(message)
+            if not _handle(k, message, watch, outcome, workers, on_event, probe):
                 break
-            watch.heard_from(k, message)
-            if message["type"] == "progress":
-                on_event("progress", elapsed_s=watch.heard[k] - watch.t0,
-                         queries=sum(watch.queries))
         outcome.under_min_queries = sum(watch.queries) < rules.min_queries
+        outcome.capped_early = sorted(watch.capped_early)
+        outcome.bound_failed = watch.bound_failed
     finally:
+        if probe is not None:
+            outcome.noise = probe.end()
         for p in pumps:
             p.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
+        while not events.empty():  # chunks that arrived as the loop ended are samples too
+            k, message = events.get_nowait()
+            if isinstance(message, dict) and message["type"] in ("chunk", "samples"):
+                outcome.instances[k].absorb(message)
     await _collect(workers, outcome, deadline_s=stall_s)
+
+
+def _handle(k: int, message: dict[str, Any] | Exception, watch: _Watch, outcome: GroupOutcome,
+            workers: list[Worker], on_event: EventSink, probe: WindowProbe | None) -> bool:
+    """Act on one message from worker ``k``; False when the measurement must end."""
+    inst = outcome.instances[k]
+    if isinstance(message, Exception):
+        inst.status, inst.error = "failed", str(message)
+        return False
+    was_open = watch.window_open
+    watch.heard_from(k, message)
+    if message["type"] == "chunk":
+        inst.absorb(message)
+        watch.count_over(message)
+    if watch.window_open and not was_open and probe is not None:
+        probe.begin(w.proc.pid for w in workers)
+    if message["type"] in ("progress", "chunk"):
+        on_event("progress", elapsed_s=watch.heard[k] - watch.t0, queries=sum(watch.queries))
+    return True
 
 
 async def _pump(k: int, w: Worker,
@@ -350,10 +494,11 @@ async def _pump(k: int, w: Worker,
             return
 
 
-async def _collect(workers: list[Worker], outcome: GroupOutcome, deadline_s: float) -> None:
+async def _collect(workers: list[Worker | None], outcome: GroupOutcome,
+                   deadline_s: float) -> None:
     """Send ``stop`` and gather the samples of every worker still able to send them."""
     live = [(w, i) for w, i in zip(workers, outcome.instances)
-            if i.status == "ready" and w.proc.returncode is None]
+            if w is not None and i.status == "ready" and w.proc.returncode is None]
     for w, _ in live:
         w.send("stop")
 
@@ -361,9 +506,9 @@ async def _collect(workers: list[Worker], outcome: GroupOutcome, deadline_s: flo
         try:
             async with asyncio.timeout(deadline_s):
                 while (message := await w.recv())["type"] != "samples":
-                    pass
-            inst.start_ns = protocol.unpack_int64(message["start_ns"])
-            inst.end_ns = protocol.unpack_int64(message["end_ns"])
+                    if message["type"] == "chunk":
+                        inst.absorb(message)
+            inst.absorb(message)
             inst.status = "complete"
         except TimeoutError:
             inst.status, inst.error = "failed", f"no samples within {deadline_s:g} s of stop"
@@ -373,5 +518,5 @@ async def _collect(workers: list[Worker], outcome: GroupOutcome, deadline_s: flo
     await asyncio.gather(*(samples(w, i) for w, i in live))
 
 
-async def _close_all(workers: list[Worker]) -> None:
+async def close_workers(workers: list[Worker]) -> None:
     await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)

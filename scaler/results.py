@@ -1,16 +1,21 @@
 """Run folders: a versioned ``run.json``, raw samples in ``samples.npz``, and plots.
 
-A run folder is written under a temporary name and renamed into place, so a reader never sees
-half a run. ``load_run`` checks the schema version, upgrades older documents and says clearly
-what is wrong with a foreign or corrupt folder.
+A run folder is written under a temporary name and renamed into place, later saves replace
+each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
+full or read-only folder) is a one-line error that leaves the previous save. What dead
+writers leave behind is swept by the next run. ``load_run`` checks the schema version and
+the document's shape, upgrades older documents and says clearly what is wrong with a foreign
+or corrupt folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -20,15 +25,36 @@ from typing import Any
 
 from scaler.errors import ScalerError, UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
 RUN_FILE = "run.json"
-SAMPLES_FILE = "samples.npz"
+SAMPLES_FILE = "samples.npz"  # schema 1: every group's samples in one file
+SAMPLES_DIR = "samples"  # schema 2: one file per group, written once
+TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a folder or file being written (see save_run)
+CLAIM_SUFFIX = ".claim"  # .NAME.claim: a run folder name taken (see new_run_path)
+_STALE = re.compile(r"\..+\.(?:tmp|old)-(\d+)")
+
+
+def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had one group per point and no noise meter: each group is a point of one
+    repeat, its conditions unknown (not noisy as far as anyone measured)."""
+    from scaler.points import aggregate
+
+    groups = [{**g, "repeat": g.get("repeat", 0), "noise": g.get("noise"),
+               "noisy": bool(g.get("noisy")), "others_cpu_share": g.get("others_cpu_share")}
+              for g in doc.get("groups", [])]
+    requested = {"repeat": 1, **doc.get("requested", {})}
+    return {**doc, "schema_version": 2, "requested": requested, "groups": groups,
+            "points": aggregate(groups)}
+
+
 # schema_version -> function upgrading a document of that version to the next one
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
 
 
 class ResultsError(ScalerError):
-    """A run folder that cannot be read or written."""
+    """A run folder that cannot be read or written (bad input: exit code 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -44,14 +70,17 @@ class Run:
         """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``."""
         import numpy as np
 
-        path = self.path / SAMPLES_FILE
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        out: dict[str, Any] = {}
+        files = [self.path / SAMPLES_FILE, *sorted((self.path / SAMPLES_DIR).glob("g*.npz"))]
+        for path in files:
+            try:
+                with np.load(path) as data:
+                    out.update({k: data[k] for k in data.files})
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+        return out
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -67,12 +96,59 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 def new_run_path(out: Path, scenario: str) -> Path:
+    """A fresh run folder name under ``out``, claimed for this process.
+
+    Two runs started in the same second into the same folder would otherwise pick one name
+    and replace each other's saves. The name is claimed with a hidden ``.NAME.claim`` file
+    created exclusively (holding this pid); ``save_run`` drops it once the folder exists,
+    :func:`release_claims` drops the claims of a run that never saved, and
+    :func:`sweep_stale` those of dead processes.
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, n = out / f"{scenario}-{stamp}", 1
-    while path.exists():
+    n = 1
+    while True:
+        path = out / (f"{scenario}-{stamp}" if n == 1 else f"{scenario}-{stamp}-{n}")
         n += 1
-        path = out / f"{scenario}-{stamp}-{n}"
-    return path
+        if path.exists():
+            continue
+        try:
+            fd = os.open(_claim(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            _claim(path).unlink(missing_ok=True)
+            raise ResultsWriteError(f"cannot write in the results folder {out}: "
+                                    f"{exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        if path.exists():  # made by a writer that does not claim (an older scaler)
+            _claim(path).unlink(missing_ok=True)
+            continue
+        return path
+
+
+def _claim(path: Path) -> Path:
+    return path.with_name(f".{path.name}{CLAIM_SUFFIX}")
+
+
+def release_claims(out: Path) -> None:
+    """Drop this process's claims in ``out`` (names of runs that never saved a folder)."""
+    with contextlib.suppress(OSError):
+        for claim in out.glob(f".*{CLAIM_SUFFIX}"):
+            if _pid_in(claim) == os.getpid():
+                claim.unlink(missing_ok=True)
+
+
+def _pid_in(claim: Path) -> int | None:
+    try:
+        return int(claim.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def host_info() -> dict[str, Any]:
@@ -90,46 +166,150 @@ def host_info() -> dict[str, Any]:
     from scaler.hostfacts import host_facts
 
     return {"hostname": platform.node(), "kernel": platform.release(),
-            "machine": platform.machine(), "versions": versions, "facts": host_facts()}
+            "machine": platform.machine(), "cpu_model": cpu_model(), "versions": versions,
+            "facts": host_facts()}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name as the kernel reports it (x86: "model name")."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith(("model name", "Model Name")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+class ResultsWriteError(ResultsError):
+    """The results folder cannot take a save (full, read-only, gone): exit code 2, and the run
+    folder keeps its previous save."""
+
+    exit_code = 2
 
 
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
-    """Write ``run.json`` and ``samples.npz`` into ``path`` atomically (temp folder + rename).
+    """Save a run folder: ``run.json`` and each group's raw samples (``samples/gN.npz``).
 
-    Saving again to the same path replaces the earlier version in one rename, so a sweep can
-    save after every point and an interruption keeps everything measured so far.
+    The first save builds the folder under a temporary name and renames it into place; later
+    saves replace ``run.json`` by an atomic rename and add the samples of groups not saved
+    yet (a group's samples never change once recorded), so a sweep can save after every
+    group at a cost that does not grow with the run, and an interruption keeps everything
+    measured so far. A reader never sees half a file. A save the folder cannot take (full,
+    read-only) is a :class:`ResultsWriteError` naming the folder; the previous save stays,
+    and the space a half-written file took is given back.
     """
+    doc = {"schema_version": SCHEMA_VERSION, **doc}
+    text = json.dumps(doc, indent=1, default=_json_default) + "\n"  # TypeError before writing
+    try:
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                _save_into(tmp, text, arrays)
+                tmp.rename(path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            with contextlib.suppress(OSError):
+                _claim(path).unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+            return path
+        _save_into(path, text, arrays)
+    except OSError as exc:
+        kept = "keeps its previous save" if (path / RUN_FILE).is_file() else "was not written"
+        raise ResultsWriteError(f"cannot save the run in {path.parent}: "
+                                f"{exc.strerror or exc} ({path.name} {kept})") from None
+    return path
+
+
+def _save_into(folder: Path, text: str, arrays: dict[str, Any]) -> None:
     import numpy as np
 
-    doc = {"schema_version": SCHEMA_VERSION, **doc}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    samples = folder / SAMPLES_DIR
+    samples.mkdir(exist_ok=True)
+    by_group: dict[str, dict[str, Any]] = {}
+    for key, value in arrays.items():
+        by_group.setdefault(key.split("_", 1)[0], {})[key] = value
+    for group, values in by_group.items():
+        target = samples / f"{group}.npz"
+        if target.exists():
+            continue
+        _write_atomically(target, lambda f, v=values: np.savez_compressed(f, **v), binary=True)
+    _fsync_dir(samples)
+    _write_atomically(folder / RUN_FILE, lambda f: f.write(text))
+    _fsync_dir(folder)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], Any], binary: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}{os.getpid()}")
     try:
-        if path.exists():  # keep plots or other files written next to an earlier version
-            for item in path.iterdir():
-                if item.name not in (RUN_FILE, SAMPLES_FILE) and item.is_file():
-                    shutil.copy2(item, tmp / item.name)
-        with open(tmp / SAMPLES_FILE, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        with open(tmp, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp / RUN_FILE, "w") as f:
-            json.dump(doc, f, indent=1, default=_json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            old.rename(path)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_stale(out: Path, _depth: int = 3) -> list[Path]:
+    """Remove what dead writers left in ``out``: temporary folders and files of a save
+    (``.NAME.tmp-PID``, in ``out``, in its run and suite folders and their samples) and name
+    claims whose process is gone. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith("."):
+            if _depth > 0 and entry.is_dir() and not entry.is_symlink() and (
+                    name == SAMPLES_DIR or (entry / RUN_FILE).is_file()
+                    or name.startswith("suite-")):
+                removed += sweep_stale(entry, _depth - 1)
+            continue
+        match = _STALE.fullmatch(name)
+        if match:
+            pid = int(match.group(1))
+        elif name.endswith(CLAIM_SUFFIX):
+            pid = _pid_in(entry) or 0
+        else:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _json_default(value: Any) -> Any:
@@ -152,19 +332,56 @@ def load_run(path: str | Path) -> Run:
         raise ResultsError(f"{path}: not a scaler run folder (no {RUN_FILE})")
     try:
         doc = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{file}: corrupt run file ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ResultsError(f"{file}: corrupt run file ({str(exc)[:200]})") from None
     if not isinstance(doc, dict) or "schema_version" not in doc or "scenario" not in doc:
         raise ResultsError(f"{file}: not a scaler run file (no schema_version or scenario)")
     version = doc["schema_version"]
-    if not isinstance(version, int) or version < 1:
+    if type(version) is not int or version < 1:  # not isinstance: True is an int
         raise ResultsError(f"{file}: bad schema_version {version!r}")
+    _check_shape(doc, file)
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{file}: schema_version {version} is newer than this scaler "
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
     while doc["schema_version"] < SCHEMA_VERSION:
         doc = UPGRADES[doc["schema_version"]](doc)
+    if not isinstance(doc["scenario"], str) or not doc["scenario"]:
+        raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
     return Run(path, doc)
+
+
+# the top of a run document: key -> the type its value must have where present
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "status": str, "partial_reasons": list, "created": str, "command": list,
+    "requested": dict, "effective": dict, "host": dict, "emulated": bool, "groups": list,
+    "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict,
+}
+
+
+def _check_shape(doc: dict[str, Any], file: Path) -> None:
+    """The document's top level and its groups have the types every reader assumes
+    (checked before any upgrade touches them); ResultsError naming the first that does not.
+    Deeper values are checked by their readers (see ``scaler.cli.common.reading_runs``)."""
+    for key, kind in _SHAPE.items():
+        if key in doc and not isinstance(doc[key], kind):
+            raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
+                               f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
+    for k, group in enumerate(doc.get("groups", []) if doc["schema_version"] < SCHEMA_VERSION
+                              else []):  # what the upgrades read (readers: reading_runs)
+        if not isinstance(group, dict):
+            raise ResultsError(f"{file}: groups[{k}] should be an object, not "
+                               f"{type(group).__name__} (not a run this scaler wrote?)")
+    for key in ("topology",):
+        host = doc.get("host", {})
+        if key in host and not isinstance(host[key], dict):
+            raise ResultsError(f"{file}: host.{key} should be an object, not "
+                               f"{type(host[key]).__name__}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "true or false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def find_runs(paths: list[str]) -> list[Run]:
@@ -182,4 +399,27 @@ def find_runs(paths: list[str]) -> list[Run]:
 
 
 def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+    """The command as a user would type it again (``python -m scaler`` for the module)."""
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":
+        return ["python", "-m", "scaler", *sys.argv[1:]]
+    return [program, *sys.argv[1:]]
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a file beside a run (a suite's summary, a report): temporary name, fsync,
+    rename, so a reader never sees half of it."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import placements, records, results, summaries
+from scaler import noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
 from scaler.placements.fleet import Fleet
 from scaler.progress import Reporter
@@ -40,16 +41,20 @@ class Session:
         self.pool = WorkerPool()  # warm workers reused by the next group that wants them
         self.fleet: Fleet | None = None  # the machines of --hosts, probed by setup()
         self.targets: dict[str, Target] = {}  # per placement, made on its first group
-        self.path = results.new_run_path(out, scenario)
+        self.path = results.new_run_path(out, settings.experiment or scenario)
         self.groups: list[dict[str, Any]] = []
+        self._points: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key, as groups arrive
         self.arrays: dict[str, Any] = {}
         self.partial_reasons: list[str] = []
+        self.notes: list[str] = []  # what the run decided on its own, said to the user
         self.interrupted = False
+        self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
                               min_queries=settings.min_queries, warmup_s=settings.warmup_s,
                               max_duration_s=settings.max_duration_s,
-                              ready_timeout_s=settings.ready_timeout_s)
+                              ready_timeout_s=settings.ready_timeout_s,
+                              stall_timeout_s=settings.stall_timeout_s)
 
     @property
     def stopped(self) -> bool:
@@ -62,6 +67,8 @@ class Session:
     async def setup(self) -> None:
         """Probe the ``--hosts`` machines before any worker starts (HostError otherwise)."""
         self.fleet = await Fleet.open(self.settings)
+        if self.settings.smt and self.topology.threads_per_core <= 1:
+            self.note("--smt changes nothing here: this machine has one thread per core")
 
     def close(self) -> None:
         """Release what the targets hold (a VM's files); their workers are gone by then."""
@@ -94,26 +101,81 @@ class Session:
 
     # -- groups ------------------------------------------------------------------------------
 
-    async def group(self, placement_name: str, n: int, batch: int,
-                    label: str | None = None, **extra: Any) -> dict[str, Any]:
-        """Measure one group and add it to the run (saved at once)."""
-        gid = len(self.groups)
-        label = label or f"{placement_name} x{n} batch {batch}"
+    async def group(self, placement_name: str, n: int, batch: int, label: str | None = None,
+                    repeat: int = 0, rules: RunRules | None = None,
+                    **extra: Any) -> dict[str, Any]:
+        """Measure one closed-loop group (one repeat of a point) and add it to the run."""
+        rules = rules or self.rules
+        label = self._label(label or f"{placement_name} x{n} batch {batch}", repeat)
+        placement, plan, reqs, target, probe, quiet = await self._prepare(
+            placement_name, n, batch, label, rules)
+        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
+        record = records.group_record(len(self.groups), plan, batch, outcome, target,
+                                      self._what(), rules, self.arrays)
+        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
+                    policy: Any, label: str | None = None, repeat: int = 0,
+                    rules: RunRules | None = None, **extra: Any) -> dict[str, Any]:
+        """Serve ``count`` requests arriving at ``rate_qps`` (the server scenario) with one
+        group and add it to the run."""
+        from scaler import serving
+
+        rules = rules or self.rules
+        label = self._label(label or f"{placement_name} x{n} at {rate_qps:g} qps", repeat)
+        placement, plan, reqs, target, probe, quiet = await self._prepare(
+            placement_name, n, policy.max_batch, label, rules)
+        seed = self.settings.seed * 1000 + repeat
+        outcome = await serving.serve_group(reqs, rules, target, rate_qps, count, seed, policy,
+                                            self.reporter.event, self.pool, probe)
+        record = records.served_record(len(self.groups), plan, outcome, target, self._what(),
+                                       policy, rules.latency_bound_ms, self.arrays)
+        record["seed"] = seed
+        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    def _label(self, label: str, repeat: int) -> str:
+        if self.settings.repeat > 1:
+            label += f" (repeat {repeat + 1}/{self.settings.repeat})"
+        return label
+
+    def _what(self) -> dict[str, Any]:
+        return {"engine": self.spec.engine, "precision": self.spec.precision,
+                "model": self.spec.model}
+
+    async def _prepare(self, placement_name: str, n: int, batch: int, label: str,
+                       rules: RunRules) -> tuple[Any, ...]:
+        """Plan the group, release unwanted warm workers, check memory, wait for a quiet
+        machine if asked, and make its noise probe."""
         placement = self.placement(placement_name)
         plan = self.plan(placement, n)
         reqs = [WorkerRequest(i.index, self.worker_spec(i, batch), i.partition(), i.host)
                 for i in plan.instances]
         target = self.target(placement)
+        await self.pool.release_except(target, reqs)  # memory of idle workers freed first
         placement.check_memory(target, plan, self.settings,
                                worker_memory_gb(self.spec.engine, batch))
-        self.reporter.group_started(label, self.rules)
-        outcome = await run_group(reqs, self.rules, target, self.reporter.event, self.pool)
-        what = {"engine": self.spec.engine, "precision": self.spec.precision,
-                "model": self.spec.model}
-        record = records.group_record(gid, plan, batch, outcome, target, what, self.rules,
-                                      self.arrays)
-        record.update(label=label, **extra)
+        cpus = measured_cpus(plan, self.topology)
+        quiet = None
+        if cpus is not None and self.settings.quiet_wait_s > 0:
+            quiet = await noise.wait_quiet(cpus, self.settings.noise_limit,
+                                           self.settings.quiet_wait_s)
+        probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
+        self.reporter.group_started(label, rules)
+        return placement, plan, reqs, target, probe, quiet
+
+    def _finish(self, record: dict[str, Any], outcome: Any, label: str, repeat: int,
+                quiet: dict[str, Any] | None, probe: Any, extra: dict[str, Any]
+                ) -> dict[str, Any]:
+        """Add a group's record to the run, update its point, say how it went, save."""
+        record.update(label=label, repeat=repeat, **extra)
+        if quiet is not None:
+            record["quiet_wait"] = quiet
+        if probe is None:
+            record["noise"] = {"not_measured": "instances on other machines"}
+        key = points.point_key(record)
         self.groups.append(record)
+        self._points[key] = points.point_of(
+            [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:
             self.interrupted = True
             self.partial_reasons.append(f"interrupted during {label}")
@@ -123,13 +185,29 @@ class Session:
         self.save()
         return record
 
+    def note(self, text: str) -> None:
+        """Say something the run decided (on stderr now, in run.json for later)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.reporter.message(f"note: {text}")
+
+    def point(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The point (all repeats so far) that a group record belongs to."""
+        return self._points[points.point_key(record)]
+
+    async def fresh_workers(self) -> None:
+        """Close the warm workers: the next group starts new processes (a new repeat)."""
+        await self.pool.close()
+
     # -- saving ------------------------------------------------------------------------------
 
     def document(self, finished: bool) -> dict[str, Any]:
         status = "partial" if self.stopped else ("complete" if finished else "running")
         doc = {
             "scenario": self.scenario, "status": status,
-            "partial_reasons": self.partial_reasons, "created": self.created,
+            "writer": writer(),
+            "partial_reasons": self.partial_reasons, "notes": self.notes,
+            "created": self.created,
             "command": results.command_line(),
             "requested": self.settings.to_dict(),
             "effective": {"engine": self.spec.engine, "precision": self.spec.precision,
@@ -137,9 +215,12 @@ class Session:
             "host": {**results.host_info(), "topology": self.topology.to_dict()},
             "emulated": self.emulated,
             "groups": self.groups,
+            "points": list(self._points.values()),
         }
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()
+        if self.lock is not None:
+            doc["lock"] = self.lock.describe()
         for name, target in self.targets.items():
             describe = getattr(target, "describe", None)
             if describe is not None and name not in doc:  # e.g. "vm": accel, kernel, QEMU
@@ -150,3 +231,34 @@ class Session:
 
     def save(self, finished: bool = False) -> Path:
         return results.save_run(self.path, self.document(finished), self.arrays)
+
+
+def writer() -> dict[str, Any]:
+    """Who is writing the run: a reader can tell a run still going from one whose process
+    died (SIGKILL leaves ``running`` behind)."""
+    import os
+    import platform
+
+    from scaler.worker.main import boot_id
+
+    return {"pid": os.getpid(), "started": process_start(os.getpid()),
+            "hostname": platform.node(), "boot_id": boot_id()}
+
+
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks since boot): tells a pid from its reuse."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def measured_cpus(plan: GroupPlan, topology: Topology) -> tuple[int, ...] | None:
+    """The CPUs a group measures on here: its partitions, or every usable CPU when an
+    instance is unpinned; None when its instances run on other machines."""
+    if any(i.host for i in plan.instances):
+        return None
+    if any(i.cpus is None for i in plan.instances):
+        return tuple(topology.usable_cpus)
+    return tuple(sorted({c for i in plan.instances for c in i.cpus or ()}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -42,6 +43,19 @@ class Settings:
     vm_accel: str = "auto"  # auto, kvm (refused where KVM cannot run) or tcg (vm placement)
     vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
+    repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
+    experiment: str | None = None  # a suite's name for the run (its folder's prefix)
+    # the server scenario: open-loop arrivals
+    target_qps: float = 10.0  # requests per second over all instances (the start of a search)
+    target_qps_given: bool = False  # --find-peak starts at target_qps only if it was given
+    find_peak: bool = False  # search the highest rate that meets the bound
+    peak_precision: float = 0.05  # the search stops when the bracket is this narrow
+    seed: int = 0  # of the arrival schedule
+    serve_max_batch: int | None = None  # dynamic batching up to this (None: --batch)
+    batch_timeout_ms: float = 0.0  # a partial batch leaves after waiting this long
+    noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
+    quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
+    stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -51,36 +65,54 @@ class Settings:
         return d
 
 
+MAX_INSTANCES = 4096  # more instances than any machine has cores, far beyond a useful sweep
+MAX_VM_MEMORY_MB = 16 << 20  # 16 TiB
+
+
 def parse_instances(text: str) -> tuple[int, ...]:
-    """``1-8``, ``1,2,4,8`` or ``4``: sorted, unique, each at least 1."""
+    """``1-8``, ``1,2,4,8`` or ``4``: sorted, unique, each from 1 to MAX_INSTANCES."""
     values: set[int] = set()
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            lo, sep, hi = part.partition("-")
-            first, last = int(lo), int(hi) if sep else int(lo)
-            if last < first:
-                raise ValueError
-            values.update(range(first, last + 1))
-    except ValueError:
-        raise UsageError(f"bad instance list {text!r}: expected e.g. 1-8 or 1,2,4,8") from None
-    if not values or min(values) < 1:
-        raise UsageError(f"bad instance list {text!r}: instance counts must be at least 1")
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?", part)
+        if not m:
+            raise UsageError(f"bad instance list {text!r}: expected e.g. 1-8 or 1,2,4,8")
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) else first
+        if last < first:
+            raise UsageError(f"bad instance list {text!r}: {part.strip()} runs backwards")
+        if first < 1:
+            raise UsageError(f"bad instance list {text!r}: instance counts must be at least 1")
+        if last > MAX_INSTANCES:
+            raise UsageError(f"bad instance list {text!r}: at most {MAX_INSTANCES} instances")
+        values.update(range(first, last + 1))
     return tuple(sorted(values))
 
 
 def parse_memory_mb(text: str) -> int:
     """``--vm-memory``: ``2G``, ``1536M``, ``1.5GiB`` or a plain number of MiB."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mMgG]?)(?:i?[bB])?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([mMgG]?)(?:i?[bB])?\s*", text)
     if not m:
         raise UsageError(f"bad --vm-memory {text!r}: expected e.g. 2G or 1536M")
     value = float(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
     if value < 128:
         raise UsageError(f"--vm-memory {text} is too small: a guest needs at least 128 MiB")
+    if value > MAX_VM_MEMORY_MB:
+        raise UsageError(f"--vm-memory {text} is more than {MAX_VM_MEMORY_MB >> 20} TiB")
     return int(value)
 
 
-def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+MAX_SECONDS = 7 * 86400  # a duration or a timeout: at most a week
+MAX_BATCH = 1 << 20  # images per query
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False,
+                   at_most: float | None = None) -> None:
+    """A count or a duration: positive (or zero), a finite number, at most ``at_most``."""
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number, not {shown}")
     if value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, "
-                         f"not {value:g}")
+                         f"not {shown}")
+    if at_most is not None and value > at_most:
+        raise UsageError(f"{name} must be at most {at_most:g}, not {shown}")

@@ -1,117 +1,317 @@
 """The summary of a run as the ``--json`` output of its command (stable keys), and as lines.
 
 Computed from the run document alone, so ``scaler show`` gives the same summary as the command
-that made the run. Formatting returns lines; printing happens at the CLI edge.
+that made the run. Every figure is a point across its repeats (``scaler.points``): the median
+with its 95% interval, the repeat values, and the conditions it was taken in (``noisy``,
+``others_cpu_share``, ``unstable``). Formatting returns lines; printing happens at the CLI
+edge.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from scaler import points as points_mod
+from scaler import significance
+
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
+FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
+               "unstable")
 
 
-def _lat(group: dict[str, Any], keys: tuple[str, ...] = LAT_KEYS) -> dict[str, float | None]:
-    lat = group.get("latency_ms") or {}
+def _lat(point: dict[str, Any], keys: tuple[str, ...] = LAT_KEYS) -> dict[str, float | None]:
+    lat = point.get("latency_ms") or {}
     return {k: lat.get(k) for k in keys}
 
 
-def _complete(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [g for g in groups if g.get("status") == "complete"]
+def _figures(point: dict[str, Any]) -> dict[str, Any]:
+    return {k: point.get(k) for k in FIGURE_KEYS}
+
+
+def doc_points(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's points: saved with the run, or rebuilt from its groups (older or simulated
+    documents, whose latency is then the group's own)."""
+    saved = doc.get("points")
+    return saved if saved is not None else points_mod.aggregate(doc.get("groups", []))
+
+
+def status_of(doc: dict[str, Any]) -> str:
+    """The run's status; a run left ``running`` by a process that is gone (killed) reads
+    ``partial`` with the reason added by ``summarize``."""
+    status = doc.get("status", "?")
+    if status == "running" and writer_gone(doc):
+        return "partial"
+    return status
+
+
+def writer_gone(doc: dict[str, Any]) -> bool:
+    """True when the process that wrote a running run is no longer alive (same machine and
+    boot only: elsewhere nothing can be told)."""
+    import platform
+
+    from scaler.worker.main import boot_id
+
+    w = doc.get("writer") or {}
+    if not w.get("pid") or w.get("hostname") != platform.node() or w.get(
+            "boot_id") != boot_id():
+        return False
+    try:
+        with open(f"/proc/{int(w['pid'])}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, TypeError):
+        return True  # no such process
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
+        return True
+    return w.get("started") is not None and int(fields[19]) != w["started"]  # pid reused
 
 
 def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
-    groups = doc.get("groups", [])
-    ok = _complete(groups)
-    out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": doc["status"],
+    pts = doc_points(doc)
+    out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": status_of(doc),
                            "engine": doc["effective"]["engine"],
                            "precision": doc["effective"]["precision"],
-                           "model": doc["effective"]["model"], "emulated": doc.get("emulated",
-                                                                                    False)}
+                           "model": doc["effective"]["model"],
+                           "emulated": doc.get("emulated", False),
+                           "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
+    if doc.get("status") == "running" and out["status"] == "partial":
+        out["partial_reasons"] = [*doc.get("partial_reasons", []),
+                                  f"the process that ran it (pid {doc['writer']['pid']}) is "
+                                  "gone: killed before it finished"]
+    if doc.get("notes"):
+        out["notes"] = doc["notes"]
     if doc.get("simulated"):
         out["simulated"] = True
     scenario = doc["scenario"]
-    if scenario == "latency":
-        g = ok[0] if ok else {}
-        out.update(latency_ms=_lat(g), samples=g.get("queries", 0),
-                   placement=g.get("placement"), warnings=g.get("warnings", []))
-    elif scenario == "throughput":
-        g = ok[0] if ok else {}
-        out.update(batch=g.get("batch", doc["requested"]["batch"]),
-                   throughput_ips=g.get("throughput_ips"), placement=g.get("placement"),
-                   latency_ms=_lat(g, ("mean", "p50", "p99")), queries=g.get("queries", 0))
+    if scenario in ("latency", "throughput"):
+        # one instance per placement: a result each; the first one's keys at the top too
+        results = [_single(p) for p in pts if p.get("complete")] or [_single({})]
+        out.update(results[0], results=results)
+        if scenario == "throughput":
+            out["batch"] = results[0].get("batch") or doc["requested"]["batch"]
+        series = scaling_series(doc.get("groups", []), pts)
+        out["comparisons"] = baseline_comparisons(series)
+        if scenario == "latency":
+            out["latency_comparisons"] = baseline_comparisons(series, "latency_mean_ms")
     elif scenario == "scaling":
-        out["series"] = scaling_series(groups)
-        out.update(ratios_over_baseline(out["series"]))
+        out["series"] = scaling_series(doc.get("groups", []), pts)
+        out["comparisons"] = baseline_comparisons(out["series"])
+        out.update(ratios_over_baseline(out["comparisons"]))
     elif scenario == "multistream":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], results=multistream_results(doc))
+    elif scenario == "server":
+        out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
+                   stat=doc["requested"]["stat"], **server_results(doc, pts))
     return out
 
 
-def scaling_series(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per layout and offered rate: the rate achieved, latency from arrival, the
+    generator's lag and validity; with a peak search, the highest passing rate per layout."""
+    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    results = []
+    peaks: dict[str, float | None] = {}
+    for p in pts:
+        if p.get("target_qps") is None:
+            continue
+        lat = p.get("latency_ms") or {}
+        decided = points_mod.decision_latency(lat, stat)
+        meets = bool(p.get("valid") and not p.get("bound_failed") and decided is not None
+                     and decided <= bound)
+        layout = f"{p['placement']} x{p['instances']}"
+        results.append({
+            "placement": p["placement"], "instances": p["instances"], "layout": layout,
+            "target_qps": p["target_qps"], "achieved_qps": p.get("achieved_qps"),
+            "latency_ms": {k: lat.get(k) for k in ("p50", "p90", "p99")},
+            "early_stopping_p99_ms": (lat.get("early_stopping") or {}).get("p99"),
+            "generator_lag_ms": {"p99": p.get("generator_lag_p99_ms")},
+            "valid": bool(p.get("valid")), "invalid_reasons": p.get("invalid_reasons", []),
+            "meets_bound": meets, "stopped_early": bool(p.get("bound_failed")),
+            **_figures(p)})
+        if p.get("probe"):
+            best = peaks.get(layout)
+            if meets and (best is None or p["target_qps"] > best):
+                peaks[layout] = p["target_qps"]
+            else:
+                peaks.setdefault(layout, None)
+    out: dict[str, Any] = {"results": results}
+    if peaks:
+        out["peak_qps"] = peaks
+    return out
+
+
+def _single(p: dict[str, Any]) -> dict[str, Any]:
+    """A latency or throughput result: one instance of one placement across repeats."""
+    lat = p.get("latency_ms") or {}
+    return {"placement": p.get("placement"), "batch": p.get("batch"), "latency_ms": _lat(p),
+            "samples": lat.get("samples", 0), "queries": lat.get("samples", 0),
+            "early_stopping_ms": lat.get("early_stopping"),
+            "latency_repeats": p.get("latency_repeats", []),
+            "warnings": p.get("warnings", []), **_figures(p)}
+
+
+def scaling_series(groups: list[dict[str, Any]],
+                   pts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Points grouped by series (placement x engine x precision), each with its figures."""
     series: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for g in _complete(groups):
-        key = (g["placement"], g["engine"], g["precision"])
+    for p in (pts if pts is not None else points_mod.aggregate(groups)):
+        if not p.get("complete"):
+            continue
+        key = (p["placement"], p["engine"], p["precision"])
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
-                                    "emulated": g.get("emulated", False),
-                                    "simulated": g.get("simulated", False), "points": []})
-        s["points"].append({
-            "instances": g["instances"], "throughput_ips": g.get("throughput_ips"),
-            "per_instance_ips": [i.get("throughput_ips") for i in g["per_instance"]],
-            "latency_ms": _lat(g, ("p50", "p99")), "oversubscribed": g.get("oversubscribed"),
-        })
-        if g.get("per_host"):  # --hosts: images/s of each machine
-            s["points"][-1]["per_host_ips"] = {h: v.get("throughput_ips")
-                                               for h, v in g["per_host"].items()}
+                                    "emulated": bool(p.get("emulated")),
+                                    "simulated": bool(p.get("simulated")), "points": []})
+        entry = {"instances": p["instances"], **_figures(p),
+                 "latency_mean_repeats": [r.get("mean") for r in p.get("latency_repeats", [])],
+                 "min_ips": p.get("min_ips"), "max_ips": p.get("max_ips"),
+                 "per_instance_ips": p.get("per_instance_ips", []),
+                 "latency_ms": _lat(p, ("p50", "p99")),
+                 "oversubscribed": p.get("oversubscribed"),
+                 "warnings": p.get("warnings", [])}
+        if p.get("per_host_ips"):  # --hosts: images/s of each machine
+            entry["per_host_ips"] = p["per_host_ips"]
+        s["points"].append(entry)
     return list(series.values())
 
 
-def ratios_over_baseline(series: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Aggregate throughput of each placement over the baseline placement's (bare metal) at
-    each N measured in both: ``{"pinned_over_shared": {"1": 1.04, ...}, ...}``. Keyed by the
-    placements present in the series (a run without the baseline gets empty ratios)."""
+def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput_ips"
+                         ) -> list[dict[str, Any]]:
+    """Each placement over the baseline placement (bare metal) at every N measured in both
+    and for the same engine and precision: the ratio of ``metric`` (images/s, or the mean
+    latency in ms), its 95% interval and Welch's p-value across repeats
+    (``scaler.significance.compare``)."""
+    values = {"throughput_ips": "repeats_ips", "latency_mean_ms": "latency_mean_repeats"}[metric]
     from scaler.placements import baseline
 
     base = baseline()
-    by = {s["placement"]: {p["instances"]: p["throughput_ips"] for p in s["points"]}
-          for s in series}
-    ref = by.get(base, {})
-    return {f"{name}_over_{base}": {str(n): points[n] / ref[n]
-                                    for n in sorted(points.keys() & ref.keys()) if ref[n]}
-            for name, points in by.items() if name != base}
-
-
-def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    ref = {(s["engine"], s["precision"]): {p["instances"]: p for p in s["points"]}
+           for s in series if s["placement"] == base}
     out = []
-    layouts = dict.fromkeys(g["layout"] for g in doc.get("groups", []) if g.get("layout"))
-    for layout in layouts:
-        probes = [g for g in _complete(doc["groups"]) if g.get("layout") == layout]
-        fits = [g for g in probes if (g.get("latency_ms") or {}).get(stat, 1e300) <= bound]
-        best = max(fits, key=lambda g: g["batch"]) if fits else None
-        row: dict[str, Any] = {
-            "placement": probes[0]["placement"] if probes else None, "layout": layout,
-            "instances": probes[0]["instances"] if probes else None,
-            "batch": best["batch"] if best else None,
-            "latency_ms": (best["latency_ms"][stat] if best else None),
-            "throughput_ips": best["throughput_ips"] if best else None,
-            "meets_bound": best is not None,
-            "probes": [{"batch": g["batch"], "latency_ms": g["latency_ms"].get(stat),
-                        "throughput_ips": g.get("throughput_ips")} for g in probes],
-        }
-        out.append(row)
+    for s in series:
+        mine = ref.get((s["engine"], s["precision"]))
+        if s["placement"] == base or mine is None:
+            continue
+        for p in s["points"]:
+            other = mine.get(p["instances"])
+            if other is None:
+                continue
+            c = significance.compare(other[values], p[values])
+            out.append({"metric": metric, "placement": s["placement"], "baseline": base,
+                        "engine": s["engine"],
+                        "precision": s["precision"], "instances": p["instances"],
+                        "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
+                        "significant": c["significant"],
+                        "noisy": bool(p.get("noisy") or other.get("noisy"))})
     return out
 
 
+def ratios_over_baseline(comparisons: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{"pinned_over_shared": {"1": 1.04, ...}}``: the bare ratios of the comparisons (kept
+    for readers of earlier summaries; the comparisons say whether each is a finding)."""
+    out: dict[str, dict[str, float]] = {}
+    for c in comparisons:
+        if c["ratio"] is not None:
+            out.setdefault(f"{c['placement']}_over_{c['baseline']}", {})[
+                str(c["instances"])] = c["ratio"]
+    return out
+
+
+def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per layout: the largest batch whose conservative latency at the statistic met the
+    bound, its throughput across repeats, and every probe."""
+    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    out = []
+    probes_by: dict[str, list[dict[str, Any]]] = {}
+    for p in doc_points(doc):
+        if p.get("layout"):
+            probes_by.setdefault(p["layout"], []).append(p)
+    for layout, probes in probes_by.items():
+        rows = []
+        for p in sorted(probes, key=lambda q: q["batch"]):
+            decided = points_mod.decision_latency(p.get("latency_ms") or {}, stat)
+            failed_early = any(g.get("bound_failed") for g in doc.get("groups", [])
+                               if g.get("id") in p.get("groups", []))
+            meets = (p.get("complete") == p.get("repeats") and not failed_early
+                     and decided is not None and decided <= bound)
+            rows.append({"batch": p["batch"], "latency_ms": (p.get("latency_ms") or {}).get(stat),
+                         "decision_latency_ms": decided, "meets_bound": meets,
+                         "stopped_early": failed_early, "samples":
+                             (p.get("latency_ms") or {}).get("samples", 0), **_figures(p)})
+        fits = [r for r in rows if r["meets_bound"]]
+        best = max(fits, key=lambda r: r["batch"]) if fits else None
+        out.append({
+            "placement": probes[0].get("placement"), "layout": layout,
+            "instances": probes[0].get("instances"),
+            "batch": best["batch"] if best else None,
+            "latency_ms": best["decision_latency_ms"] if best else None,
+            "meets_bound": best is not None,
+            **(_figures(best) if best else dict.fromkeys(FIGURE_KEYS)),
+            "probes": rows,
+        })
+    return out
+
+
+# -- lines --------------------------------------------------------------------------------
+
+
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+    if v is None:
+        return "-"
+    return f"{v * 1000:.1f} µs" if v < 1 else f"{v:.2f} ms"
 
 
 def _ips(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
+
+
+def figure(p: dict[str, Any], unit: str = "images/s") -> str:
+    """``23.4 images/s [22.9, 23.8] (3 repeats)``, with the conditions that weaken it."""
+    value = p.get("throughput_ips")
+    if value is None:
+        return "-"
+    text = f"{value:.1f} {unit}"
+    interval = p.get("ci95_ips")
+    repeats = p.get("repeats_ips") or []
+    if interval:
+        text += f" [{interval[0]:.1f}, {interval[1]:.1f}] ({len(repeats)} repeats)"
+    flags = []
+    if p.get("noisy"):
+        flags.append(f"NOISY: others used {p.get('others_cpu_share') or 0:.0%} of its CPUs")
+    if p.get("unstable"):
+        flags.append("UNSTABLE: repeats vary > 5%")
+    return text + (f"  [{'; '.join(flags)}]" if flags else "")
+
+
+def comparison_lines(comparisons: list[dict[str, Any]], indent: str,
+                     what: str = "") -> list[str]:
+    """``pinned/shared: N=1 ~ (1.02x [0.95, 1.09]) ...`` per placement pair."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for c in comparisons:
+        cell = significance.verdict(c) + (" noisy" if c.get("noisy") else "")
+        by.setdefault((c["placement"], c["baseline"]), []).append(f"N={c['instances']} {cell}")
+    label = f" {what}" if what else ""
+    return [f"{indent}{top}/{base}{label}: " + "  ".join(cells)
+            for (top, base), cells in by.items()]
+
+
+def _latency_lines(r: dict[str, Any], named: bool) -> list[str]:
+    lat = r["latency_ms"]
+    head = f"  {r['placement']}: " if named else "  "
+    out = [head + "latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
+           + f"  ({r['samples']} samples)"]
+    early = r.get("early_stopping_ms") or {}
+    if early:
+        out.append("    conservative (early stopping, 99% confidence): " + "  ".join(
+            f"{k} {_ms(v) if v is not None else 'needs more queries'}" for k, v in early.items()))
+    spread = r.get("latency_repeats") or []
+    if len(spread) > 1:
+        out.append("    per repeat: " + "  ".join(
+            f"p50 {_ms(x['p50'])} p99 {_ms(x['p99'])}" for x in spread))
+    out.append(f"    rate: {figure(r, 'queries/s')}")
+    out += [f"    note: {w}" for w in r.get("warnings", [])]
+    return out
 
 
 def lines(summary: dict[str, Any]) -> list[str]:
@@ -122,73 +322,98 @@ def lines(summary: dict[str, Any]) -> list[str]:
     out = [head, f"  run: {summary['run']}"]
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
+    out += [f"  note: {n}" for n in summary.get("notes", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
-        lat = summary["latency_ms"]
-        out.append("  latency ms: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
-                   + f"  ({summary['samples']} samples)")
-        out += [f"  note: {w}" for w in summary.get("warnings", [])]
+        for r in summary.get("results") or [summary]:
+            out += _latency_lines(r, len(summary.get("results") or [1]) > 1)
+        out += comparison_lines(summary.get("latency_comparisons", []), "  ",
+                                "mean latency")
     elif scenario == "throughput":
-        out.append(f"  batch {summary['batch']}: {_ips(summary['throughput_ips'])} images/s "
-                   f"({summary['queries']} batches)")
+        for r in summary.get("results") or [summary]:
+            where = f"{r['placement']}, " if len(summary.get("results") or [1]) > 1 else ""
+            out.append(f"  {where}batch {summary['batch']}: {figure(r)} "
+                       f"({r['queries']} batches)")
+            out += [f"  note: {w}" for w in r.get("warnings", [])]
+        out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "scaling":
         for s in summary["series"]:
             out.append(f"  {s['placement']} ({s['engine']} {s['precision']}):")
             for p in s["points"]:
                 flag = "  oversubscribed" if p["oversubscribed"] else ""
-                out.append(f"    N={p['instances']:<3} {_ips(p['throughput_ips']):>9} images/s"
-                           f"  p50 {_ms(p['latency_ms']['p50'])} ms"
-                           f"  p99 {_ms(p['latency_ms']['p99'])} ms{flag}")
+                out.append(f"    N={p['instances']:<3} {figure(p)}"
+                           f"  p50 {_ms(p['latency_ms']['p50'])}"
+                           f"  p99 {_ms(p['latency_ms']['p99'])}{flag}")
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        out += _ratio_lines(summary, "  ")
+        notes: dict[str, list[str]] = {}
+        for s in summary["series"]:
+            for p in s["points"]:
+                for w in p.get("warnings", []):
+                    notes.setdefault(w, []).append(f"{s['placement']} N={p['instances']}")
+        out += [f"  note ({', '.join(where)}): {w}" for w, where in notes.items()]
+        out += comparison_lines(summary.get("comparisons", []), "  ")
+    elif scenario == "server":
+        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
+                   "(conservative estimate), latency from each request's scheduled arrival")
+        for r in summary["results"]:
+            lat = r["latency_ms"]
+            verdict = ("meets the bound" if r["meets_bound"] else
+                       "stopped early: over the bound" if r["stopped_early"] else
+                       "misses the bound")
+            validity = "" if r["valid"] else f"  INVALID: {'; '.join(r['invalid_reasons'])}"
+            out.append(f"  {r['layout']} at {r['target_qps']:g} qps: achieved "
+                       f"{_ips(r['achieved_qps'])} qps, p50 {_ms(lat['p50'])}, p99 "
+                       f"{_ms(lat['p99'])} (conservative {_ms(r['early_stopping_p99_ms'])}), "
+                       f"generator lag p99 {_ms(r['generator_lag_ms']['p99'])}: "
+                       f"{verdict}{validity}")
+        for layout, peak in (summary.get("peak_qps") or {}).items():
+            out.append(f"  peak {layout}: " + (f"{peak:g} qps" if peak is not None
+                                                else "no rate tried meets the bound"))
     elif scenario == "multistream":
-        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']}")
+        out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
+                   "(conservative estimate)")
         for r in summary["results"]:
             if r["meets_bound"]:
-                out.append(f"  {r['layout']}: batch {r['batch']}  {_ms(r['latency_ms'])} ms  "
-                           f"{_ips(r['throughput_ips'])} images/s")
+                out.append(f"  {r['layout']}: batch {r['batch']}  {_ms(r['latency_ms'])}  "
+                           f"{figure(r)}")
             else:
                 first = r["probes"][0] if r["probes"] else {}
                 out.append(f"  {r['layout']}: no batch meets the bound (batch 1: "
-                           f"{_ms(first.get('latency_ms'))} ms)")
-    return out
-
-
-def _ratio_lines(summary: dict[str, Any], indent: str) -> list[str]:
-    """``pinned/shared: N=1 1.04x ...`` for each placement measured beside the baseline."""
-    out = []
-    for key, ratios in ratios_over_baseline(summary.get("series", [])).items():
-        if ratios:
-            top, base = key.split("_over_")
-            out.append(f"{indent}{top}/{base}: " + "  ".join(f"N={n} {r:.2f}x"
-                                                             for n, r in ratios.items()))
+                           f"{_ms(first.get('decision_latency_ms') or first.get('latency_ms'))})")
     return out
 
 
 def headline(suite: dict[str, Any]) -> list[str]:
-    """The figures a reader of a suite wants first, one line each."""
+    """The figures a reader of a suite wants first, a few lines per experiment."""
     out = [f"suite: {suite['run']}"]
-    lat = suite.get("latency")
-    if lat and lat.get("latency_ms", {}).get("p50") is not None:
-        ms = lat["latency_ms"]
-        out.append(f"  latency (batch 1): p50 {_ms(ms['p50'])} ms, p99 {_ms(ms['p99'])} ms")
-    thr = suite.get("throughput")
-    if thr and thr.get("throughput_ips") is not None:
-        out.append(f"  throughput (batch {thr['batch']}): {_ips(thr['throughput_ips'])} images/s")
-    sc = suite.get("scaling")
-    if sc:
-        for s in sc["series"]:
-            pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}" for p in s["points"])
-            out.append(f"  scaling {s['placement']} (images/s): {pts}")
-        out += _ratio_lines(sc, "  ")
-    ms_ = suite.get("multistream")
-    if ms_:
-        for r in ms_["results"]:
-            what = (f"batch {r['batch']} at {_ms(r['latency_ms'])} ms, "
-                    f"{_ips(r['throughput_ips'])} images/s" if r["meets_bound"]
-                    else "no batch meets the bound")
-            out.append(f"  multistream {r['layout']} (bound {ms_['latency_bound_ms']:g} ms "
-                       f"{ms_['stat']}): {what}")
+    for name, summary in suite.items():
+        if not isinstance(summary, dict) or "scenario" not in summary:
+            continue
+        scenario = summary["scenario"]
+        what = f"{summary['engine']} {summary['precision']}"
+        if scenario == "latency":
+            for r in summary.get("results", []):
+                ms = r["latency_ms"]
+                out.append(f"  {name} ({r['placement']}, {what}, batch 1): p50 {_ms(ms['p50'])}, "
+                           f"p99 {_ms(ms['p99'])}")
+            out += comparison_lines(summary.get("latency_comparisons", []), "    ",
+                                    "mean latency")
+        elif scenario == "throughput":
+            for r in summary.get("results", []):
+                out.append(f"  {name} ({r['placement']}, {what}, batch {summary['batch']}): "
+                           f"{figure(r)}")
+        elif scenario == "scaling":
+            for s in summary["series"]:
+                pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
+                                + ("*" if p.get("noisy") else "") for p in s["points"])
+                out.append(f"  {name} {s['placement']} ({what}; images/s, * noisy): {pts}")
+            out += comparison_lines(summary.get("comparisons", []), "    ")
+        elif scenario == "multistream":
+            for r in summary["results"]:
+                got = (f"batch {r['batch']} at {_ms(r['latency_ms'])}, {figure(r)}"
+                       if r["meets_bound"] else "no batch meets the bound")
+                out.append(f"  {name} {r['layout']} ({what}, bound "
+                           f"{summary['latency_bound_ms']:g} ms {summary['stat']}): {got}")
     return out

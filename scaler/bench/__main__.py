@@ -1,13 +1,15 @@
 """``python -m scaler.bench --out DIR [--quick]``: the tool's own benchmarks (``make bench``).
 
 1. harness overhead (timed loop against a bare loop in one pinned process, per engine; the
-   null engine through the coordinator), 2. peak fp32 FMA per core and the efficiency of the
-   best layout per precision against it, 3. start-up to the first timed query (tflite int8
-   cold and warm cache, tf, null) and ``scaler --help``, 4. the simulator's speed if its
-   benchmark exists, 5. the simulator's held-out error on committed real runs. Each
-   section waits for a quiet machine first, records how busy the machine was while it ran,
-   and is saved as soon as it ends; a failed section is reported and the others still run.
-   Exit status 1 if any section failed.
+   null engine through the coordinator), 2. peak fp32/bf16/int8 per core and the efficiency
+   of the best layout of every engine x precision against it, 3. the anchor: ``scaler``
+   against OpenVINO's ``benchmark_app`` on the same IR, 4. start-up to the first timed
+   query (cold and warm converted-model cache, the default engine, the harness-only one)
+   and ``scaler --help``, 5. the simulator's speed if its benchmark exists, 6. the
+   simulator's held-out error on committed real runs. Each section waits for a quiet
+   machine first, records how busy the machine was while it ran, and is saved as soon as it
+   ends; a failed section is reported and the others still run. Exit status 1 if any
+   section failed.
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ NOTES = [
     "vdpbf16ps, int8 vpdpbusd), one pinned child per core (alone, then all together); "
     "numpy's sgemm is not a peak.",
     "efficiency: each layout is a pinned group run by the tool (Session.group); GFLOP/s = "
-    "images/s x 8.2 (ResNet50 224x224); int8 counts integer ops the same way.",
+    "images/s x 8.2 (ResNet50 224x224); int8 counts integer ops the same way; share of peak "
+    "= GFLOP/s over the measured peak of the same precision x cores (fp32 FMA, bf16 "
+    "vdpbf16ps, int8 vpdpbusd).",
+    "anchor: per round one `scaler throughput --engine openvino --placement pinned` child "
+    "and one `benchmark_app -hint none -nstreams 1 -nthreads N -pin NO -nireq 1 "
+    "-infer_precision P -shape [B,..]` child on the IR the scaler worker loaded, pinned to the "
+    "same CPUs, order swapped every round; ratio = scaler / benchmark_app images/s, median "
+    "of the paired rounds with their range (a sign-test interval for the median).",
     "startup: from spawning `scaler latency` to the first timed query's start_ns (both "
-    "CLOCK_MONOTONIC); cold = empty --cache-dir (int8 conversion included), warm = same dir.",
+    "CLOCK_MONOTONIC); cold = empty --cache-dir (conversion included), warm = same dir.",
     "conditions: load = 1-minute load average at the start; others = share of all CPUs used "
     "by processes other than the bench and its children while the figure was measured.",
 ]
@@ -82,11 +91,12 @@ def metered(ctx: Context, what: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def run_harness(ctx: Context) -> dict[str, Any]:
     from scaler.bench.harness import measure_coordinator_null, measure_overhead
+    from scaler.engines.registry import get
 
     cfg, engines = ctx.cfg, []
     for engine, precision in cfg.overhead_engines:
         ctx.say(f"bench: harness overhead, {engine} {precision}")
-        slice_s = cfg.null_slice_s if engine == "null" else cfg.slice_s
+        slice_s = cfg.slice_s if get(engine).infers else cfg.null_slice_s
         row = metered(ctx, lambda e=engine, p=precision, s=slice_s: measure_overhead(
             e, p, cfg.model, ctx.cpus, ctx.nodes, s, cfg.rounds))
         engines.append({"engine": engine, "precision": precision, "model": cfg.model,
@@ -111,6 +121,11 @@ def run_efficiency(ctx: Context) -> dict[str, Any]:
     peak = ctx.results["sections"].get("peak") or {}
     precisions = []
     for engine, precision in cfg.efficiency:
+        reason = unusable(engine, precision, ctx.isa)
+        if reason:
+            ctx.say(f"bench: efficiency, {engine} {precision}: skipped ({reason})")
+            precisions.append({"precision": precision, "engine": engine, "skipped": reason})
+            continue
         ctx.say(f"bench: efficiency, {engine} {precision}")
         row = metered(ctx, lambda e=engine, p=precision: measure_precision(
             p, e, cfg.model, cfg.efficiency_batch, ctx.out / "runs", cfg.min_duration_s,
@@ -119,12 +134,43 @@ def run_efficiency(ctx: Context) -> dict[str, Any]:
     return {"peak_machine_gflops": peak.get("machine_gflops"), "precisions": precisions}
 
 
+def unusable(engine: str, precision: str, isa: tuple[str, ...]) -> str | None:
+    """Why this CPU cannot run ``engine`` at ``precision`` (the engine's own check), or
+    None."""
+    from scaler.engines import EngineError, EngineSpec, check_spec
+
+    try:
+        check_spec(EngineSpec(engine=engine, precision=precision), isa)
+    except EngineError as exc:
+        return str(exc)
+    return None
+
+
+def run_anchor(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.anchor import ENGINE, measure_anchor
+
+    cfg, runs = ctx.cfg, []
+    for precision in cfg.anchor_precisions:
+        reason = unusable(ENGINE, precision, ctx.isa)
+        for batch in cfg.anchor_batches:
+            if reason:
+                runs.append({"precision": precision, "batch": batch, "skipped": reason})
+                continue
+            ctx.say(f"bench: anchor, {ENGINE} {precision} batch {batch} against benchmark_app")
+            row = metered(ctx, lambda p=precision, b=batch: measure_anchor(
+                p, cfg.model, b, ctx.cpus, cfg.anchor_rounds, cfg.anchor_s, cfg.warmup_s,
+                ctx.out))
+            runs.append({"precision": precision, "batch": batch, **row})
+    return {"engine": ENGINE, "runs": runs}
+
+
 def run_startup(ctx: Context) -> dict[str, Any]:
     from scaler.bench.startup import measure_startup
 
-    ctx.say("bench: start-up (tflite int8 cold and warm cache, then the others)")
+    engine, precision = ctx.cfg.cache_run
+    ctx.say(f"bench: start-up ({engine} {precision} cold and warm cache, then the others)")
     runs = [(e, p, ctx.cfg.model) for e, p in ctx.cfg.startup_runs]
-    return measure_startup(runs, ctx.cfg.model, ctx.out)
+    return measure_startup(runs, (engine, precision, ctx.cfg.model), ctx.out)
 
 
 def run_help(ctx: Context) -> dict[str, Any]:
@@ -150,7 +196,7 @@ def run_validation(ctx: Context) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "harness": run_harness, "peak": run_peak, "efficiency": run_efficiency,
-    "startup": run_startup, "help": run_help, "simulator": run_simulator,
+    "anchor": run_anchor, "startup": run_startup, "help": run_help, "simulator": run_simulator,
     "validation": run_validation,
 }
 

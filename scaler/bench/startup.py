@@ -4,8 +4,8 @@ The clock starts just before the bench spawns ``scaler latency ...`` as a user w
 console script) and stops at the first timed query's start, read back from the run folder's
 raw samples. Both are CLOCK_MONOTONIC (``time.monotonic_ns`` here, the worker's
 ``start_ns`` there), so they subtract directly. Between them lie Python and CLI start, the
-coordinator, the worker's own start, pinning, model load (and for a cold tflite cache the
-int8 conversion in a child), the READY handshake and one warm-up query (``--warmup 0``
+coordinator, the worker's own start, pinning, model load (and for a cold cache the
+conversion in a child), the READY handshake and one warm-up query (``--warmup 0``
 still runs one, so the first timed query never pays one-time costs).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 # modules `scaler --help` must not import: each costs from 0.1 s (numpy) to 2 s (TensorFlow)
 HEAVY = ("tensorflow", "keras", "numpy", "matplotlib", "numba", "llvmlite", "ai_edge_litert",
-         "scipy", "uvloop")
+         "openvino", "nncf", "scipy", "uvloop")
 
 
 def scaler_argv() -> list[str]:
@@ -67,21 +67,22 @@ def time_to_first_query(engine: str, precision: str, model: str, out: Path,
             "conversion_s": info.get("conversion_s"), "command": argv}
 
 
-def measure_startup(runs: list[tuple[str, str, str]], tflite_model: str,
+def measure_startup(runs: list[tuple[str, str, str]], cache_run: tuple[str, str, str],
                     workdir: Path) -> dict[str, Any]:
-    """tflite int8 cold (empty cache folder) then warm (same folder), then each of ``runs``
-    (engine, precision, model) once; run folders and the cache live in a temporary folder."""
+    """``cache_run`` (engine, precision, model) cold (empty cache folder) then warm (same
+    folder), then each of ``runs`` once; run folders and the cache live in a temporary
+    folder."""
     out: dict[str, Any] = {}
     workdir.mkdir(parents=True, exist_ok=True)
+    engine, precision, model = cache_run
     with tempfile.TemporaryDirectory(prefix=".startup-", dir=workdir) as tmp:
         cache = str(Path(tmp) / "cache")
         for label in ("cold", "warm"):
-            out[f"tflite_int8_{label}"] = time_to_first_query("tflite", "int8", tflite_model,
-                                                              Path(tmp), cache)
-        for engine, precision, model in runs:
-            out[f"{engine}_{precision}"] = time_to_first_query(engine, precision, model,
-                                                               Path(tmp), None)
-    cold, warm = out["tflite_int8_cold"]["cache"], out["tflite_int8_warm"]["cache"]
+            out[f"{engine}_{precision}_{label}"] = time_to_first_query(
+                engine, precision, model, Path(tmp), cache)
+        for run in runs:
+            out[f"{run[0]}_{run[1]}"] = time_to_first_query(*run, Path(tmp), None)
+    cold, warm = (out[f"{engine}_{precision}_{label}"]["cache"] for label in ("cold", "warm"))
     out["cache_as_expected"] = cold == "miss" and warm == "hit"
     return out
 

@@ -17,9 +17,28 @@ except ImportError:  # older typer uses click itself
 
 from scaler.cli import plan as plan_cmd
 from scaler.cli import predict as predict_cmd
+from scaler.cli import report as report_cmd
 from scaler.cli import run as run_cmd
 from scaler.cli import show as show_cmd
+from scaler.cli import suite as suite_cmd
 from scaler.cli import topology as topology_cmd
+
+# options a user reaches for on the wrong command: where they live instead
+OPTION_HINTS = {
+    ("latency", "--instances"): "latency measures one instance per placement: for 1..N "
+    "instances at once use `scaler scaling --instances`",
+    ("throughput", "--instances"): "throughput measures one instance per placement: for "
+    "1..N instances at once use `scaler scaling --instances`",
+}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"scaler {version('scaler')}")
+        raise typer.Exit(0)
+
 
 app = typer.Typer(
     name="scaler",
@@ -29,18 +48,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Measure, plot and predict how CPU deep-learning inference scales across processes,
+    pinned partitions and VMs."""
+
+
 app.command("topology")(topology_cmd.topology)
 app.command("plan")(plan_cmd.plan)
 app.command("latency")(run_cmd.latency)
 app.command("throughput")(run_cmd.throughput)
 app.command("scaling")(run_cmd.scaling)
 app.command("multistream")(run_cmd.multistream)
-app.command("suite")(run_cmd.suite)
+app.command("server")(run_cmd.server)
+app.command("suite")(suite_cmd.suite)
 app.command("show")(show_cmd.show)
 app.command("plot")(show_cmd.plot)
+app.command("compare")(show_cmd.compare)
 app.command("fit")(predict_cmd.fit)
 app.command("simulate", help=predict_cmd.SIMULATE_HELP)(predict_cmd.simulate)
 app.command("capacity")(predict_cmd.capacity)
+app.command("report", help=report_cmd.REPORT_HELP)(report_cmd.report)
+app.command("export", help=report_cmd.EXPORT_HELP)(report_cmd.export)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.ctx.get_help(), file=sys.stderr)
         return 2
     except click_exceptions.ClickException as exc:
-        print(f"scaler: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        message = " ".join(exc.format_message().split())
+        option = getattr(exc, "option_name", None)
+        context = getattr(exc, "ctx", None)
+        hint = OPTION_HINTS.get((getattr(getattr(context, "command", None), "name", ""), option))
+        print(f"scaler: error: {message}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         print("scaler: interrupted", file=sys.stderr)

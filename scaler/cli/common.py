@@ -6,15 +6,22 @@ Kept free of heavy imports: ``scaler --help`` loads this module.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 
 from affinity.errors import AffinityError
-from scaler.errors import ScalerError
+from scaler.errors import ScalerError, UsageError
+
+# what reading a run.json of unexpected shape raises in the code that interprets it
+READ_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+               ZeroDivisionError)
+DEBUG_ENV = "SCALER_DEBUG"  # set: let such errors through with their traceback
 
 
 def err(message: str) -> None:
@@ -43,3 +50,25 @@ def errors_to_exit() -> Iterator[None]:
     except ScalerError as exc:
         err(f"scaler: error: {one_line(exc)}")
         raise typer.Exit(exc.exit_code) from None
+
+
+@contextmanager
+def reading_runs(given: Sequence[str]) -> Iterator[None]:
+    """Around a command that interprets run files: a value of a type the readers do not
+    expect, or a key they need missing (a run.json edited by hand, cut and patched, written
+    by another program) is bad input, reported in one line naming the runs and where the
+    reading stopped (exit 2); ``SCALER_DEBUG=1`` shows the traceback instead."""
+    try:
+        yield
+    except READ_ERRORS as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f"{os.sep}scaler{os.sep}" in f.filename]
+        where = f" in {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames \
+            else ""
+        runs = ", ".join(given) or "the runs"
+        raise UsageError(f"{runs}: a run.json holds a value this scaler cannot read "
+                         f"({type(exc).__name__}: {exc}{where}); was it edited, cut short or "
+                         f"written by another program? ({DEBUG_ENV}=1 shows the traceback)"
+                         ) from None

@@ -65,6 +65,11 @@ def plan(
 ) -> None:
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():
+        from scaler.errors import UsageError
+        from scaler.settings import MAX_INSTANCES
+
+        if instances > MAX_INSTANCES:
+            raise UsageError(f"at most {MAX_INSTANCES} instances, not {instances}")
         topo = read_topology(sysfs_root)
         result = make_plan(
             topo, instances, cores_per_instance, smt=smt, oversubscribe=oversubscribe

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from scaler import placements
-from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.common import emit_json, err, errors_to_exit, reading_runs
 
 Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
 Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
@@ -60,7 +60,7 @@ SIMULATE_HELP = "\n\n".join([
 def fit(runs: Runs, json: Json = False) -> None:
     """Fit the Universal Scalability Law to each series (placement x engine x precision) of
     scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler.errors import UsageError
         from scaler.results import find_runs
         from scaler.simulate.usl import fit_runs
@@ -106,7 +106,8 @@ def _fit_lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> lis
 
 def simulate(
     runs: Annotated[list[str] | None, typer.Argument(
-        help="measured runs to calibrate on (e.g. a scaling run and a 1-core latency run)")]
+        help="measured runs to calibrate on (e.g. a scaling run and a 1-core latency run; "
+        "default: the newest measured suite under --out)")]
     = None,
     validate: Annotated[list[str] | None, typer.Option(
         "--validate", help="measured run(s) to validate on: calibrate on some instance "
@@ -155,7 +156,7 @@ def simulate(
     json: Json = False,
 ) -> None:
     """The ``simulate`` command; its help (``SIMULATE_HELP``) says what is measured."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs([*(runs or []), *(validate or [])]):
         from scaler.results import find_runs
         from scaler.settings import check_positive, parse_instances
 
@@ -166,6 +167,14 @@ def simulate(
             check_positive("--fps", fps)
         if queries is not None:
             check_positive("--queries", queries)
+            _at_most("--queries", queries, MAX_QUERIES)
+        from scaler.settings import MAX_BATCH
+
+        _at_most("--max-batch", max_batch, MAX_BATCH)
+        if not -(2**63) < seed < 2**63:
+            from scaler.errors import UsageError
+
+            raise UsageError(f"--seed must fit in 64 bits, not {seed}")
         if cores_per_instance is not None:
             check_positive("--cores-per-instance", cores_per_instance)
         if oversubscribe and not cores_per_instance:
@@ -182,10 +191,11 @@ def simulate(
             _validate(find_runs(validate), calibration, calibrate_on, queries, seed, given,
                       json)
             return
-        if not calibration:
-            from scaler.errors import UsageError
+        if not calibration:  # the newest measured suite under --out (issue 12)
+            from scaler.report.calibration import default_calibration
 
-            raise UsageError("give measured runs to calibrate on (RUN...), or --validate RUN")
+            calibration, used = default_calibration(out)
+            err(f"scaler: note: {used}")
         _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
                   placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
                   json, cores_per_instance, oversubscribe)
@@ -281,6 +291,16 @@ def _explain(model: Any, topo: Any, names: tuple[str, ...], counts: tuple[int, .
             for name in names if name != base]
 
 
+MAX_QUERIES = 10_000_000  # simulated queries per point: memory grows with them
+
+
+def _at_most(option: str, value: int, limit: int) -> None:
+    from scaler.errors import UsageError
+
+    if value > limit:
+        raise UsageError(f"{option} {value} is more than {limit}")
+
+
 def _assumptions(items: list[str]) -> dict[str, float]:
     from scaler.errors import UsageError
 
@@ -318,9 +338,13 @@ def capacity(
 ) -> None:
     """Best layout per server meeting a latency bound (from measured or simulated runs),
     the servers needed for a target throughput, and the headroom."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler.results import find_runs
+        from scaler.settings import check_positive
         from scaler.simulate import capacity as cap
+
+        check_positive("--target-ips", target_ips)
+        check_positive("--latency-bound-ms", latency_bound_ms)
 
         answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat)
         if json:

@@ -6,6 +6,7 @@ Thin wrappers: options become ``Settings``, ``scaler.scenarios`` does the work. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,21 +15,49 @@ import typer
 from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
-from scaler.errors import UsageError
-from scaler.settings import Settings, Stat, check_positive, parse_instances, parse_memory_mb
+from scaler.errors import ScalerError, UsageError
+from scaler.settings import (
+    MAX_BATCH,
+    MAX_SECONDS,
+    Settings,
+    Stat,
+    check_positive,
+    parse_instances,
+    parse_memory_mb,
+)
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
 Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text())]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
-Model = Annotated[str, typer.Option(
-    "--model", help="resnet50, mobilenetv2, tiny, or a SavedModel / .keras / .tflite path")]
+def _model_help() -> str:
+    from scaler.engines.models import BUILTIN_SHAPES
+
+    files = ["SavedModel folder", ".keras",
+             *(s for e in engines.engines().values() for s in e.native_suffixes)]
+    return f"{', '.join(BUILTIN_SHAPES)}, or a path: {' / '.join(files)}"
+
+
+Model = Annotated[str, typer.Option("--model", help=_model_help())]
+# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
+RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
+         "multistream": (5.0, 32, 1.0), "server": (10.0, 100, 1.0)}
+
+
+def _rule_help(what: str, index: int, unit: str) -> str:
+    defaults = ", ".join(f"{k} {v[index]:g}{unit}" for k, v in RULES.items())
+    return f"{what} (default: {defaults}; --quick: {QUICK_HELP[index]})"
+
+
+QUICK_HELP = ("2 s", "10", "0.5 s")
 MinDuration = Annotated[float | None, typer.Option(
-    "--min-duration", help="seconds each measurement lasts at least")]
+    "--min-duration", help=_rule_help("seconds each measurement lasts at least", 0, " s"))]
 MinQueries = Annotated[int | None, typer.Option(
-    "--min-queries", help="queries each measurement completes at least (over all instances)")]
+    "--min-queries", help=_rule_help("queries each measurement completes at least (over all "
+                                     "instances; multistream probes take at least what early "
+                                     "stopping needs)", 1, ""))]
 Warmup = Annotated[float | None, typer.Option(
-    "--warmup", help="seconds of warm-up per worker, not counted")]
+    "--warmup", help=_rule_help("seconds of warm-up per worker, not counted", 2, " s"))]
 Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
 Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
 PlacementOpt = Annotated[str, typer.Option(
@@ -63,9 +92,27 @@ VmHugepages = Annotated[bool, typer.Option(
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 
-# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
-RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
-         "multistream": (5.0, 32, 1.0)}
+Repeat = Annotated[int, typer.Option(
+    "--repeat", help="measure every group this many times, each in fresh workers, "
+    "interleaved; figures get a 95% interval")]
+NoiseLimit = Annotated[float, typer.Option(
+    "--noise-limit", help="share of the measured CPUs other processes may use before a group "
+    "is marked noisy (0..1)")]
+QuietWait = Annotated[float, typer.Option(
+    "--quiet-wait", help="seconds to wait before each group for others to use less than the "
+    "noise limit of its CPUs (0: do not wait)")]
+StallTimeout = Annotated[float, typer.Option(
+    "--stall-timeout", help="seconds a measuring worker may stay silent before it counts as "
+    "stalled and is killed (at least 10 queries' time)")]
+LockWait = Annotated[float, typer.Option(
+    "--lock-wait", help="seconds to wait for another run measuring on the same CPUs "
+    "(default: refuse at once)")]
+NoLock = Annotated[bool, typer.Option(
+    "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
+    "record the overlap)")]
+
+MAX_QPS = 1e7  # requests per second of the server scenario's schedule
+MAX_SCHEDULE = 5e7  # requests in one schedule (an array of their arrival times)
 
 
 def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
@@ -75,15 +122,22 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     for key in ("min_duration_s", "min_queries", "warmup_s"):
         if opts.get(key) is not None:
             rules[key] = opts[key]
-    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True)
-    check_positive("--min-queries", rules["min_queries"])
-    check_positive("--warmup", rules["warmup_s"], allow_zero=True)
-    check_positive("--batch", opts.get("batch", 1))
-    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3))
-    check_positive("--max-batch", opts.get("max_batch", 256))
-    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0))
+    week = MAX_SECONDS
+    check_positive("--min-duration", rules["min_duration_s"], allow_zero=True, at_most=week)
+    check_positive("--min-queries", rules["min_queries"], at_most=1 << 40)
+    check_positive("--warmup", rules["warmup_s"], allow_zero=True, at_most=week)
+    check_positive("--batch", opts.get("batch", 1), at_most=MAX_BATCH)
+    check_positive("--latency-bound-ms", opts.get("latency_bound_ms", 33.3), at_most=week * 1e3)
+    check_positive("--max-batch", opts.get("max_batch", 256), at_most=MAX_BATCH)
+    check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0), at_most=week)
+    check_positive("--stall-timeout", opts.get("stall_timeout_s", 60.0), at_most=week)
+    check_positive("--repeat", opts.get("repeat", 1), at_most=1000)
+    check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True, at_most=week)
+    check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
+    if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
+        raise UsageError(f"--noise-limit must lie in [0, 1], not {opts['noise_limit']:g}")
     if opts.get("cores_per_instance") is not None:
-        check_positive("--cores-per-instance", opts["cores_per_instance"])
+        check_positive("--cores-per-instance", opts["cores_per_instance"], at_most=1 << 16)
     if opts.get("oversubscribe") and not opts.get("cores_per_instance"):
         raise UsageError("--oversubscribe goes with --cores-per-instance (balanced layouts "
                          "share cores beyond the machine's anyway)")
@@ -95,9 +149,18 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    if scenario in ("latency", "throughput") and len(chosen) > 1:
-        raise UsageError(f"{scenario} measures one instance: give one --placement, not "
-                         f"{opts['placement']!r}")
+    check_positive("--target-qps", opts.get("target_qps") or 10.0, at_most=MAX_QPS)
+    if (opts.get("target_qps") or 10.0) * rules["min_duration_s"] > MAX_SCHEDULE:
+        raise UsageError(f"--target-qps {opts.get('target_qps') or 10.0:g} for --min-duration "
+                         f"{rules['min_duration_s']:g} s schedules more than {MAX_SCHEDULE:g} "
+                         "requests: lower one of them")
+    if not 0 <= opts.get("seed", 0) < 2**63:
+        raise UsageError(f"--seed must be from 0 to 2^63-1, not {opts.get('seed')}")
+    check_positive("--batch-timeout-ms", opts.get("batch_timeout_ms", 0.0), allow_zero=True)
+    if opts.get("serve_max_batch") is not None:
+        check_positive("--max-batch", opts["serve_max_batch"])
+    if not 0.0 < opts.get("peak_precision", 0.05) < 1.0:
+        raise UsageError(f"--peak-precision must lie in (0, 1), not {opts['peak_precision']:g}")
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
@@ -111,66 +174,110 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
+        repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
+        experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
+        target_qps_given=opts.get("target_qps") is not None,
+        find_peak=opts.get("find_peak", False), seed=opts.get("seed", 0),
+        peak_precision=opts.get("peak_precision", 0.05),
+        serve_max_batch=opts.get("serve_max_batch"),
+        batch_timeout_ms=opts.get("batch_timeout_ms", 0.0),
+        quiet_wait_s=opts.get("quiet_wait_s", 0.0),
+        stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
-         suite: bool = False) -> None:
-    """Run scenarios into ``out`` (a suite folder when ``suite``), plot, print summaries."""
+         suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None,
+         lock_wait: float = 0.0, no_lock: bool = False) -> None:
+    """Run scenarios into ``out``, plot, print summaries. With ``suite``, the runs go into one
+    suite folder and ``suite(folder, runs by name)`` adds its figures (the claims) to the
+    summary and its lines to the output."""
     import asyncio
 
     import uvloop
 
-    from scaler import plots, results, summaries
+    from scaler import lock, plots, results, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
-    if suite:
+    results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    from scaler.targets.vm import sweep_stale_dirs
+
+    sweep_stale_dirs()
+    if suite is not None:
         base = results.new_run_path(base, "suite")
         base.mkdir(parents=True)
     rep = reporter()
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
     for note in dict.fromkeys(n for _, s, _ in prepared for n in sc.notes(s)):
         err(f"scaler: note: {note}")
-    done: list[Any] = []
-    interrupted = False
+    done: list[Any] = []  # sessions, each added as soon as it has a run folder
+    held = lock.acquire(frozenset().union(*(lock.run_cpus(s, p[1]) for _, s, p in prepared)),
+                        lock_wait, no_lock, say=err)
 
     async def main() -> None:
-        nonlocal interrupted
         for name, settings, prep in prepared:
-            session = await sc.run_scenario(name, settings, base, rep, prepared=prep)
-            done.append(session)
-            if session.interrupted or session.partial_reasons:
-                interrupted = session.interrupted
+            session = await sc.run_scenario(name, settings, base, rep, prepared=prep,
+                                            started=done, lock=held)
+            if session.stopped:
                 break
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main())
+    try:
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main())
+        finally:
+            held.release()
+            results.release_claims(base.parent if suite is not None else base)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Ctrl-C again while stopping, or between scenarios: what was saved stands
+        for session in done:
+            session.interrupted = True
+    except ScalerError as exc:  # a refusal mid-run (memory for a larger batch, a host...)
+        saved = [s.path for s in done if (s.path / results.RUN_FILE).exists()]
+        if saved:
+            err(f"scaler: error: {' '.join(str(exc).split())}; partial results saved in "
+                f"{saved[-1]}")
+            raise typer.Exit(exc.exit_code) from None
+        raise
+    interrupted = any(s.interrupted for s in done)
+    for other in held.overlaps():
+        err(f"scaler: warning: another run measured on these CPUs meanwhile: {other.who()} "
+            "(recorded under lock.overlaps in run.json)")
 
-    summary_all: dict[str, Any] = {"run": str(base)} if suite else {}
+    summary_all: dict[str, Any] = {"run": str(base)} if suite is not None else {}
+    runs: dict[str, Any] = {}
     for session in done:
+        if not (session.path / results.RUN_FILE).exists():
+            continue  # stopped before its first save
         run = results.load_run(session.path)
+        runs[session.settings.experiment or session.scenario] = run
         try:
             plots.save_figures(plots.figures_for([run]), run.path)
         except Exception as exc:  # a plot must never cost the measurement
             err(f"scaler: warning: plots of {run.path} failed: {exc}")
         summary = run.doc["summary"]
-        if suite:
-            summary_all[session.scenario] = summary
+        if suite is not None:
+            summary_all[session.settings.experiment or session.scenario] = summary
         else:
             summary_all = summary
-        if not as_json:
-            err("\n".join(summaries.lines(summary)))
+        if not as_json:  # results on stdout (| tee captures them), progress on stderr
+            typer.echo("\n".join(summaries.lines(summary)))
     emulated = [s for s in done if s.emulated]
     if emulated:
         err("scaler: note: the emulated series of this run (VMs under TCG) are not timing "
             f"results; plot them beside real ones with: scaler plot {emulated[-1].path} "
             "--allow-emulated")
+    extra_lines: list[str] = []
+    if suite is not None:
+        extra, extra_lines = suite(base, runs)
+        summary_all.update(extra)
     if as_json:
         emit_json(summary_all)
-    elif suite:
-        err("\n" + "\n".join(summaries.headline(summary_all)))
+    elif suite is not None:
+        typer.echo("\n" + "\n".join(summaries.headline(summary_all)))
+        typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
         raise typer.Exit(130)
@@ -181,112 +288,127 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         raise typer.Exit(1)
 
 
+_RENAMED = {"min_duration": "min_duration_s", "warmup": "warmup_s",
+            "ready_timeout": "ready_timeout_s", "quiet_wait": "quiet_wait_s",
+            "stall_timeout": "stall_timeout_s"}
+
+
+def _opts(given: dict[str, Any]) -> dict[str, Any]:
+    """A command's parameters as ``_settings`` takes them (``out`` and ``json`` left out)."""
+    return {_RENAMED.get(k, k): v for k, v in given.items() if k not in ("out", "json")}
+
+
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-            placement: PlacementOpt = "pinned", min_duration: MinDuration = None,
-            min_queries: MinQueries = None, warmup: Warmup = None,
+            placement: PlacementOpt = "pinned", repeat: Repeat = 1,
+            min_duration: MinDuration = None, min_queries: MinQueries = None,
+            warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-            out: Out = Path("results"), json: Json = False) -> None:
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
     with errors_to_exit():
-        s = _settings("latency", engine=engine, precision=precision, model=model,
-                      placement=placement, min_duration_s=min_duration, min_queries=min_queries,
-                      warmup_s=warmup, cache_dir=cache_dir, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
-                      vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("latency", s)], out, json)
+        _run([("latency", _settings("latency", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-               batch: Batch = 1024, placement: PlacementOpt = "pinned",
+               batch: Batch = 1024, placement: PlacementOpt = "pinned", repeat: Repeat = 1,
                min_duration: MinDuration = None, min_queries: MinQueries = None,
-               warmup: Warmup = None, cache_dir: CacheDir = None,
+               warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
+               quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
+               stall_timeout: StallTimeout = 60.0,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
-               out: Out = Path("results"),
-               json: Json = False) -> None:
+               out: Out = Path("results"), json: Json = False,
+               lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
     with errors_to_exit():
-        s = _settings("throughput", engine=engine, precision=precision, model=model,
-                      batch=batch, placement=placement, min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("throughput", s)], out, json)
+        _run([("throughput", _settings("throughput", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
             smt: Smt = False, cores_per_instance: CoresPerInstance = None,
-            oversubscribe: Oversubscribe = False, min_duration: MinDuration = None,
-            min_queries: MinQueries = None,
-            warmup: Warmup = None, cache_dir: CacheDir = None,
-            ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-            vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-            json: Json = False) -> None:
+            oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
+            min_duration: MinDuration = None,
+            min_queries: MinQueries = None, warmup: Warmup = None,
+            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+            stall_timeout: StallTimeout = 60.0,
+            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            out: Out = Path("results"), json: Json = False,
+            lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
     with errors_to_exit():
-        s = _settings("scaling", instances=instances, placement=placement, engine=engine,
-                      precision=precision, model=model, smt=smt,
-                      cores_per_instance=cores_per_instance, oversubscribe=oversubscribe,
-                      min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, vm_memory=vm_memory, vm_kernel=vm_kernel,
-                      accel=accel, vm_hugepages=vm_hugepages, hosts=hosts)
-        _run([("scaling", s)], out, json)
+        _run([("scaling", _settings("scaling", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
-                engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+                placement: PlacementOpt = "pinned", engine: Engine = None,
+                precision: Precision = "fp32", model: Model = "resnet50", smt: Smt = False,
                 cores_per_instance: CoresPerInstance = None,
-                oversubscribe: Oversubscribe = False, min_duration: MinDuration = None,
-                min_queries: MinQueries = None,
-                warmup: Warmup = None, cache_dir: CacheDir = None,
-                ready_timeout: ReadyTimeout = 300.0, hosts: Hosts = None,
-                out: Out = Path("results"), json: Json = False) -> None:
-    """Largest batch (and its throughput) whose latency stays under a bound, per pinned layout."""
+                oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
+            min_duration: MinDuration = None,
+                min_queries: MinQueries = None, warmup: Warmup = None,
+                noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+                cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+                stall_timeout: StallTimeout = 60.0,
+                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
+    """Largest batch (and its throughput) whose latency stays under a bound, per layout of
+    each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
     with errors_to_exit():
-        s = _settings("multistream", latency_bound_ms=latency_bound_ms, stat=stat,
-                      instances=instances, max_batch=max_batch, engine=engine,
-                      precision=precision, model=model, cores_per_instance=cores_per_instance,
-                      oversubscribe=oversubscribe, min_duration_s=min_duration,
-                      min_queries=min_queries, warmup_s=warmup, cache_dir=cache_dir,
-                      ready_timeout_s=ready_timeout, hosts=hosts)
-        _run([("multistream", s)], out, json)
+        _run([("multistream", _settings("multistream", **_opts(locals())))], out, json,
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
-def suite(quick: Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")] =
-          False,
-          instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
-          batch: Batch = 1024, latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
-          max_batch: MaxBatch = 256, engine: Engine = None, precision: Precision = "fp32",
-          model: Model = "resnet50", smt: Smt = False,
-          cores_per_instance: CoresPerInstance = None, oversubscribe: Oversubscribe = False,
-          min_duration: MinDuration = None,
-          min_queries: MinQueries = None, warmup: Warmup = None, cache_dir: CacheDir = None,
-          ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-          vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
-          json: Json = False) -> None:
-    """All four tests of the study in one suite folder, with plots and headline figures."""
+def server(target_qps: Annotated[float | None, typer.Option(
+               "--target-qps", help="requests per second over all instances (Poisson "
+               "arrivals; default 10); with --find-peak, where the search starts (default: "
+               "half the layout's closed-loop throughput, measured first)")] = None,
+           find_peak: Annotated[bool, typer.Option(
+               "--find-peak", help="search the highest rate whose latency meets the bound")]
+           = False,
+           latency_bound_ms: Annotated[float, typer.Option(
+               "--latency-bound-ms", help="latency bound from arrival (ms)")] = 100.0,
+           stat: StatOpt = "p99", instances: Instances = "1",
+           placement: PlacementOpt = "shared,pinned", batch: Annotated[int, typer.Option(
+               "--batch", help="requests per inference (a partial batch waits at most "
+               "--batch-timeout-ms)")] = 1,
+           max_batch: Annotated[int | None, typer.Option(
+               "--max-batch", help="dynamic batching: up to this many queued requests per "
+               "inference (default: --batch)")] = None,
+           batch_timeout_ms: Annotated[float, typer.Option(
+               "--batch-timeout-ms", help="longest a request waits for its batch to fill")]
+           = 0.0,
+           peak_precision: Annotated[float, typer.Option(
+               "--peak-precision", help="--find-peak stops when the bracket is this narrow "
+               "(relative)")] = 0.05,
+           seed: Annotated[int, typer.Option("--seed", help="seed of the arrival schedule")]
+           = 0,
+           engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
+           smt: Smt = False, repeat: Repeat = 1, min_duration: MinDuration = None,
+           min_queries: MinQueries = None, warmup: Warmup = None,
+           noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+           stall_timeout: StallTimeout = 60.0,
+           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+           out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
+           no_lock: NoLock = False) -> None:
+    """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,
+    latency from each request's scheduled arrival; --find-peak searches the highest rate
+    each layout serves within the bound."""
     with errors_to_exit():
-        common = dict(engine=engine, precision=precision, model=model, smt=smt,
-                      cores_per_instance=cores_per_instance, oversubscribe=oversubscribe,
-                      min_duration_s=min_duration, min_queries=min_queries, warmup_s=warmup,
-                      cache_dir=cache_dir, quick=quick, ready_timeout_s=ready_timeout,
-                      vm_memory=vm_memory, vm_kernel=vm_kernel, accel=accel,
-                      vm_hugepages=vm_hugepages, hosts=hosts)
-        scenarios = [
-            ("latency", _settings("latency", placement="pinned", **common)),
-            ("throughput", _settings("throughput", batch=batch, placement="pinned", **common)),
-            ("scaling", _settings("scaling", instances=instances, placement=placement,
-                                  **common)),
-            ("multistream", _settings("multistream", latency_bound_ms=latency_bound_ms,
-                                      stat=stat, instances=instances, max_batch=max_batch,
-                                      **common)),
-        ]
-        _run(scenarios, out, json, suite=True)
+        opts = _opts(locals())
+        opts["serve_max_batch"] = opts.pop("max_batch")
+        _run([("server", _settings("server", **opts))], out, json, lock_wait=lock_wait,
+             no_lock=no_lock)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.common import emit_json, err, errors_to_exit, reading_runs
 
 Runs = Annotated[list[str], typer.Argument(help="run folders (or suite folders holding them)")]
 
 
 def show(runs: Runs, json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the summary of runs."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler import results, summaries
 
         loaded = results.find_runs(runs)
@@ -33,16 +33,36 @@ def plot(runs: Runs,
              "--out", help="folder for the figures (default: the first run's folder)")] = None,
          allow_emulated: Annotated[bool, typer.Option(
              "--allow-emulated", help="draw emulated series beside real ones, labelled")]
-         = False) -> None:
+         = False,
+         label: Annotated[list[str] | None, typer.Option(
+             "--label", help="a label per run, in order (default: what differs between "
+             "them: engine, model, machine, date)")] = None) -> None:
     """Draw scaling curves, latency percentiles and multistream searches of runs."""
-    with errors_to_exit():
+    with errors_to_exit(), reading_runs(runs):
         from scaler import plots, results
 
         formats = plots.parse_formats(format)
         loaded = results.find_runs(runs)
         folder = results.check_output_dir(out) if out else loaded[0].path
-        written = plots.save_figures(plots.figures_for(loaded, allow_emulated), folder, formats)
+        written = plots.save_figures(plots.figures_for(loaded, allow_emulated, label), folder,
+                                     formats)
         if not written:
             err("scaler: nothing to plot in these runs")
         for path in written:
             typer.echo(str(path))
+
+
+def compare(a: Annotated[str, typer.Argument(help="run A (or a suite folder)")],
+            b: Annotated[str, typer.Argument(help="run B (or a suite folder)")],
+            json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """B over A at every point measured in both: ratio, 95% interval, Welch's p-value across
+    repeats, and "~" when there is no measurable difference."""
+    with errors_to_exit(), reading_runs([a, b]):
+        from scaler import compare as compare_mod
+        from scaler import results
+
+        result = compare_mod.compare_runs(results.find_runs([a]), results.find_runs([b]))
+        if json:
+            emit_json(result)
+            return
+        typer.echo("\n".join(compare_mod.lines(result)))

@@ -63,10 +63,14 @@ def _validated(spec: EngineSpec) -> EngineSpec:
     if spec.precision not in engine.precisions:
         raise EngineError(
             f"engine {engine.name} does not support {spec.precision}; it supports "
-            f"{', '.join(engine.precisions)} ({engines_for(spec.precision)} supports "
-            f"{spec.precision})"
+            f"{', '.join(engine.precisions)} ({_who_supports(spec.precision)})"
         )
     if kind is not None and kind not in engine.accepts:
         owner = f" only on the {native.name} engine" if native else ""
         raise EngineError(f"a {kind} model runs{owner}, not on {engine.name}")
     return dataclasses.replace(spec, engine=engine.name)
+
+
+def _who_supports(precision: str) -> str:
+    names = engines_for(precision)
+    return f"{names} support{'' if ' and ' in names else 's'} {precision}"

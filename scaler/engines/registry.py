@@ -1,6 +1,6 @@
 """The engine registry: one ``EngineType`` per inference runtime, registered by its module.
 
-An engine module (``tf.py``, ``tflite.py``, ``null.py``, or a plug-in named in
+An engine module (``tf.py``, ``tflite.py``, ``openvino.py``, ``null.py``, or a plug-in named in
 ``SCALER_PLUGINS``) describes itself once: its name, the precisions it implements and those it
 is the default for, the model files only it can run, the CPU or software it needs, the memory
 one worker takes, the packages whose versions a result records, and how a worker loads it.
@@ -51,7 +51,7 @@ class EngineType:
         return base_gb + per_image_gb * batch
 
 
-BUILTIN = ("tf", "tflite", "null")
+BUILTIN = ("tf", "tflite", "openvino", "null")
 _ENGINES: dict[str, EngineType] = {}
 
 

@@ -18,15 +18,16 @@ from typing import Any
 from affinity import Topology, read_topology
 from scaler import placements
 from scaler.engines import EngineSpec
+from scaler.lock import MeasurementLock
 from scaler.progress import Reporter
-from scaler.scenarios import latency, multistream, scaling, throughput
+from scaler.scenarios import latency, multistream, scaling, server, throughput
 from scaler.session import Session
 from scaler.settings import Settings
 from scaler.targets import Target
 
 SCENARIOS: dict[str, Callable[[Session], Awaitable[None]]] = {
     "latency": latency.run, "throughput": throughput.run, "scaling": scaling.run,
-    "multistream": multistream.run,
+    "multistream": multistream.run, "server": server.run,
 }
 
 
@@ -54,24 +55,44 @@ def notes(settings: Settings) -> list[str]:
 
 async def run_scenario(name: str, settings: Settings, out: Path, reporter: Reporter,
                        target: Target | None = None,
-                       prepared: tuple[EngineSpec, Topology] | None = None) -> Session:
+                       prepared: tuple[EngineSpec, Topology] | None = None,
+                       started: list[Session] | None = None,
+                       lock: MeasurementLock | None = None) -> Session:
     """Run one scenario into a new run folder under ``out``; returns the session (saved).
 
     Ctrl-C and SIGTERM cancel the scenario: the current group is stopped, what it measured is
-    kept, the run is saved as partial and ``session.interrupted`` is set.
+    kept, the run is saved as partial and ``session.interrupted`` is set. An exception that
+    escapes a group (a refusal, a second Ctrl-C) leaves the run saved as partial with the
+    reason, and propagates. ``started`` receives the session as soon as it exists.
     """
     spec, topology = prepared or prepare(settings)
     session = Session(name, settings, spec, out, topology, reporter, target)
+    session.lock = lock  # the CPUs this run holds (scaler.lock): recorded at every save
+    if started is not None:
+        started.append(session)
     with _signals_cancel(asyncio.current_task(), signal.SIGINT, signal.SIGTERM):
         await session.setup()  # before the run folder exists: a dead host leaves no run
         try:
             await SCENARIOS[name](session)
+        except BaseException as exc:  # the run is not complete: say why, keep what it has
+            if not session.stopped or not isinstance(exc, asyncio.CancelledError):
+                session.partial_reasons.append(_reason(exc))
+            if isinstance(exc, asyncio.CancelledError):
+                session.interrupted = True
+            raise
         finally:
             with contextlib.suppress(asyncio.CancelledError):  # a second Ctrl-C: still save
                 await asyncio.shield(session.pool.close())
             session.close()
             session.save(finished=True)
     return session
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return "interrupted"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"stopped by an error: {text}"
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Latency: one instance at batch 1; the figures are its latency percentiles."""
+"""Latency: one instance at batch 1 per placement (bare metal against VM-like); the figures
+are its latency percentiles. Repeats interleave the placements (all once, then all again)."""
 
 from __future__ import annotations
 
@@ -9,4 +10,12 @@ if TYPE_CHECKING:
 
 
 async def run(s: Session) -> None:
-    await s.group(s.settings.placements[0], 1, 1)
+    s.reporter.plan(s.settings.repeat * len(s.settings.placements))
+    for r in range(s.settings.repeat):
+        if s.stopped:
+            return
+        await s.fresh_workers()
+        for placement in s.settings.placements:
+            if s.stopped:
+                return
+            await s.group(placement, 1, 1, series=placement, repeat=r)

@@ -1,4 +1,10 @@
-"""Scaling: 1..N concurrent batch-1 instances, one series per placement."""
+"""Scaling: 1..N concurrent batch-1 instances, one series per placement.
+
+With ``--repeat K`` every group is measured K times, interleaved: all groups once (each
+placement, each N), then all again with fresh workers, so slow drift of the machine hits
+every group alike. Within a repeat, warm workers are reused between groups that ask for the
+same instance.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ if TYPE_CHECKING:
 
 
 async def run(s: Session) -> None:
-    for placement in s.settings.placements:
-        for n in s.settings.instances:
-            if s.stopped:
-                return
-            await s.group(placement, n, 1, series=placement)
+    s.reporter.plan(s.settings.repeat * len(s.settings.placements) * len(s.settings.instances))
+    for r in range(s.settings.repeat):
+        await s.fresh_workers()
+        for placement in s.settings.placements:
+            for n in s.settings.instances:
+                if s.stopped:
+                    return
+                await s.group(placement, n, 1, series=placement, repeat=r)

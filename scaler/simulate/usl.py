@@ -14,7 +14,7 @@ than "fitted" exactly through the points.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scaler.errors import UsageError
@@ -66,6 +66,12 @@ class UslFit:
         return self.kappa * self.n_max**2 < 1e-3 * (1.0 + self.sigma * self.n_max)
 
     @property
+    def sigma_negligible(self) -> bool:
+        """σ adds less than 0.1% to the denominator at the largest measured N: the bounded
+        solver approaches σ = 0 without reaching it (1e-5 on exactly linear data)."""
+        return self.sigma * (self.n_max - 1) < 1e-3
+
+    @property
     def peak_instances(self) -> float | None:
         """N* where throughput peaks; None when κ is negligible (no peak within reach)."""
         if self.kappa_negligible or self.sigma >= 1.0:
@@ -84,8 +90,8 @@ class UslFit:
 
     @property
     def amdahl_ceiling_ips(self) -> float | None:
-        """λ/σ: the most throughput contention alone allows (None when σ is zero)."""
-        return self.lam / self.sigma if self.sigma > 0.0 else None
+        """λ/σ: the most throughput contention alone allows (None when σ is negligible)."""
+        return None if self.sigma_negligible else self.lam / self.sigma
 
     def predict(self, n: Any) -> Any:
         return usl(n, self.lam, self.sigma, self.kappa)
@@ -109,6 +115,7 @@ class UslFit:
             "peak_instances": self.peak_instances,
             "peak_throughput_ips": self.peak_throughput_ips,
             "peak_in_range": self.peak_in_range, "kappa_negligible": self.kappa_negligible,
+            "sigma_negligible": self.sigma_negligible,
             "amdahl_ceiling_ips": self.amdahl_ceiling_ips,
             "points": self.points, "instances_range": [self.n_min, self.n_max],
             "notes": list(self.notes),
@@ -147,32 +154,25 @@ def fit_usl(ns: list[float], xs: list[float]) -> UslFit:
     lam, sigma, kappa = (float(v) for v in res.x)
     ssr = float(np.sum((usl(n, lam, sigma, kappa) - x) ** 2))
     sst = float(np.sum((x - x.mean()) ** 2))
-    dof = len(x) - 3
+    dof = len(x) - 3  # at least 1: four distinct instance counts are required
     jac = _gradient(n, lam, sigma, kappa) * weight[:, None]
-    s2 = float(np.sum(res.fun**2)) / dof if dof > 0 else 0.0
+    s2 = float(np.sum(res.fun**2)) / dof
     cov = np.linalg.pinv(jac.T @ jac) * s2
-    t_value = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) if dof > 0 else float("inf")
-    half = t_value * np.sqrt(np.maximum(np.diag(cov), 0.0)) if dof > 0 else [np.inf] * 3
+    t_value = float(stats.t.ppf(0.5 + LEVEL / 2, dof))
+    half = t_value * np.sqrt(np.maximum(np.diag(cov), 0.0))
     cis = [(float(max(v - h, 0.0)), float(min(v + h, hi))) for v, h, hi in
            zip((lam, sigma, kappa), half, (np.inf, 1.0, np.inf))]
-    notes = []
-    if dof == 0:
-        notes.append("as many points as parameters: the curve passes through them and the "
-                     "intervals are unbounded")
-    if sigma == 0.0:
-        notes.append("σ fitted at its bound 0: no measurable contention")
     fit = UslFit(lam=lam, sigma=sigma, kappa=kappa, lam_ci=cis[0], sigma_ci=cis[1],
                  kappa_ci=cis[2], r2=1.0 - ssr / sst if sst > 0 else 1.0, points=len(x),
                  n_min=int(n.min()), n_max=int(n.max()),
-                 cov=tuple(tuple(float(c) for c in row) for row in cov), t_value=t_value,
-                 notes=tuple(notes))
+                 cov=tuple(tuple(float(c) for c in row) for row in cov), t_value=t_value)
+    if fit.sigma_negligible:
+        fit = replace(fit, notes=(*fit.notes, "σ ≈ 0: no measurable contention"))
     return _with_peak_note(fit)
 
 
 def _with_peak_note(fit: UslFit) -> UslFit:
     """Say plainly where the peak lies relative to what was measured."""
-    from dataclasses import replace
-
     peak = fit.peak_instances
     if peak is not None and fit.peak_in_range:
         note = f"throughput peaks at N* = {peak:.1f}, inside the measured range"
@@ -182,7 +182,7 @@ def _with_peak_note(fit: UslFit) -> UslFit:
         ceiling = fit.amdahl_ceiling_ips
         note = ("κ ≈ 0: no peak within reach; throughput keeps rising toward "
                 + (f"the Amdahl ceiling λ/σ = {ceiling:.1f} images/s" if ceiling
-                   else "linear scaling (σ = 0)"))
+                   else "linear scaling (σ ≈ 0)"))
     else:
         side = "beyond" if peak > fit.n_max else "below"
         note = (f"the peak N* = {peak:.1f} lies {side} the measured range "

@@ -84,8 +84,21 @@ def dry_run(topology: Topology, plan: Plan, accel: str = "auto", memory_mb: int 
                         hugepages=hugepages, max_vcpus=max_vcpus)
     plans = tuple(vm_plan(topology, p.cpus, p.nodes, p.index, options)
                   for p in plan.partitions)
-    boot = Boot(qemu or QEMU, kernel_path, INITRD_PLACEHOLDER, QMP_FD_PLACEHOLDER)
+    boot = Boot(qemu or QEMU, kernel_path, INITRD_PLACEHOLDER, QMP_FD_PLACEHOLDER,
+                _shares())
     return DryRun(plans, boot, found, tuple(notes))
+
+
+def _shares() -> tuple[str, ...]:
+    """The host folders a run's guest would see for the default model and cache."""
+    import sys
+
+    from scaler.engines.cache import cache_root
+
+    try:
+        return guest.guest_root(sys.executable, [str(cache_root(None))]).shares
+    except UsageError:
+        return ()
 
 
 def format_vms(vms: DryRun) -> list[str]:

@@ -4,10 +4,12 @@ The system ``ssh`` client is used as it is (the user's keys, agent and ``~/.ssh/
 always with ``BatchMode=yes`` (never a prompt: a refused key is an error, not a hang) and
 ``StrictHostKeyChecking=yes`` (an unknown or changed host key is refused); both come first on
 the command line, and ssh keeps the first value it is given for an option, so neither a hosts
-file nor a config file can weaken them. ssh gets an argv; the one string that must travel,
-the remote command, is built with ``shlex`` quoting. The worker protocol runs over the
-session's stdin/stdout exactly as for a local child; the worker dies when the session ends
-(stdin EOF, and its parent death signal when sshd's session process goes).
+file nor a config file can weaken them. The hosts file's own options (an allowlist, see
+``scaler.hosts``) come next, then this module's keep-alive defaults, so a host's timeouts win
+over the defaults. ssh gets an argv; the one string that must travel, the remote command, is
+built with ``shlex`` quoting, and the destination comes after ``--``. The worker protocol
+runs over the session's stdin/stdout exactly as for a local child; the worker dies when the
+session ends (stdin EOF, and its parent death signal when sshd's session process goes).
 
 Before a run each host is probed once (``python -m scaler topology --json``): that proves
 reachability, the key and the installation, and gives the host's own topology, which the
@@ -55,13 +57,14 @@ def remote_command(host: Host, argv: Sequence[str]) -> str:
 
 def ssh_argv(host: Host, argv: Sequence[str], ssh: str = SSH) -> list[str]:
     """The local ssh invocation for ``argv`` on ``host`` (no local shell involved)."""
-    out = [ssh, *ENFORCED, *KEEPALIVE, "-T", "-e", "none"]
+    out = [ssh, *ENFORCED]
+    for option in host.ssh_options:  # before the defaults: ssh keeps an option's first value
+        out += ["-o", option]
+    out += [*KEEPALIVE, "-T", "-e", "none"]
     if host.port is not None:
         out += ["-p", str(host.port)]
     if host.identity_file is not None:
         out += ["-i", host.identity_file, "-o", "IdentitiesOnly=yes"]
-    for option in host.ssh_options:
-        out += ["-o", option]
     return [*out, "--", host.destination, remote_command(host, argv)]
 
 

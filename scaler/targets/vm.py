@@ -19,6 +19,9 @@ memory backends, CPU model and tuning, the QEMU command line) is decided by the 
   guest's CPU times (steal) are taken off the console.
 - Acceleration (``--accel auto|kvm|tcg``, see ``accel.py``): without KVM, timings are
   marked ``emulated``.
+- The guest sees only the host folders its worker needs, read-only (``guest.guest_root``,
+  recorded per instance). A run's VM files live in ``$TMPDIR/scaler-vm-PID-*``, locked while
+  its coordinator lives; the next run removes those of a coordinator that died.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
+import glob
 import os
 import re
 import shutil
@@ -33,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,9 +70,12 @@ __all__ = ["Accel", "VmError", "VmTarget", "detect_accel", "isa_verdict", "resol
 QEMU = "qemu-system-x86_64"
 PR_SET_PDEATHSIG = 1
 QMP_TIMEOUT_S = 60.0  # QEMU start-up until its monitor answers (2 busy cores: be generous)
+VM_DIR_PREFIX = "scaler-vm-"  # + coordinator pid: the run's VM files in the temporary folder
+OWNER_FILE = ".owner"  # flocked by the coordinator while it lives
 # environment passed on to the guest's worker (the rest of the host's is not)
 GUEST_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "SCALER_CACHE_DIR", "XDG_CACHE_HOME",
-                  "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PATH")
+                  "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PATH", "SCALER_PLUGINS",
+                  "PYTHONPATH")  # plug-in engines load in the guest too (their folders shared)
 # console lines that end every guest and say nothing about why it ended
 _NOISE = re.compile(r"reboot: Power down|ACPI: PM: Preparing to enter|sysrq: Power Off"
                     r"|^SeaBIOS|^Booting from ROM|^Probing EDD")
@@ -93,6 +102,7 @@ class VmInstance:
     memory_policy: str = ""
     memory_bound: bool = False
     memory_reason: str = ""
+    guest_root: guest.GuestRoot | None = None
     failure: str | None = None
     guest_isa: list[str] | None = None
     isa_missing: list[str] = field(default_factory=list)
@@ -121,6 +131,7 @@ class VmInstance:
             "plan": self.plan.to_dict(), "guest_isa": self.guest_isa,
             "isa_missing": self.isa_missing, "warnings": self.warnings,
             "guest_steal": steal, "failure": self.failure,
+            "guest_root": self.guest_root.to_dict() if self.guest_root else None,
         }
 
 
@@ -160,7 +171,7 @@ class VmTarget:
         self.bind_memory = True
         self.bind_refusal = ""
         self.instances: dict[int, VmInstance] = {}
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: VmFiles | None = None
         self._serial = 0
         self.kernel, self._base, self.qemu_facts = self.check(kernel)
 
@@ -243,15 +254,19 @@ class VmTarget:
         if not part or not part.get("cpus"):
             raise VmError("a VM needs a partition (its CPUs become the vCPUs)")
         if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="scaler-vm-")
+            sweep_stale_dirs()
+            self._tmp = VmFiles()
         self._serial += 1
-        stem = os.path.join(self._tmp.name, f"vm{request.index}-{self._serial}")
+        stem = os.path.join(self._tmp.path, f"vm{request.index}-{self._serial}")
         inst = VmInstance(request.index, part, self.vm_plan(part, request.index),
                           stem + ".qmp")
         self.instances[request.index] = inst
+        cwd = os.getcwd()
+        inst.guest_root = self.guest_root(request.spec, cwd)
         with open(stem + ".img", "wb") as f:
             f.write(self._base + guest.job_archive(self._guest_argv(request.spec.argv()),
-                                                   f"scaler-vm{request.index}", os.getcwd()))
+                                                   f"scaler-vm{request.index}", cwd,
+                                                   inst.guest_root))
         ready_check = self._ready_check(inst, request.spec)
         proc = await self._launch(inst, stem + ".img", ready_check)
         if proc.returncode is not None and self.bind_memory and any(
@@ -265,6 +280,15 @@ class VmTarget:
             os.unlink(stem + ".img")  # QEMU has read it by the time QMP answers
         return proc
 
+    def guest_root(self, spec: WorkerSpec, cwd: str) -> guest.GuestRoot:
+        """What the guest of a worker sees (see ``guest.guest_root``): the Python
+        environment, the project, the libraries, the model cache and a model path."""
+        from scaler.engines.cache import cache_root
+
+        plugin_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        return guest.guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
+                                              *plugin_paths], cwd)
+
     def _guest_argv(self, args: Iterable[str]) -> list[str]:
         env = [f"{k}={os.environ[k]}" for k in GUEST_ENV_KEYS if k in os.environ]
         env += ["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", f"TMPDIR={guest.GUEST_TMPDIR}"]
@@ -273,7 +297,8 @@ class VmTarget:
         return ["-i", *env, self.python, "-m", "scaler.worker", *args]
 
     def qemu_argv(self, inst: VmInstance, initrd: str, qmp_fd: int) -> list[str]:
-        return inst.plan.argv(Boot(self.qemu, self.kernel.path, initrd, qmp_fd))
+        shares = inst.guest_root.shares if inst.guest_root else ()
+        return inst.plan.argv(Boot(self.qemu, self.kernel.path, initrd, qmp_fd, shares))
 
     def _ready_check(self, inst: VmInstance, spec: WorkerSpec) -> Callable[[bytes], bytes]:
         """Compare the guest worker's ISA with the host's when its first message comes;
@@ -460,6 +485,53 @@ class VmTarget:
             return f"vm {inst.index}: {last} [{reason}]"
 
         return summary
+
+
+class VmFiles:
+    """The folder of one run's VM files (initramfs images, QMP sockets): named
+    ``scaler-vm-PID-*`` in the temporary folder, and locked (``flock`` on ``.owner``) while
+    its coordinator lives, so a later run can tell it from a dead coordinator's and sweep it."""
+
+    def __init__(self, parent: str | None = None) -> None:
+        self.path = tempfile.mkdtemp(prefix=f"{VM_DIR_PREFIX}{os.getpid()}-", dir=parent)
+        self._owner = os.open(os.path.join(self.path, OWNER_FILE),
+                              os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._owner)
+
+
+def sweep_stale_dirs(parent: str | None = None) -> list[str]:
+    """Remove VM folders whose coordinator is gone (its ``.owner`` lock is free); folders of
+    an older scaler without an owner file once a day old. Returns what was removed."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    for folder in glob.glob(os.path.join(glob.escape(parent), f"{VM_DIR_PREFIX}*")):
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        owner = os.path.join(folder, OWNER_FILE)
+        try:
+            fd = os.open(owner, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(folder).st_mtime > 86400:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its coordinator is alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 async def _read_pipe(fd: int) -> asyncio.StreamReader:

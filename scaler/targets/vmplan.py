@@ -45,7 +45,7 @@ from scaler.targets.accel import Q35_MAX_CPUS
 if TYPE_CHECKING:
     from affinity import Topology
 
-MOUNT_TAG = "hostroot"  # the 9p share of the host's root filesystem (see guest.py)
+SHARE_TAG = "scaler"  # 9p share k (a host folder the guest needs, see guest.py) is tag scalerK
 PORT_NAME = "scaler"  # the virtio-serial port carrying the worker protocol
 KERNEL_APPEND = "console=ttyS0 panic=-1 loglevel=4 quiet"
 MEMORY_UNIT_MB = 2  # node shares are whole 2 MiB pages (huge pages when asked)
@@ -85,6 +85,7 @@ class Boot:
     kernel: str
     initrd: str
     qmp_fd: int | str
+    shares: tuple[str, ...] = ()  # host folders shared read-only (guest.guest_root)
 
 
 @dataclass(frozen=True)
@@ -194,11 +195,12 @@ class VmPlan:
                         argv += ["-numa", f"dist,src={node.id},dst={other},val={distance}"]
         if self.x2apic:  # before the other PCI devices
             argv += ["-device", "intel-iommu,intremap=on,eim=on"]
+        argv += ["-kernel", boot.kernel, "-initrd", boot.initrd, "-append", KERNEL_APPEND]
+        for k, folder in enumerate(boot.shares):  # read-only, each at its own path in the guest
+            argv += ["-fsdev", f"local,id=fs{k},path={_qemu_value(folder)},security_model=none,"
+                               "readonly=on,multidevs=remap",
+                     "-device", f"virtio-9p-pci,fsdev=fs{k},mount_tag={SHARE_TAG}{k}"]
         argv += [
-            "-kernel", boot.kernel, "-initrd", boot.initrd, "-append", KERNEL_APPEND,
-            "-fsdev", f"local,id={MOUNT_TAG},path=/,security_model=none,readonly=on,"
-                      "multidevs=remap",
-            "-device", f"virtio-9p-pci,fsdev={MOUNT_TAG},mount_tag={MOUNT_TAG}",
             "-device", "virtio-serial-pci,id=vser",
             "-chardev", "stdio,id=proto,signal=off",
             "-device", f"virtserialport,bus=vser.0,chardev=proto,name={PORT_NAME}",
@@ -218,6 +220,11 @@ class VmPlan:
             text += f",host-nodes={node.host_node},policy=bind"
         threads = max(1, min(len(node.vcpus), MAX_PREALLOC_THREADS))
         return text + f",prealloc=on,prealloc-threads={threads},merge=off"
+
+
+def _qemu_value(text: str) -> str:
+    """A value inside a QEMU ``key=value,...`` option: a comma is written twice."""
+    return text.replace(",", ",,")
 
 
 def apic_id(socket: int, core: int, thread: int, cores: int, threads: int) -> int:

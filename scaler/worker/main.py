@@ -83,21 +83,33 @@ def die_with_parent() -> None:
 
 
 class Recorder:
-    """Per-query start and end times in preallocated arrays (grown by doubling, rarely)."""
+    """Per-query start and end times in preallocated arrays (grown by doubling, rarely).
+
+    While measuring, the queries recorded so far are sent as a ``chunk`` every ``chunk_s``
+    and the arrays are reused from the start: ``sent`` counts what already left, ``count``
+    what is still held."""
 
     def __init__(self, capacity: int = 1 << 14) -> None:
         self.start_ns = array("q", bytes(8 * capacity))
         self.end_ns = array("q", bytes(8 * capacity))
         self.count = 0
+        self.sent = 0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.count
 
     def trimmed(self) -> tuple[array, array]:
         return self.start_ns[: self.count], self.end_ns[: self.count]
 
 
 def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel | None,
-               progress_s: float, max_queries: int, until_ns: int | None = None) -> Recorder:
+               progress_s: float, max_queries: int, until_ns: int | None = None,
+               chunk_s: float = 0.0) -> Recorder:
     """Run queries back to back until ``stop`` is set, ``max_queries`` are done or the clock
-    passes ``until_ns``, recording each one."""
+    passes ``until_ns``, recording each one. With a channel: ``progress`` every
+    ``progress_s`` and, when ``chunk_s`` > 0, the samples so far as a ``chunk`` every
+    ``chunk_s`` (sent at a progress point, so the loop checks the clock only once a query)."""
     rec = Recorder()
     infer = engine.infer
     clock = time.monotonic_ns
@@ -105,11 +117,14 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     starts, ends = rec.start_ns, rec.end_ns
     capacity = len(starts)
     progress_ns = int(progress_s * 1e9)
+    chunk_ns = int(chunk_s * 1e9)
     next_progress = clock() + progress_ns
+    next_chunk = clock() + chunk_ns if chunk_ns > 0 and channel is not None else None
     if channel is not None:
         channel.send("started", t_ns=clock())
     i = 0
-    while not is_stopped() and i < max_queries:
+    sent = 0
+    while not is_stopped() and sent + i < max_queries:
         t0 = clock()
         infer(inputs)
         t1 = clock()
@@ -122,13 +137,20 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
             capacity *= 2
         if t1 >= next_progress:
             next_progress = t1 + progress_ns
-            if channel is not None:
-                channel.send("progress", queries=i, t_ns=t1)
+            if next_chunk is not None and t1 >= next_chunk:
+                next_chunk = t1 + chunk_ns
+                channel.send("chunk", queries=sent + i, t_ns=t1,  # type: ignore[union-attr]
+                             start_ns=protocol.pack_int64(starts[:i]),
+                             end_ns=protocol.pack_int64(ends[:i]))
+                sent += i
+                i = 0
+            elif channel is not None:
+                channel.send("progress", queries=sent + i, t_ns=t1)
             if until_ns is not None and t1 >= until_ns:
                 break
-    rec.start_ns, rec.end_ns, rec.count = starts, ends, i
-    if i >= max_queries and channel is not None:
-        channel.send("capped", queries=i, t_ns=clock())
+    rec.start_ns, rec.end_ns, rec.count, rec.sent = starts, ends, i, sent
+    if rec.total >= max_queries and channel is not None:
+        channel.send("capped", queries=rec.total, t_ns=clock())
     return rec
 
 
@@ -167,13 +189,13 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "warmup_queries": len(warm_lat),
         "warmup_last_query_s": round(warm_lat[-1], 6),
         "clock": "CLOCK_MONOTONIC",
-        "boot_id": _boot_id(),
+        "boot_id": boot_id(),
         "protocol": protocol.PROTOCOL_VERSION,
     }
     return engine, inputs, report
 
 
-def _boot_id() -> str:
+def boot_id() -> str:
     """Workers with the same boot id share one monotonic clock (their windows compare)."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -183,8 +205,9 @@ def _boot_id() -> str:
 
 
 def samples_message(rec: Recorder) -> dict[str, Any]:
+    """The queries not sent in a chunk yet, and the total of the measurement."""
     starts, ends = rec.trimmed()
-    return {"queries": rec.count, "start_ns": protocol.pack_int64(starts),
+    return {"queries": rec.total, "start_ns": protocol.pack_int64(starts),
             "end_ns": protocol.pack_int64(ends)}
 
 
@@ -198,15 +221,35 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
         channel.send("samples", **samples_message(rec))
         print_summary(rec, spec.batch)
         return 0
-    # one measurement per start; a coordinator may reuse this warm worker for its next group
-    while channel.wait_for("start", "exit")["type"] == "start":
+    # one measurement per start (closed loop) or per serve (queries sent by the coordinator's
+    # load generator); a coordinator may reuse this warm worker for its next group
+    while (order := channel.wait_for("start", "serve", "exit")["type"]) in ("start", "serve"):
+        if order == "serve":
+            if serve_loop(engine, inputs, channel) != "stop":
+                break
+            continue
         rec = timed_loop(engine, inputs, channel.stop, channel, spec.progress_s,
-                         spec.max_queries)
+                         spec.max_queries, chunk_s=spec.chunk_s)
         channel.stop.wait()  # a capped worker idles until the group stops together
         channel.send("samples", **samples_message(rec))
     engine.close()
     channel.send("bye")
     return 0
+
+
+def serve_loop(engine: Any, inputs: Any, channel: Channel) -> str:
+    """Serve the queries the coordinator dispatches (the server scenario): each ``query`` is
+    one inference at the engine's batch (a dynamic batch of fewer requests is padded, as a
+    fixed-shape model is served); ``done`` answers with its start and end (this process's
+    monotonic clock). Returns what ended it: ``stop``, ``exit`` or ``eof``."""
+    clock = time.monotonic_ns
+    infer = engine.infer
+    while (message := channel.wait_for("query", "stop", "exit"))["type"] == "query":
+        t0 = clock()
+        infer(inputs)
+        channel.send("done", id=message["id"], t0=t0, t1=clock())
+    channel.send("served")
+    return message["type"]
 
 
 def print_summary(rec: Recorder, batch: int) -> None:

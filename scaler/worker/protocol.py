@@ -6,8 +6,12 @@ local child, over SSH and over a VM's serial console: a reader skips lines that 
 protocol objects (a console also carries kernel messages), which is why every protocol line
 starts with ``PREFIX``.
 
-Messages from the worker: ``ready``, ``progress``, ``samples``, ``error``, ``bye``.
-Messages to the worker: ``start``, ``stop``, ``exit``.
+Messages from the worker: ``ready``, ``started``, ``progress``, ``chunk`` (the samples
+recorded since the last chunk, about once a second, so a worker that dies keeps what it
+measured), ``capped``, ``samples`` (the rest, and the total), ``done`` (a served query's
+start and end), ``served``, ``error``, ``bye``.
+Messages to the worker: ``start`` (closed loop), ``serve`` (then ``query`` messages, each
+answered by ``done``), ``stop``, ``exit``.
 Sample arrays travel as base64 of little-endian int64 (compact, no pickle).
 """
 
@@ -24,7 +28,7 @@ from typing import IO, Any
 from scaler.worker.spec import WorkerSpec
 
 PREFIX = "@scaler "
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: samples travel in chunks while measuring
 # longest protocol line a reader accepts: a ``samples`` message carries every query's times
 STREAM_LIMIT = 1 << 28
 

@@ -35,6 +35,7 @@ class WorkerSpec:
     warmup_s: float = 1.0
     warmup_queries: int = 1
     progress_s: float = 0.25  # progress report interval
+    chunk_s: float = 1.0  # samples are sent this often while measuring (a crash keeps them)
     max_queries: int = 250_000  # stop querying after this many (bounds a fast engine's samples)
 
     def __post_init__(self) -> None:  # JSON gives lists: keep the spec hashable

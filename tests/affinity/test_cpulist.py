@@ -52,8 +52,14 @@ def test_format(cpus, text):
 
 
 def test_format_rejects_negative_numbers():
-    with pytest.raises(CpuListError):
-        format_cpulist([-1, 0])
+    with pytest.raises(CpuListError, match=r"^negative CPU number -2 in \[-2, -1, 0\]$"):
+        format_cpulist([0, -1, -2])
+
+
+def test_the_largest_cpu_number_is_accepted_and_one_more_is_not():
+    assert parse_cpulist("65534-65535") == (65534, 65535)
+    with pytest.raises(CpuListError, match="^malformed cpulist '0-65536': 65536 is above 65535$"):
+        parse_cpulist("0-65536")
 
 
 @given(st.sets(st.integers(0, 300)))

@@ -8,6 +8,8 @@ and some CPUs not usable (offline or outside the affinity).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import math
 from collections import Counter
@@ -214,3 +216,110 @@ def test_multiples_of_the_node_count_never_straddle(shape, times):
     result = plan(uniform(count, cap), n)
     assert result.straddling == ()
     assert Counter(p.nodes[0] for p in result.partitions) == dict.fromkeys(range(count), times)
+
+
+# --- the nodes straddlers touch, where they sit, and the order of partitions --------------
+
+
+def fewest_nodes_touched(fragments: list[int], sizes: list[int]) -> int:
+    """Brute force: the fewest nodes that partitions of ``sizes`` can touch in total when
+    laid one after another along the nodes' leftover cores (``fragments``, in node order),
+    any surplus core idle anywhere."""
+    ends = list(itertools.accumulate(f for f in fragments if f))
+    total = ends[-1] if ends else 0
+    slack = total - sum(sizes)
+    counts = Counter(sizes)
+
+    def touched(start: int, length: int) -> int:
+        return bisect.bisect_right(ends, start + length - 1) - bisect.bisect_right(ends, start) + 1
+
+    @functools.cache
+    def best(pos: int, left: tuple[tuple[int, int], ...], idle: int) -> float:
+        if not left and idle == slack:
+            return 0
+        options = [best(pos + 1, left, idle + 1)] if idle < slack else []
+        for i, (size, count) in enumerate(left):
+            rest = left[:i] + ((size, count - 1),) * (count > 1) + left[i + 1:]
+            options.append(touched(pos, size) + best(pos + size, rest, idle))
+        return min(options, default=math.inf)
+
+    return int(best(0, tuple(sorted(counts.items())), 0))
+
+
+def positions(topo: Topology) -> dict[int, tuple[int, int]]:
+    """CPU -> (node, position of its core within the node's usable cores)."""
+    return {cpu: (node, k) for node, cores in node_order(topo).items()
+            for k, core in enumerate(cores) for cpu in core.cpus}
+
+
+@SETTINGS
+@given(requests())
+def test_straddlers_touch_the_fewest_nodes_their_leftovers_allow(request):
+    topo, n, size, smt, _ = request
+    if n * (size or 1) > len(topo.usable_cores):
+        return
+    result = plan(topo, n, size, smt=smt)
+    by_node = node_order(topo)
+    used = Counter(p.nodes[0] for p in result.partitions if len(p.nodes) == 1
+                   for _ in range(p.cores))
+    fragments = [len(cores) - used[node] for node, cores in by_node.items()]
+    straddlers = [p for p in result.partitions if len(p.nodes) > 1]
+    assert sum(len(p.nodes) for p in straddlers) == fewest_nodes_touched(
+        fragments, [p.cores for p in straddlers])
+
+
+@SETTINGS
+@given(requests())
+def test_straddlers_sit_on_node_boundaries_and_partitions_run_in_core_order(request):
+    topo, n, size, smt, _ = request
+    if n * (size or 1) > len(topo.usable_cores):
+        return
+    result = plan(topo, n, size, smt=smt)
+    where = positions(topo)
+    caps = {node: len(cores) for node, cores in node_order(topo).items()}
+    firsts = []
+    for p in result.partitions:
+        mine = sorted({where[cpu] for cpu in p.cpus})
+        firsts.append(mine[0])
+        if len(p.nodes) == 1:
+            continue
+        for node in p.nodes:
+            ks = [k for nd, k in mine if nd == node]
+            if node == p.nodes[0]:  # leaves its first node from the node's last cores
+                assert ks == list(range(caps[node] - len(ks), caps[node])), (p, node)
+            else:  # arrives in every later node on the node's first cores
+                assert ks == list(range(len(ks))), (p, node)
+    assert firsts == sorted(firsts)  # partition indices follow the cores' order
+
+
+@SETTINGS
+@given(requests())
+def test_fixed_size_partitions_spread_over_the_nodes(request):
+    topo, n, size, smt, _ = request
+    if size is None or n * size > len(topo.usable_cores):
+        return
+    result = plan(topo, n, size, smt=smt)
+    caps = {node: len(cores) for node, cores in node_order(topo).items()}
+    slots = {node: cap // size for node, cap in caps.items()}
+    inside = Counter(p.nodes[0] for p in result.partitions if len(p.nodes) == 1)
+    assert sum(inside.values()) == min(n, sum(slots.values()))
+    for a in caps:  # a node with 2 more partitions than another that still has room: unfair
+        for b in caps:
+            assert inside[a] <= inside[b] + 1 or inside[b] == slots[b], (inside, slots)
+
+
+@SETTINGS
+@given(requests())
+def test_oversubscribed_partitions_take_cores_round_robin(request):
+    topo, n, size, smt, _ = request
+    size = size or 1
+    total = len(topo.usable_cores)
+    if size > total or n * size <= total:
+        return
+    result = plan(topo, n, size, smt=smt, oversubscribe=True)
+    order = [core for cores in node_order(topo).values() for core in cores]
+    for i, p in enumerate(result.partitions):
+        cores = [order[(i * size + t) % total] for t in range(size)]
+        cpus = sorted(c for core in cores for c in (core.cpus if smt else core.cpus[:1]))
+        assert p.cpus == tuple(cpus)
+        assert p.cores == size and p.nodes == tuple(sorted({core.node for core in cores}))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from scaler.engines.base import EngineSpec
 from scaler.engines.registry import EngineType, register
+from scaler.errors import UsageError
 from scaler.placements import GroupPlan, InstancePlan, Placement
 from scaler.placements import register as register_placement
 
@@ -55,7 +56,21 @@ class FirstCpu(Placement):
             "oversubscribed": n > 1, "oversubscription": float(n)})
 
 
+class FailsAtTwo(FirstCpu):
+    """Like ``firstcpu``, but planning two instances fails (a refusal in mid-sweep)."""
+
+    name = "failsattwo"
+    summary = "refuses to plan 2 instances (test plug-in)"
+
+    def plan(self, topology: Topology, n: int, *, smt: bool = False,
+             cores_per_instance: int | None = None) -> GroupPlan:
+        if n == 2:
+            raise UsageError("failsattwo: no room for 2 instances")
+        return super().plan(topology, n, smt=smt, cores_per_instance=cores_per_instance)
+
+
 register(EngineType(name="sleepy", summary="sleeps 2 ms per image (test plug-in)",
                     precisions=("fp32",), load=SleepyEngine, accepts=("builtin",),
                     memory_gb=(0.02, 0.0)))
 register_placement(FirstCpu())
+register_placement(FailsAtTwo())

@@ -41,11 +41,14 @@ def test_scaling_figure_has_a_line_per_series_and_ideal(tmp_path):
     assert all(p.stat().st_size for p in written)
 
 
-def test_emulated_series_refused_beside_real_ones_unless_allowed(tmp_path):
+def test_emulated_series_are_left_out_beside_real_ones_unless_allowed(tmp_path):
     groups = [group("pinned", 1, 30), group("vm", 1, 0.1, emulated=True)]
     r = run(tmp_path, "scaling", groups)
-    with pytest.raises(UsageError, match="emulated"):
-        plots.scaling_figure([r])
+    fig = plots.scaling_figure([r])  # the real series is drawn, the emulated one left out
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "pinned (tf fp32)" in labels and not any("emulated" in x for x in labels)
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert any(n.startswith("emulated series left out (vm") for n in notes)
     fig = plots.scaling_figure([r], allow_emulated=True)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "vm (tf fp32) [emulated]" in labels
@@ -66,3 +69,95 @@ def test_multistream_and_latency_figures(tmp_path):
 def test_unknown_format_is_refused():
     with pytest.raises(UsageError, match="unknown plot format"):
         plots.parse_formats("png,gif")
+
+
+def test_server_figure_marks_the_bound_the_peak_and_invalid_probes(tmp_path):
+    groups = []
+    for k, (rate, p99, valid) in enumerate([(100, 10.0, True), (200, 20.0, True),
+                                            (400, 300.0, False)]):
+        g = group("pinned", 1, rate * 0.95, target_qps=rate, probe=True, valid=valid,
+                  layout="pinned x1", id=k)
+        g["latency_ms"] = {"p50": p99 / 3, "p90": p99 / 2, "p99": p99, "samples": 700,
+                           "early_stopping": {"p99": p99 * 1.2}}
+        groups.append(g)
+    r = run(tmp_path, "server", groups, latency_bound_ms=100.0)
+    fig = plots.figures_for([r])["server"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "bound 100 ms" in labels and "pinned x1 peak 200 qps" in labels
+    assert "pinned x1 invalid (generator behind)" in labels
+    assert fig.axes[0].get_xlabel() == "offered load (requests/s)"
+
+
+def test_several_runs_are_told_apart_by_what_differs(tmp_path):
+    """Three runs of different engines and dates: colours by placement, markers by run,
+    labels saying what differs; a --label per run replaces them."""
+    runs = []
+    for k, (engine, precision, created) in enumerate([("tf", "fp32", "2026-11-01T10:00"),
+                                                      ("tflite", "int8", "2026-11-02T10:00"),
+                                                      ("tf", "fp32", "2026-11-03T10:00")]):
+        gs = [group(p, n, 10 * (k + 1) * n, engine=engine, precision=precision)
+              for p in ("shared", "pinned") for n in (1, 2)]
+        r = run(tmp_path / str(k), "scaling", gs)
+        r.doc["effective"].update(engine=engine, precision=precision)
+        r.doc["created"] = created
+        runs.append(r)
+    labels = plots.run_labels(runs)
+    assert labels[runs[0].path] == "tf fp32, 2026-11-01 10:00"
+    assert labels[runs[1].path] == "tflite int8, 2026-11-02 10:00"
+    fig = plots.scaling_figure(runs)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    a = lines["pinned (tf fp32) [tf fp32, 2026-11-01 10:00]"]
+    b = lines["pinned (tflite int8) [tflite int8, 2026-11-02 10:00]"]
+    c = lines["shared (tf fp32) [tf fp32, 2026-11-01 10:00]"]
+    assert a.get_color() == b.get_color() != c.get_color()  # colour: the placement
+    assert a.get_marker() != b.get_marker() and a.get_marker() == c.get_marker()  # marker: run
+    assert "tflite int8" in ax.get_title() and "tf fp32" in ax.get_title()
+    named = plots.run_labels(runs, ["base", "int8", "again"])
+    assert list(named.values()) == ["base", "int8", "again"]
+    with pytest.raises(UsageError, match="--label given 1 time"):
+        plots.run_labels(runs, ["one"])
+
+
+def test_titles_name_the_machine_and_a_null_engine_is_not_a_model(tmp_path):
+    r = run(tmp_path, "scaling", [group("pinned", 1, 5)])
+    r.doc["host"].update(cpu_model="Intel(R) Xeon(R) Gold 6348", topology={"cores": 56})
+    r.doc["effective"]["engine"] = "null"
+    title = plots.scaling_figure([r]).axes[0].get_title()
+    assert "Intel(R) Xeon(R) Gold 6348, 56 cores" in title
+    assert "null engine (no inference)" in title and "resnet50" not in title
+
+
+def test_the_y_axis_fits_the_data_and_oversubscribed_points_stay_out_of_the_fit(tmp_path):
+    """A plateau: the ideal line would reach 8x the first point; the axis stops at twice
+    the largest measured value. Points past the 2 cores (oversubscribed) are not fitted."""
+    gs = [group("pinned", n, ips) for n, ips in ((1, 10), (2, 19), (3, 20), (4, 20),
+                                                 (5, 20), (6, 20), (7, 20), (8, 20))]
+    for g in gs:
+        g["oversubscribed"] = g["instances"] > 2
+    ax = plots.scaling_figure([run(tmp_path, "scaling", gs)]).axes[0]
+    assert ax.get_ylim()[1] <= 40.0 + 1e-9
+    # 2 points within the cores: too few for a fit, so no fit line at all
+    assert not any(t.get_text().startswith("USL fit") for t in ax.get_legend().get_texts())
+
+
+def test_many_latency_points_become_percentile_lines_of_a_readable_size(tmp_path):
+    gs = [group("pinned", n, 10 * n) for n in range(1, 65)]
+    for g in gs:
+        g["latency_ms"] = {"p50": 10.0 + n_ if (n_ := g["instances"]) else 0, "p90": 20.0,
+                           "p99": 30.0 + g["instances"], "p99.9": 40.0, "samples": 50}
+    fig = plots.latency_figure([run(tmp_path, "scaling", gs)])
+    width, height = fig.get_size_inches() * 120
+    assert width <= 1000 and height <= 700  # not 900 x 13,884 px
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "pinned (tf fp32, batch 1) p99" in labels
+    assert fig.axes[0].get_xlabel() == "instances"
+
+
+def test_percentiles_from_too_few_queries_are_drawn_hollow(tmp_path):
+    g = group("pinned", 1, 10)
+    g["latency_ms"] = {"p50": 1.0, "p90": 2.0, "p99": 3.0, "p99.9": 4.0, "samples": 100}
+    fig = plots.latency_figure([run(tmp_path, "latency", [g])])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "p50" in labels and "p99 (too few queries)" in labels  # 100 < 662
+    assert "p99.9 (too few queries)" in labels and "p99" not in labels

@@ -126,13 +126,13 @@ def test_capacity_json(capsys, runs):
     (["simulate", "{scaling}", "--placement", "cloud"], "unknown placement"),
     (["simulate", "{scaling}", "--scenario", "offline"], "unknown --scenario"),
     (["simulate", "{scaling}", "--instances", "0"], "at least 1"),
-    (["simulate"], "give measured runs"),
     (["simulate", "{scaling}", "--oversubscribe"], "--cores-per-instance"),
     (["simulate", "{scaling}", "--cores-per-instance", "0"], "positive"),
     (["simulate", "{scaling}", "--machine", "2s28c2t", "--placement", "vm", "--smt",
       "--cores-per-instance", "6", "--instances", "10"], "--oversubscribe"),
     (["simulate", "{scaling}", "--machine", "2s4c1t", "--cores-per-instance", "9"],
      "more than the 8 usable"),
+    (["simulate", "--out", "/nonexistent/results"], "no measured suite under"),
     (["simulate", "--validate", "{scaling}", "--calibrate-on", "1-6"], "choose others"),
     (["capacity", "{scaling}", "--target-ips", "0", "--latency-bound-ms", "9"], "positive"),
 ])
@@ -143,11 +143,13 @@ def test_bad_input_is_one_line_exit_2(capsys, runs, argv, needle):
     assert err.startswith("scaler: error:") and err.count("\n") == 1 and needle in err, err
 
 
-def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, runs, tmp_path):
-    code, out, _ = call(capsys, "simulate", runs["scaling"].path, "--instances", "1-6",
+def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, tmp_path):
+    # an 8-core machine: N = 1..6 stays within the cores (oversubscribed points are not fitted)
+    measured = fake_measured_run(tmp_path / "eight", make_model(), machine="1s8c1t")
+    code, out, _ = call(capsys, "simulate", measured.path, "--instances", "1-6",
                         "--queries", "5000", "--out", tmp_path, "--json")
     simulated = load_run(json.loads(out)["run"])
-    fig = plots.scaling_figure([runs["scaling"], simulated])
+    fig = plots.scaling_figure([measured, simulated])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(label.startswith("USL fit (pinned)") for label in labels)
     assert "pinned (tf fp32) [simulated]" in labels

@@ -35,7 +35,7 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     assert set(summary["pinned_over_shared"]) == {"1", "2"}
     run = Path(summary["run"])
     doc = json.loads((run / "run.json").read_text())
-    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    assert doc["schema_version"] == 2 and doc["status"] == "complete"
     pinned2 = [g for g in doc["groups"] if g["placement"] == "pinned" and g["instances"] == 2][0]
     assert sorted(c for i in pinned2["per_instance"] for c in i["binding"]["cpus"]) == [0, 1]
     assert all(i["threads"] == 1 for i in pinned2["per_instance"])
@@ -45,7 +45,8 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     assert shared1["per_instance"][0]["reused"] is False
     assert [i["reused"] for i in shared2["per_instance"]] == [True, False]
     assert shared2["per_instance"][0]["pid"] == shared1["per_instance"][0]["pid"]
-    assert (run / "samples.npz").is_file() and (run / "scaling.png").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [f"g{k}.npz" for k in range(4)]
+    assert (run / "scaling.png").is_file()
     shown = scaler_cmd("show", str(run), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["series"] == summary["series"]
 
@@ -87,7 +88,10 @@ def test_multistream_finds_largest_batch_under_bound(tmp_path):
     (["latency", "--out", "/proc/version/x"], "output folder"),
     (["show", "/no/such/run"], "no such run folder"),
     (["latency", "--min-duration", "abc"], "min-duration"),
-    (["latency", "--placement", "shared,pinned"], "one --placement"),
+    (["latency", "--placement", "shared,nowhere"], "unknown placement"),
+    (["latency", "--instances", "2"], "use `scaler scaling --instances`"),
+    (["latency", "--repeat", "0"], "--repeat must be positive"),
+    (["latency", "--noise-limit", "1.5"], "--noise-limit must lie in [0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     r = scaler_cmd(*args, "--model", "tiny") if "--model" not in args and args[0] != "show" \
@@ -101,10 +105,10 @@ def test_bad_input_is_one_line_exit_2(args, needle):
 def test_corrupt_run_file_is_a_clear_error(tmp_path):
     (tmp_path / "run.json").write_text("{not json")
     r = scaler_cmd("show", str(tmp_path))
-    assert r.returncode == 1 and "corrupt run file" in r.stderr
+    assert r.returncode == 2 and "corrupt run file" in r.stderr  # bad input: exit 2
     (tmp_path / "run.json").write_text('{"hello": 1}')
     r = scaler_cmd("show", str(tmp_path))
-    assert r.returncode == 1 and "not a scaler run file" in r.stderr
+    assert r.returncode == 2 and "not a scaler run file" in r.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -137,6 +141,41 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     assert doc["status"] == "partial" and doc["groups"][0]["per_instance"][0]["queries"] > 0
 
 
+@pytest.mark.parametrize("gap_s", [0.05, 0.5])
+def test_a_second_ctrl_c_prints_no_traceback_and_leaves_no_process(tmp_path, gap_s):
+    """Ctrl-C twice: once while the workers measure, again while they are being stopped
+    (gap 0.05 s) or after (0.5 s): still no traceback, exit 130, a partial run, no process.
+    The sleepy test engine keeps the first stop busy for a moment (2 ms queries)."""
+    from tests.scaler.test_plugins import PLUGIN
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaler", "scaling", "--engine", "sleepy", "--model", "tiny",
+         "--instances", "2", "--placement", "pinned", "--min-duration", "120", "--warmup",
+         "0", "--out", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **PLUGIN})
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            if "measuring" in line or time.monotonic() > deadline:
+                break
+        time.sleep(1.5)  # a chunk of samples has arrived
+        children = worker_pids_of(proc.pid)
+        assert len(children) == 2
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap_s)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert code == 130, rest
+    assert "Traceback" not in rest, rest
+    assert not any(alive(p) for p in children)
+    doc = json.loads(next(tmp_path.glob("scaling-*/run.json")).read_text())
+    assert doc["status"] == "partial"
+
+
 def test_help_imports_nothing_heavy():
     code = ("import sys; from scaler.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -148,3 +187,46 @@ def test_help_imports_nothing_heavy():
     assert r.returncode == 0, r.stderr
     assert "Usage" in r.stdout
     assert r.stderr.strip().splitlines()[-1] == "HEAVY=", r.stderr
+
+
+def test_results_go_to_stdout_and_progress_to_stderr(tmp_path):
+    r = scaler_cmd("latency", "--engine", "null", "--placement", "shared", "--min-duration",
+                   "0.2", "--warmup", "0", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("latency: null fp32") and "latency: mean" in r.stdout
+    assert "starting workers" in r.stderr and "starting workers" not in r.stdout
+    assert "[1/1] shared x1 batch 1" in r.stderr  # the sweep says where it is
+
+
+def test_version_and_rule_defaults_in_help():
+    r = scaler_cmd("--version")
+    assert r.returncode == 0 and r.stdout.strip().startswith("scaler ")
+    text = " ".join(scaler_cmd("scaling", "--help").stdout.split())
+    assert "scaling 10 s" in text and "scaling 200" in text
+
+
+def test_multistream_says_which_instance_counts_it_leaves_out_and_smt_without_smt(tmp_path):
+    from affinity import read_topology
+
+    topo = read_topology()
+    cores = len(topo.usable_cores)
+    r = scaler_cmd("multistream", "--engine", "null", "--instances", f"1,{cores + 1}",
+                   "--max-batch", "2", "--min-duration", "0.1", "--warmup", "0", "--smt",
+                   "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert any(f"left out N={cores + 1}" in n for n in summary["notes"])
+    assert f"left out N={cores + 1}" in r.stderr
+    if topo.threads_per_core == 1:
+        assert any("--smt changes nothing" in n for n in summary["notes"])
+
+
+def test_run_json_records_the_cpu_model_governor_turbo_and_kernel(tmp_path):
+    r = scaler_cmd("latency", "--engine", "null", "--min-duration", "0.1", "--warmup", "0",
+                   "--out", str(tmp_path), "--json")
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    host = doc["host"]
+    with open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    assert host["cpu_model"] == model and host["kernel"]
+    assert {"governors", "turbo"} <= set(host["facts"])

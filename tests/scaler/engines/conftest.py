@@ -74,3 +74,18 @@ def tflite_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
         for precision in ("fp32", "int8")
     }
     return folder, first
+
+
+@pytest.fixture(scope="session")
+def openvino_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
+    """A cache folder holding the tiny model as fp32 and int8 OpenVINO IR, and the info of
+    the loads that converted them (int8 quantizes the cached fp32 IR)."""
+    from scaler.engines import load_engine
+
+    folder = str(tmp_path_factory.mktemp("openvino_cache"))
+    first = {
+        precision: load_engine(_spec(engine="openvino", precision=precision,
+                                     cache_dir=folder)).info
+        for precision in ("fp32", "int8")
+    }
+    return folder, first

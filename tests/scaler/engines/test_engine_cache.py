@@ -96,3 +96,95 @@ def test_cache_root(monkeypatch, tmp_path):
     monkeypatch.setenv("SCALER_CACHE_DIR", str(tmp_path / "env"))
     assert cache.cache_root(None) == tmp_path / "env"
     assert cache.cache_root(str(tmp_path / "spec")) == tmp_path / "spec"
+
+
+def folder_writer(files: dict[str, bytes], calls: list[str]):
+    def build(tmp):
+        assert tmp.is_dir() and not list(tmp.iterdir())
+        calls.append(tmp.name)
+        for name, payload in files.items():
+            (tmp / name).write_bytes(payload)
+        return {"made_by": "test"}
+
+    return build
+
+
+IR = {"model.xml": b"<net/>", "model.bin": b"weights"}
+
+
+def test_folder_entry_miss_then_hit(tmp_path):
+    path, calls = tmp_path / "m.ir", []
+    meta, outcome = cache.get_or_build(path, folder_writer(IR, calls), folder=True)
+    assert outcome == "miss" and sorted(p.name for p in path.iterdir()) == sorted(IR)
+    assert meta == json.loads((tmp_path / "m.json").read_text())
+    assert meta["files"]["model.bin"] == {"size": 7, "sha256": cache.sha256_file(
+        path / "model.bin")}
+    assert cache.get_or_build(path, folder_writer({}, calls), folder=True) == (meta, "hit")
+    assert len(calls) == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "missing", "extra", "no_sidecar",
+                                    "bad_sidecar", "file_instead"])
+def test_damaged_folder_entry_is_rebuilt(tmp_path, damage):
+    path, calls = tmp_path / "m.ir", []
+    cache.get_or_build(path, folder_writer(IR, calls), folder=True)
+    sidecar = tmp_path / "m.json"
+    if damage == "flip":
+        (path / "model.bin").write_bytes(b"weightS")
+    elif damage == "truncate":
+        (path / "model.bin").write_bytes(b"wei")
+    elif damage == "missing":
+        (path / "model.bin").unlink()
+    elif damage == "extra":
+        (path / "stray.bin").write_bytes(b"")
+    elif damage == "no_sidecar":
+        sidecar.unlink()
+    elif damage == "bad_sidecar":
+        sidecar.write_text('{"files": 3}')
+    else:
+        for file in path.iterdir():
+            file.unlink()
+        path.rmdir()
+        path.write_bytes(b"not a folder")
+    assert cache.read_entry(path) is None
+    meta, outcome = cache.get_or_build(path, folder_writer(IR, calls), folder=True)
+    assert outcome == "rebuilt" and len(calls) == 2 and cache.read_entry(path) == meta
+    assert sorted(p.name for p in path.iterdir()) == sorted(IR)
+
+
+def test_crash_mid_folder_build_leaves_no_entry(tmp_path):
+    path = tmp_path / "m.ir"
+
+    def crash(tmp):
+        (tmp / "model.xml").write_bytes(b"<net")
+        raise RuntimeError("converter died")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_build(path, crash, folder=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lock"]
+    stale = tmp_path / ".m.ir.killed.tmp"  # as SIGKILL would leave it
+    stale.mkdir()
+    (stale / "model.xml").write_bytes(b"<net")
+    _, outcome = cache.get_or_build(path, folder_writer(IR, []), folder=True)
+    assert outcome == "miss"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ir", "m.json", "m.lock"]
+
+
+def test_concurrent_folder_builders_build_once(tmp_path):
+    path, calls, building = tmp_path / "m.ir", [], threading.Event()
+
+    def slow(tmp):
+        building.set()
+        time.sleep(0.3)
+        return folder_writer(IR, calls)(tmp)
+
+    outcomes = []
+    first = threading.Thread(target=lambda: outcomes.append(
+        cache.get_or_build(path, slow, folder=True)[1]))
+    first.start()
+    assert building.wait(10)
+    second = cache.get_or_build(path, folder_writer({"other": b""}, calls), folder=True)[1]
+    first.join(10)
+    assert (outcomes, second, len(calls)) == (["miss"], "hit", 1)
+    assert sorted(p.name for p in path.iterdir()) == sorted(IR)

@@ -35,15 +35,15 @@ def test_tflite_path_implies_tflite_engine(tmp_path):
             "tf",
             "int8",
             "engine tf does not support int8; it supports fp32, bf16 "
-            r"\(tflite supports int8\)",
+            r"\(tflite and openvino supports? int8\)",
         ),
         (
             "tflite",
             "bf16",
             "engine tflite does not support bf16; it supports fp32, int8 "
-            r"\(tf supports bf16\)",
+            r"\(tf and openvino supports? bf16\)",
         ),
-        ("onnx", "fp32", "unknown engine 'onnx'; choose one of tf, tflite, null"),
+        ("onnxrt", "fp32", "unknown engine 'onnxrt'; choose one of tf, tflite, openvino, null"),
         ("tf", "fp16", "unknown precision 'fp16'; choose one of fp32, bf16, int8"),
     ],
 )
@@ -70,7 +70,8 @@ def test_bf16_needs_onednn(monkeypatch):
 def test_bad_models(tmp_path):
     with pytest.raises(EngineError, match="neither a built-in model .*nor an existing path"):
         check_spec(EngineSpec(model=str(tmp_path / "missing.keras")), ZEN5)
-    with pytest.raises(EngineError, match="not a .keras file, a .tflite file or a SavedModel"):
+    with pytest.raises(EngineError, match="not a .keras file, a .tflite file, a .xml file, "
+                                          "a .onnx file or a SavedModel"):
         check_spec(EngineSpec(model=str(tmp_path)), ZEN5)
 
 

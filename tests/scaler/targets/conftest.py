@@ -19,17 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaler.helpers import alive, processes
+from tests.scaler.helpers import ROOT, alive, processes
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SSHD_START_TIMEOUT_S = 20.0
 
 
 def our_vms() -> set[int]:
-    """QEMU processes started by the vm target (it names them ``scaler-vm<k>``)."""
+    """QEMU processes started by this checkout's vm target (named ``scaler-vm<k>``, sharing
+    this checkout's folder with the guest): another checkout's VMs on a shared machine are
+    none of these tests' business."""
+    here = str(ROOT).encode()
     return {pid for pid, (_, cmd) in processes().items()
             if cmd.startswith(b"qemu-system") or b"/qemu-system" in cmd.split(b"\0")[0]
-            if b"scaler-vm" in cmd}
+            if b"scaler-vm" in cmd and here in cmd}
 
 
 def descendants(root: int) -> set[int]:

@@ -93,3 +93,25 @@ def test_a_broken_host_is_a_one_line_error_naming_it(tmp_path, sshd, case, overr
     assert lines[0].startswith("scaler: error: host broken (") and fragment in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     no_workers_left(sshd)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"ssh_options": ["ProxyCommand=sh -c 'touch MARKER; exec nc %h %p'"]},
+    {"ssh_options": ["LocalCommand=touch MARKER", "PermitLocalCommand=yes"]},
+    {"ssh_options": ["KnownHostsCommand=/bin/sh -c 'touch MARKER'"]},
+    {"destination": "root@127.0.0.1;touch${IFS}MARKER"},
+])
+def test_a_hostile_hosts_file_runs_nothing_here(tmp_path, sshd, overrides):
+    """A real sshd is up and the key works: on today's code ssh would run the command. The
+    hosts file is refused (exit 2, one line) before ssh starts, and nothing was run."""
+    marker = tmp_path / "ran"
+    values = {k: ([o.replace("MARKER", str(marker)) for o in v] if isinstance(v, list)
+                  else v.replace("MARKER", str(marker))) for k, v in overrides.items()}
+    hosts = hosts_file(tmp_path, sshd.hosts_toml("evil", **values))
+    r = scaler_cmd("latency", "--placement", "pinned", *SHORT, "--hosts", hosts,
+                   "--out", str(tmp_path / "out"), timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scaler: error: host 'evil'"), r.stderr
+    assert not marker.exists()
+    no_workers_left(sshd)

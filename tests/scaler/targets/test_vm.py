@@ -144,6 +144,10 @@ def test_latency_in_one_vm_is_marked_emulated(tmp_path, no_leftover_vms):
     assert "host_facts" in vm and "qemu_facts" in vm
     assert not any("scaler-init: stat" in line for line in inst.get("stderr_tail", []))
     assert summary["samples"] >= 10
+    # the guest saw the worker's environment read-only, not the host's root file system
+    shares = vm["guest_root"]["shares"]
+    assert shares and "/" not in shares and not {"/etc", "/root", "/home"} & set(shares)
+    assert any(str(ROOT).startswith(s) for s in shares)
 
 
 def test_wrong_kernel_paths_fail_before_any_vm(tmp_path, no_leftover_vms):

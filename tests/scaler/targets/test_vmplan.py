@@ -183,10 +183,10 @@ def big_epyc(tmp_path_factory) -> str:
 def test_more_than_254_apic_ids_get_x2apic_with_interrupt_remapping(big_epyc):
     _, _, (vm,) = plans(big_epyc, 1, smt=True)
     assert vm.vcpus == 288 and vm.max_apic_id == 399 and vm.x2apic
-    argv = vm.argv(Boot("q", "k", "i", 3))
+    argv = vm.argv(Boot("q", "k", "i", 3, ("/opt/env",)))
     assert argv[argv.index("-accel") + 1] == "kvm,kernel-irqchip=split"
     iommu = argv.index("intel-iommu,intremap=on,eim=on")
-    assert iommu < argv.index("virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot")
+    assert iommu < argv.index("virtio-9p-pci,fsdev=fs0,mount_tag=scaler0")
     with pytest.raises(UsageError, match="x2APIC .* only sets up under KVM"):
         plans(big_epyc, 1, smt=True, accel="tcg")
     _, _, vms = plans(big_epyc, 2, smt=True)  # 144 vCPUs, ids up to 1<<7|... < 255
@@ -296,3 +296,14 @@ def test_argv_of_the_dry_run_and_of_a_start_are_one(trees):
     assert diff == [("<initramfs>", "/tmp/vm0.img"),
                     ("socket,id=qmp,fd=<fd>,server=on,wait=off",
                      "socket,id=qmp,fd=9,server=on,wait=off")]
+
+
+def test_each_share_is_a_read_only_9p_device_of_its_own(trees):
+    _, _, (vm,) = plans(trees["cloud-vm-adjacent"], 1, smt=True)
+    argv = vm.argv(Boot("q", "k", "i", 3, ("/opt/env", "/data/a,b")))
+    fsdevs = [argv[k + 1] for k, a in enumerate(argv) if a == "-fsdev"]
+    assert fsdevs == [
+        "local,id=fs0,path=/opt/env,security_model=none,readonly=on,multidevs=remap",
+        "local,id=fs1,path=/data/a,,b,security_model=none,readonly=on,multidevs=remap"]
+    assert "virtio-9p-pci,fsdev=fs1,mount_tag=scaler1" in argv
+    assert not any("path=/," in a for a in argv)  # never the host's whole root

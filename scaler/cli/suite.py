@@ -1,0 +1,177 @@
+"""``scaler suite``: every comparison of the study on this machine, and the claims table.
+
+A thin wrapper: ``scaler.suite`` says which runs the study's comparisons need and turns them
+into claims; the runs go through the same code as the scenario commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scaler.cli.common import err, errors_to_exit
+from scaler.cli.run import (
+    AccelOpt,
+    Batch,
+    Bound,
+    CacheDir,
+    CoresPerInstance,
+    Engine,
+    Hosts,
+    Instances,
+    Json,
+    LockWait,
+    MaxBatch,
+    MinDuration,
+    MinQueries,
+    Model,
+    NoiseLimit,
+    NoLock,
+    Out,
+    Oversubscribe,
+    QuietWait,
+    ReadyTimeout,
+    Repeat,
+    Smt,
+    StallTimeout,
+    StatOpt,
+    VmHugepages,
+    VmKernel,
+    VmMemory,
+    Warmup,
+    _opts,
+    _run,
+    _settings,
+)
+
+Quick = Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")]
+WithVms = Annotated[bool, typer.Option(
+    "--vm", help="measure real VMs too even without hardware virtualization (emulated, about "
+    "100x slower, labelled); with KVM they are measured anyway")]
+Precisions = Annotated[str, typer.Option(
+    "--precisions", help="precisions of the throughput and multistream runs (fp32 first; "
+    "bf16 is dropped where the CPU lacks it)")]
+ScalingInstances = Annotated[str, typer.Option(
+    "--scaling-instances", help="instance counts of the scaling run (default: --instances)")]
+
+
+def suite(quick: Quick = False, instances: Instances = "1-8",
+          scaling_instances: ScalingInstances = "", batch: Batch = 1024,
+          latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99", max_batch: MaxBatch = 256,
+          precisions: Precisions = "fp32,int8,bf16", engine: Engine = None,
+          model: Model = "resnet50", smt: Smt = False,
+          cores_per_instance: CoresPerInstance = None, oversubscribe: Oversubscribe = False,
+          vm: WithVms = False, repeat: Repeat = 3, min_duration: MinDuration = None,
+          min_queries: MinQueries = None, warmup: Warmup = None,
+          noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
+          cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
+          stall_timeout: StallTimeout = 60.0,
+          vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
+          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
+          json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
+    """The study's four comparisons on this machine (bare metal against VM-like, fp32
+    against int8), the claims table beside the study's figures, plots and a report."""
+    with errors_to_exit():
+        from scaler import suite as suite_mod
+
+        given = _opts(locals())
+        for key in ("instances", "scaling_instances", "batch", "latency_bound_ms", "stat",
+                    "max_batch", "precisions", "vm"):
+            given.pop(key)
+        per_scenario = {
+            "latency": {},
+            "throughput": {"batch": batch},
+            "scaling": {"instances": scaling_instances or instances},
+            "multistream": {"instances": instances, "latency_bound_ms": latency_bound_ms,
+                            "stat": stat, "max_batch": max_batch},
+        }
+
+        def make(scenario: str, **options: Any) -> Any:
+            return _settings(scenario, **{**given, **per_scenario[scenario], **options})
+
+        skipped: dict[str, str] = {}
+        chosen = _precisions(precisions, make, skipped)
+        vm_like = _vm_like(make, vm, skipped)
+        plan = suite_mod.experiments(make, vm_like, chosen, skipped)
+        for name, why in skipped.items():
+            if why:
+                err(f"scaler: note: suite: {name} left out: {why}")
+        _run([(e.scenario, e.settings) for e in plan], out, json,
+             suite=lambda folder, runs: _claims(folder, runs, skipped), lock_wait=lock_wait,
+             no_lock=no_lock)
+
+
+def _precisions(text: str, make: Any, skipped: dict[str, str]) -> tuple[str, ...]:
+    """fp32 first, then each precision an engine runs on this CPU (others left out, saying
+    why)."""
+    from affinity import read_isa
+    from scaler.engines import EngineError, EngineSpec, check_spec
+    from scaler.errors import UsageError
+
+    names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if "fp32" not in names:
+        raise UsageError("--precisions must include fp32: the study compares against it")
+    out = []
+    for precision in names:
+        settings = make("throughput", precision=precision)
+        try:
+            check_spec(EngineSpec(engine=settings.engine or "auto", precision=precision,
+                                  model=settings.model), read_isa())
+        except EngineError as exc:
+            if precision == "fp32":
+                raise
+            skipped[f"throughput-{precision}"] = str(exc)
+            continue
+        out.append(precision)
+    return tuple(sorted(out, key=lambda p: p != "fp32"))
+
+
+def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:
+    """The placements set against bare metal: the pinned-like ones, and the virtualized ones
+    that run with hardware virtualization here (or all of them when asked)."""
+    from scaler import placements
+
+    settings = make("latency")
+    out = []
+    for p in placements.placements().values():
+        if p.baseline or p.local_only and settings.hosts_file:
+            continue
+        if p.virtualized:
+            notes = p.notes(settings)
+            if notes and not asked:
+                skipped[p.name] = notes[0] + " (add --vm to measure them anyway)"
+                continue
+        out.append(p.name)
+    return tuple(sorted(out, key=lambda name: placements.get(name).virtualized))
+
+
+def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str]
+            ) -> tuple[dict[str, Any], list[str]]:
+    """The claims of the suite's runs: saved in ``suite.json``, and as lines."""
+    from scaler import suite as suite_mod
+
+    if not runs:
+        return {}, []
+    topology = next(iter(runs.values())).doc["host"]["topology"]
+    table = suite_mod.claims(runs, topology, skipped)
+    document = {"run": str(folder), "runs": {k: str(r.path) for k, r in runs.items()},
+                "claims": table, "skipped": skipped}
+    path = suite_mod.save(folder, document)
+    report, report_lines = _report(folder)
+    lines = ["", *suite_mod.claim_lines(table), "", f"suite summary: {path}", *report_lines]
+    return {"claims": table, "skipped": skipped, **report}, lines
+
+
+def _report(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """The HTML report beside the suite (``scaler.report``, issue 12): its path for the JSON
+    summary and the lines to print. A report that fails costs nothing measured: it says so."""
+    from scaler.report import write_report
+
+    try:
+        path, problems = write_report([folder])
+    except Exception as exc:
+        return {}, [f"report: not written ({type(exc).__name__}: {' '.join(str(exc).split())})"]
+    return {"report": str(path)}, [*(f"report: warning: {p}" for p in problems),
+                                   f"report: {path}"]

@@ -1,0 +1,105 @@
+"""Points: a measured figure across its repeats.
+
+A run measures each point (a placement, engine, precision, model, instance count and batch;
+for multistream also its layout) once per repeat, each repeat a group of its own with fresh
+worker processes. A point's figure is the median throughput of its complete repeats with a
+95% interval (``scaler.significance``), its latency percentiles pooled over every repeat's
+queries (with the per-repeat p50/p99 spread), and its conditions: ``noisy`` when any repeat
+was taken while others used more than the noise limit of its CPUs, ``unstable`` when the
+repeats vary by more than 5% (coefficient of variation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaler import significance, stats
+
+KEY_FIELDS = ("series", "placement", "engine", "precision", "model", "instances", "batch",
+              "layout", "target_qps")
+
+
+def point_key(group: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(group.get(k) for k in KEY_FIELDS)
+
+
+def aggregate(groups: list[dict[str, Any]], arrays: dict[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+    """One point per distinct key, in the order first measured. With the run's raw sample
+    ``arrays`` the latency is pooled over every complete repeat; without them (an old run
+    file) a point of one repeat keeps its group's latency summary."""
+    by: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for g in groups:
+        by.setdefault(point_key(g), []).append(g)
+    return [point_of(gs, arrays) for gs in by.values()]
+
+
+def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dict[str, Any]:
+    """The point of the repeats ``groups`` (all of one key)."""
+    first = groups[0]
+    done = [g for g in groups if g.get("status") == "complete" and g.get("throughput_ips")
+            is not None]
+    across = significance.across_repeats([g["throughput_ips"] for g in done])
+    noise = [g.get("others_cpu_share") for g in groups if g.get("others_cpu_share") is not None]
+    point: dict[str, Any] = {k: first.get(k) for k in KEY_FIELDS if first.get(k) is not None}
+    point.update({
+        "groups": [g.get("id") for g in groups], "repeats": len(groups), "complete": len(done),
+        "throughput_ips": across["median"], "ci95_ips": across["ci95"],
+        "repeats_ips": across["repeats"], "min_ips": across["min"], "max_ips": across["max"],
+        "cv": across["cv"], "unstable": across["unstable"],
+        "noisy": any(g.get("noisy") for g in groups),
+        "others_cpu_share": max(noise) if noise else None,
+        "oversubscribed": first.get("oversubscribed"),
+        "latency_ms": _pooled_latency(done, arrays),
+        "latency_repeats": [{k: (g.get("latency_ms") or {}).get(k)
+                             for k in ("mean", "p50", "p99")}
+                            for g in done],
+        "warnings": sorted({w for g in done for w in g.get("warnings", [])}),
+    })
+    if done:
+        middle = min(done, key=lambda g: abs(g["throughput_ips"] - across["median"]))
+        point["per_instance_ips"] = [i.get("throughput_ips") for i in middle["per_instance"]]
+        if middle.get("per_host"):
+            point["per_host_ips"] = {h: v.get("throughput_ips")
+                                     for h, v in middle["per_host"].items()}
+    for key in ("simulated", "emulated", "probe"):
+        if first.get(key):
+            point[key] = True
+    if first.get("target_qps") is not None:  # a served group (the server scenario)
+        lags = [(g.get("generator") or {}).get("lag_ms", {}).get("p99") for g in groups]
+        point.update(
+            target_qps=first["target_qps"], achieved_qps=across["median"],
+            valid=bool(groups) and all(g.get("valid") for g in groups),
+            bound_failed=any(g.get("bound_failed") for g in groups),
+            invalid_reasons=sorted({r for g in groups for r in g.get("invalid_reasons", [])}),
+            generator_lag_p99_ms=max((x for x in lags if x is not None), default=None))
+    return point
+
+
+def _pooled_latency(done: list[dict[str, Any]], arrays: dict[str, Any] | None
+                    ) -> dict[str, Any]:
+    if not done:
+        return {"samples": 0}
+    if arrays is None or len(done) == 1:
+        return done[0].get("latency_ms") or {"samples": 0}
+    import numpy as np
+
+    parts = []
+    for g in done:
+        for inst in g.get("per_instance", []):
+            s = arrays.get(f"g{g.get('id')}_i{inst.get('index')}_start_ns")
+            e = arrays.get(f"g{g.get('id')}_i{inst.get('index')}_end_ns")
+            if s is not None and e is not None:
+                parts.append((np.asarray(e, np.int64) - np.asarray(s, np.int64)) / 1e6)
+    if not parts:  # no raw samples (simulated): the median repeat's summary
+        return done[len(done) // 2].get("latency_ms") or {"samples": 0}
+    return stats.latency_summary(np.concatenate(parts))
+
+
+def decision_latency(latency: dict[str, Any], stat: str) -> float | None:
+    """The latency a decision uses at ``stat``: the early-stopping (conservative) estimate
+    for percentiles that have one, else the plain figure; None when too few queries."""
+    conservative = (latency.get("early_stopping") or {})
+    if stat in conservative:
+        return conservative[stat]
+    return latency.get(stat)

@@ -1,0 +1,291 @@
+"""The suite: every comparison the study made, measured on this machine, and the claims table.
+
+The study (ResNet50 on 2-socket Xeon servers, bare metal against VMs) made four comparisons:
+
+1. a VM's batch-1 latency overhead over bare metal (1.5% or less);
+2. int8 over fp32 large-batch throughput (3.49x, across two processor generations);
+3. 8 VMs over 8 bare-metal instances, aggregate throughput (2.04x);
+4. the largest multistream throughput under 33.3 ms, virtualized over bare metal, int8 (+9%).
+
+The suite runs one experiment per comparison side (bare metal is ``shared``: unpinned
+processes sized for the whole machine; VM-like is ``pinned``, and real VMs join where the
+host has hardware virtualization or when asked), then sets each of this machine's figures,
+with its 95% interval across repeats, beside the study's, with a one-line reason where they
+differ. Every run lands in the suite folder; ``suite.json`` holds the claims.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaler import significance
+from scaler.results import Run
+from scaler.summaries import doc_points, multistream_results
+
+SUITE_FILE = "suite.json"
+
+STUDY = {
+    "latency": {"study": 1.5, "unit": "% latency overhead",
+                "what": "VM batch-1 latency overhead over bare metal (study: 1.5% or less)"},
+    "throughput": {"study": 3.49, "unit": "x",
+                   "what": "int8 over fp32 large-batch throughput"},
+    "scaling": {"study": 2.04, "unit": "x",
+                "what": "8 VM-like instances over 8 bare-metal instances, images/s"},
+    "multistream": {"study": 1.09, "unit": "x",
+                    "what": "largest int8 throughput under the bound, VM-like over bare metal"},
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One run of the suite: its name (the run folder's prefix), scenario and settings."""
+
+    name: str
+    scenario: str
+    settings: Any  # scaler.settings.Settings
+
+
+Make = Callable[..., Any]  # (scenario, **options) -> Settings, validated like the CLI's
+
+
+def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...],
+                skip: dict[str, str]) -> list[Experiment]:
+    """The suite's runs. ``vm_like``: the placements set against bare metal (``pinned``, and
+    ``vm`` when it runs); ``precisions``: fp32 first, then those the CPU and engines run;
+    ``skip`` collects experiments left out and why."""
+    from scaler import placements
+
+    bare = placements.baseline() or "shared"
+    sides = ",".join((bare, *vm_like))
+    out = [Experiment("latency", "latency", make("latency", placement=sides, precision="fp32",
+                                                 experiment="latency"))]
+    for precision in precisions:
+        out.append(Experiment(f"throughput-{precision}", "throughput",
+                              make("throughput", placement=vm_like[0], precision=precision,
+                                   experiment=f"throughput-{precision}")))
+    out.append(Experiment("scaling", "scaling", make("scaling", placement=sides,
+                                                     precision="fp32", experiment="scaling")))
+    for precision in ("int8", "fp32"):
+        if precision not in precisions:
+            skip[f"multistream-{precision}"] = skip.get(f"throughput-{precision}", "")
+            continue
+        out.append(Experiment(f"multistream-{precision}", "multistream",
+                              make("multistream", placement=",".join((bare, vm_like[0])),
+                                   precision=precision,
+                                   experiment=f"multistream-{precision}")))
+    return out
+
+
+# -- the claims -------------------------------------------------------------------------------
+
+
+def claims(runs: dict[str, Run], topology: dict[str, Any], notes: dict[str, str] | None = None
+           ) -> list[dict[str, Any]]:
+    """This machine's figure for each of the study's four, from the suite's runs by name."""
+    nodes = len(topology.get("nodes") or []) or 1
+    context = {"nodes": nodes, "cores": topology.get("cores"), **(notes or {})}
+    return [_latency(runs, context), _throughput(runs, context), _scaling(runs, context),
+            _multistream(runs, context)]
+
+
+def _claim(test: str, measured: float | None, ci95: list[float] | None, note: str,
+           **extra: Any) -> dict[str, Any]:
+    study = STUDY[test]
+    verdict = "not measured"
+    if measured is not None:
+        verdict = "no interval (one repeat): not a finding"
+        if ci95 is not None:
+            verdict = _verdict(test, study["study"], ci95)
+    return {"test": test, "what": study["what"], "study": study["study"],
+            "measured": measured, "ci95": ci95, "unit": study["unit"], "verdict": verdict,
+            "note": note, **extra}
+
+
+def _verdict(test: str, study: float, ci95: list[float]) -> str:
+    """How this machine's interval stands to the study's figure. "Inconclusive" when it holds
+    both the study's figure and no effect at all (1x, or 0% overhead)."""
+    low, high = ci95
+    if test == "latency":  # the study's figure is a bound: "1.5% or less"
+        if high <= study:
+            return "within the study's bound"
+        if low > study:
+            return "differs: more overhead than the study's bound"
+        return "inconclusive: the interval straddles the study's bound"
+    null = 1.0
+    if low <= study <= high:
+        if low <= null <= high:
+            return "inconclusive: the interval holds both no effect and the study's figure"
+        return "consistent with the study"
+    if low <= null <= high:
+        return "differs from the study: no measurable effect here (the interval includes 1)"
+    return "differs from the study"
+
+
+def _points_of(run: Run | None) -> list[dict[str, Any]]:
+    return [p for p in doc_points(run.doc) if p.get("complete")] if run else []
+
+
+def _vm_side(points: list[dict[str, Any]], bare: str) -> str | None:
+    """The VM-like placement measured: a real (not emulated) VM if there is one, else the
+    first non-baseline placement."""
+    others = [p for p in points if p["placement"] != bare]
+    real_vm = [p for p in others if _virtualized(p["placement"]) and not p.get("emulated")]
+    pick = real_vm or [p for p in others if not _virtualized(p["placement"])]
+    return pick[0]["placement"] if pick else None
+
+
+def _virtualized(name: str) -> bool:
+    from scaler.placements import find
+
+    known = find(name)
+    return bool(known and known.virtualized)
+
+
+def _bare() -> str:
+    from scaler.placements import baseline
+
+    return baseline() or "shared"
+
+
+def _stands_in(side: str | None) -> str:
+    if side and not _virtualized(side):
+        return (f"{side} partitions stand in for VMs (no hardware virtualization here, or "
+                "VMs not asked for): no hypervisor exits or guest scheduling to pay")
+    return ""
+
+
+def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
+    pts = _points_of(runs.get("latency"))
+    bare = _bare()
+    side = _vm_side(pts, bare)
+    base = next((p for p in pts if p["placement"] == bare), None)
+    mine = next((p for p in pts if p["placement"] == side), None)
+    if base is None or mine is None:
+        return _claim("latency", None, None, "latency run missing or incomplete")
+    c = significance.compare([r["mean"] for r in base["latency_repeats"]],
+                             [r["mean"] for r in mine["latency_repeats"]])
+    if c["ratio"] is None:
+        return _claim("latency", None, None, c.get("note", ""))
+    pct = (c["ratio"] - 1.0) * 100.0
+    ci = [(c["ci95"][0] - 1) * 100.0, (c["ci95"][1] - 1) * 100.0] if c["ci95"] else None
+    note = _stands_in(side) or "measured in real VMs against bare metal"
+    if ci and ci[0] <= 0.0 <= ci[1]:
+        note = "no measurable difference (the interval includes 0); " + note
+    return _claim("latency", pct, ci, note, compared=f"{side} vs {bare}, mean batch-1 latency",
+                  p_value=c["p_value"], significant=c["significant"],
+                  noisy=bool(base.get("noisy") or mine.get("noisy")))
+
+
+def _throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
+    fp32 = _points_of(runs.get("throughput-fp32"))
+    int8 = _points_of(runs.get("throughput-int8"))
+    if not fp32 or not int8:
+        why = ctx.get("throughput-int8") or "a throughput run is missing or incomplete"
+        return _claim("throughput", None, None, why)
+    a, b = fp32[0], int8[0]
+    c = significance.compare(a["repeats_ips"], b["repeats_ips"])
+    note = (f"same processor here for both ({a['engine']} fp32 against {b['engine']} int8); "
+            "the study's 3.49x spans two Xeon generations")
+    extra = {}
+    bf16 = _points_of(runs.get("throughput-bf16"))
+    if bf16:
+        extra["bf16_over_fp32"] = significance.compare(a["repeats_ips"],
+                                                       bf16[0]["repeats_ips"])
+    return _claim("throughput", c["ratio"], c["ci95"], note, p_value=c["p_value"],
+                  significant=c["significant"], batch=a.get("batch"),
+                  compared=f"{b['engine']} int8 over {a['engine']} fp32, batch {a.get('batch')}",
+                  noisy=bool(a.get("noisy") or b.get("noisy")), **extra)
+
+
+def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
+    pts = _points_of(runs.get("scaling"))
+    bare = _bare()
+    side = _vm_side(pts, bare)
+    both = sorted({p["instances"] for p in pts if p["placement"] == bare}
+                  & {p["instances"] for p in pts if p["placement"] == side})
+    if not both:
+        return _claim("scaling", None, None, "scaling run missing or incomplete")
+    n = 8 if 8 in both else both[-1]
+    base = next(p for p in pts if p["placement"] == bare and p["instances"] == n)
+    mine = next(p for p in pts if p["placement"] == side and p["instances"] == n)
+    c = significance.compare(base["repeats_ips"], mine["repeats_ips"])
+    reasons = []
+    if ctx["nodes"] == 1:
+        reasons.append("one NUMA node here: no cross-socket memory traffic for pinning to "
+                       "avoid")
+    if ctx.get("cores") and n > ctx["cores"]:
+        reasons.append(f"{n} instances on {ctx['cores']} cores: both layouts are "
+                       "oversubscribed, time-sliced alike")
+    if _stands_in(side):
+        reasons.append(_stands_in(side))
+    return _claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
+                  compared=f"{side} over {bare} at N={n}", p_value=c["p_value"],
+                  significant=c["significant"],
+                  noisy=bool(base.get("noisy") or mine.get("noisy")))
+
+
+def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
+    run = runs.get("multistream-int8")
+    if run is None:
+        return _claim("multistream", None, None,
+                      ctx.get("multistream-int8") or "no int8 multistream run")
+    bare = _bare()
+    results = multistream_results(run.doc)
+    best: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if r["meets_bound"] and (r["placement"] not in best or r["throughput_ips"]
+                                 > best[r["placement"]]["throughput_ips"]):
+            best[r["placement"]] = r
+    side = next((p for p in best if p != bare), None)
+    if bare not in best or side is None:
+        return _claim("multistream", None, None,
+                      "no layout of one side meets the bound with int8 here", results=results)
+    pts = {(p.get("layout"), p["batch"]): p for p in _points_of(run)}
+    a = pts[(best[bare]["layout"], best[bare]["batch"])]
+    b = pts[(best[side]["layout"], best[side]["batch"])]
+    c = significance.compare(a["repeats_ips"], b["repeats_ips"])
+    note = "; ".join(filter(None, [
+        "one NUMA node here" if ctx["nodes"] == 1 else "",
+        _stands_in(side)]))
+    return _claim("multistream", c["ratio"], c["ci95"], note,
+                  compared=f"{best[side]['layout']} batch {best[side]['batch']} over "
+                  f"{best[bare]['layout']} batch {best[bare]['batch']}",
+                  p_value=c["p_value"], significant=c["significant"],
+                  noisy=bool(a.get("noisy") or b.get("noisy")))
+
+
+def claim_lines(table: list[dict[str, Any]]) -> list[str]:
+    """The claims table as text."""
+    out = ["claims: the study's figures beside this machine's (95% intervals across repeats)"]
+    for c in table:
+        if c["measured"] is None:
+            mine = "not measured"
+        elif c["unit"].startswith("%"):
+            mine = f"{c['measured']:+.1f}%"
+            if c["ci95"]:
+                mine += f" [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]"
+        else:
+            mine = f"{c['measured']:.2f}x"
+            if c["ci95"]:
+                mine += f" [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]"
+        study = f"{c['study']:g}%" if c["unit"].startswith("%") else f"{c['study']:g}x"
+        noisy = "  (noisy)" if c.get("noisy") else ""
+        out.append(f"  {c['test']:<12} study {study:<7} here {mine:<26} {c['verdict']}{noisy}")
+        out.append(f"  {'':<12} {c['what']}" + (f"; {c['compared']}" if c.get("compared")
+                                                 else ""))
+        if c["note"]:
+            out.append(f"  {'':<12} why: {c['note']}")
+    return out
+
+
+def save(folder: Path, document: dict[str, Any]) -> Path:
+    """Write ``suite.json`` atomically into the suite folder."""
+    from scaler.results import write_text_atomically
+
+    path = folder / SUITE_FILE
+    write_text_atomically(path, json.dumps(document, indent=1, default=str) + "\n")
+    return path

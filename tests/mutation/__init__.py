@@ -1,0 +1,1 @@
+"""Mutation testing of the measurement core (``make mutation``); not part of ``make test``."""

@@ -1,0 +1,56 @@
+"""A real suite to report on, and the headless browser that looks at the report.
+
+The suite is measured here with the null engine (real worker processes, real pinning, the
+real noise meter; no inference), the smallest that still has every experiment and two
+repeats: about half a minute on 2 busy cores, shared by every report test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.scaler.helpers import ROOT, scaler_cmd
+from tests.scaler.report.browser import find_chromium
+
+REFERENCE = sorted((ROOT / "results" / "reference").glob("suite-*"))[0]
+SUITE_ARGS = ["suite", "--engine", "null", "--quick", "--instances", "1-2", "--repeat", "2",
+              "--max-batch", "1", "--precisions", "fp32,int8", "--min-duration", "0.2",
+              "--min-queries", "5", "--warmup", "0"]
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory) -> dict:
+    """``scaler suite`` as a user runs it: its folder, its report and what it printed."""
+    out = tmp_path_factory.mktemp("suite")
+    r = scaler_cmd(*SUITE_ARGS, "--out", str(out), timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    found = re.findall(r"^report: (\S+)$", r.stdout, re.M)
+    assert len(found) == 1, r.stdout
+    folder = next(out.glob("suite-*"))
+    return {"folder": folder, "report": Path(found[0]), "stdout": r.stdout,
+            "stderr": r.stderr}
+
+
+@pytest.fixture(scope="session")
+def predicted(suite, tmp_path_factory) -> Path:
+    """``scaler report`` of the suite plus a committed reference run of another machine,
+    with a prediction for the study's server: every section has something to show."""
+    out = tmp_path_factory.mktemp("predicted") / "mixed.html"
+    r = scaler_cmd("report", str(suite["folder"]), str(next(REFERENCE.glob("scaling-*"))),
+                   "--machine", "2s28c2t", "--machine-instances", "1,2,4,8", "--assume",
+                   "core_speed=0.8", "--queries", "5000", "--out", str(out), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"report: {out}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no chromium-headless-shell or chromium on PATH (`make install` installs "
+                    "Debian's chromium-headless-shell)")
+    return binary
