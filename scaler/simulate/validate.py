@@ -4,8 +4,8 @@ The held-out groups are simulated on the layouts they really ran with (their rec
 partitions on the recorded host), so the error measures the model, not the planner.
 
 ``reference_sets`` finds the committed runs of real machines under ``results/reference``
-(each folder: repeats of one scaling experiment, plus latency runs of the same host that
-are calibrated on in full); the validation tests and ``make bench`` validate on them.
+(each folder: one scaling experiment, as one run, repeats of it or one run per group and
+repeat, plus latency runs of the same host that are calibrated on in full); the validation tests and ``make bench`` validate on them.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from scaler.simulate.sweep import simulate_closed
 TARGET_ERROR = 0.10
 
 
-def default_split(run: Any) -> tuple[int, ...]:
+def default_split(runs: list[Any]) -> tuple[int, ...]:
     """Instance counts to calibrate on: those up to one more than the host's cores, so the
     model sees every regime (whole machine, partitions, one shared CPU) and predicts the
-    more crowded counts."""
-    cores = run.doc["host"]["topology"]["cores"]
-    ns = sorted({g["instances"] for g in run.doc["groups"]})
+    more crowded counts. The counts are those of all ``runs`` together (one run per group
+    holds one count)."""
+    cores = runs[0].doc["host"]["topology"]["cores"]
+    ns = sorted({g["instances"] for run in runs for g in run.doc["groups"]})
     return tuple(n for n in ns if n <= cores + 1)
 
 
@@ -61,7 +62,7 @@ def validate(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, ...] | 
     points_by = _measured(runs)
     ns = sorted({n for _, n, _ in points_by})
     cal = tuple(sorted(set(calibrate_on if calibrate_on is not None
-                           else default_split(runs[0]))))
+                           else default_split(runs))))
     held = [n for n in ns if n not in cal]
     if not held or not set(ns) & set(cal):
         raise UsageError(f"cannot split instance counts {', '.join(map(str, ns))} into "

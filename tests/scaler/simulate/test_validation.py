@@ -1,9 +1,9 @@
 """Calibration and hold-out validation on runs measured on real machines: the committed
 reference sets under ``results/reference`` (the demo suite of a 2-core Zen 5 host, one run;
 ``validation-tf-fp32``: one scaling experiment with 1-core fixed-size instances measured on a
-2-core Xeon for this purpose, every group in its own run, three repeats in shuffled order,
-each kept only if others left the CPUs alone while it measured, as ``conditions.json``
-records).
+2-core Xeon for this purpose, every group in its own run, repeats in shuffled order, each
+holding the measurement lock and kept only if others used under 15% of the CPUs while it
+measured, as ``conditions.json`` records).
 
 These measure the model against reality: the bounds are what the model achieves today with
 a margin, so a change that makes it fit or predict these machines worse fails here. (The
@@ -37,7 +37,7 @@ def test_the_committed_sets_are_real_measurements():
     for ref in REPEATED:
         assert len(ref.conditions) == len(ref.runs)
         for c in ref.conditions:  # how busy others kept the machine while it measured
-            assert c["others_mean"] is not None and c["others_mean"] < 0.10
+            assert c["others_mean"] is not None and c["others_mean"] < 0.15
         report, _ = validate(ref.runs, ref.extra, queries=2_000)
         assert min(p["repeats"] for p in report["points"]) >= 3
 
