@@ -52,8 +52,9 @@ SIMULATE_HELP = "\n\n".join([
     "interconnect topology beyond one cross-node load, and host noise present while "
     "calibrating.",
     "With --validate RUN: calibrate on some instance counts of RUN (repeat the option for "
-    "repeats of one experiment) and print the error of the predicted throughput at every "
-    "other count.",
+    "repeats of one experiment or one run per group, or give the folder holding them) and "
+    "print the error of the predicted throughput at every other count (the median over "
+    "repeats).",
 ])
 
 
