@@ -270,10 +270,18 @@ def capacity(
     target_ips: Annotated[float, typer.Option("--target-ips", help="images/s to serve")],
     latency_bound_ms: Bound,
     stat: StatOpt = "p99",
+    headroom: Annotated[str, typer.Option(
+        "--headroom", help="share of the servers' capacity kept free, e.g. 20% (utilisation "
+        "at most 80%)")] = "20%",
+    allow_oversubscribed: Annotated[bool, typer.Option(
+        "--allow-oversubscribed", help="let an oversubscribed layout (more instances or "
+        "threads than CPUs, time-sliced) be recommended")] = False,
     json: Json = False,
 ) -> None:
-    """Best layout per server meeting a latency bound (from measured or simulated runs),
-    the servers needed for a target throughput, and the headroom."""
+    """Best layout per server keeping a latency bound, the servers needed for a target
+    throughput with the headroom asked, per group of comparable runs (model, engine,
+    precision, machine, measured or simulated); server-scenario peaks are used where a run
+    has them. Null-engine, emulated and smoke runs are left out, saying why."""
     with errors_to_exit(), reading_runs(runs):
         from scaler.results import find_runs
         from scaler.settings import check_positive
@@ -281,12 +289,18 @@ def capacity(
 
         check_positive("--target-ips", target_ips)
         check_positive("--latency-bound-ms", latency_bound_ms)
+        share = cap.parse_headroom(headroom)
 
-        answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat)
+        answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat,
+                                   share, allow_oversubscribed)
+        for x in answer["left_out"]:
+            err(f"scaler: note: capacity: left out {x['run']} ({x['what']}): {x['reason']}")
         if json:
             emit_json(answer)
         else:
             typer.echo("\n".join(cap.lines(answer)))
-        if answer["best"] is None:
-            raise cap.NoLayoutMeetsBound(
-                f"no layout in these runs keeps {stat} <= {latency_bound_ms:g} ms")
+        if not any(c["recommendation"] for c in answer["cohorts"]):
+            states = "; ".join(f"{c['model']} {c['engine']} {c['precision']} on "
+                               f"{c['machine']}: {c['status']}" for c in answer["cohorts"])
+            raise cap.NoLayoutMeetsBound(f"no layout to recommend for {stat} <= "
+                                         f"{latency_bound_ms:g} ms ({states})")
