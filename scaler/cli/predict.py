@@ -41,51 +41,45 @@ SIMULATE_HELP = "\n\n".join([
 ])
 
 
-def fit(runs: Runs, json: Json = False) -> None:
+def fit(
+    runs: Runs,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="fit points left out by default: oversubscribed, emulated, null "
+        "(comma-separated or repeated)")] = None,
+    json: Json = False,
+) -> None:
     """Fit the Universal Scalability Law to each series (placement x engine x precision) of
-    scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling."""
+    scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling.
+    Oversubscribed, emulated and null-engine points are left out unless --include names
+    them; a parameter the points cannot pin down is warned about."""
     with errors_to_exit(), reading_runs(runs):
         from scaler.errors import UsageError
         from scaler.results import find_runs
+        from scaler.simulate import fitting
         from scaler.simulate.usl import fit_runs
 
+        asked = fitting.parse_include(include or [])
         loaded = [r for r in find_runs(runs) if r.scenario == "scaling"]
         if not loaded:
             raise UsageError("no scaling run among the given runs")
-        fits, refused = fit_runs(loaded)
+        kept, notes = fitting.select(loaded, asked)
+        for note in notes:
+            err(f"scaler: note: fit: {note}")
+        fits, refused = fit_runs(kept)
         if not fits:
             reasons = "; ".join(f"{r['placement']} ({r['engine']} {r['precision']}): "
-                                f"{r['reason']}" for r in refused)
+                                f"{r['reason']}" for r in refused) or (
+                "every point was left out (see the notes)")
             raise UsageError(f"no series can be fitted: {reasons}")
+        for f in fits:
+            f["unconstrained"] = fitting.unconstrained(f)
+            for w in f["unconstrained"]:
+                err(f"scaler: warning: fit: {f['placement']} ({f['engine']} {f['precision']} "
+                    f"{f['model']}): {w}")
         if json:
-            emit_json({"fits": fits, "refused": refused})
+            emit_json({"fits": fits, "refused": refused, "left_out": notes})
             return
-        typer.echo("\n".join(_fit_lines(fits, refused)))
-
-
-def _fit_lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> list[str]:
-    def ci(name: str, fmt: str) -> str:
-        lo, hi = f[f"{name}_ci"]
-        return f"{f[name]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-    out = []
-    for f in fits:
-        sim = " [simulated]" if f["simulated"] else ""
-        lo, hi = f["instances_range"]
-        out += [f"{f['placement']} ({f['engine']} {f['precision']} {f['model']}){sim}: "
-                f"{f['points']} points, N {lo}-{hi}",
-                f"  lambda {ci('lambda', '.2f')} images/s   sigma {ci('sigma', '.4f')}   "
-                f"kappa {ci('kappa', '.5f')}   R² {f['r2']:.4f}   (95% intervals)"]
-        if f["peak_instances"] is not None:
-            out.append(f"  peak {f['peak_throughput_ips']:.1f} images/s at N* = "
-                       f"{f['peak_instances']:.1f}")
-        if f["amdahl_ceiling_ips"] is not None:
-            out.append(f"  Amdahl ceiling lambda/sigma = {f['amdahl_ceiling_ips']:.1f} images/s")
-        out += [f"  note: {n}" for n in f["notes"]]
-    for r in refused:
-        out.append(f"not fitted: {r['placement']} ({r['engine']} {r['precision']}): "
-                   f"{r['reason']}")
-    return out
+        typer.echo("\n".join(fitting.lines(fits, refused)))
 
 
 def simulate(
