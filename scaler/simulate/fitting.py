@@ -11,8 +11,8 @@ data cannot pin down, and numbers a person can read.
   1; λ down to 0; κ from 0 to a cost that alone would halve the throughput at the largest
   measured N (κ has no upper bound, so that is as far as "anything goes" reaches in the
   measured range); any interval that is not finite. The fit then says so.
-- Numbers are printed with a few significant digits, never in e-notation; values under
-  1e-9 (the solver's floor, e.g. σ = 1.8e-19) print as 0.
+- Numbers are printed with a few significant digits, never in e-notation (``5 × 10^26`` past
+  a billion); values under 1e-9 (the solver's floor, e.g. σ = 1.8e-19) print as 0.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ TINY = 1e-9
 
 
 def readable(v: float | None, unit: str = "") -> str:
-    """A number as a person reads it: ``none``, ``0``, ``0.000121``, ``6.203``, ``4,154,914``."""
+    """A number as a person reads it: ``none``, ``0``, ``0.000121``, ``6.203``, ``4,154,914``,
+    ``5 × 10^26``."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "none"
     if math.isinf(v):
@@ -36,6 +37,9 @@ def readable(v: float | None, unit: str = "") -> str:
     a = abs(v)
     if a < TINY:
         return "0" + tail
+    if a >= 1e9:  # digits past the fourth would be float noise
+        exp = math.floor(math.log10(a))
+        return f"{v / 10**exp:.3g} × 10^{exp}{tail}"
     if a >= 1000:
         return f"{v:,.0f}{tail}"
     if a >= 1:
