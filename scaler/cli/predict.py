@@ -63,14 +63,15 @@ def fit(
         if not loaded:
             raise UsageError("no scaling run among the given runs")
         kept, notes = fitting.select(loaded, asked)
-        for note in notes:
-            err(f"scaler: note: fit: {note}")
         fits, refused = fit_runs(kept)
-        if not fits:
+        if not fits:  # one line: what was refused, and what was left out
             reasons = "; ".join(f"{r['placement']} ({r['engine']} {r['precision']}): "
                                 f"{r['reason']}" for r in refused) or (
-                "every point was left out (see the notes)")
-            raise UsageError(f"no series can be fitted: {reasons}")
+                "every point was left out")
+            left = f" (left out: {'; '.join(notes)})" if notes else ""
+            raise UsageError(f"no series can be fitted: {reasons}{left}")
+        for note in notes:
+            err(f"scaler: note: fit: {note}")
         for f in fits:
             f["unconstrained"] = fitting.unconstrained(f)
             for w in f["unconstrained"]:

@@ -78,10 +78,9 @@ def test_sigma_zero_prints_none_and_readable_numbers(runs):
 
 def test_null_engine_is_left_out_unless_asked(runs):
     r = fit(runs["null"])
-    assert r.returncode == 2 and r.stdout == ""
-    notes, error = r.stderr.splitlines()[:-1], r.stderr.splitlines()[-1]
-    assert any("null engine" in n and runs["null"] in n for n in notes)
-    assert error.startswith("scaler: error: no series can be fitted")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("scaler: error: no series can be fitted")
+    assert f"left out {runs['null']}: null engine" in r.stderr
     r = fit(runs["null"], "--include", "null,oversubscribed")
     assert r.returncode == 0, r.stderr
     assert "pinned (null fp32" in r.stdout and "4 points" in r.stdout
@@ -90,11 +89,13 @@ def test_null_engine_is_left_out_unless_asked(runs):
 
 def test_oversubscribed_points_are_left_out_unless_asked(runs):
     r = fit(runs["tiny"])
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
     assert "left out 2 oversubscribed point(s)" in r.stderr
     assert "pinned N=3, pinned N=4" in r.stderr and "at least 4" in r.stderr
     r = fit(runs["tiny"], "--include", "oversubscribed", "--json")
     assert r.returncode == 0, r.stderr
+    r2 = fit(runs["tiny"], "--include", "oversubscribed,null")
+    assert "scaler: note" not in r2.stderr  # nothing left out
     (f,) = json.loads(r.stdout)["fits"]
     assert f["points"] == 4 and f["instances_range"] == [1, 4]
     assert isinstance(f["unconstrained"], list)
