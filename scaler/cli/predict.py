@@ -68,7 +68,7 @@ def fit(
             reasons = "; ".join(f"{r['placement']} ({r['engine']} {r['precision']}): "
                                 f"{r['reason']}" for r in refused) or (
                 "every point was left out")
-            left = f" (left out: {'; '.join(notes)})" if notes else ""
+            left = f" ({'; '.join(notes)})" if notes else ""
             raise UsageError(f"no series can be fitted: {reasons}{left}")
         for note in notes:
             err(f"scaler: note: fit: {note}")

@@ -146,6 +146,8 @@ def lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> list[str
         for n in f["notes"]:
             if "sigma" in loose and n.startswith("σ ≈ 0"):
                 n = "σ ≈ 0 at the fit, but σ is unconstrained: contention is not measured"
+            elif loose & {"sigma", "lambda"} and "Amdahl ceiling" in n:
+                n = n.split(";")[0] + " at the fitted values (see the ceiling above)"
             out.append(f"  note: {n}")
     for r in refused:
         sim = " [simulated]" if r.get("simulated") else ""
