@@ -104,8 +104,11 @@ def run_exclusion(run: Any) -> str | None:
     """Why a whole run cannot support a capacity answer, or None."""
     doc = run.doc
     eff = doc.get("effective", {})
-    if eff.get("engine") == "null":
-        return "null engine: it does no inference (it measures the harness itself)"
+    from scaler.runsets import infers
+
+    if not infers(str(eff.get("engine"))):
+        return (f"{eff.get('engine')} engine: it does no inference (it measures the harness "
+                "itself)")
     if doc.get("emulated"):
         return ("emulated: VMs without hardware virtualization (TCG, about 100x slow) are "
                 "not timing results")

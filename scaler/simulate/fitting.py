@@ -51,12 +51,14 @@ def readable(v: float | None, unit: str = "") -> str:
 
 def select(runs: list[Run], include: set[str]) -> tuple[list[Run], list[str]]:
     """The runs with the points ``fit`` leaves out removed, and a note per thing left out."""
+    from scaler.runsets import infers
+
     kept, notes = [], []
     for run in runs:
         eff = run.doc.get("effective", {})
-        if eff.get("engine") == "null" and "null" not in include:
-            notes.append(f"left out {run.path}: null engine (no inference: it measures the "
-                         "harness itself); --include null fits it")
+        if not infers(str(eff.get("engine"))) and "null" not in include:
+            notes.append(f"left out {run.path}: {eff.get('engine')} engine (no inference: it "
+                         "measures the harness itself); --include null fits it")
             continue
         if run.doc.get("emulated") and "emulated" not in include:
             notes.append(f"left out {run.path}: emulated (VMs under TCG, about 100x slow); "
