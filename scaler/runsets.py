@@ -19,21 +19,33 @@ def kind(run: Any) -> tuple[str, str, str]:
     return (str(eff.get("engine")), str(eff.get("precision")), str(eff.get("model")))
 
 
+def infers(engine: str) -> bool:
+    """Whether the engine runs a model (the null engine measures the harness only); an
+    engine no longer registered counts as one that did."""
+    from scaler.engines.registry import engines
+
+    known = engines().get(engine)
+    return known is None or known.infers
+
+
 def kind_name(k: tuple[str, str, str]) -> str:
     engine, precision, model = k
-    return "null engine (no inference)" if engine == "null" else f"{engine} {precision} {model}"
+    return (f"{engine} engine (no inference)" if not infers(engine)
+            else f"{engine} {precision} {model}")
 
 
 def without_null(runs: list[Any], command: str,
                  note: Callable[[str], None]) -> list[Any]:
-    """Leave null-engine runs out when runs of real engines are among them (their figures
-    are a thousand times larger and say nothing about inference), noting which."""
-    null = [r for r in runs if kind(r)[0] == "null"]
+    """Leave runs of engines that infer nothing (``null``) out when runs of real engines
+    are among them (their figures are a thousand times larger and say nothing about
+    inference), noting which."""
+    null = [r for r in runs if not infers(kind(r)[0])]
     if not null or len(null) == len(runs):
         return runs
-    note(f"scaler: note: {command}: left out {_folders(null)}: null engine (no inference) "
-         "beside runs of real engines; give them alone to see them")
-    return [r for r in runs if kind(r)[0] != "null"]
+    names = sorted({kind(r)[0] for r in null})
+    note(f"scaler: note: {command}: left out {_folders(null)}: {', '.join(names)} engine "
+         "(no inference) beside runs of real engines; give them alone to see them")
+    return [r for r in runs if infers(kind(r)[0])]
 
 
 def one_kind(runs: list[Any], command: str, note: Callable[[str], None]) -> list[Any]:
