@@ -18,6 +18,11 @@ window (its recorded query times, CLOCK_MONOTONIC like the sampler) saw others a
 and measured again later, up to ``--attempts`` times. Each kept run holds
 ``conditions.json``: the quiet check before, the per-second series and the window's mean and
 maximum. ``log.json`` lists every attempt with the rule it was judged by.
+
+The runs are measured into ``collecting/`` (the tests and ``make bench`` do not read it) and
+the script resumes from its ``log.json``; once every group has its repeats, move the kept
+run folders up into this folder (``discarded/`` and ``log.json`` may stay in
+``collecting/``), where ``reference_sets`` finds them.
 """
 
 from __future__ import annotations
@@ -142,8 +147,9 @@ def main() -> int:
     p.add_argument("--keep-below", type=float, default=0.15)
     p.add_argument("--attempts", type=int, default=4)
     p.add_argument("--seed", type=int, default=15)
-    p.add_argument("--out", type=Path, default=HERE)
+    p.add_argument("--out", type=Path, default=HERE / "collecting")
     args = p.parse_args()
+    args.out.mkdir(exist_ok=True)
     rng = random.Random(args.seed)
     log_path = args.out / "log.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else []
@@ -172,6 +178,11 @@ def main() -> int:
                       file=sys.stderr, flush=True)
                 if kept:
                     break
+    kept = {(e["placement"], e["instances"], e["repeat"]) for e in log if e["kept"]}
+    missing = [f"{p} x{n} repeat {r}" for r in range(1, args.repeats + 1) for p, n in GROUPS
+               if (p, n, r) not in kept]
+    print("every group has its repeats: move the kept runs up into " + str(HERE) if not missing
+          else f"still to measure: {', '.join(missing)}", file=sys.stderr)
     return 0
 
 

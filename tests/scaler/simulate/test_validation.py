@@ -1,9 +1,10 @@
 """Calibration and hold-out validation on runs measured on real machines: the committed
 reference sets under ``results/reference`` (the demo suite of a 2-core Zen 5 host, one run;
-``validation-tf-fp32``: one scaling experiment with 1-core fixed-size instances measured on a
-2-core Xeon for this purpose, every group in its own run, repeats in shuffled order, each
-holding the measurement lock and kept only if others used under 15% of the CPUs while it
-measured, as ``conditions.json`` records).
+``validation-tf-fp32``, once its collection is complete: one scaling experiment with 1-core
+fixed-size instances measured on a 2-core Xeon for this purpose, every group in its own run,
+repeats in shuffled order, each holding the measurement lock and kept only if others used
+under 15% of the CPUs while it measured, as ``conditions.json`` records; until then its runs
+wait in ``collecting/``, which these tests do not read, and the tests of it skip saying so).
 
 These measure the model against reality: the bounds are what the model achieves today with
 a margin, so a change that makes it fit or predict these machines worse fails here. (The
@@ -24,10 +25,12 @@ from scaler.simulate.validate import REFERENCE, reference_sets, validate
 SETS = {s.name: s for s in reference_sets()}
 SUITE = next(s for name, s in SETS.items() if name.startswith("suite-"))
 REPEATED = [s for name, s in SETS.items() if name.startswith("validation-")]
+NOT_YET = ("validation-tf-fp32 is still being collected (results/reference/validation-tf-fp32/"
+           "measure.py; its runs wait in collecting/)")
 
 
 def test_the_committed_sets_are_real_measurements():
-    assert SUITE and REPEATED, sorted(SETS)
+    assert SUITE, sorted(SETS)
     for ref in SETS.values():
         for run in [*ref.runs, *ref.extra]:
             assert not run.doc.get("simulated") and not run.doc.get("emulated")
@@ -64,7 +67,11 @@ def test_calibration_fits_every_measured_group(name):
 @pytest.mark.parametrize("name,mean,worst", [("suite-", 0.08, 0.15),
                                              ("validation-", 0.08, 0.15)])
 def test_held_out_counts_are_predicted_on_real_runs(name, mean, worst):
-    for ref in (s for n, s in SETS.items() if n.startswith(name)):
+    refs = [s for n, s in SETS.items() if n.startswith(name)]
+    if not refs and name == "validation-":
+        pytest.skip(NOT_YET)
+    assert refs
+    for ref in refs:
         report, _ = validate(ref.runs, ref.extra, queries=20_000)
         assert report["calibrated_on"] == [1, 2, 3] and min(report["held_out"]) == 4
         error = report["held_out_error"]
@@ -72,6 +79,13 @@ def test_held_out_counts_are_predicted_on_real_runs(name, mean, worst):
 
 
 def test_validate_command_on_real_runs(capsys):
+    assert main(["simulate", "--validate", str(SUITE.runs[0].path), str(SUITE.extra[0].path),
+                 "--queries", "20000"]) == 0
+    out = capsys.readouterr().out
+    assert "held out" in out and "held-out throughput error" in out
+    assert str(REFERENCE.name) in out
+    if not REPEATED:
+        pytest.skip(NOT_YET)
     ref = REPEATED[0]
     argv = ["simulate", *(a for r in ref.runs for a in ("--validate", str(r.path))),
             "--queries", "20000", "--json"]
@@ -79,8 +93,3 @@ def test_validate_command_on_real_runs(capsys):
     report = json.loads(capsys.readouterr().out)
     assert len(report["runs"]) == len(ref.runs) and report["held_out"]
     assert min(p["repeats"] for p in report["points"]) >= 3
-    assert main(["simulate", "--validate", str(SUITE.runs[0].path), str(SUITE.extra[0].path),
-                 "--queries", "20000"]) == 0
-    out = capsys.readouterr().out
-    assert "held out" in out and "held-out throughput error" in out
-    assert str(REFERENCE.name) in out
