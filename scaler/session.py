@@ -94,7 +94,10 @@ class Session:
                           cache_dir=self.spec.cache_dir, warmup_s=self.rules.warmup_s)
 
     def plan(self, placement: Placement, n: int) -> GroupPlan:
-        return placement.plan(self.topology, n, smt=self.settings.smt)
+        plan = placement.plan(self.topology, n, smt=self.settings.smt,
+                              cores_per_instance=self.settings.cores_per_instance)
+        placements.check_oversubscription(plan, self.settings.oversubscribe)
+        return plan
 
     # -- groups ------------------------------------------------------------------------------
 

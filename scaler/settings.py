@@ -27,6 +27,8 @@ class Settings:
     placements: tuple[str, ...] = ("pinned",)  # names in scaler.placements
     instances: tuple[int, ...] = (1,)
     smt: bool = False
+    cores_per_instance: int | None = None  # None: placements share the machine out evenly
+    oversubscribe: bool = False  # fixed-size instances may need more cores than there are
     min_duration_s: float = 10.0
     min_queries: int = 100
     warmup_s: float = 2.0

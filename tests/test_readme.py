@@ -28,9 +28,14 @@ TIMEOUT = 300
 
 def readme_commands() -> list[str]:
     """Lines of the README's code blocks that run a results-reading scaler command, without
-    their comments."""
-    out, in_block = [], False
+    their comments (a line ending in a backslash continues on the next)."""
+    out, in_block, lines = [], False, []
     for line in (ROOT / "README.md").read_text().splitlines():
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1].rstrip() + " " + line.strip()
+        else:
+            lines.append(line)
+    for line in lines:
         if line.startswith("```"):
             in_block = not in_block
             continue
@@ -59,6 +64,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = sorted(results.glob("scaling-*"))[0]
     for name in ("scaling-A", "scaling-B"):  # the README's compare example, as written
         shutil.copytree(first, results / name)
+    # the committed runs of real machines the README's simulator examples name
+    shutil.copytree(ROOT / "results" / "reference", results / "reference")
     return cwd
 
 

@@ -5,10 +5,11 @@
    of the best layout of every engine x precision against it, 3. the anchor: ``scaler``
    against OpenVINO's ``benchmark_app`` on the same IR, 4. start-up to the first timed
    query (cold and warm converted-model cache, the default engine, the harness-only one)
-   and ``scaler --help``, 5. the simulator's speed if its benchmark exists. Each section
-   waits for a quiet machine first, records how busy the machine was while it ran, and is
-   saved as soon as it ends; a failed section is reported and the others still run. Exit
-   status 1 if any section failed.
+   and ``scaler --help``, 5. the simulator's speed if its benchmark exists, 6. the
+   simulator's held-out error on committed real runs. Each section waits for a quiet
+   machine first, records how busy the machine was while it ran, and is saved as soon as it
+   ends; a failed section is reported and the others still run. Exit status 1 if any
+   section failed.
 """
 
 from __future__ import annotations
@@ -186,9 +187,17 @@ def run_simulator(ctx: Context) -> dict[str, Any]:
     return simulator_bench()
 
 
+def run_validation(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.validation import validation_bench
+
+    ctx.say("bench: held-out error of simulate --validate on the committed real runs")
+    return validation_bench(queries=20_000 if ctx.cfg.quick else 50_000)
+
+
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "harness": run_harness, "peak": run_peak, "efficiency": run_efficiency,
     "anchor": run_anchor, "startup": run_startup, "help": run_help, "simulator": run_simulator,
+    "validation": run_validation,
 }
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = ("harness", "peak", "efficiency", "anchor", "startup", "help", "simulator")
+SECTIONS = ("harness", "peak", "efficiency", "anchor", "startup", "help", "simulator",
+            "validation")
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """
     table = Rows(bool(results.get("quick")))
     for section in (_harness_rows, _coordinator_rows, _peak_rows, _efficiency_rows,
-                    _goal_rows, _anchor_rows, _startup_rows, _help_rows, _simulator_rows):
+                    _goal_rows, _anchor_rows, _startup_rows, _help_rows, _simulator_rows,
+                    _validation_rows):
         section(results, table)
     for name, message in results.get("errors", {}).items():
         table.add(name, "section failed", message)
@@ -326,6 +327,14 @@ def _order(precision: str) -> int:
     from scaler.engines.base import PRECISIONS
 
     return PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS)
+
+
+def _validation_rows(results: dict[str, Any], table: Rows) -> None:
+    """The simulator's held-out error on committed real runs (``bench/validation.py``):
+    judged in ``--quick`` too, since the runs are the committed real ones either way."""
+    from scaler.bench import validation
+
+    table.out += validation.rows(_section(results, "validation"))
 
 
 def table_lines(results: dict[str, Any]) -> list[str]:

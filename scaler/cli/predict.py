@@ -25,7 +25,8 @@ StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the 
 SIMULATE_HELP = "\n\n".join([
     "Simulate N instances sharing a machine with a compiled discrete-event model calibrated "
     "on measured runs; writes a run folder marked simulated (with the calibration used) and "
-    "plots it.",
+    "plots it. With --cores-per-instance K (and --smt) pinned and vm instances are K cores "
+    "each, as in the study's 12-vCPU VMs; shared instances keep the whole machine.",
     "Measured from the calibration runs: t1_ms (a batch-1 query on one core) and "
     "serial_fraction (thread scaling, Amdahl) always; memory_contention (instances sharing "
     "a node), slice_cost (single-threaded instances sharing a CPU), sync_cost "
@@ -33,11 +34,27 @@ SIMULATE_HELP = "\n\n".join([
     "only when the runs hold groups that show them, else assumed (0; 1 for batch_cost). "
     "smt_gain (0) and core_speed (1) are always assumed unless set with --assume "
     "NAME=VALUE. Results list every parameter with its source.",
-    "Not modelled: cross-node memory traffic, time-slice quanta (the latency spread of "
-    "oversubscribed layouts), and host noise present while calibrating.",
+    "Terms a 2-socket server shows and a small host cannot, assumed unless runs identify "
+    "them: numa_penalty (0; remote memory: numa_penalty x remote share x cross-node load, "
+    "so --assume numa_penalty=0.3 makes a fully remote instance at full cross-node load 30% "
+    "slower; zero for instances inside the nodes their memory is bound to), sync_growth (1: "
+    "sync_cost grows as H(threads-1)^sync_growth, the expected slowest of threads-1 "
+    "exponential delays, so a cost measured with 2 threads is 5.3x larger at 112) and "
+    "serial_sharing (1, a switch never fitted: the serial part of a query runs at the fair "
+    "CPU share its thread gets beside other instances' runnable threads; 0: at one core's "
+    "speed) and spin (0: the share of its waiting time a thread keeps its CPU busy; "
+    "TensorFlow's pool sleeps, OpenMP spins; serial_sharing=0 with spin=1 is the model "
+    "before these terms). The README section "
+    "'Calibrating the simulator' lists the runs that measure each.",
+    "With two or more placements the ratio of each to the baseline at the largest N is "
+    "split among the model's terms (Shapley values over the model's closed form).",
+    "Not modelled: time-slice quanta (the latency spread of oversubscribed layouts), "
+    "interconnect topology beyond one cross-node load, and host noise present while "
+    "calibrating.",
     "With --validate RUN: calibrate on some instance counts of RUN (repeat the option for "
-    "repeats of one experiment) and print the error of the predicted throughput at every "
-    "other count.",
+    "repeats of one experiment or one run per group, or give the folder holding them) and "
+    "print the error of the predicted throughput at every other count (the median over "
+    "repeats).",
 ])
 
 
@@ -110,6 +127,13 @@ def simulate(
         "--placement", help=f"{placements.help_text()} (comma-separated)")] = "shared,pinned",
     smt: Annotated[bool, typer.Option("--smt", help="give pinned instances SMT siblings")]
     = False,
+    cores_per_instance: Annotated[int | None, typer.Option(
+        "--cores-per-instance", metavar="K", help="pinned and vm instances of K physical "
+        "cores each (2K CPUs with --smt), the rest of the machine idle; shared instances "
+        "keep every CPU")] = None,
+    oversubscribe: Annotated[bool, typer.Option(
+        "--oversubscribe", help="with --cores-per-instance: let N x K exceed the cores "
+        "(shared round-robin) instead of refusing")] = False,
     latency_bound_ms: Bound = 33.3,
     stat: StatOpt = "p99",
     fps: Annotated[float | None, typer.Option(
@@ -147,6 +171,13 @@ def simulate(
             from scaler.errors import UsageError
 
             raise UsageError(f"--seed must fit in 64 bits, not {seed}")
+        if cores_per_instance is not None:
+            check_positive("--cores-per-instance", cores_per_instance)
+        if oversubscribe and not cores_per_instance:
+            from scaler.errors import UsageError
+
+            raise UsageError("--oversubscribe goes with --cores-per-instance (balanced "
+                             "layouts share cores beyond the machine's anyway)")
         counts = parse_instances(instances)
         placements = _placements(placement)
         _check_choice("--scenario", scenario, ("scaling", "multistream"))
@@ -182,7 +213,7 @@ def simulate(
             err(f"scaler: note: {used}")
         _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
                   placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
-                  json)
+                  json, cores_per_instance, oversubscribe)
 
 
 def _validate(runs: list[Any], extra: list[Any], calibrate_on: str | None,
@@ -205,29 +236,39 @@ def _simulate(calibration: list[Any], given: dict[str, float], machine: str | No
               topology: str | None, sysfs_root: str | None, scenario: str,
               counts: tuple[int, ...], placements: tuple[str, ...], smt: bool,
               bound: float, stat: str, fps: float | None, max_batch: int,
-              queries: int | None, seed: int, out: Path, as_json: bool) -> None:
+              queries: int | None, seed: int, out: Path, as_json: bool,
+              cores_per_instance: int | None = None, oversubscribe: bool = False) -> None:
     from scaler import plots, results, summaries
     from scaler.simulate import sweep
     from scaler.simulate.machine import load_machine
     from scaler.simulate.model import calibrate, parameter_lines
 
-    model = calibrate(calibration).with_given(given)
+    model = calibrate(calibration, given=given)
     topo, source = load_machine(machine, topology, sysfs_root,
                                 calibration[0].doc["host"]["topology"],
                                 calibration[0].doc["host"].get("hostname", ""))
     interval = 1000.0 / (fps or 1000.0 / bound)
+    explanations = []
     if scenario == "scaling":
         groups = sweep.scaling_groups(model, topo, placements, counts, smt,
-                                      queries or 200_000, seed)
+                                      queries or 200_000, seed, cores_per_instance,
+                                      oversubscribe)
+        explanations = _explain(model, topo, placements, counts, smt, cores_per_instance,
+                                oversubscribe)
     else:
         groups = sweep.multistream_groups(model, topo, counts, bound, stat, interval,
-                                          max_batch, smt, queries or 20_000, seed)
+                                          max_batch, smt, queries or 20_000, seed,
+                                          placements[0], cores_per_instance)
     requested = {"scenario": scenario, "placements": list(placements),
-                 "instances": list(counts), "smt": smt, "latency_bound_ms": bound,
+                 "instances": list(counts), "smt": smt,
+                 "cores_per_instance": cores_per_instance, "oversubscribe": oversubscribe,
+                 "latency_bound_ms": bound,
                  "stat": stat, "frame_interval_ms": interval, "max_batch": max_batch,
                  "queries": queries, "seed": seed, "machine": source,
                  "calibration_runs": [str(r.path) for r in calibration], "assume": given}
     doc = sweep.run_document(scenario, model, topo, source, requested, groups)
+    if explanations:
+        doc["explanations"] = explanations
     path, summary = sweep.save(doc, out)
     try:
         plots.save_figures(plots.figures_for([results.load_run(path)]), path)
@@ -235,10 +276,34 @@ def _simulate(calibration: list[Any], given: dict[str, float], machine: str | No
         err(f"scaler: warning: plots of {path} failed: {exc}")
     if as_json:
         emit_json({**summary, "model_parameters": {
-            k: {"value": model.values[k], "source": model.sources[k]} for k in model.values}})
+            k: {"value": model.values[k], "source": model.sources[k]} for k in model.values},
+            "explanations": explanations})
         return
     err("\n".join(parameter_lines(model)))
     typer.echo("\n".join(summaries.lines(summary)))
+    if explanations:
+        from scaler.simulate import explain
+
+        for x in explanations:
+            typer.echo("\n".join(explain.lines(x)))
+
+
+def _explain(model: Any, topo: Any, names: tuple[str, ...], counts: tuple[int, ...],
+             smt: bool, cores_per_instance: int | None, oversubscribe: bool
+             ) -> list[dict[str, Any]]:
+    """Each placement against the baseline (bare metal) at the largest N, split by term."""
+    from scaler.placements import baseline
+    from scaler.simulate.explain import STUDY, explain_ratio
+
+    base = baseline()
+    if base not in names:
+        return []
+    # the study's figure is a yardstick only for its own experiment: fixed-size instances
+    # against the baseline, at its N
+    study = STUDY if cores_per_instance and STUDY["instances"] == max(counts) else None
+    return [explain_ratio(model, topo, name, base, counts, cores_per_instance, smt,
+                          oversubscribe=oversubscribe, study=study)
+            for name in names if name != base]
 
 
 MAX_QUERIES = 10_000_000  # simulated queries per point: memory grows with them

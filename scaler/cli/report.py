@@ -63,6 +63,13 @@ def _checked(given: dict[str, float]) -> dict[str, float]:
     return given
 
 
+def _check_placement(name: str) -> None:
+    from scaler.errors import UsageError
+
+    if name not in ("pinned", "vm"):
+        raise UsageError(f"unknown --machine-placement {name!r}: choose pinned or vm")
+
+
 def report(
     runs: Runs,
     out: Annotated[Path | None, typer.Option(
@@ -73,6 +80,15 @@ def report(
         "study's: 2 sockets, 28 cores each, 2 threads per core)")] = None,
     machine_instances: Annotated[str, typer.Option(
         "--machine-instances", help="instance counts to simulate on --machine")] = "1-8",
+    machine_placement: Annotated[str, typer.Option(
+        "--machine-placement", help="the placement simulated beside shared on --machine "
+        "(pinned or vm)")] = "pinned",
+    cores_per_instance: Annotated[int | None, typer.Option(
+        "--cores-per-instance", metavar="K", help="--machine: fixed-size instances of K "
+        "cores (2K vCPUs with --smt; the study's VMs: 6 with --smt) instead of the machine "
+        "shared out evenly")] = None,
+    smt: Annotated[bool, typer.Option(
+        "--smt", help="--machine: give pinned and vm instances both SMT siblings")] = False,
     assume: Annotated[list[str] | None, typer.Option(
         "--assume", help="set a model parameter of the prediction, NAME=VALUE (e.g. "
         "core_speed=0.8)")] = None,
@@ -95,8 +111,12 @@ def report(
 
             parse_machine(machine)
             check_positive("--queries", queries)
+            if cores_per_instance is not None:
+                check_positive("--cores-per-instance", cores_per_instance, at_most=1 << 16)
+            _check_placement(machine_placement)
             predict = Prediction(machine, parse_instances(machine_instances),
-                                 _checked(_assumptions(assume or [])), queries)
+                                 _checked(_assumptions(assume or [])), queries,
+                                 machine_placement, cores_per_instance, smt)
         path, problems = write_report(runs, out, bench, predict)
         for line in problems:
             err(f"scaler: warning: report: {line}")

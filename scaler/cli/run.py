@@ -67,6 +67,13 @@ PlacementOpt = Annotated[str, typer.Option(
 Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
 Batch = Annotated[int, typer.Option("--batch", help="images per query")]
 Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
+CoresPerInstance = Annotated[int | None, typer.Option(
+    "--cores-per-instance", metavar="K", help="fixed-size instances: K physical cores each (2K "
+    "CPUs with --smt) for pinned and vm, placed NUMA-locally, the rest of the machine idle; "
+    "shared instances keep every CPU (default: the machine shared out evenly)")]
+Oversubscribe = Annotated[bool, typer.Option(
+    "--oversubscribe", help="with --cores-per-instance: let N x K exceed the usable cores "
+    "(cores shared round-robin) instead of refusing")]
 Bound = Annotated[float, typer.Option("--latency-bound-ms", help="batch latency bound (ms)")]
 StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the bound: "
                                                      "p99, p90, p50 or mean")]
@@ -135,6 +142,11 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
     if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
         raise UsageError(f"--noise-limit must lie in [0, 1], not {opts['noise_limit']:g}")
+    if opts.get("cores_per_instance") is not None:
+        check_positive("--cores-per-instance", opts["cores_per_instance"], at_most=1 << 16)
+    if opts.get("oversubscribe") and not opts.get("cores_per_instance"):
+        raise UsageError("--oversubscribe goes with --cores-per-instance (balanced layouts "
+                         "share cores beyond the machine's anyway)")
     try:
         stat = Stat(opts.get("stat", "p99"))
     except ValueError:
@@ -160,6 +172,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
         placements=chosen,
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
+        cores_per_instance=opts.get("cores_per_instance"),
+        oversubscribe=opts.get("oversubscribe", False),
         latency_bound_ms=opts.get("latency_bound_ms", 33.3), stat=stat,
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
@@ -325,7 +339,9 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
 
 def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinned",
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-            smt: Smt = False, repeat: Repeat = 1, min_duration: MinDuration = None,
+            smt: Smt = False, cores_per_instance: CoresPerInstance = None,
+            oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
+            min_duration: MinDuration = None,
             min_queries: MinQueries = None, warmup: Warmup = None,
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
@@ -344,7 +360,9 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 instances: Instances = "1-8", max_batch: MaxBatch = 256,
                 placement: PlacementOpt = "pinned", engine: Engine = None,
                 precision: Precision = "fp32", model: Model = "resnet50", smt: Smt = False,
-                repeat: Repeat = 1, min_duration: MinDuration = None,
+                cores_per_instance: CoresPerInstance = None,
+                oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
+            min_duration: MinDuration = None,
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
@@ -356,8 +374,6 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
     with errors_to_exit():
         _run([("multistream", _settings("multistream", **_opts(locals())))], out, json,
              lock_wait=lock_wait, no_lock=no_lock)
-
-
 
 
 def server(target_qps: Annotated[float | None, typer.Option(

@@ -12,6 +12,7 @@ from scaler.placements.base import (
     InstancePlan,
     Placement,
     baseline,
+    check_oversubscription,
     find,
     get,
     help_text,
@@ -20,5 +21,5 @@ from scaler.placements.base import (
     register,
 )
 
-__all__ = ["GroupPlan", "InstancePlan", "Placement", "baseline", "find", "get", "help_text",
-           "parse_placements", "placements", "register"]
+__all__ = ["GroupPlan", "InstancePlan", "Placement", "baseline", "check_oversubscription", "find",
+           "get", "help_text", "parse_placements", "placements", "register"]

@@ -97,6 +97,11 @@ class Placement:
         """Checks before any worker of the run starts (UsageError when the run cannot work)."""
         if self.local_only and settings.hosts_file:
             raise UsageError(f"the {self.name} placement {self.local_only}")
+        if settings.cores_per_instance and not settings.hosts_file:  # a fleet: per group
+            for n in settings.instances:
+                check_oversubscription(self.plan(topology, n, smt=settings.smt,
+                                                 cores_per_instance=settings.cores_per_instance),
+                                       settings.oversubscribe)
 
     def dry_run(self, topology: Topology, plan: Plan, settings: Settings) -> DryRunView | None:
         """What this placement would start for each partition of ``plan`` (None: nothing
@@ -111,6 +116,22 @@ class Placement:
                      worker_gb: float) -> None:
         """Refuse clearly when the group's workers cannot fit in this machine's memory."""
         check_local_memory(len(plan.instances), worker_gb, settings)
+
+
+def check_oversubscription(plan: GroupPlan, allowed: bool) -> None:
+    """Refuse a plan of fixed-size instances (its placement used ``cores_per_instance`` and
+    recorded it in the layout) that needs more physical cores than the machine has, unless
+    oversubscription was asked for (``--oversubscribe``). Placements that size each instance
+    for the whole machine (``shared``) record no ``cores_per_instance`` and are never refused
+    here."""
+    k = plan.layout.get("cores_per_instance")
+    if not k or not plan.layout.get("oversubscribed") or allowed:
+        return
+    n = len(plan.instances)
+    raise UsageError(f"{plan.placement}: {n} instances x {k} core(s) need {n * k} physical cores "
+                     f"but only {plan.layout.get('cores')} are usable: pass --oversubscribe to "
+                     "share cores round-robin, or ask for fewer instances or fewer "
+                     "--cores-per-instance")
 
 
 def check_local_memory(n: int, worker_gb: float, settings: Settings) -> None:

@@ -92,6 +92,8 @@ class FleetPlacement(Placement):
             layout["oversubscription"] = max(layout["oversubscription"],
                                              float(part.layout.get("oversubscription", 1.0)))
             layout["plan_warnings"] += [f"{name}: {w}" for w in part.warnings]
+            if part.layout.get("cores_per_instance"):
+                layout["cores_per_instance"] = part.layout["cores_per_instance"]
             for k, inst in zip(ks, part.instances):
                 worker_cpus = inst.worker_cpus if inst.cpus is not None else usable
                 instances[k] = InstancePlan(k, inst.threads, inst.cpus, inst.nodes, worker_cpus,

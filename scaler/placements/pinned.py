@@ -1,5 +1,10 @@
 """``pinned``: each instance confined to its own partition (CPUs by physical core, memory bound
-to the partition's NUMA nodes, threads = its CPUs), as a VM would be."""
+to the partition's NUMA nodes, threads = its CPUs), as a VM would be.
+
+Partitions share the machine out evenly, or are ``cores_per_instance`` cores each with the rest
+of the machine idle (the study's fixed-size VMs). The plan itself always allows
+oversubscription; ``check_oversubscription`` refuses a fixed-size plan that needs it unless
+the user asked (``--oversubscribe``)."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class Pinned(Placement):
             "cores": len(topology.usable_cores), "cpus": len(topology.usable_cpus),
             "oversubscribed": the_plan.oversubscription > 1.0,
             "oversubscription": the_plan.oversubscription,
+            "cores_per_instance": cores_per_instance,  # None: the machine shared out evenly
             "plan_warnings": list(the_plan.warnings)})
 
     def instance(self, k: int, part: Partition, topology: Topology) -> InstancePlan:

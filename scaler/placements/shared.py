@@ -29,6 +29,12 @@ class Shared(Placement):
             "cores": cores, "cpus": len(usable), "oversubscribed": n > cores,
             "oversubscription": n * threads / len(usable)})
 
+    def notes(self, settings: Settings) -> list[str]:
+        if settings.cores_per_instance:
+            return ["shared instances ignore --cores-per-instance: each is sized for the whole "
+                    "machine (the study's bare-metal instances)"]
+        return []
+
     def dry_run(self, topology: Topology, plan: Plan, settings: Settings) -> DryRunView | None:
         raise UsageError("--placement shared: shared instances are unpinned and have no "
                          "partitions to show (plan shows pinned or vm partitions)")

@@ -51,7 +51,8 @@ class Vm(Pinned):
         vm = self.make_target(settings, topology)
         vm.check_spec(spec.precision, spec.engine)
         for n in settings.instances:
-            parts = plan_partitions(topology, n, smt=settings.smt, oversubscribe=True).partitions
+            parts = plan_partitions(topology, n, settings.cores_per_instance, smt=settings.smt,
+                                    oversubscribe=True).partitions
             vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in parts],
                            settings.vm_memory_mb, worker_memory_gb(spec.engine, settings.batch))
 

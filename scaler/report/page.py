@@ -38,6 +38,9 @@ class Prediction:
     instances: tuple[int, ...]
     given: dict[str, float] = field(default_factory=dict)
     queries: int = 50_000
+    placement: str = "pinned"  # beside shared
+    cores_per_instance: int | None = None
+    smt: bool = False
 
 
 def _header(inputs: Inputs) -> list[str]:
@@ -84,7 +87,8 @@ def build(inputs: Inputs, predict: Prediction | None = None) -> tuple[str, list[
 
         try:
             result = extrapolate(inputs.measured(), predict.machine, predict.instances,
-                                 predict.given, predict.queries)
+                                 predict.given, predict.queries, 0, predict.placement,
+                                 predict.cores_per_instance, predict.smt)
         except UsageError as exc:
             error = f"cannot calibrate on these runs: {exc}"
             problems.append(f"prediction: {error}")

@@ -1,6 +1,7 @@
-"""The prediction section: the simulated shared and pinned curves on a named machine, the
-calibration's held-out validation error, and every parameter of the model with its source
-(``extrapolate.extrapolate`` computes it; this module only shows it)."""
+"""The prediction section: the simulated shared and pinned (or vm) curves on a named machine,
+how much of their ratio each model term explains, the calibration's held-out validation
+error, and every parameter of the model with its source (``extrapolate.extrapolate``
+computes it; this module only shows it)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,30 @@ def _validation(v: dict[str, Any]) -> str:
                         "predicted images/s", "error"], rows, numeric=(1, 3, 4, 5))
 
 
+def _explanation(x: dict[str, Any]) -> str:
+    """The ratio at the largest N split among the model's terms (Shapley shares)."""
+    study = x.get("study")
+    head = (f"At N={x['at']} the model gives {x['ratio_at']:.2f}x; the layouts alone (every "
+            f"cost term off) give {x['ratio_without_terms']:.2f}x.")
+    if study:
+        head += (f" The study: {study['ratio']:.2f}x at N={study['instances']}; the layouts "
+                 f"alone are {x['layout_share_of_study']:.0%} of its log.")
+    rows = [[f"<code>{esc(t['name'])}</code>", num(t["value"]), esc(t["source"]),
+             f"{t['factor']:.3f}x",
+             "-" if t["share_of_terms"] is None else f"{t['share_of_terms']:.0%}",
+             "-" if t.get("share_of_study") is None else f"{t['share_of_study']:.0%}",
+             f"{t['ratio_alone']:.2f}x", f"{t['ratio_without']:.2f}x"] for t in x["terms"]]
+    idle = ", ".join(f"{t['name']}={t['value']:g} ({t['source']})"
+                     for t in x.get("inactive_terms", []))
+    return (note(esc(head)) + table(
+        ["term", "value", "source", "factor", "of terms' change", "of the study's log",
+         "ratio with it alone", "ratio without it"], rows, numeric=(1, 3, 4, 5, 6, 7))
+        + note("factor: the term's Shapley share of the ratio (the factors multiply to the "
+               "ratio over the layouts alone). A model figure, not a measurement."
+               + (f" At their neutral value, explaining nothing: {esc(idle)}." if idle
+                  else "")))
+
+
 def section(result: dict[str, Any] | None, error: str | None = None) -> str:
     if error:
         return note(badge("failed", "not predicted") + " " + esc(error))
@@ -50,14 +75,23 @@ def section(result: dict[str, Any] | None, error: str | None = None) -> str:
                               f"{(result['fit']['rms_log_error'] or 0):.1%} (log scale)")),
                   ("service-time shape", esc(result["service_time_shape"]))]),
            figure(scaling_figure([result["run"]]), f"simulated scaling on {result['machine']}",
-                  f"Simulated aggregate images/s of shared and pinned instances on "
+                  f"Simulated aggregate images/s of shared and "
+                  f"{esc(result.get('placement', 'pinned'))} instances on "
                   f"{esc(result['machine'])} (dashed, open markers: simulated).")]
-    rows = [[str(r["instances"]), num(r["shared_ips"]), num(r["pinned_ips"]),
+    other = result.get("placement", "pinned")
+    k = result.get("cores_per_instance")
+    size = (f"{k} cores{' with SMT siblings' if result.get('smt') else ''} each" if k
+            else "the machine shared out evenly")
+    rows = [[str(r["instances"]), num(r["shared_ips"]), num(r["other_ips"]),
              f"{r['ratio']:.2f}x"] for r in result["ratios"]]
-    out.append(table(["N", "shared images/s", "pinned images/s",
-                      "pinned / shared (model: no interval)"], rows, numeric=(0, 1, 2, 3)))
-    out.append(note("The study measured 2.04x at N=8 (VMs over bare metal). A model ratio has "
-                    "no interval of its own: read it with the validation error below."))
+    out.append(table(["N", "shared images/s", f"{esc(other)} images/s ({esc(size)})",
+                      f"{esc(other)} / shared (model: no interval)"], rows,
+                     numeric=(0, 1, 2, 3)))
+    out.append(note("The study measured 2.04x at N=8 (12-vCPU VMs over bare metal). A model "
+                    "ratio has no interval of its own: read it with the validation error "
+                    "below."))
+    if result.get("explanation"):
+        out.append("<h3>What each term explains</h3>" + _explanation(result["explanation"]))
     out.append("<h3>Validation</h3>" + _validation(result["validation"]))
     prow = [[f"<code>{esc(name)}</code>", num(p["value"]),
              badge({"measured": "ok", "given": "simulated"}.get(p["source"], "partial"),

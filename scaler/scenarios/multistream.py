@@ -1,7 +1,8 @@
 """Multistream: the largest batch whose latency (at the chosen statistic) stays under a bound.
 
-Layouts, per placement: one instance over the whole machine, then N instances for each N of
-``--instances`` above 1 that fits the cores (unpinned placements: one instance). Batch sizes
+Layouts, per placement: one instance over the whole machine (of ``--cores-per-instance``
+cores when given), then N instances for each N of ``--instances`` above 1 that fits the
+cores (unpinned placements: one instance). Batch sizes
 are searched by doubling from 1 (and ``--max-batch`` itself when doubling would jump past
 it), then bisecting between the last batch that met the bound and the first that did not.
 
@@ -32,13 +33,14 @@ async def run(s: Session) -> None:
     would share the whole machine, the scaling test's business)."""
     s.reporter.plan(None)  # a search: its length depends on what it finds
     cores = len(s.topology.usable_cores)
-    dropped = [n for n in s.settings.instances if n > cores]
+    size = s.settings.cores_per_instance or 1
+    dropped = [n for n in s.settings.instances if n * size > cores]
     if dropped:
-        s.note(f"multistream left out N={','.join(map(str, dropped))}: more instances than the "
-               f"{cores} cores (a latency bound is not searched on an oversubscribed layout; "
-               "scaling measures those)")
+        s.note(f"multistream left out N={','.join(map(str, dropped))}: more cores than the "
+               f"{cores} usable ones (a latency bound is not searched on an oversubscribed "
+               "layout; scaling measures those)")
     for placement in s.settings.placements:
-        layouts = sorted({1, *(n for n in s.settings.instances if 1 < n <= cores)})
+        layouts = sorted({1, *(n for n in s.settings.instances if 1 < n and n * size <= cores)})
         if s.placement(placement).plan(s.topology, 1).instances[0].cpus is None:
             layouts = [1]
         for n in layouts:

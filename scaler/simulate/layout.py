@@ -1,9 +1,11 @@
 """Where each simulated instance runs, as flat arrays for the compiled kernel.
 
-A layout is the CPUs and thread count of every instance plus the machine's CPU -> core ->
-node maps. Simulated layouts come from the real partition planner (``affinity.plan``), so a
-simulated pinned or vm instance gets exactly the partition ``scaler scaling`` would give it;
-layouts of measured groups are rebuilt from the partitions the run recorded.
+A layout is the CPUs, thread count and memory nodes of every instance plus the machine's CPU ->
+core -> node maps. Simulated layouts come from the placement's own planner (``Placement.plan``,
+with ``cores_per_instance`` passed through), so a simulated pinned or vm instance gets exactly
+the partition ``scaler scaling`` would give it, and its memory nodes are the ones the plan
+binds (none for an unbound instance); layouts of measured groups are rebuilt from the
+partitions and memory bindings the run recorded.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from scaler.errors import UsageError
 
 @dataclass(frozen=True)
 class Layout:
-    """Instances' CPUs as CSR arrays (``ptr``, ``cpus``) over the machine's usable CPUs."""
+    """Instances' CPUs as CSR arrays (``ptr``, ``cpus``) over the machine's usable CPUs, and
+    the node indices their memory is bound to (``mptr``, ``mnodes``; none: unbound)."""
 
     placement: str
     ptr: Any
     cpus: Any
     threads: Any
+    mptr: Any
+    mnodes: Any
     cpu_core: Any
     core_node: Any
     node_size: Any
@@ -31,6 +36,7 @@ class Layout:
     oversubscribed: bool
     oversubscription: float
     warnings: tuple[str, ...] = ()
+    cores_per_instance: int | None = None  # when the placement planned fixed-size instances
 
     @property
     def instances(self) -> int:
@@ -38,8 +44,8 @@ class Layout:
 
     def arrays(self) -> tuple[Any, ...]:
         """The kernel's layout arguments, in its order."""
-        return (self.ptr, self.cpus, self.threads, self.cpu_core, self.core_node,
-                self.node_size, self.n_cores)
+        return (self.ptr, self.cpus, self.threads, self.mptr, self.mnodes, self.cpu_core,
+                self.core_node, self.node_size, self.n_cores)
 
 
 def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[int, int]]:
@@ -63,55 +69,97 @@ def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[i
     return cpu_index, cpu_core, core_node, node_size, node_index
 
 
-def _build(topo: Topology, placement: str, parts: list[tuple[list[int], int]],
-           oversubscription: float, warnings: tuple[str, ...] = ()) -> Layout:
+def _build(topo: Topology, placement: str,
+           parts: list[tuple[list[int], int, list[int] | None]], oversubscription: float,
+           warnings: tuple[str, ...] = (), cores_per_instance: int | None = None) -> Layout:
+    """``parts``: each instance's CPUs, threads and memory nodes (None: unbound)."""
     import numpy as np
 
-    cpu_index, cpu_core, core_node, node_size, _ = _machine_maps(topo)
+    cpu_index, cpu_core, core_node, node_size, node_index = _machine_maps(topo)
     node_of = {cpu: core.node for core in topo.usable_cores for cpu in core.cpus}
-    ptr, flat, threads, records = [0], [], [], []
-    for cpus, nthreads in parts:
+    ptr, flat, threads, mptr, mflat, records = [0], [], [], [0], [], []
+    for cpus, nthreads, memory in parts:
         missing = [c for c in cpus if c not in cpu_index]
         if missing:
             raise UsageError(f"CPU {missing[0]} of a partition is not a usable CPU of the "
                              "machine")
+        unknown = [m for m in memory or () if m not in node_index]
+        if unknown:
+            raise UsageError(f"memory node {unknown[0]} of a partition is not a node of the "
+                             "machine")
         flat += [cpu_index[c] for c in cpus]
         ptr.append(len(flat))
         threads.append(float(nthreads))
+        mflat += [node_index[m] for m in sorted(set(memory or ()))]
+        mptr.append(len(mflat))
         records.append({"cpus": list(cpus), "nodes": sorted({node_of[c] for c in cpus}),
+                        "memory_nodes": None if memory is None else sorted(set(memory)),
                         "cores": len({int(cpu_core[cpu_index[c]]) for c in cpus}),
                         "threads": nthreads})
     return Layout(placement=placement, ptr=np.array(ptr, np.int64),
                   cpus=np.array(flat, np.int64), threads=np.array(threads),
+                  mptr=np.array(mptr, np.int64), mnodes=np.array(mflat, np.int64),
                   cpu_core=cpu_core, core_node=core_node, node_size=node_size,
                   n_cores=len(core_node), partitions=tuple(records),
                   oversubscribed=oversubscription > 1.0, oversubscription=oversubscription,
-                  warnings=warnings)
+                  warnings=warnings, cores_per_instance=cores_per_instance)
 
 
 def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
-                cores_per_instance: int | None = None) -> Layout:
+                cores_per_instance: int | None = None, oversubscribe: bool = False) -> Layout:
     """N instances laid out as ``scaler scaling`` would, by the placement's own planner:
     unpinned instances get every usable CPU, the others their partitions, each with its
-    planned thread count."""
+    planned thread count and memory nodes. Fixed-size instances that need more cores than
+    the machine has are refused unless ``oversubscribe`` (``check_oversubscription``)."""
     from scaler import placements
 
     planned = placements.get(placement).plan(topo, n, smt=smt,
                                              cores_per_instance=cores_per_instance)
+    placements.check_oversubscription(planned, oversubscribe)
     usable = list(topo.usable_cpus)
-    parts = [(list(i.cpus) if i.cpus is not None else usable, i.threads)
+    parts = [(list(i.cpus) if i.cpus is not None else usable, i.threads,
+              list(i.nodes) if i.cpus is not None and i.nodes else None)
              for i in planned.instances]
     return _build(topo, placement, parts, float(planned.layout.get("oversubscription", 1.0)),
-                  planned.warnings)
+                  planned.warnings, planned.layout.get("cores_per_instance"))
+
+
+def inherited_memory_nodes(policy: str | None) -> list[int] | None:
+    """The nodes of a memory policy the worker inherited (``numactl --membind=1 scaler ...``
+    reads back as ``bind:1``; ``interleave:0-1`` spreads pages over those nodes); None for
+    the default policy or one that does not name nodes."""
+    from affinity import parse_cpulist
+    from affinity.errors import CpuListError
+
+    mode, _, nodes = (policy or "").partition(":")
+    if mode not in ("bind", "interleave", "weighted_interleave") or not nodes:
+        return None
+    try:
+        return list(parse_cpulist(nodes))
+    except CpuListError:
+        return None
 
 
 def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
-    """The layout a measured group really ran with (effective binding, else its partition,
-    else every usable CPU for shared instances)."""
+    """The layout a measured group ran with, in the host's CPU numbers: the planned partition
+    (a VM's worker records its binding in the guest's numbers), else the effective binding,
+    else every usable CPU for shared instances. Memory: the partition's nodes when the
+    worker bound them, the nodes of a policy it inherited when it bound none (a run under
+    ``numactl --membind``), else none (unbound)."""
     parts = []
     usable = list(topo.usable_cpus)
     for inst in group["per_instance"]:
-        cpus = ((inst.get("binding") or {}).get("cpus") or (inst.get("partition") or {})
-                .get("cpus") or usable)
-        parts.append((list(cpus), int(inst.get("threads") or len(cpus))))
-    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0))
+        binding = inst.get("binding") or {}
+        partition = inst.get("partition") or {}
+        cpus = partition.get("cpus") or binding.get("cpus") or usable
+        if "memory_nodes" in partition:  # a simulated group: what its plan bound
+            memory = partition["memory_nodes"]
+        elif binding.get("memory_bound") is False:
+            memory = inherited_memory_nodes(binding.get("memory_policy"))
+        else:
+            memory = partition.get("nodes") or (binding.get("nodes") if binding.get(
+                "memory_bound") else None)
+        parts.append((list(cpus), int(inst.get("threads") or len(cpus)),
+                      list(memory) if memory else None))
+    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0),
+                  cores_per_instance=group.get("cores_per_instance"))

@@ -40,13 +40,54 @@ PARAMETERS: dict[str, tuple[float | None, tuple[float, float], str]] = {
                    "(1: no batching gain)"),
     "smt_gain": (0.0, (0.0, 1.0),
                  "extra throughput of a core when both SMT siblings are busy"),
+    "numa_penalty": (0.0, (0.0, 10.0),
+                     "remote memory: extra time of an instance whose memory accesses are all "
+                     "remote while the cross-node load is 1; the term is numa_penalty x "
+                     "remote share x cross-node load, zero inside the nodes memory is bound to"),
+    "sync_growth": (1.0, (0.0, 3.0),
+                    "sync_cost grows as H(threads - 1) ** sync_growth with the instance's "
+                    "thread count (1: expected slowest of threads - 1 exponential delays; "
+                    "0: the same at any count); H(1) = 1, so 2 threads are unchanged"),
+    "serial_sharing": (1.0, (0.0, 1.0),
+                       "switch: the serial part of a query runs at the fair CPU share its one "
+                       "thread gets beside other instances' runnable threads (1), or at one "
+                       "core's speed (0, the model before issue 15); not fitted"),
+    "spin": (0.0, (0.0, 1.0),
+             "share of its waiting time a thread of a multi-threaded instance keeps its CPU "
+             "busy (spin-waiting); 0: it sleeps and leaves the CPU to other instances"),
     "vm_slowdown": (0.0, (0.0, 10.0), "vm: extra share of compute time (exits)"),
     "vm_overhead_ms": (0.0, (0.0, math.inf), "vm: extra ms per query"),
     "core_speed": (1.0, (1e-3, 100.0),
                    "per-core speed of the simulated machine relative to the calibration host"),
 }
 FITTED = ("t1_ms", "serial_fraction", "memory_contention", "slice_cost", "sync_cost",
-          "batch_cost", "vm_slowdown", "vm_overhead_ms")
+          "batch_cost", "vm_slowdown", "vm_overhead_ms", "numa_penalty", "sync_growth",
+          "spin")
+# where the assumed value of each parameter comes from, when runs do not measure it
+SOURCES = {
+    "memory_contention": "0: no contention unless runs show it",
+    "slice_cost": "0: time slicing costs nothing beyond the CPU share unless runs show it",
+    "sync_cost": "0: waiting threads cost nothing beyond the CPU share unless runs show it",
+    "batch_cost": "1: no batching gain unless runs show it",
+    "smt_gain": "0: a busy SMT sibling adds nothing (conservative; set with --assume)",
+    "vm_slowdown": "0: no virtualization cost unless vm runs on real hardware show it",
+    "vm_overhead_ms": "0: no per-query virtualization cost unless vm runs show it",
+    "core_speed": "1: the simulated machine's cores are as fast as the calibration host's",
+    "numa_penalty": "0: not measurable on a one-node host; 0.15-0.3 is often quoted for "
+                    "cross-socket inference and the ACPI distance 21/10 of a 2-socket Xeon "
+                    "puts a remote access at about 2x a local one",
+    "sync_growth": "1: a parallel step waits for the slowest of threads - 1 siblings; for "
+                   "independent exponential delays its expected wait is H(threads - 1) times "
+                   "the mean (Renyi's representation of exponential order statistics)",
+    "serial_sharing": "1: the kernel's fair scheduler balances runnable threads over the "
+                      "CPUs an instance may use, cores first, and gives each the same share, "
+                      "so the one thread of a serial phase gets its share of the instance's "
+                      "CPUs beside the other instances' runnable threads",
+    "spin": "0: TensorFlow's Eigen pool and XNNPACK's pthreadpool spin briefly and then "
+            "sleep; on the committed TF 2.21 runs spin=0 validates better than spin=1 (the "
+            "model before issue 15, every thread always runnable); OpenMP runtimes spin "
+            "200 ms after a parallel region by default (KMP_BLOCKTIME), nearer 1",
+}
 SHAPE_POINTS = 1001
 _PROBS = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 _KEYS = ("min", "p50", "p90", "p95", "p99", "p99.9", "max")
@@ -62,8 +103,8 @@ def virtualized(placement: str) -> bool:
 
 @dataclass(frozen=True)
 class Observation:
-    """One measured group: its recorded layout, the per-instance load features (all
-    instances busy) and its throughput."""
+    """One measured group: its recorded layout, the per-instance load features with every
+    instance busy and every thread runnable (``des.features``) and its throughput."""
 
     run: str
     group: dict[str, Any]
@@ -71,6 +112,7 @@ class Observation:
     e: Any
     waiting: Any
     mem: Any
+    remote: Any = None
 
     @property
     def batch(self) -> int:
@@ -117,14 +159,9 @@ class InstanceModel:
         return np.asarray(self.shape)
 
     def with_given(self, given: dict[str, float]) -> InstanceModel:
-        """Values set on the command line (``--assume NAME=VALUE``) replace model values."""
-        for name, value in given.items():
-            if name not in PARAMETERS:
-                raise UsageError(f"unknown model parameter {name!r}: choose from "
-                                 f"{', '.join(PARAMETERS)}")
-            lo, hi = PARAMETERS[name][1]
-            if not lo <= value <= hi:
-                raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+        """Values set on the command line (``--assume NAME=VALUE``) replace model values
+        (``calibrate(..., given=...)`` also holds them fixed while fitting the others)."""
+        check_given(given)
         return replace(self, values={**self.values, **given},
                        sources={**self.sources, **dict.fromkeys(given, "given")})
 
@@ -139,6 +176,17 @@ class InstanceModel:
         }
 
 
+def check_given(given: dict[str, float]) -> None:
+    """UsageError for an unknown parameter name or a value outside its bounds."""
+    for name, value in given.items():
+        if name not in PARAMETERS:
+            raise UsageError(f"unknown model parameter {name!r}: choose from "
+                             f"{', '.join(PARAMETERS)}")
+        lo, hi = PARAMETERS[name][1]
+        if not lo <= value <= hi:
+            raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+
+
 def _thin(shape: tuple[float, ...]) -> dict[str, float]:
     """A readable subset of the shape table for results."""
     last = len(shape) - 1
@@ -149,9 +197,7 @@ def _thin(shape: tuple[float, ...]) -> dict[str, float]:
 def observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None
                  ) -> tuple[list[Observation], list[str]]:
     """The usable measured groups of runs, and one note per group left out."""
-    import numpy as np
 
-    from scaler.simulate import des
 
     obs, notes = [], []
     for run in runs:
@@ -168,13 +214,24 @@ def observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None 
                 notes.append(f"{label}: not complete")
             else:
                 layout = recorded_layout(topo, g)
-                n = layout.instances
-                e, waiting, mem = np.zeros(n), np.zeros(n), np.zeros(n)
-                des.features(layout.ptr, layout.cpus, layout.threads, np.ones(n, np.bool_),
-                             layout.cpu_core, layout.core_node, layout.node_size,
-                             0.0, layout.n_cores, e, waiting, mem)
-                obs.append(Observation(str(run.path), g, layout, e, waiting, mem))
+                obs.append(Observation(str(run.path), g, layout, *static_features(layout)))
     return obs, notes
+
+
+def static_features(layout: Layout) -> tuple[Any, Any, Any, Any]:
+    """Cores' worth, waiting share, node load and remote share of each instance with every
+    instance busy and every thread runnable (``des.features``, no SMT gain)."""
+    import numpy as np
+
+    from scaler.simulate import des
+
+    n = layout.instances
+    e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
+    des.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
+                 np.ones(n, np.bool_), np.ones(n), layout.cpu_core, layout.core_node,
+                 layout.node_size, 0.0, 0.0, layout.n_cores, e, waiting, mem, serial,
+                 remote)
+    return e, waiting, mem, remote
 
 
 def _identifiable(obs: list[Observation]) -> dict[str, str]:
@@ -187,6 +244,10 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         mem_at.setdefault(e, set()).add(m)
     sliced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t == 1]
     synced = [o for o in obs for w, t in zip(o.waiting, o.layout.threads) if w > 0 and t > 1]
+    synced_threads = {int(t) for o in obs for w, t in zip(o.waiting, o.layout.threads)
+                      if w > 0 and t > 1}
+    remote = [o for o in obs if o.batch == 1 and max(o.remote) > 0.01]
+    local = [o for o in obs if o.batch == 1 and max(o.remote) <= 0.01]
     vm_batches = {o.batch for o in obs if o.vm}
     found = {
         "serial_fraction": len(cores_worth) >= 2,
@@ -196,6 +257,10 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "batch_cost": any(o.batch > 1 for o in obs),
         "vm_slowdown": bool(vm_batches),
         "vm_overhead_ms": len(vm_batches) >= 2 and any(o.batch > 1 for o in obs if not o.vm),
+        "numa_penalty": bool(remote) and bool(local),
+        "sync_growth": len(synced_threads) >= 2,
+        "serial_sharing": False,
+        "spin": len(synced_threads) >= 2,
     }
     why_not = {
         "serial_fraction": "needs batch-1 groups at two core counts per instance",
@@ -208,19 +273,36 @@ def _identifiable(obs: list[Observation]) -> dict[str, str]:
         "vm_slowdown": "needs vm groups measured on real hardware",
         "vm_overhead_ms": "needs vm groups on real hardware at two batch sizes and a batch > 1 "
                           "group outside vms (else it cannot be told from the batch cost)",
+        "numa_penalty": "needs batch-1 groups on a machine of 2+ NUMA nodes with instances "
+                        "whose CPUs lie outside their memory node (shared across sockets) "
+                        "beside groups whose do not (shared confined to one socket, pinned "
+                        "in one node): see README, 'Calibrating the simulator'",
+        "sync_growth": "needs multi-threaded instances sharing CPUs at two or more thread "
+                       "counts (shared runs at a fixed N confined to 7, 14, 28, 56, 112 "
+                       "CPUs): see README, 'Calibrating the simulator'",
+        "serial_sharing": "a switch between two models, never fitted: compare --assume "
+                          "serial_sharing=0 and 1 with --validate",
+        "spin": "needs multi-threaded instances sharing CPUs at two or more thread counts "
+                "(shared runs confined to different CPU counts): at one thread count it "
+                "trades off with sync_cost",
     }
     return {name: ("measured" if ok else why_not[name]) for name, ok in found.items()}
 
 
-def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None
-              ) -> InstanceModel:
-    """Fit the instance model to the measured groups of ``runs`` (those ``keep`` accepts).
+def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = None,
+              given: dict[str, float] | None = None) -> InstanceModel:
+    """Fit the instance model to the measured groups of ``runs`` (those ``keep`` accepts),
+    holding the ``given`` values (``--assume``) fixed: the other parameters are fitted
+    under them, not before them.
 
     Raises UsageError when the runs mix engines, precisions or models, hold no usable
     group, or cannot measure t1 and the thread scaling.
     """
     import numpy as np
     from scipy import optimize
+
+    given = dict(given or {})
+    check_given(given)
 
     kinds = {(r.doc["effective"]["engine"], r.doc["effective"]["precision"],
               r.doc["effective"]["model"]) for r in runs}
@@ -233,11 +315,14 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
         raise UsageError("no complete measured batch-1 group to calibrate on "
                          + (f"({'; '.join(notes[:3])})" if notes else ""))
     status = _identifiable(obs)
-    if status["serial_fraction"] != "measured":
+    if status["serial_fraction"] != "measured" and "serial_fraction" not in given:
         raise UsageError("cannot calibrate the thread scaling: " + status["serial_fraction"]
                          + " (a scaling run with pinned N=1 and N=2 on 2+ cores has them)")
-    names = ["t1_ms", *(n for n in FITTED[1:] if status.get(n) == "measured")]
-    values = {n: PARAMETERS[n][0] for n in PARAMETERS}
+    names = [n for n in ("t1_ms", *(n for n in FITTED[1:] if status.get(n) == "measured"))
+             if n not in given]
+    if not names:
+        raise UsageError("every fitted parameter is given with --assume: nothing to calibrate")
+    values = {n: PARAMETERS[n][0] for n in PARAMETERS} | given
     lo = [PARAMETERS[n][1][0] for n in names]
     hi = [PARAMETERS[n][1][1] for n in names]
     measured = np.array([o.group["throughput_ips"] for o in obs])
@@ -248,19 +333,23 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
 
     res = None
     for serial in (0.1, 0.5, 0.9):  # a few starts: thread scaling trades off with the costs
-        start = {**values, "t1_ms": 1.0, "serial_fraction": serial,
-                 **{n: 0.05 for n in names[2:] if n != "batch_cost"},
-                 **({"batch_cost": 0.8} if "batch_cost" in names else {})}
-        # t1 that matches the groups on median under the other starting values
-        start["t1_ms"] = float(np.median([_predicted_ips(o, start) / o.group["throughput_ips"]
-                                          for o in obs]))
+        start = {**values, "t1_ms": values["t1_ms"] or 1.0,
+                 **({"serial_fraction": serial} if "serial_fraction" in names else {}),
+                 **{n: 0.05 for n in names if PARAMETERS[n][0] == 0.0},
+                 **({"batch_cost": 0.8} if "batch_cost" in names else {}),
+                 **({"spin": 0.5} if "spin" in names else {})}
+        if "t1_ms" in names:  # t1 that matches the groups on median under the other starts
+            start["t1_ms"] *= float(np.median([_predicted_ips(o, start)
+                                               / o.group["throughput_ips"] for o in obs]))
         x0 = np.clip([start[n] for n in names], lo, hi)
         trial = optimize.least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac",
                                        method="trf")
         if res is None or trial.cost < res.cost:
             res = trial
     values.update({n: float(x) for n, x in zip(names, res.x)})
-    sources = {n: ("measured" if n in names else "assumed") for n in PARAMETERS}
+    sources = {n: ("measured" if n in names else "given" if n in given else "assumed")
+               for n in PARAMETERS}
+    assumed_why = {n: SOURCES[n] for n in PARAMETERS if sources[n] == "assumed" and n in SOURCES}
     fitted = [_predicted_ips(o, values) for o in obs]
     calibration = {
         "runs": sorted({o.run for o in obs}),
@@ -269,7 +358,10 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                     "measured_ips": float(m), "model_ips": f,
                     "error": f / float(m) - 1.0} for o, m, f in zip(obs, measured, fitted)],
         "rms_log_error": float(np.sqrt(np.mean(res.fun**2))),
+        "intervals_95": _intervals(res, names, lo, hi),
         "not_measured": {n: why for n, why in status.items() if why != "measured"},
+        "given": given,
+        "assumed_values_from": assumed_why,
         "left_out": notes,
     }
     shape, shape_source = _shape(obs)
@@ -277,30 +369,65 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                          calibration)
 
 
+def _intervals(res: Any, names: list[str], lo: list[float], hi: list[float]
+               ) -> dict[str, list[float] | None]:
+    """95% intervals of the fitted values from the covariance s²(JᵀJ)⁻¹ of the log
+    residuals at the solution and a Student t quantile, clipped to the bounds (None without
+    more groups than fitted parameters). An interval as wide as the bounds says the groups
+    cannot tell that parameter's value."""
+    import numpy as np
+    from scipy import stats
+
+    m, k = res.jac.shape
+    dof = m - k
+    if dof <= 0:
+        return dict.fromkeys(names)
+    cov = np.linalg.pinv(res.jac.T @ res.jac) * (2.0 * res.cost / dof)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    return {n: [float(max(x - h, a)), float(min(x + h, b))]
+            for n, x, h, a, b in zip(names, res.x, half, lo, hi)}
+
+
+def poorly_determined(value: float, interval: list[float] | None) -> bool:
+    """A fitted value whose 95% interval is wider than twice the value (half-width over
+    100%)."""
+    return interval is not None and interval[1] - interval[0] > 2.0 * abs(value)
+
+
 def _params(v: dict[str, float]) -> Any:
     """The kernel's parameter vector (see ``des.P_*``)."""
     import numpy as np
 
     return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
-                     v["sync_cost"], v["smt_gain"]])
+                     v["sync_cost"], v["smt_gain"], v["numa_penalty"], v["sync_growth"],
+                     v["serial_sharing"], v["spin"]])
 
 
 def _predicted_ips(o: Observation, v: dict[str, float]) -> float:
     """Images/s of a group under the model with every instance busy (the closed form of
     the kernel's closed loop)."""
+
+
+    return closed_form_ips(o.layout, v, o.batch, o.vm)
+
+
+def closed_form_ips(lay: Layout, v: dict[str, float], batch: int = 1,
+                    vm: bool | None = None) -> float:
+    """Images/s of a layout with every instance busy under parameter values ``v``: the mean
+    the closed-loop kernel converges to, without its sampling noise."""
     import numpy as np
 
     from scaler.simulate import des
 
-    lay = o.layout
     n = lay.instances
+    vm = virtualized(lay.placement) if vm is None else vm
     factor = np.zeros(n)
-    des.rates(lay.ptr, lay.cpus, lay.threads, np.ones(n, np.bool_), lay.cpu_core,
-              lay.core_node, lay.node_size, lay.n_cores, _params(v),
-              np.full(n, 1.0 + v["vm_slowdown"] if o.vm else 1.0), factor)
-    work = v["t1_ms"] / v["core_speed"] * (1.0 + v["batch_cost"] * (o.batch - 1))
-    extra = v["vm_overhead_ms"] if o.vm else 0.0
-    return float(np.sum(1000.0 * o.batch / ((work + extra) * factor)))
+    des.rates(lay.ptr, lay.cpus, lay.threads, lay.mptr, lay.mnodes, np.ones(n, np.bool_),
+              lay.cpu_core, lay.core_node, lay.node_size, lay.n_cores, _params(v),
+              np.full(n, 1.0 + v["vm_slowdown"] if vm else 1.0), factor)
+    work = v["t1_ms"] / v["core_speed"] * (1.0 + v["batch_cost"] * (batch - 1))
+    extra = v["vm_overhead_ms"] if vm else 0.0
+    return float(np.sum(1000.0 * batch / ((work + extra) * factor)))
 
 
 def _shape(obs: list[Observation]) -> tuple[tuple[float, ...], str]:
@@ -331,8 +458,15 @@ def parameter_lines(model: InstanceModel) -> list[str]:
     out = [f"instance model ({model.engine} {model.precision} {model.model}): "
            f"{len(cal.get('groups', []))} measured group(s), fit rms error "
            f"{cal.get('rms_log_error', 0.0):.1%}"]
+    intervals = cal.get("intervals_95") or {}
     for name, (_, _, meaning) in PARAMETERS.items():
         out.append(f"  {name:<18} {model.values[name]:>10.4g}  {model.sources[name]:<8}  "
                    f"{meaning}")
+        ci = intervals.get(name)
+        if ci is not None and model.sources[name] == "measured":
+            weak = ("; wider than the value itself: poorly determined by these groups"
+                    if poorly_determined(model.values[name], ci) else "")
+            out.append(f"  {'':<18} {'':>10}  {'':<8}  95% interval [{ci[0]:.4g}, "
+                       f"{ci[1]:.4g}]{weak}")
     out.append(f"  service-time shape: {model.shape_source}")
     return out

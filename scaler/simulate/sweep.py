@@ -88,7 +88,8 @@ def simulate_open(model: InstanceModel, layout: Layout, batch: int, interval_ms:
 
 def _partition(layout: Layout, i: int) -> dict[str, Any]:
     part = layout.partitions[i]
-    return {"partition": {"cpus": part["cpus"], "nodes": part["nodes"]},
+    return {"partition": {"cpus": part["cpus"], "nodes": part["nodes"],
+                          "memory_nodes": part["memory_nodes"]},
             "threads": part["threads"], "cores": part["cores"]}
 
 
@@ -101,6 +102,8 @@ def _group(model: InstanceModel, layout: Layout, batch: int, per: list[dict[str,
         "cores": layout.n_cores, "cpus": int(layout.cpu_core.size),
         "oversubscribed": layout.oversubscribed, "oversubscription": layout.oversubscription,
         "plan_warnings": list(layout.warnings), "status": "complete", "errors": [],
+        **({"cores_per_instance": layout.cores_per_instance}
+           if layout.cores_per_instance else {}),
         "per_instance": per, "throughput_ips": float(ips), "queries": int(lat.size),
         "latency_ms": latency_summary(lat), "warnings": [],
     }
@@ -108,12 +111,18 @@ def _group(model: InstanceModel, layout: Layout, batch: int, per: list[dict[str,
 
 def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, ...],
                    instances: tuple[int, ...], smt: bool = False, queries: int = 200_000,
-                   seed: int = 0) -> list[dict[str, Any]]:
-    """A simulated scaling sweep: one group per placement and instance count."""
+                   seed: int = 0, cores_per_instance: int | None = None,
+                   oversubscribe: bool = False) -> list[dict[str, Any]]:
+    """A simulated scaling sweep: one group per placement and instance count, each laid out
+    by the placement's planner with ``cores_per_instance`` (placements that size instances
+    for the whole machine ignore it)."""
+    layouts = {(placement, n): plan_layout(topo, placement, n, smt, cores_per_instance,
+                                           oversubscribe)
+               for placement in placements for n in instances}  # refusals before simulating
     groups = []
     for placement in placements:
         for n in instances:
-            layout = plan_layout(topo, placement, n, smt=smt)
+            layout = layouts[(placement, n)]
             g = simulate_closed(model, layout, 1, queries, seed + n)
             g.update(id=len(groups), label=f"{placement} x{n} batch 1 (simulated)",
                      series=placement)
@@ -123,20 +132,23 @@ def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, 
 
 def multistream_groups(model: InstanceModel, topo: Topology, instances: tuple[int, ...],
                        bound_ms: float, stat: str, interval_ms: float, max_batch: int,
-                       smt: bool = False, queries: int = 20_000, seed: int = 0
+                       smt: bool = False, queries: int = 20_000, seed: int = 0,
+                       placement: str = "pinned", cores_per_instance: int | None = None
                        ) -> list[dict[str, Any]]:
-    """Per pinned layout (1 and each N up to the cores), the largest batch of frames per
-    query whose latency at ``stat`` stays under the bound with queries arriving every
+    """Per layout of ``placement`` (1 and each N whose instances fit the cores, of
+    ``cores_per_instance`` cores each when given), the largest batch of frames per query
+    whose latency at ``stat`` stays under the bound with queries arriving every
     ``interval_ms``: doubling from 1, then bisecting, as the measured search does."""
     cores = len(topo.usable_cores)
+    size = cores_per_instance or 1
     groups: list[dict[str, Any]] = []
-    for n in sorted({1, *(k for k in instances if 1 < k <= cores)}):
-        layout = plan_layout(topo, "pinned", n, smt=smt)
+    for n in sorted({1, *(k for k in instances if 1 < k and k * size <= cores)}):
+        layout = plan_layout(topo, placement, n, smt, cores_per_instance)
 
         def probe(batch: int, layout: Layout = layout, n: int = n) -> bool:
             g = simulate_open(model, layout, batch, interval_ms, queries, seed + batch)
-            g.update(id=len(groups), label=f"pinned x{n} batch {batch} (simulated)",
-                     layout=f"pinned x{n}", probe=True)
+            g.update(id=len(groups), label=f"{placement} x{n} batch {batch} (simulated)",
+                     layout=f"{placement} x{n}", probe=True)
             groups.append(g)
             value = g["latency_ms"].get(stat)
             return g["stable"] and value is not None and value <= bound_ms

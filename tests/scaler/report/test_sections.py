@@ -181,6 +181,10 @@ def test_the_prediction_lists_every_parameter_and_the_validation(suite, predicte
     (["report", "RUN", "--machine", "2s28c2t", "--assume", "smt_gain=3"], "smt_gain must lie"),
     (["report", "RUN", "--bench", "/no/bench.json"], "no such bench file"),
     (["report", "RUN", "--machine", "2s28c2t", "--queries", "0"], "--queries must be"),
+    (["report", "RUN", "--machine", "2s28c2t", "--machine-placement", "cloud"],
+     "unknown --machine-placement"),
+    (["report", "RUN", "--machine", "2s28c2t", "--cores-per-instance", "0"],
+     "--cores-per-instance must be"),
 ])
 def test_bad_input_is_one_line_exit_2(suite, args, needle, tmp_path):
     (tmp_path / "empty").mkdir()

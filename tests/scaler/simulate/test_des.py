@@ -8,7 +8,7 @@ import pytest
 
 from scaler.simulate.layout import plan_layout
 from scaler.simulate.machine import parse_machine
-from scaler.simulate.model import Observation, _predicted_ips
+from scaler.simulate.model import Observation, _predicted_ips, static_features
 from scaler.simulate.sweep import simulate_closed, simulate_open
 
 
@@ -60,16 +60,9 @@ def test_more_cores_never_slow_a_pinned_layout(model):
 
 
 def test_closed_loop_matches_the_closed_form(model):
-    import numpy as np
-
-    from scaler.simulate import des
-
     for placement, n in (("shared", 3), ("pinned", 5), ("pinned", 12)):
         layout = plan_layout(parse_machine("2s4c2t"), placement, n)
-        e, x, m = (np.zeros(n) for _ in range(3))
-        des.features(layout.ptr, layout.cpus, layout.threads, np.ones(n, np.bool_),
-                     layout.cpu_core, layout.core_node, layout.node_size, 0.0,
-                     layout.n_cores, e, x, m)
-        obs = Observation("r", {"batch": 1, "placement": placement}, layout, e, x, m)
+        obs = Observation("r", {"batch": 1, "placement": placement}, layout,
+                          *static_features(layout))
         g = simulate_closed(model, layout, queries=100_000)
         assert g["throughput_ips"] == pytest.approx(_predicted_ips(obs, model.values), rel=0.01)

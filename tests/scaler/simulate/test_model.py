@@ -1,5 +1,9 @@
-"""Calibration: the model comes back from runs it generated, unmeasurable parameters stay
-assumed and say why, and hold-out validation predicts unseen instance counts."""
+"""Calibration's internal laws, on runs the simulator generated for a known model and saved
+as if measured: the model comes back from them, unmeasurable parameters stay assumed and say
+why, given values are held fixed, and hold-out validation predicts unseen instance counts.
+
+These prove consistency (the fit inverts the simulator), not accuracy: calibration and
+validation on runs measured on real machines are in ``test_validation``."""
 
 from __future__ import annotations
 
@@ -71,6 +75,7 @@ def test_calibration_refusals(tmp_path, measured, model):
 
 
 def test_validation_predicts_held_out_counts(measured):
+    """On generated runs the held-out error is the sampling noise of the simulation alone."""
     scaling, solo = measured
     report, fitted = validate([scaling], [solo], queries=20_000)
     assert report["calibrated_on"] == [1, 2, 3] and report["held_out"] == [4, 5, 6]
@@ -78,3 +83,45 @@ def test_validation_predicts_held_out_counts(measured):
     assert {p["role"] for p in report["points"]} == {"calibration", "held out"}
     with pytest.raises(UsageError, match="choose others"):
         validate([scaling], [], calibrate_on=(1, 2, 3, 4, 5, 6))
+
+
+def test_given_values_are_held_fixed_while_the_others_are_fitted(measured):
+    scaling, solo = measured
+    free = calibrate(list(measured))
+    held = calibrate(list(measured), given={"sync_cost": 0.5, "numa_penalty": 0.3})
+    assert held.values["sync_cost"] == 0.5 and held.sources["sync_cost"] == "given"
+    assert held.values["numa_penalty"] == 0.3 and held.sources["numa_penalty"] == "given"
+    assert held.calibration["given"] == {"sync_cost": 0.5, "numa_penalty": 0.3}
+    # the others move to make up for the wrong sync cost: the fit is worse than the free one
+    assert held.calibration["rms_log_error"] > 5 * free.calibration["rms_log_error"]
+    with pytest.raises(UsageError, match="must lie"):
+        calibrate(list(measured), given={"serial_sharing": 2.0})
+
+
+def test_serial_sharing_is_a_switch_never_fitted(measured):
+    fitted = calibrate(list(measured))
+    assert fitted.sources["serial_sharing"] == "assumed" and fitted.values["serial_sharing"] == 1
+    assert "switch" in fitted.calibration["not_measured"]["serial_sharing"]
+    assert "fair scheduler" in fitted.calibration["assumed_values_from"]["serial_sharing"]
+    before = calibrate(list(measured), given={"serial_sharing": 0.0, "spin": 1.0})
+    assert before.sources["serial_sharing"] == before.sources["spin"] == "given"
+    assert before.values["sync_cost"] != pytest.approx(fitted.values["sync_cost"], rel=0.01)
+
+
+def test_spin_and_sync_growth_are_measured_from_two_thread_counts(tmp_path):
+    """Shared runs at 2 and 4 threads per instance tell spinning from the sync cost and
+    give its thread-count law; at one thread count both stay assumed."""
+    from tests.scaler.simulate.conftest import make_model
+
+    true = make_model(spin=0.7, sync_cost=0.05, sync_growth=1.0)
+    runs = [fake_measured_run(tmp_path / machine, true, machine=machine, instances=(1, 2, 3, 4))
+            for machine in ("1s2c1t", "1s4c1t")]
+    solo = fake_measured_run(tmp_path / "solo", true, placements=("pinned",), instances=(1,),
+                             cores_per_instance=1, scenario="latency")
+    fitted = calibrate([*runs, solo])
+    for name, tolerance in (("spin", 0.03), ("sync_cost", 0.01), ("sync_growth", 0.05)):
+        assert fitted.sources[name] == "measured", name
+        assert fitted.values[name] == pytest.approx(true.values[name], abs=tolerance), name
+    one = calibrate([runs[0], solo])
+    assert one.sources["spin"] == one.sources["sync_growth"] == "assumed"
+    assert "thread counts" in one.calibration["not_measured"]["spin"]
