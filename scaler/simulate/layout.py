@@ -71,8 +71,11 @@ def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[i
 
 def _build(topo: Topology, placement: str,
            parts: list[tuple[list[int], int, list[int] | None]], oversubscription: float,
-           warnings: tuple[str, ...] = (), cores_per_instance: int | None = None) -> Layout:
-    """``parts``: each instance's CPUs, threads and memory nodes (None: unbound)."""
+           warnings: tuple[str, ...] = (), cores_per_instance: int | None = None,
+           oversubscribed: bool | None = None) -> Layout:
+    """``parts``: each instance's CPUs, threads and memory nodes (None: unbound);
+    ``oversubscribed``: the placement's own verdict, as measured runs record it (``shared``
+    counts instances against cores, not threads); None: more threads than CPUs."""
     import numpy as np
 
     cpu_index, cpu_core, core_node, node_size, node_index = _machine_maps(topo)
@@ -101,7 +104,9 @@ def _build(topo: Topology, placement: str,
                   mptr=np.array(mptr, np.int64), mnodes=np.array(mflat, np.int64),
                   cpu_core=cpu_core, core_node=core_node, node_size=node_size,
                   n_cores=len(core_node), partitions=tuple(records),
-                  oversubscribed=oversubscription > 1.0, oversubscription=oversubscription,
+                  oversubscribed=(oversubscription > 1.0 if oversubscribed is None
+                                  else bool(oversubscribed)),
+                  oversubscription=oversubscription,
                   warnings=warnings, cores_per_instance=cores_per_instance)
 
 
@@ -121,7 +126,8 @@ def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
               list(i.nodes) if i.cpus is not None and i.nodes else None)
              for i in planned.instances]
     return _build(topo, placement, parts, float(planned.layout.get("oversubscription", 1.0)),
-                  planned.warnings, planned.layout.get("cores_per_instance"))
+                  planned.warnings, planned.layout.get("cores_per_instance"),
+                  planned.layout.get("oversubscribed"))
 
 
 def inherited_memory_nodes(policy: str | None) -> list[int] | None:
@@ -162,4 +168,5 @@ def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
         parts.append((list(cpus), int(inst.get("threads") or len(cpus)),
                       list(memory) if memory else None))
     return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0),
-                  cores_per_instance=group.get("cores_per_instance"))
+                  cores_per_instance=group.get("cores_per_instance"),
+                  oversubscribed=group.get("oversubscribed"))

@@ -5,7 +5,8 @@ partitions on the recorded host), so the error measures the model, not the plann
 
 ``reference_sets`` finds the committed runs of real machines under ``results/reference``
 (each folder: one scaling experiment, as one run, repeats of it or one run per group and
-repeat, plus latency runs of the same host that are calibrated on in full); the validation tests and ``make bench`` validate on them.
+repeat, plus latency runs of the same host that are calibrated on in full); the validation
+tests and ``make bench`` validate on them.
 """
 
 from __future__ import annotations
