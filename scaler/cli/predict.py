@@ -187,6 +187,12 @@ def simulate(
         if validate and scenario == "server":
             from scaler.simulate import serve
 
+            if calibrate_on:
+                from scaler.errors import UsageError
+
+                raise UsageError("--calibrate-on is for scaling runs: a server run is "
+                                 "validated on a model calibrated on the runs given")
+
             serve.validate_command(find_runs(validate), calibration, queries, given, out, json)
             return
         if validate:

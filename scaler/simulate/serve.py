@@ -256,7 +256,8 @@ class Served:
         seed = st.seed * 1000 + repeat  # the measured run's seed of this repeat
         schedule = poisson_schedule(rate, count, seed) * 1000.0
         work, extra_ms, vm = self.model.instance_arrays(lay, st.max_batch)
-        bound = st.latency_bound_ms if st.allowed_over(count) >= 0 else 0.0
+        allowed = st.allowed_over(count)
+        bound = st.latency_bound_ms if allowed >= 0 else 0.0
         # the measured drain: max(5 s, 10 bounds, 3 x the slowest warm-up query)
         alone = float(np.max((work * float(np.max(self.model.shape_array())) + extra_ms)
                              * vm))
@@ -264,7 +265,7 @@ class Served:
         done, served_by, q_inst, q_start, q_end, q_size, bound_failed, drain_failed = \
             run_serve(*lay.arrays(), self.model.params(), vm, work, extra_ms,
                       self.model.shape_array(), schedule, st.batch, st.max_batch,
-                      st.batch_timeout_ms, bound, st.allowed_over(count), drain, seed)
+                      st.batch_timeout_ms, bound, allowed, drain, seed)
         gid = len(self.groups)
         finished = ~np.isnan(done)
         per = []

@@ -76,6 +76,7 @@ def test_validate_gives_the_held_out_error_of_the_peak(tmp_path):
     (["--batch-timeout-ms", "-1"], "--batch-timeout-ms"),
     (["--repeat", "0"], "--repeat"),
     (["--validate", str(CALIBRATION[0])], "needs a measured server run"),
+    (["--validate", str(CALIBRATION[0]), "--calibrate-on", "1"], "--calibrate-on"),
 ])
 def test_bad_server_input_is_one_line_exit_2(tmp_path, argv, needle):
     r = scaler_cmd("simulate", *map(str, CALIBRATION), "--scenario", "server",
