@@ -254,3 +254,76 @@ def test_a_backlog_that_does_not_drain_is_invalid():
     assert g["drain_timed_out"] and not g["valid"]
     assert g["requests"]["completed"] < 3000
     assert "never served" in g["invalid_reasons"][0]
+
+
+def replay_with_the_measured_queue(arrivals_ms, n, policy):
+    """An independent event loop in plain Python around the measured side's own queue
+    (``serving._Queue``) and dispatch loop (``serving._serve``'s), every query taking
+    SERVICE_MS: per request its completion time and instance. Ties: completions first
+    (lowest instance first), then arrivals, then timers, as the kernel orders them."""
+    import heapq
+
+    q = _Queue(n, policy)
+    count = len(arrivals_ms)
+    done, by = [math.nan] * count, [-1] * count
+    events = [(a, 1, r) for r, a in enumerate(arrivals_ms)]
+    heapq.heapify(events)
+    in_flight: dict[int, list[int]] = {}
+    generated = False
+
+    def dispatch(t, ending):
+        while q.idle and q.waiting:
+            oldest = q.waiting[0]
+            batch = q.take((t - arrivals_ms[oldest]) / 1000.0, ending)
+            if batch is None:
+                if policy.batch_timeout_s > 0:
+                    due = arrivals_ms[oldest] + policy.batch_timeout_s * 1000.0
+                    heapq.heappush(events, (due, 2, -1))
+                return
+            k = q.idle.pop(0)
+            in_flight[k] = batch
+            for r in batch:
+                by[r] = k
+            heapq.heappush(events, (t + SERVICE_MS, 0, k))
+
+    while events:
+        t, kind, x = heapq.heappop(events)
+        if kind == 0:
+            for r in in_flight.pop(x):
+                done[r] = t
+            q.idle.append(x)
+            if generated and not q.waiting and not in_flight:
+                break
+            dispatch(t, generated)
+        elif kind == 1:
+            q.waiting.append(x)
+            dispatch(t, False)
+            generated = x == count - 1
+        else:
+            dispatch(t, generated)
+    return done, by
+
+
+@pytest.mark.parametrize("n,batch,max_batch,timeout_ms", [
+    (1, 1, 1, 0.0), (3, 1, 1, 0.0), (1, 1, 4, 0.0), (2, 1, 8, 0.0), (1, 4, 4, 5.0),
+    (3, 2, 8, 3.0), (2, 4, 4, 25.0)])
+def test_the_kernel_serves_as_the_measured_queue_does(n, batch, max_batch, timeout_ms):
+    """On random schedules (Poisson near and above capacity, on a 0.25 ms grid so that
+    timer arithmetic is exact), the kernel and a plain-Python replay built on the measured
+    queue's own ``_Queue.take`` serve every request at the same time on the same
+    instance: the kernel mirrors the measured dispatch rules."""
+    rng = np.random.default_rng(n * 100 + max_batch)
+    for rate_per_ms in (0.5 * n / SERVICE_MS, 1.5 * n / SERVICE_MS):
+        arrivals = np.round(np.cumsum(rng.exponential(1 / rate_per_ms, 400)) * 4) / 4
+        m = textbook()
+        lay = pinned(n)
+        work, extra, vm = m.instance_arrays(lay, max_batch)
+        work[:] = SERVICE_MS
+        done, served_by, *_rest, failed, drain = serve.run_serve(
+            *lay.arrays(), m.params(), vm, work, extra, m.shape_array(), arrivals, batch,
+            max_batch, timeout_ms, 0.0, -1, 1e9, 0)
+        assert not failed and not drain
+        want_done, want_by = replay_with_the_measured_queue(
+            arrivals.tolist(), n, ServePolicy(batch, max_batch, timeout_ms / 1000.0))
+        assert served_by.tolist() == want_by
+        assert np.allclose(done, want_done, rtol=0, atol=1e-9)
