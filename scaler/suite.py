@@ -53,22 +53,26 @@ Make = Callable[..., Any]  # (scenario, **options) -> Settings, validated like t
 
 
 def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...],
-                skip: dict[str, str]) -> list[Experiment]:
+                skip: dict[str, str], layout_precision: str = "fp32") -> list[Experiment]:
     """The suite's runs. ``vm_like``: the placements set against bare metal (``pinned``, and
     ``vm`` when it runs); ``precisions``: fp32 first, then those the CPU and engines run;
-    ``skip`` collects experiments left out and why."""
+    ``layout_precision``: the precision of the bare-metal against VM-like runs, latency and
+    scaling (the study's ran fp32; a faster precision makes a short suite possible); ``skip``
+    collects experiments left out and why."""
     from scaler import placements
 
     bare = placements.baseline() or "shared"
     sides = ",".join((bare, *vm_like))
-    out = [Experiment("latency", "latency", make("latency", placement=sides, precision="fp32",
+    out = [Experiment("latency", "latency", make("latency", placement=sides,
+                                                 precision=layout_precision,
                                                  experiment="latency"))]
     for precision in precisions:
         out.append(Experiment(f"throughput-{precision}", "throughput",
                               make("throughput", placement=vm_like[0], precision=precision,
                                    experiment=f"throughput-{precision}")))
     out.append(Experiment("scaling", "scaling", make("scaling", placement=sides,
-                                                     precision="fp32", experiment="scaling")))
+                                                     precision=layout_precision,
+                                                     experiment="scaling")))
     for precision in ("int8", "fp32"):
         if precision not in precisions:
             skip[f"multistream-{precision}"] = skip.get(f"throughput-{precision}", "")
@@ -173,6 +177,8 @@ def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     pct = (c["ratio"] - 1.0) * 100.0
     ci = [(c["ci95"][0] - 1) * 100.0, (c["ci95"][1] - 1) * 100.0] if c["ci95"] else None
     note = _stands_in(side) or "measured in real VMs against bare metal"
+    if base.get("precision") != "fp32":
+        note += f"; measured with {base.get('engine')} {base.get('precision')} here"
     if ci and ci[0] <= 0.0 <= ci[1]:
         note = "no measurable difference (the interval includes 0); " + note
     return _claim("latency", pct, ci, note, compared=f"{side} vs {bare}, mean batch-1 latency",
@@ -222,6 +228,9 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
                        "oversubscribed, time-sliced alike")
     if _stands_in(side):
         reasons.append(_stands_in(side))
+    if base.get("precision") != "fp32":
+        reasons.append(f"measured with {base.get('engine')} {base.get('precision')} here "
+                       "(the study's scaling ran fp32)")
     return _claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
                   compared=f"{side} over {bare} at N={n}", p_value=c["p_value"],
                   significant=c["significant"],

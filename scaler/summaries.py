@@ -9,6 +9,7 @@ edge.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from scaler import points as points_mod
@@ -284,16 +285,50 @@ def figure(p: dict[str, Any], unit: str = "images/s") -> str:
     return text + (f"  [{'; '.join(flags)}]" if flags else "")
 
 
+_THIN = re.compile(r"^(p[\d.]+) from (\d+) queries: fewer than the (\d+) ")
+
+
+def point_notes(points: list[tuple[str, dict[str, Any]]], indent: str) -> list[str]:
+    """The points' warnings, one line each: percentiles from too few queries are gathered
+    into one line per percentile (``p99 needs 662 queries: shared N=1 has 21, ...``)."""
+    thin: dict[tuple[str, str], list[str]] = {}
+    other: dict[str, list[str]] = {}
+    for where, p in points:
+        for w in p.get("warnings", []):
+            m = _THIN.match(w)
+            if m:
+                thin.setdefault((m.group(1), m.group(3)), []).append(f"{where} has {m.group(2)}")
+            else:
+                other.setdefault(w, []).append(where)
+    out = []
+    for (pct, need), where in thin.items():
+        everyone = len(where) == len(points) and len(points) > 1
+        who = "every point has fewer" if everyone else ", ".join(where)
+        out.append(f"{indent}note: {pct} needs {need} queries to be bounded at 99% "
+                   f"confidence (LoadGen's early stopping): {who}")
+    out += [f"{indent}note ({', '.join(where)}): {w}" for w, where in other.items()]
+    return out
+
+
 def comparison_lines(comparisons: list[dict[str, Any]], indent: str,
                      what: str = "") -> list[str]:
     """``pinned/shared: N=1 ~ (1.02x [0.95, 1.09]) ...`` per placement pair."""
-    by: dict[tuple[str, str], list[str]] = {}
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in comparisons:
-        cell = significance.verdict(c) + (" noisy" if c.get("noisy") else "")
-        by.setdefault((c["placement"], c["baseline"]), []).append(f"N={c['instances']} {cell}")
+        by.setdefault((c["placement"], c["baseline"]), []).append(c)
     label = f" {what}" if what else ""
-    return [f"{indent}{top}/{base}{label}: " + "  ".join(cells)
-            for (top, base), cells in by.items()]
+    out = []
+    for (top, base), rows in by.items():
+        bare = all(c.get("ci95") is None for c in rows)
+        cells = [f"N={c['instances']} "
+                 + (f"{c['ratio']:.2f}x" if bare and c.get("ratio") is not None
+                    else significance.verdict(c))
+                 + (" noisy" if c.get("noisy") else "") for c in rows]
+        head = f"{indent}{top}/{base}{label}"
+        if bare:
+            head += " (one repeat: no intervals, not findings)"
+        out.append(f"{head}: " + "  ".join(cells))
+    return out
 
 
 def _latency_lines(r: dict[str, Any], named: bool) -> list[str]:
@@ -347,12 +382,8 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        notes: dict[str, list[str]] = {}
-        for s in summary["series"]:
-            for p in s["points"]:
-                for w in p.get("warnings", []):
-                    notes.setdefault(w, []).append(f"{s['placement']} N={p['instances']}")
-        out += [f"  note ({', '.join(where)}): {w}" for w, where in notes.items()]
+        out += point_notes([(f"{s['placement']} N={p['instances']}", p)
+                            for s in summary["series"] for p in s["points"]], "  ")
         out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "server":
         out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "

@@ -183,6 +183,8 @@ def simulate(
         placements = _placements(placement)
         _check_choice("--scenario", scenario, ("scaling", "multistream", "server"))
         _check_choice("--stat", stat, ("p50", "p90", "p95", "p99", "p99.9", "mean"))
+        from scaler.runsets import one_kind
+
         calibration = find_runs(runs or [])
         if validate and scenario == "server":
             from scaler.simulate import serve
@@ -196,9 +198,26 @@ def simulate(
             serve.validate_command(find_runs(validate), calibration, queries, given, out, json)
             return
         if validate:
-            _validate(find_runs(validate), calibration, calibrate_on, queries, seed, given,
-                      json)
+            held, extra = find_runs(validate), []
+            for run in calibration:  # a glob after --validate spills scaling runs here
+                if run.scenario == "scaling":
+                    err(f"scaler: note: simulate: {run.path}: a scaling run, validated with "
+                        "the --validate runs (calibrating on all its points would leak the "
+                        "held-out ones)")
+                    held.append(run)
+                else:
+                    extra.append(run)
+            usable = {id(r) for r in one_kind([*held, *extra], "simulate", err)}
+            if not any(id(r) in usable for r in held):
+                from scaler.errors import UsageError
+
+                raise UsageError("simulate --validate: no run of a real engine to validate on")
+            _validate([r for r in held if id(r) in usable],
+                      [r for r in extra if id(r) in usable], calibrate_on, queries, seed,
+                      given, json)
             return
+        if calibration:
+            calibration = one_kind(calibration, "simulate", err)
         if not calibration:  # the newest measured suite under --out (issue 12)
             from scaler.report.calibration import default_calibration
 

@@ -46,10 +46,12 @@ RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": 
 
 def _rule_help(what: str, index: int, unit: str) -> str:
     defaults = ", ".join(f"{k} {v[index]:g}{unit}" for k, v in RULES.items())
-    return f"{what} (default: {defaults}; --quick: {QUICK_HELP[index]})"
+    pooled = "; latency and scaling: over all repeats" if index == 1 else ""
+    return f"{what} (default: {defaults}{pooled}; --quick: {QUICK_HELP[index]})"
 
 
 QUICK_HELP = ("2 s", "10", "0.5 s")
+POOLED = ("latency", "scaling")  # scenarios whose default query count is split over repeats
 MinDuration = Annotated[float | None, typer.Option(
     "--min-duration", help=_rule_help("seconds each measurement lasts at least", 0, " s"))]
 MinQueries = Annotated[int | None, typer.Option(
@@ -112,6 +114,10 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     rules = dict(zip(("min_duration_s", "min_queries", "warmup_s"), RULES[scenario]))
     if quick:
         rules.update(QUICK)
+    if scenario in POOLED and opts.get("repeat", 1) > 1:
+        # percentiles pool every repeat's queries: the default count is for the point, not
+        # for each repeat (each still lasts the minimum duration)
+        rules["min_queries"] = max(-(-rules["min_queries"] // opts["repeat"]), 1)
     for key in ("min_duration_s", "min_queries", "warmup_s"):
         if opts.get(key) is not None:
             rules[key] = opts[key]

@@ -42,7 +42,9 @@ def plot(runs: Runs,
         from scaler import plots, results
 
         formats = plots.parse_formats(format)
-        loaded = results.find_runs(runs)
+        from scaler.runsets import without_null
+
+        loaded = without_null(results.find_runs(runs), "plot", err)
         folder = results.check_output_dir(out) if out else loaded[0].path
         written = plots.save_figures(plots.figures_for(loaded, allow_emulated, label), folder,
                                      formats)

@@ -44,7 +44,9 @@ from scaler.cli.run import (
     _settings,
 )
 
-Quick = Annotated[bool, typer.Option("--quick", help="short windows: a smoke run")]
+Quick = Annotated[bool, typer.Option(
+    "--quick", help="a smoke run in about two minutes: short windows, one repeat, N = 1,2, "
+    "batch 8, int8 layouts, p90 multistream (options given explicitly stay)")]
 WithVms = Annotated[bool, typer.Option(
     "--vm", help="measure real VMs too even without hardware virtualization (emulated, about "
     "100x slower, labelled); with KVM they are measured anyway")]
@@ -53,10 +55,17 @@ Precisions = Annotated[str, typer.Option(
     "bf16 is dropped where the CPU lacks it)")]
 ScalingInstances = Annotated[str, typer.Option(
     "--scaling-instances", help="instance counts of the scaling run (default: --instances)")]
+LayoutPrecision = Annotated[str, typer.Option(
+    "--layout-precision", help="precision of the bare-metal against VM-like runs (latency and "
+    "scaling; the study's: fp32; a faster one shortens the suite)")]
+SearchRepeat = Annotated[int | None, typer.Option(
+    "--multistream-repeat", help="repeats of each multistream probe (default: --repeat; a "
+    "search's probes run one after another and need 662 queries each for p99)")]
 
 
 def suite(quick: Quick = False, instances: Instances = "1-8",
-          scaling_instances: ScalingInstances = "", batch: Batch = 1024,
+          scaling_instances: ScalingInstances = "", layout_precision: LayoutPrecision = "fp32",
+          multistream_repeat: SearchRepeat = None, batch: Batch = 1024,
           latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99", max_batch: MaxBatch = 256,
           precisions: Precisions = "fp32,int8,bf16", engine: Engine = None,
           model: Model = "resnet50", smt: Smt = False, vm: WithVms = False,
@@ -73,17 +82,23 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
     with errors_to_exit():
         from scaler import suite as suite_mod
 
-        given = _opts(locals())
+        o = _quick(locals()) if quick else dict(locals())
+        layout_by_quick = o["layout_precision"] != layout_precision
+        given = _opts(o)
         for key in ("instances", "scaling_instances", "batch", "latency_bound_ms", "stat",
-                    "max_batch", "precisions", "vm"):
+                    "max_batch", "precisions", "vm", "layout_precision",
+                    "multistream_repeat"):
             given.pop(key)
         per_scenario = {
             "latency": {},
-            "throughput": {"batch": batch},
-            "scaling": {"instances": scaling_instances or instances},
-            "multistream": {"instances": instances, "latency_bound_ms": latency_bound_ms,
-                            "stat": stat, "max_batch": max_batch},
+            "throughput": {"batch": o["batch"]},
+            "scaling": {"instances": o["scaling_instances"] or o["instances"]},
+            "multistream": {"instances": o["instances"], "latency_bound_ms":
+                            o["latency_bound_ms"], "stat": o["stat"],
+                            "max_batch": o["max_batch"],
+                            "repeat": o["multistream_repeat"] or o["repeat"]},
         }
+        precisions, layout_precision, vm = o["precisions"], o["layout_precision"], o["vm"]
 
         def make(scenario: str, **options: Any) -> Any:
             return _settings(scenario, **{**given, **per_scenario[scenario], **options})
@@ -91,13 +106,34 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
         skipped: dict[str, str] = {}
         chosen = _precisions(precisions, make, skipped)
         vm_like = _vm_like(make, vm, skipped)
-        plan = suite_mod.experiments(make, vm_like, chosen, skipped)
+        if layout_precision not in chosen and layout_by_quick:
+            layout_precision = chosen[0]  # --quick's int8 where the suite runs no int8
+        if layout_precision not in chosen:
+            from scaler.errors import UsageError
+
+            raise UsageError(f"--layout-precision {layout_precision}: not among the "
+                             f"precisions this suite runs ({', '.join(chosen)})")
+        plan = suite_mod.experiments(make, vm_like, chosen, skipped, layout_precision)
         for name, why in skipped.items():
             if why:
                 err(f"scaler: note: suite: {name} left out: {why}")
         _run([(e.scenario, e.settings) for e in plan], out, json,
              suite=lambda folder, runs: _claims(folder, runs, skipped), lock_wait=lock_wait,
              no_lock=no_lock)
+
+
+# --quick: a smoke run of every experiment in about two minutes (whatever the user set
+# explicitly stays as set)
+QUICK_SUITE = {"repeat": 1, "instances": "1,2", "batch": 8, "layout_precision": "int8",
+               "precisions": "fp32,int8", "stat": "p90", "max_batch": 8}
+
+
+def _quick(values: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(suite).parameters.items()}
+    return {k: QUICK_SUITE[k] if k in QUICK_SUITE and v == defaults[k] else v
+            for k, v in values.items()}
 
 
 def _precisions(text: str, make: Any, skipped: dict[str, str]) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ repeats: about half a minute on 2 busy cores, shared by every report test.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -54,3 +55,16 @@ def chromium() -> str:
         pytest.skip("no chromium-headless-shell or chromium on PATH (`make install` installs "
                     "Debian's chromium-headless-shell)")
     return binary
+
+
+def layout_kind_runs(folder: Path) -> dict[str, str]:
+    """The suite's runs (name -> path as suite.json records it) of the scaling run's engine,
+    precision and model: those the simulator calibrates on (``--quick`` measures the
+    layouts in int8)."""
+    recorded = json.loads((folder / "suite.json").read_text())["runs"]
+
+    def kind(path: str) -> tuple:
+        eff = json.loads((folder / Path(path).name / "run.json").read_text())["effective"]
+        return eff["engine"], eff["precision"], eff["model"]
+
+    return {k: p for k, p in recorded.items() if kind(p) == kind(recorded["scaling"])}

@@ -10,6 +10,7 @@ import pytest
 from scaler.errors import UsageError
 from scaler.report.calibration import newest_suite
 from tests.scaler.helpers import scaler_cmd
+from tests.scaler.report.conftest import layout_kind_runs
 
 
 def fake_suite(base: Path, name: str, created: str, simulated: bool = False) -> Path:
@@ -47,8 +48,7 @@ def test_simulate_without_runs_calibrates_on_the_newest_suite(suite, tmp_path):
     assert summary["simulated"] is True
     run = json.loads((tmp_path / summary["run"] / "run.json").read_text())
     used = sorted(Path(p).name for p in run["requested"]["calibration_runs"])
-    expected = sorted(Path(p).name for k, p in json.loads(
-        (suite["folder"] / "suite.json").read_text())["runs"].items() if not k.endswith("int8"))
+    expected = sorted(Path(p).name for p in layout_kind_runs(suite["folder"]).values())
     assert used == expected
     assert all(name in note for name in used)
 

@@ -22,7 +22,7 @@ from scaler.report.latency import point_latencies_ms
 from scaler.results import load_run
 from scaler.simulate.model import PARAMETERS
 from tests.scaler.helpers import scaler_cmd
-from tests.scaler.report.conftest import REFERENCE
+from tests.scaler.report.conftest import REFERENCE, layout_kind_runs
 
 
 def section(html: str, sid: str) -> str:
@@ -164,9 +164,10 @@ def test_the_prediction_lists_every_parameter_and_the_validation(suite, predicte
     ns = [int(m.group(1)) for r in rows(pred) if r.count("<td") == 4
           for m in [re.match(r"<td class=\"num\">(\d+)</td>", r)] if m]
     assert ns == [1, 2, 4, 8]
-    # calibrated on the suite's measured fp32 runs only (one engine, precision and model)
+    # calibrated on the suite's measured runs of the scaling run's kind only (one engine,
+    # precision and model)
     used = re.search(r"<dt>calibrated on</dt><dd>(.*?)</dd>", pred).group(1).split(", ")
-    expected = {str(p) for k, p in runs_of(suite["folder"]).items() if not k.endswith("int8")}
+    expected = {str(p) for p in layout_kind_runs(suite["folder"]).values()}
     assert set(used) == expected
 
 

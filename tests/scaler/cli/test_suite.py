@@ -1,0 +1,34 @@
+"""``scaler suite``'s options: the --quick preset and the layouts' precision.
+
+The suite itself is measured end to end in tests/scaler/report (null engine) and
+tests/test_readme.py (``--quick --precisions fp32``, where --quick's int8 layouts fall back
+to the precision the suite runs)."""
+
+from __future__ import annotations
+
+from scaler.cli import suite as suite_cli
+from tests.scaler.helpers import scaler_cmd
+
+
+def _defaults() -> dict:
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(suite_cli.suite).parameters.items()}
+
+
+def test_quick_fills_in_only_what_the_user_left_at_its_default() -> None:
+    given = {**_defaults(), "quick": True, "batch": 32, "instances": "1-4"}
+    o = suite_cli._quick(given)
+    assert o["batch"] == 32 and o["instances"] == "1-4"  # given explicitly: kept
+    for key, value in suite_cli.QUICK_SUITE.items():
+        if key not in ("batch", "instances"):
+            assert o[key] == value, key
+    assert o["max_batch"] <= 8 and o["repeat"] == 1
+
+
+def test_an_explicit_layout_precision_outside_the_precisions_is_refused() -> None:
+    r = scaler_cmd("suite", "--engine", "null", "--precisions", "fp32",
+                   "--layout-precision", "int8", timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("scaler: error: --layout-precision int8: not among the "
+                                "precisions this suite runs (fp32)")

@@ -1,0 +1,109 @@
+"""The README's commands that read results, run exactly as written (issue 17).
+
+A fixture measures, with short windows, a ``results/`` folder holding what a user's would
+after a while: scaling runs of two engines (a real one and the null engine), a latency run,
+two scaling runs named as the README's ``compare`` example names them, and a suite. Each
+README line that reads results (show, plot, fit, simulate, capacity, compare, report,
+export) then runs through the shell, globs and all, in README order (``capacity`` reads what
+``simulate`` wrote). A command either works or refuses in one line naming what to do; none
+prints a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALER = Path(sys.executable).parent / "scaler"
+READS = {"show", "plot", "fit", "simulate", "capacity", "compare", "report", "export"}
+SHORT = ["--min-duration", "0.3", "--warmup", "0", "--min-queries", "10"]
+TIMEOUT = 300
+
+
+def readme_commands() -> list[str]:
+    """Lines of the README's code blocks that run a results-reading scaler command, without
+    their comments."""
+    out, in_block = [], False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+            continue
+        match = re.match(r"\s*\.venv/bin/scaler (\S+)(.*)", line) if in_block else None
+        if match and match.group(1) in READS:
+            out.append(line.split("  #")[0].strip())
+    return out
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCALER), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("readme")
+    tiny = ["--engine", "tflite", "--model", "tiny"]
+    for args in (["scaling", *tiny, "--instances", "1-4", "--placement", "shared,pinned"],
+                 ["scaling", "--engine", "null", "--instances", "1-4"],
+                 ["latency", *tiny],
+                 ["suite", "--quick", "--engine", "null", "--precisions", "fp32"]):
+        done = _run([*args, *SHORT], cwd)
+        assert done.returncode == 0, done.stderr[-2000:]
+    results = cwd / "results"
+    first = sorted(results.glob("scaling-*"))[0]
+    for name in ("scaling-A", "scaling-B"):  # the README's compare example, as written
+        shutil.copytree(first, results / name)
+    return cwd
+
+
+def test_the_readme_has_the_commands() -> None:
+    """Guards the parser: the README documents every results-reading command."""
+    seen = {c.split()[1] for c in readme_commands()}
+    assert seen == READS
+
+
+def test_readme_commands_run_as_written(folder: Path) -> None:
+    outcomes = []
+    for command in readme_commands():
+        shell = str(SCALER) + command.removeprefix(".venv/bin/scaler")
+        done = subprocess.run(["bash", "-c", shell], cwd=folder, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert "Traceback" not in done.stderr, (command, done.stderr[-2000:])
+        outcomes.append((command, done.returncode, done.stdout, done.stderr))
+    failed = [(c, rc, e.strip().splitlines()[-1:]) for c, rc, _, e in outcomes if rc != 0]
+    assert not failed, failed
+    by = {c: (out, e) for c, _, out, e in outcomes}
+    # the glob caught a null-engine run beside a real engine's: the figures and the model
+    # leave it out and say so, instead of mixing a million images/s into the curves
+    plot = next(c for c in by if c.split()[1] == "plot")
+    assert "left out" in by[plot][1] and "null engine" in by[plot][1]
+    simulate = next(c for c in by if c.split()[1] == "simulate" and "--machine" in c
+                    and "results/" in c)
+    assert "left out" in by[simulate][1]
+    assert "tflite fp32 tiny" in by[simulate][0]
+
+
+def test_a_mix_of_two_real_engines_is_refused_naming_the_folders(folder: Path,
+                                                                 tmp_path: Path) -> None:
+    """Two real engines cannot calibrate one model: one line naming each folder's kind."""
+    results = tmp_path / "results"
+    results.mkdir()
+    tflite = sorted((folder / "results").glob("scaling-2*"))
+    shutil.copytree(tflite[0], results / tflite[0].name)
+    done = _run(["scaling", "--engine", "tflite", "--model", "tiny", "--precision", "int8",
+                 "--instances", "1-2", *SHORT], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted(str(p.relative_to(tmp_path)) for p in results.glob("scaling-*"))
+    done = _run(["simulate", *runs, "--machine", "2s28c2t", "--instances", "1-2"], tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    line, = done.stderr.strip().splitlines()
+    assert line.startswith("scaler: error: simulate: the runs mix")
+    assert all(run in line for run in runs)
+    assert "int8" in line and "fp32" in line
