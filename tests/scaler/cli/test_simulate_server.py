@@ -53,7 +53,8 @@ def test_validate_gives_the_held_out_error_of_the_peak(tmp_path):
     is that the replay mirrors the measured search (same start and precision, so the
     simulated probes start at the measured start rate)."""
     measured = json.loads((next(SERVED.glob("server-*")) / "run.json").read_text())
-    r = scaler_cmd("simulate", *map(str, sorted(SERVED.glob("[ls]*-*"))), "--scenario",
+    calibration = [*SERVED.glob("scaling-*"), *SERVED.glob("latency-*")]
+    r = scaler_cmd("simulate", *map(str, calibration), "--scenario",
                    "server", "--validate", str(next(SERVED.glob("server-*"))), "--out",
                    str(tmp_path), "--json", timeout=600)
     assert r.returncode == 0, r.stderr
