@@ -50,11 +50,12 @@ def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dic
         "noisy": any(g.get("noisy") for g in groups),
         "others_cpu_share": max(noise) if noise else None,
         "oversubscribed": first.get("oversubscribed"),
-        "latency_ms": _pooled_latency(done, arrays),
+        "latency_ms": (pooled := _pooled_latency(done, arrays)),
         "latency_repeats": [{k: (g.get("latency_ms") or {}).get(k)
                              for k in ("mean", "p50", "p99")}
                             for g in done],
-        "warnings": sorted({w for g in done for w in g.get("warnings", [])}),
+        # too few queries for a percentile: judged on the queries the point pools
+        "warnings": _warnings(done, pooled),
     })
     if done:
         middle = min(done, key=lambda g: abs(g["throughput_ips"] - across["median"]))
@@ -74,6 +75,16 @@ def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dic
             invalid_reasons=sorted({r for g in groups for r in g.get("invalid_reasons", [])}),
             generator_lag_p99_ms=max((x for x in lags if x is not None), default=None))
     return point
+
+
+def _warnings(done: list[dict[str, Any]], pooled: dict[str, Any]) -> list[str]:
+    """The complete repeats' warnings, once each; those about too few queries for a
+    percentile judged again on the queries the point pools (when it counts them)."""
+    found = {w for g in done for w in g.get("warnings", [])}
+    if done and "samples" in pooled:
+        found = {w for w in found if not stats.is_sample_warning(w)}
+        found |= set(stats.sample_warnings(pooled["samples"]))
+    return sorted(found)
 
 
 def _pooled_latency(done: list[dict[str, Any]], arrays: dict[str, Any] | None

@@ -43,6 +43,7 @@ class Settings:
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
     experiment: str | None = None  # a suite's name for the run (its folder's prefix)
+    quick: bool = False  # asked with --quick: a smoke run, never a basis for capacity
     # the server scenario: open-loop arrivals
     target_qps: float = 10.0  # requests per second over all instances (the start of a search)
     target_qps_given: bool = False  # --find-peak starts at target_qps only if it was given

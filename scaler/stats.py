@@ -92,10 +92,18 @@ def latency_summary(lat: np.ndarray) -> dict[str, Any]:
     return out
 
 
+_SAMPLE_WARNING = " LoadGen's early stopping needs to bound it at 99% confidence"
+
+
 def sample_warnings(samples: int) -> list[str]:
-    return [f"{pname(p)} from {samples} queries: fewer than the {n} LoadGen's early "
-            "stopping needs to bound it at 99% confidence" for p, n in MIN_SAMPLES.items()
-            if samples < n]
+    return [f"{pname(p)} from {samples} queries: fewer than the {n}{_SAMPLE_WARNING}"
+            for p, n in MIN_SAMPLES.items() if samples < n]
+
+
+def is_sample_warning(warning: str) -> bool:
+    """Whether ``warning`` is one of :func:`sample_warnings`' (it depends on the number of
+    queries a figure pools, so a point over several repeats recomputes it)."""
+    return warning.endswith(_SAMPLE_WARNING)
 
 
 def common_window(starts: Sequence[np.ndarray], ends: Sequence[np.ndarray]) -> tuple[int, int]:

@@ -41,51 +41,46 @@ SIMULATE_HELP = "\n\n".join([
 ])
 
 
-def fit(runs: Runs, json: Json = False) -> None:
+def fit(
+    runs: Runs,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="fit points left out by default: oversubscribed, emulated, null "
+        "(comma-separated or repeated)")] = None,
+    json: Json = False,
+) -> None:
     """Fit the Universal Scalability Law to each series (placement x engine x precision) of
-    scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling."""
+    scaling runs: lambda, sigma, kappa with 95% intervals, R², peak and Amdahl ceiling.
+    Oversubscribed, emulated and null-engine points are left out unless --include names
+    them; a parameter the points cannot pin down is warned about."""
     with errors_to_exit(), reading_runs(runs):
         from scaler.errors import UsageError
         from scaler.results import find_runs
+        from scaler.simulate import fitting
         from scaler.simulate.usl import fit_runs
 
+        asked = fitting.parse_include(include or [])
         loaded = [r for r in find_runs(runs) if r.scenario == "scaling"]
         if not loaded:
             raise UsageError("no scaling run among the given runs")
-        fits, refused = fit_runs(loaded)
-        if not fits:
+        kept, notes = fitting.select(loaded, asked)
+        fits, refused = fit_runs(kept)
+        if not fits:  # one line: what was refused, and what was left out
             reasons = "; ".join(f"{r['placement']} ({r['engine']} {r['precision']}): "
-                                f"{r['reason']}" for r in refused)
-            raise UsageError(f"no series can be fitted: {reasons}")
+                                f"{r['reason']}" for r in refused) or (
+                "every point was left out")
+            left = f" ({'; '.join(notes)})" if notes else ""
+            raise UsageError(f"no series can be fitted: {reasons}{left}")
+        for note in notes:
+            err(f"scaler: note: fit: {note}")
+        for f in fits:
+            f["unconstrained"] = fitting.unconstrained(f)
+            for w in f["unconstrained"]:
+                err(f"scaler: warning: fit: {f['placement']} ({f['engine']} {f['precision']} "
+                    f"{f['model']}): {w}")
         if json:
-            emit_json({"fits": fits, "refused": refused})
+            emit_json({"fits": fits, "refused": refused, "left_out": notes})
             return
-        typer.echo("\n".join(_fit_lines(fits, refused)))
-
-
-def _fit_lines(fits: list[dict[str, Any]], refused: list[dict[str, Any]]) -> list[str]:
-    def ci(name: str, fmt: str) -> str:
-        lo, hi = f[f"{name}_ci"]
-        return f"{f[name]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-    out = []
-    for f in fits:
-        sim = " [simulated]" if f["simulated"] else ""
-        lo, hi = f["instances_range"]
-        out += [f"{f['placement']} ({f['engine']} {f['precision']} {f['model']}){sim}: "
-                f"{f['points']} points, N {lo}-{hi}",
-                f"  lambda {ci('lambda', '.2f')} images/s   sigma {ci('sigma', '.4f')}   "
-                f"kappa {ci('kappa', '.5f')}   R² {f['r2']:.4f}   (95% intervals)"]
-        if f["peak_instances"] is not None:
-            out.append(f"  peak {f['peak_throughput_ips']:.1f} images/s at N* = "
-                       f"{f['peak_instances']:.1f}")
-        if f["amdahl_ceiling_ips"] is not None:
-            out.append(f"  Amdahl ceiling lambda/sigma = {f['amdahl_ceiling_ips']:.1f} images/s")
-        out += [f"  note: {n}" for n in f["notes"]]
-    for r in refused:
-        out.append(f"not fitted: {r['placement']} ({r['engine']} {r['precision']}): "
-                   f"{r['reason']}")
-    return out
+        typer.echo("\n".join(fitting.lines(fits, refused)))
 
 
 def simulate(
@@ -346,10 +341,18 @@ def capacity(
     target_ips: Annotated[float, typer.Option("--target-ips", help="images/s to serve")],
     latency_bound_ms: Bound,
     stat: StatOpt = "p99",
+    headroom: Annotated[str, typer.Option(
+        "--headroom", help="share of the servers' capacity kept free, e.g. 20% (utilisation "
+        "at most 80%)")] = "20%",
+    allow_oversubscribed: Annotated[bool, typer.Option(
+        "--allow-oversubscribed", help="let an oversubscribed layout (more instances or "
+        "threads than CPUs, time-sliced) be recommended")] = False,
     json: Json = False,
 ) -> None:
-    """Best layout per server meeting a latency bound (from measured or simulated runs),
-    the servers needed for a target throughput, and the headroom."""
+    """Best layout per server keeping a latency bound, the servers needed for a target
+    throughput with the headroom asked, per group of comparable runs (model, engine,
+    precision, machine, measured or simulated); server-scenario peaks are used where a run
+    has them. Null-engine, emulated and smoke runs are left out, saying why."""
     with errors_to_exit(), reading_runs(runs):
         from scaler.results import find_runs
         from scaler.settings import check_positive
@@ -357,12 +360,18 @@ def capacity(
 
         check_positive("--target-ips", target_ips)
         check_positive("--latency-bound-ms", latency_bound_ms)
+        share = cap.parse_headroom(headroom)
 
-        answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat)
+        answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat,
+                                   share, allow_oversubscribed)
+        for x in answer["left_out"]:
+            err(f"scaler: note: capacity: left out {x['run']} ({x['what']}): {x['reason']}")
         if json:
             emit_json(answer)
         else:
             typer.echo("\n".join(cap.lines(answer)))
-        if answer["best"] is None:
-            raise cap.NoLayoutMeetsBound(
-                f"no layout in these runs keeps {stat} <= {latency_bound_ms:g} ms")
+        if not any(c["recommendation"] for c in answer["cohorts"]):
+            states = "; ".join(f"{c['model']} {c['engine']} {c['precision']} on "
+                               f"{c['machine']}: {c['status']}" for c in answer["cohorts"])
+            raise cap.NoLayoutMeetsBound(f"no layout to recommend for {stat} <= "
+                                         f"{latency_bound_ms:g} ms ({states})")

@@ -167,7 +167,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
-        experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
+        quick=quick, experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
         target_qps_given=opts.get("target_qps") is not None,
         find_peak=opts.get("find_peak", False), seed=opts.get("seed", 0),
         peak_precision=opts.get("peak_precision", 0.05),

@@ -173,6 +173,8 @@ def fit_usl(ns: list[float], xs: list[float]) -> UslFit:
 
 def _with_peak_note(fit: UslFit) -> UslFit:
     """Say plainly where the peak lies relative to what was measured."""
+    from scaler.simulate.fitting import readable
+
     peak = fit.peak_instances
     if peak is not None and fit.peak_in_range:
         note = f"throughput peaks at N* = {peak:.1f}, inside the measured range"
@@ -181,7 +183,7 @@ def _with_peak_note(fit: UslFit) -> UslFit:
     elif peak is None:
         ceiling = fit.amdahl_ceiling_ips
         note = ("κ ≈ 0: no peak within reach; throughput keeps rising toward "
-                + (f"the Amdahl ceiling λ/σ = {ceiling:.1f} images/s" if ceiling
+                + (f"the Amdahl ceiling λ/σ = {readable(ceiling)} images/s" if ceiling
                    else "linear scaling (σ ≈ 0)"))
     else:
         side = "beyond" if peak > fit.n_max else "below"

@@ -231,3 +231,22 @@ def test_decision_latency_without_an_early_stopping_table():
     assert points.decision_latency(lat, "p99.9") == 20.0
     assert points.decision_latency(lat, "p50") == 1.0
     assert points.decision_latency({}, "p90") is None
+
+
+def test_too_few_queries_is_judged_on_the_queries_the_point_pools():
+    """Three repeats of 250 queries: each too few for p99 (662) alone, 750 pooled are
+    enough; p99.9 (6636) is still short, and says 750; other warnings stay as they were."""
+    from scaler import stats
+
+    groups = [group(k, 100.0, k) for k in range(3)]
+    arrays = {}
+    for g in groups:
+        g["warnings"] = [*stats.sample_warnings(250), "run rule not met"]
+        arrays[f"g{g['id']}_i0_start_ns"] = np.zeros(250, np.int64)
+        arrays[f"g{g['id']}_i0_end_ns"] = np.arange(1, 251, dtype=np.int64) * 1_000_000
+    (p,) = points.aggregate(groups, arrays)
+    assert p["latency_ms"]["samples"] == 750
+    assert p["warnings"] == sorted(["run rule not met", *stats.sample_warnings(750)])
+    assert [w.split(" from")[0] for w in stats.sample_warnings(750)] == ["p99.9"]
+    (alone,) = points.aggregate(groups[:1])  # no raw samples, one repeat: its own count
+    assert alone["warnings"] == sorted(groups[0]["warnings"])

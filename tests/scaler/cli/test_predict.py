@@ -35,7 +35,11 @@ def call(capsys, *argv):
 
 
 def test_fit_json(capsys, runs):
-    code, out, _ = call(capsys, "fit", runs["scaling"].path, "--json")
+    # the run's 2-core machine makes N = 3..6 oversubscribed: left out unless included
+    code, _, err = call(capsys, "fit", runs["scaling"].path, "--json")
+    assert code == 2 and "oversubscribed point(s)" in err and err.count("\n") == 1
+    code, out, _ = call(capsys, "fit", runs["scaling"].path, "--json", "--include",
+                        "oversubscribed")
     assert code == 0
     fits = json.loads(out)["fits"]
     assert {f["placement"] for f in fits} == {"shared", "pinned"}
@@ -43,7 +47,7 @@ def test_fit_json(capsys, runs):
         assert {"placement", "engine", "precision", "lambda", "sigma", "kappa", "r2",
                 "peak_instances", "peak_throughput_ips", "lambda_ci", "sigma_ci", "kappa_ci",
                 "amdahl_ceiling_ips", "notes"} <= set(f)
-    code, out, _ = call(capsys, "fit", runs["scaling"].path)
+    code, out, _ = call(capsys, "fit", runs["scaling"].path, "--include", "oversubscribed")
     assert code == 0 and "lambda" in out and "R²" in out
 
 

@@ -258,3 +258,10 @@ def test_emulated_latency_curves_get_a_figure_of_their_own(suite, tmp_path):
     html = latency.section(read_inputs([copy]))
     assert 'alt="latency distribution of latency"' in html
     assert 'alt="latency distribution of latency (emulated VMs)"' in html
+
+
+def test_a_quick_suite_records_that_its_runs_are_smoke_runs(suite):
+    """``capacity`` leaves smoke runs out by this flag, whatever their rules were."""
+    for path in runs_of(suite["folder"]).values():
+        doc = json.loads((suite["folder"] / path.name / "run.json").read_text())
+        assert doc["requested"]["quick"] is True, path

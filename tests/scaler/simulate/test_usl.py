@@ -204,7 +204,7 @@ def test_linear_and_super_linear_scaling_have_no_amdahl_ceiling():
     real = fit_usl(ns, [usl(n, 10.0, 0.1, 0.0) for n in ns])
     assert not real.sigma_negligible and real.amdahl_ceiling_ips == pytest.approx(100.0)
     assert real.notes == ("κ ≈ 0: no peak within reach; throughput keeps rising toward the "
-                          "Amdahl ceiling λ/σ = 100.0 images/s",)
+                          "Amdahl ceiling λ/σ = 100 images/s",)
 
 
 def make_fit(**values):
