@@ -119,7 +119,8 @@ def simulate(
     sysfs_root: Annotated[str | None, typer.Option(
         "--sysfs-root", help="a sysfs tree of the machine")] = None,
     scenario: Annotated[str, typer.Option(
-        "--scenario", help="scaling, or multistream (fixed-rate frames, batched)")]
+        "--scenario", help="scaling, multistream (fixed-rate frames, batched) or server "
+        "(Poisson arrivals into one shared queue: the peak rate within the bound)")]
     = "scaling",
     instances: Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-64")]
     = "1-8",
@@ -139,8 +140,24 @@ def simulate(
     fps: Annotated[float | None, typer.Option(
         "--fps", help="multistream: frames per second per stream (default 1000 / bound)")]
     = None,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="multistream: largest batch")]
-    = 256,
+    max_batch: Annotated[int | None, typer.Option(
+        "--max-batch", help="multistream: largest batch (default 256); server: dynamic "
+        "batching up to this many queued requests (default: --batch)")] = None,
+    target_qps: Annotated[float | None, typer.Option(
+        "--target-qps", help="server: where the peak search starts (default: half the "
+        "simulated closed-loop capacity); with --no-find-peak the one rate simulated")] = None,
+    find_peak: Annotated[bool, typer.Option(
+        "--find-peak/--no-find-peak", help="server: search the highest rate meeting the "
+        "bound (as scaler server --find-peak) and draw the hockey stick around it")] = True,
+    peak_precision: Annotated[float, typer.Option(
+        "--peak-precision", help="server: the search stops when the bracket is this narrow "
+        "(relative)")] = 0.05,
+    batch: Annotated[int, typer.Option("--batch", help="server: requests per inference")]
+    = 1,
+    batch_timeout_ms: Annotated[float, typer.Option(
+        "--batch-timeout-ms", help="server: longest a request waits for its batch")] = 0.0,
+    repeat: Annotated[int, typer.Option(
+        "--repeat", help="server: simulated repeats per probe, pooled as measured")] = 1,
     assume: Annotated[list[str] | None, typer.Option(
         "--assume", help="set a model parameter, NAME=VALUE (e.g. smt_gain=0.2)")] = None,
     queries: Annotated[int | None, typer.Option(
@@ -157,6 +174,16 @@ def simulate(
         from scaler.settings import check_positive, parse_instances
 
         given = _assumptions(assume or [])
+        if scenario == "server":
+            check_positive("--batch", batch)
+            check_positive("--repeat", repeat)
+            check_positive("--peak-precision", peak_precision)
+            if target_qps is not None:
+                check_positive("--target-qps", target_qps)
+            serving = _serving(latency_bound_ms, stat, batch, max_batch or batch,
+                               batch_timeout_ms, repeat, seed, peak_precision, target_qps,
+                               queries)
+        max_batch = 256 if max_batch is None else max_batch
         check_positive("--latency-bound-ms", latency_bound_ms)
         check_positive("--max-batch", max_batch)
         if fps is not None:
@@ -180,11 +207,22 @@ def simulate(
                              "layouts share cores beyond the machine's anyway)")
         counts = parse_instances(instances)
         placements = _placements(placement)
-        _check_choice("--scenario", scenario, ("scaling", "multistream"))
+        _check_choice("--scenario", scenario, ("scaling", "multistream", "server"))
         _check_choice("--stat", stat, ("p50", "p90", "p95", "p99", "p99.9", "mean"))
         from scaler.runsets import one_kind
 
         calibration = find_runs(runs or [])
+        if validate and scenario == "server":
+            from scaler.simulate import serve
+
+            if calibrate_on:
+                from scaler.errors import UsageError
+
+                raise UsageError("--calibrate-on is for scaling runs: a server run is "
+                                 "validated on a model calibrated on the runs given")
+
+            serve.validate_command(find_runs(validate), calibration, queries, given, out, json)
+            return
         if validate:
             held, extra = find_runs(validate), []
             for run in calibration:  # a glob after --validate spills scaling runs here
@@ -211,6 +249,12 @@ def simulate(
 
             calibration, used = default_calibration(out)
             err(f"scaler: note: {used}")
+        if scenario == "server":
+            from scaler.simulate import serve
+
+            serve.command(calibration, given, machine, topology, sysfs_root, counts,
+                          placements, smt, serving, find_peak, out, json)
+            return
         _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
                   placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
                   json, cores_per_instance, oversubscribe)
@@ -304,6 +348,19 @@ def _explain(model: Any, topo: Any, names: tuple[str, ...], counts: tuple[int, .
     return [explain_ratio(model, topo, name, base, counts, cores_per_instance, smt,
                           oversubscribe=oversubscribe, study=study)
             for name in names if name != base]
+
+
+def _serving(bound: float, stat: str, batch: int, max_batch: int, timeout_ms: float,
+             repeat: int, seed: int, precision: float, target_qps: float | None,
+             queries: int | None) -> Any:
+    from scaler.simulate.serve import ServeSettings, check_settings
+
+    settings = ServeSettings(latency_bound_ms=bound, stat=stat, batch=batch,
+                             max_batch=max_batch, batch_timeout_ms=timeout_ms, repeat=repeat,
+                             seed=seed, peak_precision=precision, target_qps=target_qps,
+                             queries=queries)
+    check_settings(settings)
+    return settings
 
 
 MAX_QUERIES = 10_000_000  # simulated queries per point: memory grows with them

@@ -39,11 +39,18 @@ def probe_rules(s: Session) -> RunRules:
 
 
 def requests_needed(s: Session, rate_qps: float) -> int:
+    """Requests of a probe under the session's rules (see ``request_count``)."""
+    return request_count(s.settings.stat.value, rate_qps, s.rules.min_queries,
+                         s.rules.min_duration_s)
+
+
+def request_count(stat: str, rate_qps: float, min_queries: int, min_duration_s: float) -> int:
     """Requests of a probe: the run rules (min duration at this rate, min queries) and at
-    least what the early-stopping estimate of the statistic needs."""
-    p = PERCENTILE.get(s.settings.stat.value)
+    least what the early-stopping estimate of the statistic needs (the simulated server,
+    ``scaler.simulate.serve``, sizes its probes with this too)."""
+    p = PERCENTILE.get(stat)
     need = stats.early_stopping_min_queries(p) if p else 1
-    return max(s.rules.min_queries, need, math.ceil(rate_qps * s.rules.min_duration_s))
+    return max(min_queries, need, math.ceil(rate_qps * min_duration_s))
 
 
 async def run(s: Session) -> None:
@@ -110,6 +117,30 @@ def next_rate(passed: float, failed: float | None, start: float, precision: floa
     return round((passed + failed) / 2, 6)
 
 
+class PeakSearch:
+    """The search of ``--find-peak`` (``next_rate`` from ``start``, stopping below
+    ``start / 64``) as a state that a caller drives: ``next()`` gives the rate to probe
+    (rounded to 1/1000 qps; None when the search is over), ``record(passed)`` its verdict.
+    The measured search and the simulated one (``scaler.simulate.serve``) both drive it."""
+
+    def __init__(self, start: float, precision: float) -> None:
+        self.start, self.precision, self.floor = start, precision, start / 64
+        self.good: float = 0.0
+        self.bad: float | None = None
+        self._rate: float | None = None
+
+    def next(self) -> float | None:
+        self._rate = next_rate(self.good, self.bad, self.start, self.precision, self.floor)
+        return round(self._rate, 3) if self._rate else None
+
+    def record(self, passed: bool) -> None:
+        assert self._rate is not None, "record() follows next()"
+        if passed:
+            self.good = self._rate
+        else:
+            self.bad = self._rate
+
+
 async def find_peak(s: Session, placement: str, n: int) -> None:
     """Start where the user said (--target-qps), else at half of what the layout serves in a
     closed loop (measured first, briefly: an open queue cannot keep up beyond it)."""
@@ -119,14 +150,9 @@ async def find_peak(s: Session, placement: str, n: int) -> None:
         if capacity is None:
             return
         start = capacity / 2
-    good, bad = 0.0, None
-    floor = start / 64
-    while not s.stopped and (rate := next_rate(good, bad, start,
-                                               s.settings.peak_precision, floor)):
-        if await probe(s, placement, n, round(rate, 3)):
-            good = rate
-        else:
-            bad = rate
+    search = PeakSearch(start, s.settings.peak_precision)
+    while not s.stopped and (rate := search.next()) is not None:
+        search.record(await probe(s, placement, n, rate))
 
 
 async def closed_loop_capacity(s: Session, placement: str, n: int) -> float | None:

@@ -1,0 +1,621 @@
+"""The simulated server scenario: open-loop Poisson arrivals into one shared queue.
+
+The measured side (``scaler.serving``) is mirrored rule for rule, so a simulated peak is what
+a measurement with the same settings would find if the instance model were the machine:
+
+- arrivals are ``serving.poisson_schedule(rate, count, seed)`` itself, with the measured
+  run's seed rule (``seed * 1000 + repeat``) and probe size (``server.request_count``);
+- one FIFO queue; an idle instance takes the oldest requests by ``serving._Queue.take``'s
+  rule (at most ``max_batch``; a partial batch once ``batch`` are queued without a timeout,
+  after ``batch_timeout`` for the oldest, or once every request has arrived), idle
+  instances are taken first-idle-first, and the queue is served on an arrival, a
+  completion or the batch timer, as ``serving._serve`` does;
+- a query is padded to the engine's batch (``max_batch``), so its work is that batch's,
+  drawn from the calibrated instance model and served at the rate the layout's sharing
+  gives it (``des.rates``, recomputed whenever an instance goes busy or idle, as the
+  closed-loop model does): N instances slow each other as they do in the scaling model;
+- latency counts from the scheduled arrival; a probe ends as soon as more requests are
+  over the bound than its percentile allows (``coordinator._allowed_over``), and a
+  backlog that has not drained ``max(5 s, 10 x bound, 3 x a query)`` after the last
+  arrival makes the run invalid;
+- a probe passes when every repeat is valid and the early-stopping estimate of the pooled
+  latency (``points.point_of``, ``points.decision_latency``) meets the bound, and the rates
+  come from the measured search itself (``server.PeakSearch``).
+
+What the simulated generator does not have: lag (it issues at the scheduled time) and host
+noise; the model's limits are the instance model's (``scaler simulate --help``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from scaler.simulate.des import _draw, _rerate
+
+
+@njit(cache=True)
+def run_serve(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params, vm_slow,
+              work_ms, extra_ms, shape, schedule_ms, batch, max_batch, timeout_ms, bound_ms,
+              allowed_over, drain_ms, seed):
+    """Serve the requests arriving at ``schedule_ms`` (sorted) with the layout's instances.
+
+    ``allowed_over`` < 0: no bound to fail. Returns per request its completion time (ms,
+    NaN: never served) and the instance that served it (-1: none); per query its instance,
+    start, end (ms) and size; whether the run ended on the bound and whether the backlog
+    failed to drain in time.
+    """
+    np.random.seed(seed)
+    n = ptr.shape[0] - 1
+    count = schedule_ms.shape[0]
+    active = np.zeros(n, np.bool_)
+    factor = np.ones(n)
+    remaining = np.zeros(n)
+    finish = np.full(n, np.inf)
+    idle = np.arange(n)  # a ring of idle instances, first idle first
+    idle_head = 0
+    idle_len = n
+    first = np.zeros(n, np.int64)  # the query in service: its first request and size
+    size = np.zeros(n, np.int64)
+    started = np.zeros(n)
+    timers = np.full(count + 1, np.inf)  # pending batch timers
+    n_timers = 0
+    done = np.full(count, np.nan)
+    served_by = np.full(count, -1, np.int64)
+    q_inst = np.empty(count, np.int64)
+    q_start = np.empty(count)
+    q_end = np.empty(count)
+    q_size = np.empty(count, np.int64)
+    n_queries = 0
+    head = 0  # the oldest waiting request
+    arrived = 0
+    busy = 0
+    over = 0
+    generated = count == 0
+    bound_failed = False
+    drain_failed = False
+    end_ms = (schedule_ms[count - 1] if count else 0.0) + drain_ms
+    while True:
+        t_arrival = schedule_ms[arrived] if arrived < count else np.inf
+        j = -1
+        t_done = np.inf
+        for i in range(n):
+            if finish[i] < t_done:
+                t_done = finish[i]
+                j = i
+        k_timer = -1
+        t_timer = np.inf
+        for k in range(n_timers):
+            if timers[k] < t_timer:
+                t_timer = timers[k]
+                k_timer = k
+        t = min(t_arrival, t_done, t_timer)
+        if t > end_ms:
+            drain_failed = True
+            break
+        changed = False
+        ending = False
+        if t_done <= t_arrival and t_done <= t_timer:  # a query completes
+            for r in range(first[j], first[j] + size[j]):
+                done[r] = t
+                if bound_ms > 0.0 and t - schedule_ms[r] > bound_ms:
+                    over += 1
+            q_inst[n_queries] = j
+            q_start[n_queries] = started[j]
+            q_end[n_queries] = t
+            q_size[n_queries] = size[j]
+            n_queries += 1
+            active[j] = False
+            finish[j] = np.inf
+            busy -= 1
+            idle[(idle_head + idle_len) % n] = j
+            idle_len += 1
+            changed = True
+            if allowed_over >= 0 and over > allowed_over:
+                bound_failed = True
+                break
+            if generated and head == arrived and busy == 0:
+                break
+            ending = generated
+        elif t_arrival <= t_timer:  # a request arrives
+            arrived += 1
+            if arrived == count:
+                generated = True  # its own dispatch below still has ending False
+        else:  # a batch timer fires
+            n_timers -= 1
+            timers[k_timer] = timers[n_timers]
+            timers[n_timers] = np.inf
+            ending = generated
+        while idle_len > 0 and head < arrived:  # dispatch (serving._serve's)
+            queued = arrived - head
+            timed_out = timeout_ms > 0.0 and t - schedule_ms[head] >= timeout_ms - 1e-9
+            if queued >= max_batch:
+                take = max_batch
+            elif (queued >= batch and (timeout_ms == 0.0 or timed_out)) or timed_out \
+                    or ending:
+                take = queued
+            else:
+                if timeout_ms > 0.0:
+                    due = schedule_ms[head] + timeout_ms
+                    fresh = True
+                    for k in range(n_timers):
+                        if timers[k] == due:
+                            fresh = False
+                    if fresh:
+                        timers[n_timers] = due
+                        n_timers += 1
+                break
+            i = idle[idle_head]
+            idle_head = (idle_head + 1) % n
+            idle_len -= 1
+            first[i] = head
+            size[i] = take
+            for r in range(head, head + take):
+                served_by[r] = i
+            head += take
+            started[i] = t
+            active[i] = True
+            remaining[i] = work_ms[i] * _draw(shape) + extra_ms[i]
+            busy += 1
+            changed = True
+        if changed:
+            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, cpu_core,
+                    core_node, node_size, n_cores, params, vm_slow)
+    return (done, served_by, q_inst[:n_queries], q_start[:n_queries], q_end[:n_queries],
+            q_size[:n_queries], bound_failed, drain_failed)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What a simulated server run mirrors of ``scaler server``'s settings."""
+
+    latency_bound_ms: float = 100.0
+    stat: str = "p99"
+    batch: int = 1
+    max_batch: int = 1
+    batch_timeout_ms: float = 0.0
+    min_queries: int = 100
+    min_duration_s: float = 10.0
+    repeat: int = 1
+    seed: int = 0
+    peak_precision: float = 0.05
+    target_qps: float | None = None  # the search's start (None: half the capacity)
+    queries: int | None = None  # requests per probe instead of the run rules
+
+    def policy(self) -> Any:
+        from scaler.serving import ServePolicy
+
+        return ServePolicy(batch=self.batch, max_batch=self.max_batch,
+                           batch_timeout_s=self.batch_timeout_ms / 1000.0)
+
+    def count(self, rate: float) -> int:
+        """Requests of a probe at ``rate``: the measured rule, or ``queries`` (at least what
+        the early-stopping estimate needs)."""
+        from scaler.scenarios.server import request_count
+
+        if self.queries is not None:
+            return request_count(self.stat, 0.0, self.queries, 0.0)
+        return request_count(self.stat, rate, self.min_queries, self.min_duration_s)
+
+    def allowed_over(self, count: int) -> int:
+        """Requests over the bound a probe of ``count`` may hold (-1: no bound)."""
+        from dataclasses import replace
+
+        from scaler.coordinator import RunRules, _allowed_over
+        from scaler.scenarios.server import PERCENTILE
+
+        p = PERCENTILE.get(self.stat)
+        if p is None:
+            return -1
+        allowed = _allowed_over(replace(RunRules(), min_queries=count,
+                                        latency_bound_ms=self.latency_bound_ms,
+                                        bound_percentile=p))
+        return -1 if allowed is None else allowed
+
+    @classmethod
+    def of_run(cls, doc: dict[str, Any], queries: int | None = None) -> ServeSettings:
+        """The settings a measured server run used (its ``requested`` and rules)."""
+        req = doc["requested"]
+        rules = doc["effective"].get("rules") or {}
+        batch = int(req.get("batch") or 1)
+        return cls(latency_bound_ms=float(req["latency_bound_ms"]), stat=req["stat"],
+                   batch=batch, max_batch=max(batch, int(req.get("serve_max_batch") or batch)),
+                   batch_timeout_ms=float(req.get("batch_timeout_ms") or 0.0),
+                   min_queries=int(rules.get("min_queries", req.get("min_queries", 100))),
+                   min_duration_s=float(rules.get("min_duration_s",
+                                                  req.get("min_duration_s", 10.0))),
+                   repeat=int(req.get("repeat") or 1), seed=int(req.get("seed") or 0),
+                   peak_precision=float(req.get("peak_precision") or 0.05),
+                   target_qps=float(req["target_qps"]) if req.get("target_qps_given")
+                   else None, queries=queries)
+
+
+@dataclass
+class Served:
+    """A simulated server run under construction: its groups and their raw samples (kept
+    in memory to pool latencies across repeats as the measured run does)."""
+
+    model: Any
+    settings: ServeSettings
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+    def serve(self, lay: Any, rate: float, repeat: int = 0, **extra: Any
+              ) -> dict[str, Any]:
+        """One simulated served group at ``rate`` (its record, in ``served_record``'s
+        shape, added to the run)."""
+        from scaler import stats
+        from scaler.serving import poisson_schedule
+
+        st = self.settings
+        count = st.count(rate)
+        seed = st.seed * 1000 + repeat  # the measured run's seed of this repeat
+        schedule = poisson_schedule(rate, count, seed) * 1000.0
+        work, extra_ms, vm = self.model.instance_arrays(lay, st.max_batch)
+        allowed = st.allowed_over(count)
+        bound = st.latency_bound_ms if allowed >= 0 else 0.0
+        # the measured drain: max(5 s, 10 bounds, 3 x the slowest warm-up query)
+        alone = float(np.max((work * float(np.max(self.model.shape_array())) + extra_ms)
+                             * vm))
+        drain = max(5000.0, 10.0 * bound, 3.0 * alone)
+        done, served_by, q_inst, q_start, q_end, q_size, bound_failed, drain_failed = \
+            run_serve(*lay.arrays(), self.model.params(), vm, work, extra_ms,
+                      self.model.shape_array(), schedule, st.batch, st.max_batch,
+                      st.batch_timeout_ms, bound, allowed, drain, seed)
+        gid = len(self.groups)
+        finished = ~np.isnan(done)
+        per = []
+        for i in range(lay.instances):
+            mine = (served_by == i) & finished
+            s = (schedule[mine] * 1e6).astype(np.int64)
+            e = (done[mine] * 1e6).astype(np.int64)
+            self.arrays[f"g{gid}_i{i}_start_ns"] = s
+            self.arrays[f"g{gid}_i{i}_end_ns"] = e
+            part = lay.partitions[i]
+            entry = {"index": i, "status": "complete",
+                     "partition": {"cpus": part["cpus"], "nodes": part["nodes"]},
+                     "threads": part["threads"], "cores": part["cores"],
+                     "requests": int(mine.sum()), "latency_ms": stats.latency_ms(s, e)}
+            svc = (q_end - q_start)[q_inst == i]
+            if svc.size:
+                entry["service_ms"] = {"queries": int(svc.size), "mean": float(svc.mean()),
+                                       "p50": float(np.percentile(svc, 50)),
+                                       "p99": float(np.percentile(svc, 99))}
+            per.append(entry)
+        latency = (done - schedule)[finished]
+        span_s = float(done[finished].max() - schedule[0]) / 1000.0 if finished.any() else 0.0
+        achieved = float(finished.sum()) / span_s if span_s > 0 else 0.0
+        summary = stats.latency_summary(latency)
+        invalid = []
+        if drain_failed:
+            invalid.append(f"{int((~finished).sum())} requests never served: the backlog did "
+                           "not drain (the rate is beyond what the layout serves)")
+        model = self.model
+        record = {
+            "id": gid, "placement": lay.placement, "target": "simulated",
+            "emulated": False, "simulated": True, "engine": model.engine,
+            "precision": model.precision, "model": model.model, "batch": st.max_batch,
+            "instances": lay.instances, "cores": lay.n_cores,
+            "cpus": int(lay.cpu_core.size), "oversubscribed": lay.oversubscribed,
+            "oversubscription": lay.oversubscription,
+            "plan_warnings": list(lay.warnings), "status": "complete", "errors": [],
+            "per_instance": per, "target_qps": float(rate),
+            "policy": {"batch": st.batch, "max_batch": st.max_batch,
+                       "batch_timeout_ms": st.batch_timeout_ms},
+            "throughput_ips": achieved, "achieved_qps": achieved,
+            "queries": int(finished.sum()),
+            "requests": {"scheduled": count, "completed": int(finished.sum())},
+            "latency_ms": summary,
+            "generator": {"simulated": "requests issued at their scheduled times",
+                          "issued": count, "scheduled": count, "kept_up": True},
+            "early_stopping_p99_ms": (summary.get("early_stopping") or {}).get("p99"),
+            "bound_failed": bool(bound_failed), "drain_timed_out": bool(drain_failed),
+            "valid": not invalid, "invalid_reasons": invalid,
+            "warnings": stats.sample_warnings(int(finished.sum())), "seed": seed,
+            "series": lay.placement, "repeat": repeat,
+        }
+        if bound > 0:
+            record["latency_bound_ms"] = st.latency_bound_ms
+        label = f"{lay.placement} x{lay.instances} at {rate:g} qps (simulated)"
+        if st.repeat > 1:
+            label += f" (repeat {repeat + 1}/{st.repeat})"
+        record.update(label=label, **extra)
+        self.groups.append(record)
+        return record
+
+    def point(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The point of ``record`` over every repeat so far (latency pooled)."""
+        from scaler import points
+
+        key = points.point_key(record)
+        return points.point_of([g for g in self.groups if points.point_key(g) == key],
+                               self.arrays)
+
+    def probe(self, layout: Any, rate: float) -> bool:
+        """``scenarios.server.probe`` on the model: every repeat valid and within the
+        bound's allowance, and the pooled conservative latency meets the bound."""
+        from scaler import points
+
+        record = None
+        for r in range(self.settings.repeat):
+            record = self.serve(layout, rate, r, probe=True,
+                                layout=f"{layout.placement} x{layout.instances}")
+            if record["status"] != "complete" or record.get("bound_failed") or not \
+                    record.get("valid"):
+                return False
+        assert record is not None
+        value = points.decision_latency(self.point(record)["latency_ms"], self.settings.stat)
+        return value is not None and value <= self.settings.latency_bound_ms
+
+    def capacity(self, layout: Any, queries: int = 50_000) -> float:
+        """Requests/s the layout serves back to back (the simulated closed loop at the
+        engine's batch), recorded as the search's calibration like the measured one."""
+        from scaler.simulate.sweep import simulate_closed
+
+        g = simulate_closed(self.model, layout, self.settings.max_batch, queries,
+                            self.settings.seed)
+        g.update(id=len(self.groups), calibration=True, series=f"{layout.placement} capacity",
+                 label=f"{layout.placement} x{layout.instances} closed-loop capacity "
+                 "(calibrates the search) (simulated)")
+        self.groups.append(g)
+        return float(g["throughput_ips"])
+
+    def find_peak(self, layout: Any) -> dict[str, Any]:
+        """The measured search (``server.PeakSearch``) on the model: the highest passing
+        rate, the lowest failing one above it, and every probe."""
+        from scaler.scenarios.server import PeakSearch
+
+        start = self.settings.target_qps
+        if start is None:
+            start = self.capacity(layout) / 2
+        search = PeakSearch(start, self.settings.peak_precision)
+        tried = []
+        while (rate := search.next()) is not None:
+            passed = self.probe(layout, rate)
+            search.record(passed)
+            tried.append((rate, passed))
+        return {"peak_qps": round(search.good, 3) if search.good else None,
+                "first_failing_qps": round(search.bad, 3) if search.bad else None,
+                "probes": tried, "start_qps": start}
+
+    def curve(self, layout: Any, around: float,
+              fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25)
+              ) -> None:
+        """The hockey stick: served groups (one repeat each) at fractions of a rate."""
+        for f in fractions:
+            self.serve(layout, round(around * f, 3))
+
+    def points(self) -> list[dict[str, Any]]:
+        from scaler import points
+
+        return points.aggregate(self.groups, self.arrays)
+
+
+def server_groups(model: Any, topo: Any, placements: tuple[str, ...],
+                  instances: tuple[int, ...], settings: ServeSettings, smt: bool = False,
+                  find_peak: bool = True) -> tuple[Served, dict[str, dict[str, Any]]]:
+    """A simulated server run: per placement and instance count, the peak search and the
+    hockey stick around the peak (or, without ``find_peak``, every repeat at the target
+    rate). Returns the run and the searches by layout."""
+    from scaler.simulate.layout import plan_layout
+
+    run = Served(model, settings)
+    searches: dict[str, dict[str, Any]] = {}
+    for placement in placements:
+        for n in instances:
+            layout = plan_layout(topo, placement, n, smt=smt)
+            if not find_peak:
+                for r in range(settings.repeat):
+                    run.serve(layout, float(settings.target_qps or 10.0), r)
+                continue
+            found = run.find_peak(layout)
+            searches[f"{placement} x{n}"] = found
+            run.curve(layout, found["peak_qps"] or found["start_qps"])
+    return run, searches
+
+
+def run_document(run: Served, topo: Any, machine_source: str, requested: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The simulated server run in the result schema, with its points (latency pooled over
+    repeats, as the measured run saves them)."""
+    from scaler.simulate.sweep import run_document as sweep_document
+
+    doc = sweep_document("server", run.model, topo, machine_source, requested, run.groups)
+    doc["points"] = run.points()
+    return doc
+
+
+def validate(measured: list[Any], calibration: list[Any], queries: int | None,
+             given: dict[str, float]) -> tuple[dict[str, Any], Any, list[tuple[Any, Served]]]:
+    """Held-out check of the simulated peak: calibrate the model on ``calibration``
+    (closed-loop runs; never a server run), replay each measured server run's search with
+    its own settings on its own machine and layouts, and compare the peaks."""
+    from scaler.errors import UsageError
+    from scaler.simulate.layout import recorded_layout
+    from scaler.simulate.machine import topology_from_dict
+    from scaler.simulate.model import calibrate
+    from scaler.summaries import server_results
+
+    servers = [r for r in measured if r.scenario == "server"]
+    if not servers:
+        raise UsageError("--validate with --scenario server needs a measured server run "
+                         "(scaler server --find-peak)")
+    _no_server_runs(calibration)
+    if not calibration:
+        raise UsageError("--validate with --scenario server needs calibration runs (scaling "
+                         "or latency runs of the same engine) as arguments")
+    model = calibrate(calibration).with_given(given)
+    rows = []
+    replays = []
+    for m in servers:
+        if m.doc.get("simulated"):
+            raise UsageError(f"{m.path} is simulated, not a measurement")
+        what = (m.doc["effective"]["engine"], m.doc["effective"]["precision"],
+                m.doc["effective"]["model"])
+        if what != (model.engine, model.precision, model.model):
+            raise UsageError(f"{m.path} is {' '.join(what)}; the calibration runs are "
+                             f"{model.engine} {model.precision} {model.model}")
+        settings = ServeSettings.of_run(m.doc, queries)
+        run = Served(model, settings)
+        replays.append((m, run))
+        topo = topology_from_dict(m.doc["host"]["topology"], str(m.path))
+        found = server_results(m.doc, m.doc.get("points") or [])
+        peaks = found.get("peak_qps") or {}
+        for layout_name in peaks:
+            group = next(g for g in m.doc["groups"] if g.get("probe")
+                         and g.get("layout") == layout_name)
+            layout = recorded_layout(topo, group)
+            sim = run.find_peak(layout)
+            measured_peak = peaks[layout_name]
+            failing = [r["target_qps"] for r in found["results"]
+                       if r["layout"] == layout_name and not r["meets_bound"]
+                       and (measured_peak is None or r["target_qps"] > measured_peak)]
+            row = {"run": str(m.path), "layout": layout_name,
+                   "measured_peak_qps": measured_peak,
+                   "measured_first_failing_qps": min(failing) if failing else None,
+                   "simulated_peak_qps": sim["peak_qps"],
+                   "simulated_first_failing_qps": sim["first_failing_qps"],
+                   "simulated_probes": sim["probes"]}
+            if measured_peak and sim["peak_qps"]:
+                row["error"] = sim["peak_qps"] / measured_peak - 1.0
+            rows.append(row)
+    errors = [abs(r["error"]) for r in rows if r.get("error") is not None]
+    report = {"scenario": "server", "calibration_runs": [str(r.path) for r in calibration],
+              "layouts": rows,
+              "mean_abs_error": float(np.mean(errors)) if errors else None,
+              "max_abs_error": float(np.max(errors)) if errors else None,
+              "note": "both searches probe the same grid of rates (same start and "
+                      "precision), so an error is a multiple of the search's steps; "
+                      "held out: the model never saw the server run"}
+    return report, model, replays
+
+
+def lines(report: dict[str, Any]) -> list[str]:
+    def qps(v: float | None) -> str:
+        return "none" if v is None else f"{v:g}"
+
+    out = [f"held-out peak rate (calibrated on {len(report['calibration_runs'])} run(s), "
+           "never on the server run):"]
+    for r in report["layouts"]:
+        err = r.get("error")
+        out.append(f"  {r['layout']}: measured {qps(r['measured_peak_qps'])} qps (first "
+                   f"failing {qps(r['measured_first_failing_qps'])}), simulated "
+                   f"{qps(r['simulated_peak_qps'])} qps (first failing "
+                   f"{qps(r['simulated_first_failing_qps'])})"
+                   + ("" if err is None else f": error {err:+.1%}"))
+    if report["mean_abs_error"] is not None:
+        out.append(f"  mean |error| {report['mean_abs_error']:.1%}, max "
+                   f"{report['max_abs_error']:.1%} over {len(report['layouts'])} layout(s)")
+    out.append(f"  note: {report['note']}")
+    return out
+
+
+def check_settings(settings: ServeSettings) -> None:
+    """One-line errors for settings a server run would refuse."""
+    from scaler.errors import UsageError
+
+    if settings.stat not in ("p50", "p90", "p99", "mean"):
+        raise UsageError(f"--stat {settings.stat} is not one a server run decides on: "
+                         "choose from p99, p90, p50, mean")
+    if settings.max_batch < settings.batch:
+        raise UsageError(f"--max-batch {settings.max_batch} is less than --batch "
+                         f"{settings.batch}")
+    if settings.batch_timeout_ms < 0 or not math.isfinite(settings.batch_timeout_ms):
+        raise UsageError("--batch-timeout-ms must be a finite number >= 0")
+    if settings.target_qps is not None and not (settings.target_qps > 0
+                                                and math.isfinite(settings.target_qps)):
+        raise UsageError("--target-qps must be a positive number")
+    if not settings.peak_precision > 0:
+        raise UsageError("--peak-precision must be positive")
+    if settings.repeat < 1:
+        raise UsageError("--repeat must be at least 1")
+
+
+def command(calibration: list[Any], given: dict[str, float], machine: str | None,
+            topology: str | None, sysfs_root: str | None, counts: tuple[int, ...],
+            placements: tuple[str, ...], smt: bool, settings: ServeSettings, find_peak: bool,
+            out: Any, as_json: bool) -> None:
+    """``scaler simulate --scenario server``: the simulated run, saved, plotted, printed."""
+    import typer
+
+    from scaler import plots, results, summaries
+    from scaler.cli.common import emit_json, err
+    from scaler.simulate.machine import load_machine
+    from scaler.simulate.model import calibrate, parameter_lines
+    from scaler.simulate.sweep import save
+
+    check_settings(settings)
+    _no_server_runs(calibration)
+    model = calibrate(calibration).with_given(given)
+    topo, source = load_machine(machine, topology, sysfs_root,
+                                calibration[0].doc["host"]["topology"],
+                                calibration[0].doc["host"].get("hostname", ""))
+    run, searches = server_groups(model, topo, placements, counts, settings, smt, find_peak)
+    requested = {"scenario": "server", "placements": list(placements),
+                 "instances": list(counts), "smt": smt, "find_peak": find_peak,
+                 **{k: getattr(settings, k) for k in ServeSettings.__dataclass_fields__},
+                 "serve_max_batch": settings.max_batch, "machine": source,
+                 "calibration_runs": [str(r.path) for r in calibration], "assume": given}
+    doc = run_document(run, topo, source, requested)
+    doc["searches"] = searches
+    path, summary = save(doc, out)
+    try:
+        plots.save_figures(plots.figures_for([results.load_run(path)]), path)
+    except Exception as exc:  # a plot must never cost the result
+        err(f"scaler: warning: plots of {path} failed: {exc}")
+    if as_json:
+        emit_json({**summary, "searches": searches, "model_parameters": {
+            k: {"value": model.values[k], "source": model.sources[k]} for k in model.values}})
+        return
+    err("\n".join(parameter_lines(model)))
+    typer.echo("\n".join(summaries.lines(summary)))
+    for layout, s in searches.items():
+        if s["peak_qps"] is not None:
+            typer.echo(f"  search {layout}: peak {s['peak_qps']:g} qps, first failing "
+                       f"{s['first_failing_qps'] if s['first_failing_qps'] else 'none'} "
+                       f"(from {s['start_qps']:g} qps, {len(s['probes'])} probes)")
+
+
+def validate_command(measured: list[Any], calibration: list[Any], queries: int | None,
+                     given: dict[str, float], out: Any, as_json: bool) -> None:
+    """``scaler simulate CAL --scenario server --validate SERVER_RUN``: the held-out error
+    of the peak rate; the replayed simulated run is saved beside the others."""
+    import typer
+
+    from scaler.cli.common import emit_json, err
+    from scaler.simulate.model import parameter_lines
+    from scaler.simulate.sweep import save
+
+    report, model, replays = validate(measured, calibration, queries, given)
+    from scaler.simulate.machine import topology_from_dict
+
+    saved = []
+    for m, run in replays:
+        topo = topology_from_dict(m.doc["host"]["topology"], str(m.path))
+        requested = {"scenario": "server", "validates": str(m.path),
+                     **{k: getattr(run.settings, k) for k in ServeSettings.__dataclass_fields__},
+                     "serve_max_batch": run.settings.max_batch,
+                     "calibration_runs": [str(r.path) for r in calibration], "assume": given}
+        doc = run_document(run, topo, f"the measured run's host ({m.path})", requested)
+        doc["validation"] = report
+        path, _ = save(doc, out)
+        saved.append(str(path))
+    report["simulated_runs"] = saved
+    if as_json:
+        emit_json(report)
+        return
+    typer.echo("\n".join(lines(report)))
+    typer.echo("  simulated replay: " + ", ".join(saved))
+    err("\n".join(parameter_lines(model)))
+
+
+def _no_server_runs(calibration: list[Any]) -> None:
+    from scaler.errors import UsageError
+
+    if any(r.scenario == "server" for r in calibration):
+        raise UsageError("a server run cannot calibrate the model (its rate is the offered "
+                         "load, not the capacity): calibrate on scaling or latency runs")
