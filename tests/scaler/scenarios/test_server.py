@@ -69,5 +69,13 @@ def test_find_peak_on_the_tiny_model(tmp_path):
     out = run_server(tmp_path, "--model", "tiny", "--find-peak", "--target-qps", "50",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, timeout=600)
     peak = out["peak_qps"]["pinned x1"]
-    assert peak is not None and peak >= 50
-    assert all(r["valid"] or not r["meets_bound"] for r in out["results"])
+    assert peak is not None and peak > 0  # how high depends on the machine's load: no figure
+    probes = out["results"]
+    assert all(r["valid"] or not r["meets_bound"] for r in probes)
+    # the peak is a probe that met the bound, bracketed by a higher one that did not, within
+    # the search's precision (10%)
+    at_peak = [r for r in probes if r["target_qps"] == peak]
+    assert at_peak and all(r["meets_bound"] and r["valid"] for r in at_peak)
+    above = min(r["target_qps"] for r in probes if r["target_qps"] > peak)
+    assert not any(r["meets_bound"] for r in probes if r["target_qps"] == above)
+    assert (above - peak) / peak <= 0.1 + 1e-3  # --peak-precision 0.1 (rates kept to 1/1000)
