@@ -225,14 +225,19 @@ def simulate(
             return
         if validate:
             held, extra = find_runs(validate), []
-            for run in calibration:  # a glob after --validate spills scaling runs here
-                if run.scenario == "scaling":
-                    err(f"scaler: note: simulate: {run.path}: a scaling run, validated with "
-                        "the --validate runs (calibrating on all its points would leak the "
-                        "held-out ones)")
-                    held.append(run)
-                else:
+            spilled = [r for r in calibration if r.scenario == "scaling"]
+            if spilled:  # a glob after --validate spills scaling runs here
+                err(f"scaler: note: simulate: {_count(spilled, 'scaling run')} given as RUN "
+                    f"({spilled[0].path}{', ...' if len(spilled) > 1 else ''}) validated "
+                    "with the --validate runs (calibrating on all their points would leak "
+                    "the held-out ones)")
+            seen = {r.path.resolve() for r in held}
+            for run in calibration:
+                if run.scenario != "scaling":
                     extra.append(run)
+                elif run.path.resolve() not in seen:  # named twice: one run, one repeat
+                    seen.add(run.path.resolve())
+                    held.append(run)
             usable = {id(r) for r in one_kind([*held, *extra], "simulate", err)}
             if not any(id(r) in usable for r in held):
                 from scaler.errors import UsageError
@@ -258,6 +263,10 @@ def simulate(
         _simulate(calibration, given, machine, topology, sysfs_root, scenario, counts,
                   placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed, out,
                   json, cores_per_instance, oversubscribe)
+
+
+def _count(items: list[Any], what: str) -> str:
+    return f"{len(items)} {what}{'s' if len(items) != 1 else ''}"
 
 
 def _validate(runs: list[Any], extra: list[Any], calibrate_on: str | None,

@@ -39,9 +39,9 @@ from scaler.simulate.des import _draw, _rerate
 
 
 @njit(cache=True)
-def run_serve(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, params, vm_slow,
-              work_ms, extra_ms, shape, schedule_ms, batch, max_batch, timeout_ms, bound_ms,
-              allowed_over, drain_ms, seed):
+def run_serve(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size, n_cores,
+              params, vm_slow, work_ms, extra_ms, shape, schedule_ms, batch, max_batch,
+              timeout_ms, bound_ms, allowed_over, drain_ms, seed):
     """Serve the requests arriving at ``schedule_ms`` (sorted) with the layout's instances.
 
     ``allowed_over`` < 0: no bound to fail. Returns per request its completion time (ms,
@@ -163,8 +163,8 @@ def run_serve(ptr, cpus, threads, cpu_core, core_node, node_size, n_cores, param
             busy += 1
             changed = True
         if changed:
-            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, cpu_core,
-                    core_node, node_size, n_cores, params, vm_slow)
+            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes,
+                    cpu_core, core_node, node_size, n_cores, params, vm_slow)
     return (done, served_by, q_inst[:n_queries], q_start[:n_queries], q_end[:n_queries],
             q_size[:n_queries], bound_failed, drain_failed)
 

@@ -123,7 +123,9 @@ class ReferenceSet:
 
 
 def reference_sets(root: Path = REFERENCE) -> list[ReferenceSet]:
-    """One set per folder under ``root`` holding scaling runs (suite folders included)."""
+    """One set per folder under ``root`` holding scaling runs (suite folders included);
+    a folder holding a server run is a server set (the server run and the runs calibrating
+    its replay, ``simulate --scenario server --validate``), not a scaling experiment."""
     import json
 
     from scaler.results import find_runs
@@ -135,7 +137,7 @@ def reference_sets(root: Path = REFERENCE) -> list[ReferenceSet]:
             continue  # no run measured into it (yet)
         runs = find_runs([str(folder)])
         scaling = [r for r in runs if r.scenario == "scaling"]
-        if not scaling:
+        if not scaling or any(r.scenario == "server" for r in runs):
             continue
         conditions = [json.loads((r.path / "conditions.json").read_text()) for r in scaling
                       if (r.path / "conditions.json").is_file()]

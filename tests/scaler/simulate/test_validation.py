@@ -1,10 +1,9 @@
 """Calibration and hold-out validation on runs measured on real machines: the committed
 reference sets under ``results/reference`` (the demo suite of a 2-core Zen 5 host, one run;
-``validation-tf-fp32``, once its collection is complete: one scaling experiment with 1-core
-fixed-size instances measured on a 2-core Xeon for this purpose, every group in its own run,
-repeats in shuffled order, each holding the measurement lock and kept only if others used
-under 15% of the CPUs while it measured, as ``conditions.json`` records; until then its runs
-wait in ``collecting/``, which these tests do not read, and the tests of it skip saying so).
+``validation-tf-fp32``: one scaling experiment with 1-core fixed-size instances measured on
+a 2-core Xeon for this purpose, every group in its own run, 3 repeats in shuffled order,
+each holding the measurement lock and kept only if others used under 15% of the CPUs while
+it measured, as ``conditions.json`` records).
 
 These measure the model against reality: the bounds are what the model achieves today with
 a margin, so a change that makes it fit or predict these machines worse fails here. (The
@@ -25,12 +24,11 @@ from scaler.simulate.validate import REFERENCE, reference_sets, validate
 SETS = {s.name: s for s in reference_sets()}
 SUITE = next(s for name, s in SETS.items() if name.startswith("suite-"))
 REPEATED = [s for name, s in SETS.items() if name.startswith("validation-")]
-NOT_YET = ("validation-tf-fp32 is still being collected (results/reference/validation-tf-fp32/"
-           "measure.py; its runs wait in collecting/)")
 
 
 def test_the_committed_sets_are_real_measurements():
     assert SUITE, sorted(SETS)
+    assert [s.name for s in REPEATED] == ["validation-tf-fp32"]
     for ref in SETS.values():
         for run in [*ref.runs, *ref.extra]:
             assert not run.doc.get("simulated") and not run.doc.get("emulated")
@@ -68,8 +66,6 @@ def test_calibration_fits_every_measured_group(name):
                                              ("validation-", 0.08, 0.15)])
 def test_held_out_counts_are_predicted_on_real_runs(name, mean, worst):
     refs = [s for n, s in SETS.items() if n.startswith(name)]
-    if not refs and name == "validation-":
-        pytest.skip(NOT_YET)
     assert refs
     for ref in refs:
         report, _ = validate(ref.runs, ref.extra, queries=20_000)
@@ -84,8 +80,6 @@ def test_validate_command_on_real_runs(capsys):
     out = capsys.readouterr().out
     assert "held out" in out and "held-out throughput error" in out
     assert str(REFERENCE.name) in out
-    if not REPEATED:
-        pytest.skip(NOT_YET)
     ref = REPEATED[0]
     argv = ["simulate", *(a for r in ref.runs for a in ("--validate", str(r.path))),
             "--queries", "20000", "--json"]
