@@ -58,7 +58,7 @@ def run_labels(runs: list[Run], given: list[str] | None = None) -> dict[Path, st
     facets = {
         "engine": lambda r: f"{r.doc['effective']['engine']} {r.doc['effective']['precision']}",
         "model": lambda r: r.doc["effective"]["model"],
-        "machine": lambda r: r.doc["host"].get("cpu_model") or r.doc["host"].get("hostname"),
+        "machine": lambda r: machine_name(r.doc["host"]),
         "date": lambda r: str(r.doc.get("created", ""))[:16].replace("T", " "),
     }
     differing = [f for f in facets.values() if len({f(r) for r in runs}) > 1]
@@ -69,6 +69,12 @@ def run_labels(runs: list[Run], given: list[str] | None = None) -> dict[Path, st
     if len(set(labels.values())) < len(runs):  # nothing tells them apart: the folders do
         labels = {r.path: r.path.name for r in runs}
     return labels
+
+
+def machine_name(host: dict[str, Any]) -> str:
+    """A machine as a reader tells it apart: its CPU model, or for a run that did not record
+    one, its host name said to be one (a host called ``vm`` is not the placement)."""
+    return host.get("cpu_model") or f'host "{host.get("hostname", "?")}"'
 
 
 def _series_label(s: dict[str, Any], run_label: str = "") -> str:
@@ -143,7 +149,8 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False,
     labels = labels or run_labels(runs)
     series = [(r, s) for r in runs
               for s in scaling_series(r.doc["groups"], doc_points(r.doc))]
-    notes = []
+    notes: list[str] = []
+    ideals: set[str] = set()
     if not allow_emulated and any(s.get("emulated") for _, s in series) and any(
             not s.get("emulated") for _, s in series):
         left = sorted({s["placement"] for _, s in series if s.get("emulated")})
@@ -173,8 +180,10 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False,
                 notes.append(note)
         if pts and pts[0]["instances"] >= 1:
             per = ips[0] / ns[0]
+            ideal = f"ideal linear ({s['placement']})"  # one legend entry per placement
             ax.plot([ns[0], ns[-1]], [per * ns[0], per * ns[-1]], ":", color=color,
-                    linewidth=1, label=f"ideal linear ({s['placement']})")
+                    linewidth=1, label="_nolegend_" if ideal in ideals else ideal)
+            ideals.add(ideal)
     if cores and max_n > cores:
         ax.axvspan(cores + 0.5, max_n + 0.5, color="grey", alpha=0.12,
                    label=f"oversubscribed (> {cores} cores; left out of fits)")
@@ -532,7 +541,7 @@ def _title(runs: list[Run], what: str) -> str:
     for r in runs:
         host = r.doc["host"]
         cores = (host.get("topology") or {}).get("cores")
-        name = host.get("cpu_model") or host.get("hostname", "?")
+        name = machine_name(host)
         machines.append(f"{name}, {cores} cores" if cores else name)
     return (f"{what}: {', '.join(dict.fromkeys(engines))}\n"
             f"on {'; '.join(dict.fromkeys(machines))}")

@@ -87,7 +87,9 @@ _WHY = {"oversubscribed": "oversubscribed", "emulated": "emulated",
 
 
 def _drop(group: dict[str, Any], include: set[str]) -> str | None:
-    if group.get("engine") == "null" and "null" not in include:
+    from scaler.runsets import infers
+
+    if not infers(str(group.get("engine"))) and "null" not in include:
         return "null"
     if group.get("emulated") and "emulated" not in include:
         return "emulated"

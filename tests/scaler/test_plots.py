@@ -128,6 +128,29 @@ def test_titles_name_the_machine_and_a_null_engine_is_not_a_model(tmp_path):
     assert "null engine (no inference)" in title and "resnet50" not in title
 
 
+def test_three_runs_share_one_ideal_entry_per_placement_and_name_an_unknown_cpu_by_host(
+        tmp_path):
+    """Overlaying runs adds their series to the legend, not another "ideal linear" per run;
+    a run that recorded no CPU model is named by its host, said to be one ("vm" is also a
+    placement)."""
+    runs = []
+    for k in range(3):
+        r = run(tmp_path / str(k), "scaling", [group(p, n, 10 * (k + 1) * n)
+                                              for p in ("shared", "pinned") for n in (1, 2)])
+        r.doc["created"] = f"2026-11-0{k + 1}T10:00"
+        runs.append(r)
+    runs[0].doc["host"].update(hostname="vm")
+    runs[1].doc["host"].update(cpu_model="Intel(R) Xeon(R) Processor")
+    ax = plots.scaling_figure(runs).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels.count("ideal linear (shared)") == 1
+    assert labels.count("ideal linear (pinned)") == 1
+    assert sum(label.startswith(("shared (", "pinned (")) for label in labels) == 6
+    assert 'on host "vm", 2 cores; Intel(R) Xeon(R) Processor, 2 cores; host "h"' in \
+        ax.get_title()
+    assert plots.run_labels(runs)[runs[0].path].startswith('host "vm", ')
+
+
 def test_the_y_axis_fits_the_data_and_oversubscribed_points_stay_out_of_the_fit(tmp_path):
     """A plateau: the ideal line would reach 8x the first point; the axis stops at twice
     the largest measured value. Points past the 2 cores (oversubscribed) are not fitted."""
