@@ -263,23 +263,33 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
     finally:
         if probe is not None and not outcome.noise:
             outcome.noise = probe.end()
-        kept = []
-        if pool is not None and not outcome.interrupted:
-            for w, inst in zip(workers, outcome.instances):
-                if w is not None and inst.status == "complete" and w.proc.returncode is None:
-                    pool.put(target, w.request, w, inst.ready)
-                    kept.append(w)
         try:
-            await asyncio.shield(close_workers([w for w in workers
-                                             if w is not None and w not in kept]))
-        finally:  # after closing: a VM's console and its end (relayed) are in the tail too
-            for i, w in zip(outcome.instances, workers):
-                if w is not None:
-                    i.stderr_tail = list(w.stderr_tail)
+            await release_workers(workers, outcome, pool, target)
+        finally:
             for i in outcome.instances:
                 i.gather()
             outcome.wall_s = time.monotonic() - began
     return outcome
+
+
+async def release_workers(workers: list[Worker | None], outcome: Any, pool: Any,
+                          target: Any) -> None:
+    """After a group: workers that completed cleanly go back to ``pool`` (unless the group
+    was interrupted), the others are closed; each instance keeps its worker's stderr tail,
+    read after closing (a VM's console and its end, relayed, are in it too)."""
+    kept = []
+    if pool is not None and not outcome.interrupted:
+        for w, inst in zip(workers, outcome.instances):
+            if w is not None and inst.status == "complete" and w.proc.returncode is None:
+                pool.put(target, w.request, w, inst.ready)
+                kept.append(w)
+    try:
+        await asyncio.shield(close_workers([w for w in workers
+                                            if w is not None and w not in kept]))
+    finally:
+        for i, w in zip(outcome.instances, workers):
+            if w is not None:
+                i.stderr_tail = list(w.stderr_tail)
 
 
 def _stop_deadline(outcome: GroupOutcome) -> float:

@@ -31,7 +31,7 @@ from scaler.coordinator import (
     Worker,
     WorkerFailed,
     WorkerPool,
-    close_workers,
+    release_workers,
     start_workers,
 )
 from scaler.noise import WindowProbe
@@ -132,19 +132,9 @@ async def serve_group(requests: list[WorkerRequest], rules: RunRules, target: Ta
     finally:
         if probe is not None and not outcome.noise:
             outcome.noise = probe.end()
-        kept = []
-        if pool is not None and not outcome.interrupted:
-            for w, inst in zip(workers, outcome.instances):
-                if w is not None and inst.status == "complete" and w.proc.returncode is None:
-                    pool.put(target, w.request, w, inst.ready)
-                    kept.append(w)
         try:
-            await asyncio.shield(close_workers([w for w in workers
-                                                if w is not None and w not in kept]))
+            await release_workers(workers, outcome, pool, target)
         finally:
-            for i, w in zip(outcome.instances, workers):
-                if w is not None:
-                    i.stderr_tail = list(w.stderr_tail)
             outcome.wall_s = time.monotonic() - began
     return outcome
 

@@ -50,16 +50,9 @@ def _assumptions(items: list[str]) -> dict[str, float]:
 
 def _checked(given: dict[str, float]) -> dict[str, float]:
     """Model parameters known to the simulator and inside their bounds."""
-    from scaler.errors import UsageError
-    from scaler.simulate.model import PARAMETERS
+    from scaler.simulate.model import check_given
 
-    for name, value in given.items():
-        if name not in PARAMETERS:
-            raise UsageError(f"unknown model parameter {name!r}: choose from "
-                             f"{', '.join(PARAMETERS)}")
-        lo, hi = PARAMETERS[name][1]
-        if not lo <= value <= hi:
-            raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+    check_given(given)
     return given
 
 
