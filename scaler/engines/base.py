@@ -14,6 +14,11 @@ from typing import Any, Protocol
 from scaler.errors import UsageError
 
 PRECISIONS = ("fp32", "bf16", "int8")
+# How a runtime's own threads wait and bind (``--threading``): ``tuned`` (passive waits, no
+# self-pinning of unpinned instances: scaler's default), ``defaults`` (each runtime out of
+# the box), ``model-zoo`` (Intel Model Zoo's launcher: compact binding of thread k to the
+# k-th allowed core, blocktime 1 ms). An engine declares the styles it can express.
+THREADING_STYLES = ("tuned", "defaults", "model-zoo")
 
 
 class EngineError(UsageError):
@@ -32,6 +37,7 @@ class EngineSpec:
     inter_op_threads: int = 1
     cache_dir: str | None = None  # converted-model cache; None = the default cache folder
     seed: int = 0
+    threading: str = "tuned"  # one of THREADING_STYLES, applied by the engine when it loads
 
 
 class Engine(Protocol):

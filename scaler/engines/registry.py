@@ -45,6 +45,8 @@ class EngineType:
     packages: tuple[str, ...] = ()  # distributions whose versions results record
     # requirements checked in the parent before any worker starts: CPU flags, software
     check: Callable[[EngineSpec, tuple[str, ...]], None] | None = None
+    # the --threading styles (base.THREADING_STYLES) it can express; others are refused
+    threading: tuple[str, ...] = ("tuned",)
 
     def worker_memory_gb(self, batch: int) -> float:
         base_gb, per_image_gb = self.memory_gb
