@@ -12,7 +12,14 @@ import dataclasses
 
 from scaler.engines.base import PRECISIONS, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
-from scaler.engines.registry import EngineType, default_engine, engine_for_suffix, engines_for, get
+from scaler.engines.registry import (
+    EngineType,
+    default_engine,
+    engine_for_suffix,
+    engines_accepting,
+    engines_for,
+    get,
+)
 
 __all__ = ["Engine", "EngineError", "EngineSpec", "EngineType", "check_spec", "load_engine",
            "worker_memory_gb"]
@@ -66,7 +73,9 @@ def _validated(spec: EngineSpec) -> EngineSpec:
             f"{', '.join(engine.precisions)} ({_who_supports(spec.precision)})"
         )
     if kind is not None and kind not in engine.accepts:
-        owner = f" only on the {native.name} engine" if native else ""
+        able = engines_accepting(kind)
+        owner = f" only on the {able[0]} engine" if len(able) == 1 else (
+            f" on the {' or '.join(able)} engine" if able else "")
         raise EngineError(f"a {kind} model runs{owner}, not on {engine.name}")
     return dataclasses.replace(spec, engine=engine.name)
 
