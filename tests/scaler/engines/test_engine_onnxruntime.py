@@ -108,10 +108,12 @@ def test_cache_damage_is_rebuilt(ort_cache, tmp_path):
 
     mine = tmp_path / "cache"
     shutil.copytree(folder, mine)
-    entry = Path(first["fp32"]["cache_path"].replace(folder, str(mine)))
+    # the int8 entry: its rebuild quantizes the intact fp32 entry, no TensorFlow export
+    entry = Path(first["int8"]["cache_path"].replace(folder, str(mine)))
     entry.write_bytes(entry.read_bytes()[:100])  # cut short, as by a crash
-    engine = load_engine(ort_spec(cache_dir=str(mine)))
-    assert engine.info["cache"] == "rebuilt"
+    engine = load_engine(ort_spec(precision="int8", cache_dir=str(mine)))
+    assert engine.info["cache"] == "rebuilt" and engine.info["quantized_ops"]
+    assert "tf" in engine.info["converted_with"]  # the versions that made the fp32 graph
 
 
 def test_affinity_string_is_one_based():
