@@ -279,7 +279,7 @@ ENGINE = register(EngineType(
     summary="ONNX Runtime CPU provider (fp32, int8 static QDQ); runs .onnx files by default",
     precisions=("fp32", "int8"), load=OnnxRuntimeEngine,
     native_suffixes=(".onnx",), accepts=("builtin", "keras", "savedmodel", "onnx"),
-    # not measured for ORT yet: OpenVINO's ResNet50 figures (0.35 GB at batch 1, 0.57 GB at
-    # batch 32), whose weights and activations are the same size
-    memory_gb=(0.35, 0.0076), packages=("onnxruntime", "onnx", "tf2onnx"),
+    # measured here for ResNet50 224x224 fp32 (VmHWM after 3 queries, 2 threads): 0.36 GB at
+    # batch 1, 0.82 GB at batch 32 (int8: 0.16 and 0.60)
+    memory_gb=(0.345, 0.0148), packages=("onnxruntime", "onnx", "tf2onnx"),
     check=_check, threading=ort_threading.STYLES))
