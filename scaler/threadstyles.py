@@ -16,6 +16,9 @@ from scaler.engines.base import THREADING_STYLES
 from scaler.errors import UsageError
 
 DEFAULT = "tuned"
+# a plot's line per style (colours stand for placements): the default solid
+LINESTYLES: dict[str | None, Any] = {None: "-", "tuned": "-", "defaults": "-.",
+                                     "model-zoo": (0, (6, 2, 1, 2, 1, 2))}
 
 
 def parse_threading(text: str) -> tuple[str, ...]:
