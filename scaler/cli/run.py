@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from scaler import placements
+from scaler import placements, threadstyles
 from scaler.cli.common import ThreadingOpt, emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
@@ -25,7 +25,6 @@ from scaler.settings import (
     parse_instances,
     parse_memory_mb,
 )
-from scaler.threadstyles import parse_threading
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -171,7 +170,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
-        placements=chosen, threading=parse_threading(opts.get("threading", "tuned")),
+        placements=chosen, threading=threadstyles.parse_threading(opts.get("threading", "tuned")),
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
         cores_per_instance=opts.get("cores_per_instance"),
         oversubscribe=opts.get("oversubscribe", False),

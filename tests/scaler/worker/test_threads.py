@@ -76,3 +76,45 @@ def test_idle_spin_of_a_sleeping_process_is_small():
     # this process does nothing during the gap (the test runner's threads sleep)
     result = threads.idle_spin(2, gap_s=0.05)
     assert result["share"] is not None and result["share"] < 0.5
+
+
+def _ready(*args: str) -> dict:
+    """The ready report of a worker run alone for a moment (``--standalone-s``)."""
+    r = subprocess.run([sys.executable, "-m", "scaler.worker", *args, "--warmup-s", "0.5",
+                        "--standalone-s", "0.2"], capture_output=True, text=True, timeout=300,
+                       cwd=ROOT, stdin=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        message = json.loads(line.split(" ", 1)[1])
+        if message["type"] == "ready":
+            return message
+    raise AssertionError(f"no ready message: {r.stdout[:300]}")
+
+
+SPIN_ENGINE = "onnxruntime"  # spins under defaults (ORT's own), not under tuned
+
+
+def test_worker_reports_spin_high_under_defaults_and_near_zero_under_tuned():
+    # the same measurement through the worker; needs the onnxruntime engine (issue 25, ort)
+    from scaler.engines import registry
+
+    if SPIN_ENGINE not in registry.engines():
+        import pytest
+
+        pytest.skip(f"the {SPIN_ENGINE} engine is not registered yet")
+    spins = {style: _ready("--engine", SPIN_ENGINE, "--model", "tiny", "--threading",
+                           style)["spin"] for style in ("defaults", "tuned")}
+    assert spins["defaults"]["share"] > 10 * spins["tuned"]["share"], spins
+
+
+def test_worker_reads_back_threads_and_binds_model_zoo_by_thread_id():
+    # the null engine has no runtime threads: its main thread (which runs the queries) is
+    # its one compute thread; under model-zoo it sits on the first core, under tuned unbound
+    zoo = _ready("--engine", "null", "--threading", "model-zoo")["thread_readback"]
+    tuned = _ready("--engine", "null", "--threading", "tuned")["thread_readback"]
+    main_zoo = next(t for t in zoo["threads"] if t["tid"] == zoo["compute_tids"][0])
+    assert main_zoo["cpus"] == str(threads.compact_cores(tuple(os.sched_getaffinity(0)))[0])
+    if len(os.sched_getaffinity(0)) > 1:
+        assert zoo["per_thread_bound"] and zoo["bound_by"].startswith("scaler")
+    assert not tuned["per_thread_bound"] and tuned["bound_cpus"] == []
