@@ -15,7 +15,8 @@ from scaler.threadstyles import label
 
 def stacking(instances: list[dict[str, Any]]) -> dict[str, Any]:
     """How the compute threads of a group's instances sat: ``stacked`` (two or more instances
-    bound thread by thread to the same CPUs), ``partitioned`` (each instance's CPUs its own,
+    bound thread by thread to the same CPUs), ``bound`` (one instance, bound per thread),
+    ``partitioned`` (each instance's CPUs its own,
     disjoint from the others'), ``unbound`` (no compute thread bound to fewer CPUs than its
     process), ``overlapping`` (anything else), or ``unknown`` (no read-back)."""
     backs = [i.get("thread_readback") for i in instances]
@@ -25,6 +26,8 @@ def stacking(instances: list[dict[str, Any]]) -> dict[str, Any]:
     process = [b.get("process_cpus") for b in backs]
     if all(bound) and len(set(bound)) == 1 and len(bound) > 1:
         return {"kind": "stacked", "cpus": list(bound[0])}
+    if len(bound) == 1 and bound[0]:
+        return {"kind": "bound", "cpus": list(bound[0])}
     if not any(bound):
         if len(backs) > 1 and _disjoint(process):
             return {"kind": "partitioned", "cpus": process}
@@ -68,6 +71,8 @@ def group_line(group: dict[str, Any]) -> str | None:
     if kind == "stacked":
         where = (f"compute threads of {n} instances on CPUs {','.join(st['cpus'])} (stacked: "
                  "thread k of every instance on CPU k)")
+    elif kind == "bound":
+        where = f"compute threads on CPUs {','.join(st['cpus'])} (thread k on CPU k)"
     elif kind == "partitioned":
         where = (f"each of {n} instance(s) inside its own CPUs ("
                  f"{'; '.join(str(c) for c in st['cpus'])})")
