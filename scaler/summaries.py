@@ -124,7 +124,7 @@ def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, 
         decided = points_mod.decision_latency(lat, stat)
         meets = bool(p.get("valid") and not p.get("bound_failed") and decided is not None
                      and decided <= bound)
-        layout = f"{p['placement']} x{p['instances']}"
+        layout = f"{label(p)} x{p['instances']}"
         results.append({
             "placement": p["placement"], "instances": p["instances"], "layout": layout,
             "target_qps": p["target_qps"], "achieved_qps": p.get("achieved_qps"),
