@@ -1,6 +1,7 @@
 """``scaler compare A B``: every point measured in both runs, B over A, with its interval.
 
-Points are matched by scenario, placement, instance count, batch and (multistream) layout;
+Points are matched by scenario, placement, threading style (a run from before ``--threading``
+ran ``tuned``), instance count, batch and (multistream) layout;
 the runs may differ in engine, precision or machine, and that is what is being compared. Each
 comparison is Welch's t-test on the log of the repeat values (``scaler.significance``): the
 ratio of B over A, its 95% interval, the p-value, and "~" when the interval includes 1. A point
@@ -15,12 +16,13 @@ from scaler import significance
 from scaler.errors import UsageError
 from scaler.results import Run
 from scaler.summaries import doc_points
+from scaler.threadstyles import label
 
 MATCH = ("placement", "instances", "batch", "layout")
 
 
 def _key(scenario: str, point: dict[str, Any]) -> tuple[Any, ...]:
-    return (scenario, *(point.get(k) for k in MATCH))
+    return (scenario, point.get("threading") or "tuned", *(point.get(k) for k in MATCH))
 
 
 def _points(runs: list[Run]) -> dict[tuple[Any, ...], tuple[Run, dict[str, Any]]]:
@@ -60,6 +62,7 @@ def _row(scenario: str, run_a: Run, p: dict[str, Any], run_b: Run, q: dict[str, 
     noisy = [side for side, point in (("A", p), ("B", q)) if point.get("noisy")]
     return {
         "scenario": scenario, "placement": q.get("placement"), "engine": q.get("engine"),
+        "threading": q.get("threading") or "tuned", "label": label(q),
         "precision": q.get("precision"), "instances": q.get("instances"),
         "batch": q.get("batch"), "layout": q.get("layout"), "metric": metric,
         "a": {"engine": p.get("engine"), "precision": p.get("precision"),
@@ -77,7 +80,7 @@ def lines(result: dict[str, Any]) -> list[str]:
            "B/A per point (Welch's t-test on log values across repeats; ~ = the 95% interval "
            "includes 1: no measurable difference)"]
     for r in result["comparisons"]:
-        where = f"{r['scenario']} {r['placement']} x{r['instances']}"
+        where = f"{r['scenario']} {r.get('label') or r['placement']} x{r['instances']}"
         if r["batch"] != 1:
             where += f" batch {r['batch']}"
         if r["metric"] != "throughput_ips":

@@ -27,20 +27,21 @@ from typing import Any
 
 from scaler.errors import UsageError
 from scaler.results import SAMPLES_DIR, SAMPLES_FILE, ResultsError, Run
+from scaler.threadreport import spin_share, stacking
 
 FORMATS = ("csv", "parquet")
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p99.9", "max")
 
 GROUP_COLUMNS = (
-    "run", "group", "scenario", "experiment", "placement", "layout", "engine", "precision",
-    "model", "instances", "batch", "repeat", "status", "throughput_ips", "queries",
+    "run", "group", "scenario", "experiment", "placement", "threading", "layout", "engine",
+    "precision", "model", "instances", "batch", "repeat", "status", "throughput_ips", "queries",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples", "noisy",
     "others_cpu_share", "steal_share", "emulated", "simulated", "oversubscribed", "target",
-    "host", "label", "run_path",
+    "host", "label", "run_path", "thread_stacking", "spin_share",
 )
 POINT_COLUMNS = (
-    "run", "scenario", "experiment", "placement", "layout", "engine", "precision", "model",
-    "instances", "batch", "repeats", "complete", "throughput_ips", "ci95_low_ips",
+    "run", "scenario", "experiment", "placement", "threading", "layout", "engine", "precision",
+    "model", "instances", "batch", "repeats", "complete", "throughput_ips", "ci95_low_ips",
     "ci95_high_ips", "min_ips", "max_ips", "cv", "unstable", "noisy", "others_cpu_share",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples",
     "early_stopping_p90_ms", "early_stopping_p99_ms", "emulated", "simulated",
@@ -85,7 +86,8 @@ def group_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
             yield {
                 "run": run_name(r), "group": g.get("id"), "scenario": r.scenario,
                 "experiment": experiment_of(r), "placement": g.get("placement"),
-                "layout": g.get("layout"), "engine": g.get("engine"),
+                "threading": g.get("threading") or "tuned", "layout": g.get("layout"),
+                "engine": g.get("engine"),
                 "precision": g.get("precision"), "model": g.get("model"),
                 "instances": g.get("instances"), "batch": g.get("batch"),
                 "repeat": g.get("repeat", 0), "status": g.get("status"),
@@ -99,6 +101,8 @@ def group_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
                 "oversubscribed": _flag(g.get("oversubscribed")), "target": g.get("target"),
                 "host": doc.get("host", {}).get("hostname"), "label": g.get("label"),
                 "run_path": str(r.path),
+                "thread_stacking": stacking(g.get("per_instance") or [])["kind"],
+                "spin_share": spin_share(g.get("per_instance") or []),
             }
 
 
@@ -113,6 +117,7 @@ def point_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
             ci = p.get("ci95_ips") or [None, None]
             yield {
                 "run": run_name(r), "scenario": r.scenario, "experiment": experiment_of(r),
+                "threading": p.get("threading") or "tuned",
                 **{k: p.get(k) for k in ("placement", "layout", "engine", "precision",
                                          "model", "instances", "batch", "repeats",
                                          "complete", "throughput_ips")},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from scaler import threadstyles
 from scaler.errors import UsageError
 from scaler.results import Run
 from scaler.summaries import doc_points, multistream_results, scaling_series, server_results
@@ -78,7 +79,7 @@ def machine_name(host: dict[str, Any]) -> str:
 
 
 def _series_label(s: dict[str, Any], run_label: str = "") -> str:
-    label = f"{s['placement']} ({s['engine']} {s['precision']})"
+    label = f"{threadstyles.label(s)} ({s['engine']} {s['precision']})"
     if run_label:
         label += f" [{run_label}]"
     if s.get("simulated"):
@@ -108,11 +109,11 @@ def _draw_usl(ax: Any, s: dict[str, Any], color: str) -> str | None:
     mid = fit.predict(ns)
     width = float(np.max((hi - lo) / 2 / np.maximum(mid, 1e-12)))
     if width > WIDE_BAND:
-        return (f"USL fit ({s['placement']}) left out: its {LEVEL:.0%} band is "
+        return (f"USL fit ({threadstyles.label(s)}) left out: its {LEVEL:.0%} band is "
                 f"±{width:.0%} wide")
     ax.fill_between(ns, lo, hi, color=color, alpha=0.15, linewidth=0)
     ax.plot(ns, mid, "-", color=color, linewidth=1, alpha=0.7,
-            label=f"USL fit ({s['placement']}), N ≤ {fit.n_max:g}, R² {fit.r2:.3f}, "
+            label=f"USL fit ({threadstyles.label(s)}), N ≤ {fit.n_max:g}, R² {fit.r2:.3f}, "
                   f"{LEVEL:.0%} band")
     return None
 
@@ -171,7 +172,8 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False,
         if s.get("simulated"):
             ax.plot(ns, ips, marker + "--", color=color, markerfacecolor="none", label=label)
             continue
-        ax.plot(ns, ips, marker + "-", color=color, label=label,
+        line = threadstyles.LINESTYLES.get(s.get("threading"), "-")
+        ax.plot(ns, ips, marker, linestyle=line, color=color, label=label,
                 alpha=0.6 if s.get("emulated") else 1.0)
         _draw_intervals(ax, pts, color, marker)
         if not s.get("emulated"):
@@ -180,7 +182,7 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False,
                 notes.append(note)
         if pts and pts[0]["instances"] >= 1:
             per = ips[0] / ns[0]
-            ideal = f"ideal linear ({s['placement']})"  # one legend entry per placement
+            ideal = f"ideal linear ({threadstyles.label(s)})"  # one legend entry per series
             ax.plot([ns[0], ns[-1]], [per * ns[0], per * ns[-1]], ":", color=color,
                     linewidth=1, label="_nolegend_" if ideal in ideals else ideal)
             ideals.add(ideal)
@@ -282,7 +284,7 @@ def latency_figure(runs: list[Run], labels: dict[Path, str] | None = None) -> An
 
 
 def _row_name(run: Run, p: dict[str, Any], labels: dict[Path, str]) -> str:
-    name = f"{run.scenario}: {p['placement']} x{p['instances']} batch {p['batch']}"
+    name = f"{run.scenario}: {threadstyles.label(p)} x{p['instances']} batch {p['batch']}"
     return name + (f" [{labels[run.path]}]" if labels.get(run.path) else "")
 
 
@@ -293,12 +295,12 @@ def _latency_lines(runs: list[Run], rows: list[tuple[Run, dict[str, Any]]],
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     series: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for run, p in rows:
-        series.setdefault((run.path, p["placement"], p["engine"], p["precision"],
-                           p["batch"]), []).append(p)
-    for (path, placement, engine, precision, batch), pts in series.items():
+        series.setdefault((run.path, p["placement"], threadstyles.label(p), p["engine"],
+                           p["precision"], p["batch"]), []).append(p)
+    for (path, placement, shown, engine, precision, batch), pts in series.items():
         pts.sort(key=lambda p: p["instances"])
         color = placement_color(placement)
-        name = f"{placement} ({engine} {precision}, batch {batch})"
+        name = f"{shown} ({engine} {precision}, batch {batch})"
         if labels.get(path):
             name += f" [{labels[path]}]"
         ns = [p["instances"] for p in pts]
@@ -430,7 +432,7 @@ def throughput_figure(runs: list[Run], names: dict[Path, str] | None = None) -> 
         for p in doc_points(r.doc):
             if not p.get("complete") or p.get("throughput_ips") is None:
                 continue
-            label = (f"{name}: {p['placement']} {p['engine']} {p['precision']}, "
+            label = (f"{name}: {threadstyles.label(p)} {p['engine']} {p['precision']}, "
                      f"batch {p['batch']}" + (" [emulated]" if p.get("emulated") else ""))
             rows.append((label, p))
     fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.42 * max(len(rows), 2)), layout="constrained")

@@ -13,7 +13,9 @@ import re
 from typing import Any
 
 from scaler import points as points_mod
-from scaler import significance
+from scaler.comparisons import baseline_comparisons, comparison_lines, ratios_over_baseline
+from scaler.threadreport import thread_lines
+from scaler.threadstyles import label
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
 FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
@@ -105,6 +107,7 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
     elif scenario == "server":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], **server_results(doc, pts))
+    out["threads"] = thread_lines(doc.get("groups", []))  # stacking and spin, per group
     return out
 
 
@@ -121,7 +124,7 @@ def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, 
         decided = points_mod.decision_latency(lat, stat)
         meets = bool(p.get("valid") and not p.get("bound_failed") and decided is not None
                      and decided <= bound)
-        layout = f"{p['placement']} x{p['instances']}"
+        layout = f"{label(p)} x{p['instances']}"
         results.append({
             "placement": p["placement"], "instances": p["instances"], "layout": layout,
             "target_qps": p["target_qps"], "achieved_qps": p.get("achieved_qps"),
@@ -146,7 +149,8 @@ def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, 
 def _single(p: dict[str, Any]) -> dict[str, Any]:
     """A latency or throughput result: one instance of one placement across repeats."""
     lat = p.get("latency_ms") or {}
-    return {"placement": p.get("placement"), "batch": p.get("batch"), "latency_ms": _lat(p),
+    return {"placement": p.get("placement"), "threading": p.get("threading"),
+            "label": label(p), "batch": p.get("batch"), "latency_ms": _lat(p),
             "samples": lat.get("samples", 0), "queries": lat.get("samples", 0),
             "early_stopping_ms": lat.get("early_stopping"),
             "latency_repeats": p.get("latency_repeats", []),
@@ -156,12 +160,14 @@ def _single(p: dict[str, Any]) -> dict[str, Any]:
 def scaling_series(groups: list[dict[str, Any]],
                    pts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Points grouped by series (placement x engine x precision), each with its figures."""
-    series: dict[tuple[str, str, str], dict[str, Any]] = {}
+    series: dict[tuple[Any, ...], dict[str, Any]] = {}
     for p in (pts if pts is not None else points_mod.aggregate(groups)):
         if not p.get("complete"):
             continue
-        key = (p["placement"], p["engine"], p["precision"])
+        key = (p["placement"], p["engine"], p["precision"], p.get("threading"))
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
+                                    "threading": key[3], "label": label(p),
+                                    "series": label(p),
                                     "emulated": bool(p.get("emulated")),
                                     "simulated": bool(p.get("simulated")), "points": []})
         entry = {"instances": p["instances"], **_figures(p),
@@ -175,48 +181,6 @@ def scaling_series(groups: list[dict[str, Any]],
             entry["per_host_ips"] = p["per_host_ips"]
         s["points"].append(entry)
     return list(series.values())
-
-
-def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput_ips"
-                         ) -> list[dict[str, Any]]:
-    """Each placement over the baseline placement (bare metal) at every N measured in both
-    and for the same engine and precision: the ratio of ``metric`` (images/s, or the mean
-    latency in ms), its 95% interval and Welch's p-value across repeats
-    (``scaler.significance.compare``)."""
-    values = {"throughput_ips": "repeats_ips", "latency_mean_ms": "latency_mean_repeats"}[metric]
-    from scaler.placements import baseline
-
-    base = baseline()
-    ref = {(s["engine"], s["precision"]): {p["instances"]: p for p in s["points"]}
-           for s in series if s["placement"] == base}
-    out = []
-    for s in series:
-        mine = ref.get((s["engine"], s["precision"]))
-        if s["placement"] == base or mine is None:
-            continue
-        for p in s["points"]:
-            other = mine.get(p["instances"])
-            if other is None:
-                continue
-            c = significance.compare(other[values], p[values])
-            out.append({"metric": metric, "placement": s["placement"], "baseline": base,
-                        "engine": s["engine"],
-                        "precision": s["precision"], "instances": p["instances"],
-                        "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
-                        "significant": c["significant"],
-                        "noisy": bool(p.get("noisy") or other.get("noisy"))})
-    return out
-
-
-def ratios_over_baseline(comparisons: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{"pinned_over_shared": {"1": 1.04, ...}}``: the bare ratios of the comparisons (kept
-    for readers of earlier summaries; the comparisons say whether each is a finding)."""
-    out: dict[str, dict[str, float]] = {}
-    for c in comparisons:
-        if c["ratio"] is not None:
-            out.setdefault(f"{c['placement']}_over_{c['baseline']}", {})[
-                str(c["instances"])] = c["ratio"]
-    return out
 
 
 def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -310,30 +274,9 @@ def point_notes(points: list[tuple[str, dict[str, Any]]], indent: str) -> list[s
     return out
 
 
-def comparison_lines(comparisons: list[dict[str, Any]], indent: str,
-                     what: str = "") -> list[str]:
-    """``pinned/shared: N=1 ~ (1.02x [0.95, 1.09]) ...`` per placement pair."""
-    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for c in comparisons:
-        by.setdefault((c["placement"], c["baseline"]), []).append(c)
-    label = f" {what}" if what else ""
-    out = []
-    for (top, base), rows in by.items():
-        bare = all(c.get("ci95") is None for c in rows)
-        cells = [f"N={c['instances']} "
-                 + (f"{c['ratio']:.2f}x" if bare and c.get("ratio") is not None
-                    else significance.verdict(c))
-                 + (" noisy" if c.get("noisy") else "") for c in rows]
-        head = f"{indent}{top}/{base}{label}"
-        if bare:
-            head += " (one repeat: no intervals, not findings)"
-        out.append(f"{head}: " + "  ".join(cells))
-    return out
-
-
 def _latency_lines(r: dict[str, Any], named: bool) -> list[str]:
     lat = r["latency_ms"]
-    head = f"  {r['placement']}: " if named else "  "
+    head = f"  {r.get('label') or r['placement']}: " if named else "  "
     out = [head + "latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
            + f"  ({r['samples']} samples)"]
     early = r.get("early_stopping_ms") or {}
@@ -358,6 +301,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
     out += [f"  note: {n}" for n in summary.get("notes", [])]
+    out += [f"  {line}" for line in summary.get("threads", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
         for r in summary.get("results") or [summary]:
@@ -366,14 +310,15 @@ def lines(summary: dict[str, Any]) -> list[str]:
                                 "mean latency")
     elif scenario == "throughput":
         for r in summary.get("results") or [summary]:
-            where = f"{r['placement']}, " if len(summary.get("results") or [1]) > 1 else ""
+            named = len(summary.get("results") or [1]) > 1
+            where = f"{r.get('label') or r['placement']}, " if named else ""
             out.append(f"  {where}batch {summary['batch']}: {figure(r)} "
                        f"({r['queries']} batches)")
             out += [f"  note: {w}" for w in r.get("warnings", [])]
         out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "scaling":
         for s in summary["series"]:
-            out.append(f"  {s['placement']} ({s['engine']} {s['precision']}):")
+            out.append(f"  {label(s)} ({s['engine']} {s['precision']}):")
             for p in s["points"]:
                 flag = "  oversubscribed" if p["oversubscribed"] else ""
                 out.append(f"    N={p['instances']:<3} {figure(p)}"
@@ -382,7 +327,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        out += point_notes([(f"{s['placement']} N={p['instances']}", p)
+        out += point_notes([(f"{label(s)} N={p['instances']}", p)
                             for s in summary["series"] for p in s["points"]], "  ")
         out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "server":
@@ -439,7 +384,7 @@ def headline(suite: dict[str, Any]) -> list[str]:
             for s in summary["series"]:
                 pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
                                 + ("*" if p.get("noisy") else "") for p in s["points"])
-                out.append(f"  {name} {s['placement']} ({what}; images/s, * noisy): {pts}")
+                out.append(f"  {name} {label(s)} ({what}; images/s, * noisy): {pts}")
             out += comparison_lines(summary.get("comparisons", []), "    ")
         elif scenario == "multistream":
             for r in summary["results"]:

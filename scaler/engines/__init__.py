@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from scaler.engines.base import PRECISIONS, Engine, EngineError, EngineSpec
+from scaler.engines.base import PRECISIONS, THREADING_STYLES, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
 from scaler.engines.registry import (
     EngineType,
@@ -77,6 +77,12 @@ def _validated(spec: EngineSpec) -> EngineSpec:
         owner = f" only on the {able[0]} engine" if len(able) == 1 else (
             f" on the {' or '.join(able)} engine" if able else "")
         raise EngineError(f"a {kind} model runs{owner}, not on {engine.name}")
+    if spec.threading not in THREADING_STYLES:
+        raise EngineError(f"unknown threading style {spec.threading!r}; choose from "
+                          f"{', '.join(THREADING_STYLES)}")
+    if spec.threading not in engine.threading:
+        raise EngineError(f"engine {engine.name} cannot express --threading {spec.threading}; "
+                          f"it expresses {', '.join(engine.threading)} (see the README)")
     return dataclasses.replace(spec, engine=engine.name)
 
 

@@ -1,12 +1,11 @@
 """The ``openvino`` engine: the OpenVINO CPU plugin, fp32, bf16 or int8 (NNCF), one stream.
 
 A worker compiles an OpenVINO IR (``model.xml`` + ``model.bin``) for the CPU with one
-stream, inference threads = its partition's CPUs, OpenVINO's own CPU pinning off (the
-partition's binding is scaler's job, and OpenVINO pinning threads to cores inside it would
-fight it) and no latency/throughput hint (``benchmark_app -hint none``): every engine runs
-the same experiment. What OpenVINO made of that is read back from the compiled model and
-recorded in ``info``: its properties (streams, threads, pinning, hint, precision hint,
-requests) and the precision each kind of layer of the runtime model executes in.
+stream, inference threads = its partition's CPUs, OpenVINO's CPU pinning per ``--threading``
+(off under ``tuned``: the binding is scaler's) and no hint (``benchmark_app -hint none``).
+What OpenVINO made of that is read back from the compiled model into ``info``: its
+properties (streams, threads, pinning, hint, precision hint, requests) and the precision
+each kind of layer of the runtime model executes in.
 
 The IR comes from the user (``--model my.xml``, or ``.onnx`` with ``--engine openvino``; both
 run as they are) or from the converted-model cache. On a miss the conversion runs in a child:
@@ -48,6 +47,8 @@ DEVICE = "CPU"
 TF_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tf-nightly-cpu", "tf-nightly")
 INFER_REQUESTS = 1  # the worker's timed loop runs one synchronous request at a time
 INFERENCE_TYPE = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # precision hint per precision
+# ENABLE_CPU_PINNING per --threading style (None: OpenVINO's platform default); info reads back
+PINNING = {"tuned": False, "defaults": None, "model-zoo": True}
 # runtime precisions of the compute layers -> scaler's precision names
 EXECUTED = {"u8": "int8", "i8": "int8", "bf16": "bf16", "f32": "fp32", "f16": "fp16"}
 COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution")
@@ -71,11 +72,12 @@ def without_telemetry() -> None:
     sys.modules.setdefault("openvino_telemetry", None)
 
 
-def compile_config(precision: str, threads: int) -> dict[str, Any]:
+def compile_config(spec: EngineSpec) -> dict[str, Any]:
     """What scaler asks OpenVINO's CPU plugin for (``benchmark_app -hint none -nstreams 1
-    -nthreads N -pin NO [-infer_precision bf16]``); no performance hint is set."""
-    return {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
-            "INFERENCE_PRECISION_HINT": INFERENCE_TYPE[precision]}
+    -nthreads N -pin NO [-infer_precision bf16]``), no performance hint, pinning per style."""
+    pin = {} if PINNING[spec.threading] is None else {"ENABLE_CPU_PINNING": PINNING[spec.threading]}
+    return {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": spec.threads, **pin,
+            "INFERENCE_PRECISION_HINT": INFERENCE_TYPE[spec.precision]}
 
 
 class OpenVinoEngine:
@@ -107,7 +109,7 @@ class OpenVinoEngine:
             "device": DEVICE,
             "threads": spec.threads,
             "infer_requests": INFER_REQUESTS,
-            "requested": compile_config(spec.precision, spec.threads),
+            "requested": compile_config(spec),
             "compiled": read_back(self._compiled),
             "executed_precisions": executed,  # of the compute layers (convolutions, matmuls)
             "layer_precisions": layers,  # layer type -> runtime precision -> count
@@ -151,7 +153,7 @@ def _compile(core: Any, model: Any, name: str, spec: EngineSpec) -> tuple[Any, l
     shape = _batched_shape(name, port.get_partial_shape(), spec.batch)
     try:
         model.reshape({port: ov.PartialShape(shape)})
-        compiled = core.compile_model(model, DEVICE, compile_config(spec.precision, spec.threads))
+        compiled = core.compile_model(model, DEVICE, compile_config(spec))
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[:200]
         raise EngineError(f"OpenVINO cannot run {name!r} at batch {spec.batch}: "
@@ -411,4 +413,5 @@ ENGINE = register(EngineType(
     accepts=("builtin", "keras", "savedmodel", "xml", "onnx"),
     # measured here for ResNet50 224x224 fp32 (int8 is smaller): 0.34 GB RSS at batch 1,
     # 0.57 GB at batch 32
-    memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check))
+    memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check,
+    threading=("tuned", "defaults", "model-zoo")))

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import THREADING_STYLES, EngineError, EngineSpec
 from scaler.engines.models import import_tf, load_model
 from scaler.engines.registry import EngineType, register, require_bf16_isa
 
@@ -112,4 +112,6 @@ ENGINE = register(EngineType(
     precisions=("fp32", "bf16"), default_for=("fp32", "bf16"), load=TfEngine,
     # measured here for ResNet50 224x224: 0.75 GB at batch 1, 10.7 GB at 1024
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
-    check=_check))
+    # stock TF's Eigen pool reads no OpenMP variable and cannot bind thread k to core k:
+    # defaults is what tuned already runs; model-zoo is refused (README, --threading)
+    check=_check, threading=THREADING_STYLES))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.engines import cache
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import THREADING_STYLES, EngineError, EngineSpec
 from scaler.engines.convert import convert_in_child
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
 from scaler.engines.registry import EngineType, register
@@ -182,5 +182,8 @@ ENGINE = register(EngineType(
     precisions=("fp32", "int8"), default_for=("int8",), load=TfliteEngine,
     native_suffixes=(".tflite",), accepts=("builtin", "keras", "savedmodel", "tflite"),
     # measured here for ResNet50 224x224 int8: 0.1 GB at batch 1, 2.2 GB at 1024
-    memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",)))
+    memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",),
+    # XNNPACK's pthreadpool neither reads OpenMP variables nor binds its threads: defaults is
+    # what tuned runs; model-zoo is refused (README, --threading)
+    threading=THREADING_STYLES))
 

@@ -18,6 +18,7 @@ from scaler.report.html import esc, figure, note, table
 from scaler.report.inputs import Inputs
 from scaler.results import Run
 from scaler.summaries import doc_points, multistream_results
+from scaler.threadstyles import label as series_label
 
 TITLE = "Latency distributions"
 KEYS = ("mean", "p50", "p90", "p95", "p99", "p99.9", "max")
@@ -49,10 +50,10 @@ def backed(samples: int) -> dict[str, bool]:
 
 def _label(run_name: str, p: dict[str, Any], scenario: str) -> str:
     if scenario == "multistream":
-        return f"{p.get('layout') or p['placement']} batch {p['batch']}"
+        return f"{p.get('layout') or series_label(p)} batch {p['batch']}"
     if scenario == "scaling":
-        return f"{p['placement']} N={p['instances']}"
-    return f"{p['placement']} ({p['engine']} {p['precision']})"
+        return f"{series_label(p)} N={p['instances']}"
+    return f"{series_label(p)} ({p['engine']} {p['precision']})"
 
 
 def curve_points(run: Run) -> list[dict[str, Any]]:
@@ -63,8 +64,8 @@ def curve_points(run: Run) -> list[dict[str, Any]]:
     if run.scenario == "scaling":
         cores = run.doc.get("host", {}).get("topology", {}).get("cores")
         out = []
-        for placement in dict.fromkeys(p["placement"] for p in pts):
-            mine = sorted((p for p in pts if p["placement"] == placement),
+        for shown in dict.fromkeys(series_label(p) for p in pts):  # per series (and style)
+            mine = sorted((p for p in pts if series_label(p) == shown),
                           key=lambda p: p["instances"])
             ns = {mine[0]["instances"], mine[-1]["instances"], cores}
             out += [p for p in mine if p["instances"] in ns]

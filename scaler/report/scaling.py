@@ -11,6 +11,7 @@ from scaler.report.html import badge, esc, figure, note, table
 from scaler.report.inputs import Inputs
 from scaler.results import Run
 from scaler.summaries import baseline_comparisons, doc_points, scaling_series
+from scaler.threadstyles import label as series_label
 
 TITLE = "Scaling"
 
@@ -30,7 +31,7 @@ def _points_table(r: Run, name: str) -> str:
     for s in series:
         for p in sorted(s["points"], key=lambda q: q["instances"]):
             per = p.get("per_instance_ips") or []
-            rows.append([esc(f"{s['placement']} ({s['engine']} {s['precision']})"),
+            rows.append([esc(f"{series_label(s)} ({s['engine']} {s['precision']})"),
                          str(p["instances"]), ips(p), str(len(p.get("repeats_ips") or [])),
                          esc(" + ".join(num(v) for v in per if v is not None)) or "-",
                          ms(p["latency_ms"].get("p50")), ms(p["latency_ms"].get("p99")),

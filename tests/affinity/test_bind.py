@@ -131,7 +131,7 @@ MPOL_DEFAULT = 0
 def restored():
     """Put this process's affinity, thread variables and memory policy back after a test."""
     cpus = os.sched_getaffinity(0)
-    env = {key: os.environ.get(key) for key in THREAD_ENV_KEYS}
+    env = {key: os.environ.get(key) for key in (*THREAD_ENV_KEYS, *bind_module.OPENMP_KEYS)}
     yield
     os.sched_setaffinity(0, cpus)
     for key, value in env.items():
@@ -175,7 +175,38 @@ def test_bind_in_process_pins_binds_and_exports(restored):
         "cpus": [0], "cpulist": "0", "requested_cpus": [0], "nodes": [0],
         "memory_bound": got.memory_bound, "memory_reason": got.memory_reason,
         "memory_policy": got.memory_policy, "threads": 3, "inter_op_threads": 2,
+        "threading": "tuned",
     }
+
+
+def test_bind_defaults_style_unsets_every_openmp_variable(restored):
+    os.environ.update(KMP_BLOCKTIME="200", OMP_WAIT_POLICY="active", OMP_NUM_THREADS="7")
+    got = bind(None, threads=2, threading="defaults")
+    assert got.threading == "defaults" and got.threads == 2
+    for key in bind_module.OPENMP_KEYS:
+        assert key not in os.environ, key
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "2"
+
+
+def test_bind_model_zoo_style_sizes_threads_from_cores_and_sockets(restored):
+    got = bind(None, threads=5, inter_op_threads=3, threading="model-zoo")
+    cores, sockets = bind_module.cores_and_sockets(got.cpus)
+    assert (got.threads, got.inter_op_threads) == (cores, sockets)  # not the 5 and 3 asked
+    assert os.environ["OMP_NUM_THREADS"] == str(cores)
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(sockets)
+    assert os.environ["KMP_AFFINITY"] == "granularity=fine,compact,1,0"  # unpinned, still
+    assert os.environ["KMP_BLOCKTIME"] == "1"
+
+
+def test_cores_and_sockets_count_siblings_once(tmp_path):
+    for cpu, (package, core) in enumerate([(0, 0), (0, 0), (0, 1), (1, 0)]):
+        topo = tmp_path / f"devices/system/cpu/cpu{cpu}/topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{package}\n")
+        (topo / "core_id").write_text(f"{core}\n")
+    assert bind_module.cores_and_sockets([0, 1, 2, 3], str(tmp_path)) == (3, 2)
+    assert bind_module.cores_and_sockets([0, 1], str(tmp_path)) == (1, 1)
+    assert bind_module.cores_and_sockets([9], str(tmp_path)) == (1, 1)  # unreadable: its own
 
 
 def test_bind_in_process_without_cpus_or_nodes(restored):
@@ -238,6 +269,13 @@ def test_thread_env_exact():
         "KMP_SETTINGS": "0"}
     assert thread_env(1) == thread_env(1, 1, True)
     assert thread_env(1, pinned=False)["KMP_AFFINITY"] == "disabled"
+    assert thread_env(2, 1, pinned=False, style="defaults") == {
+        "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
+    assert thread_env(2, 1, pinned=False, style="model-zoo") == thread_env(2, 1, pinned=True)
+    assert thread_env(2, 1, pinned=False, style="tuned") == thread_env(2, 1, pinned=False)
+    with pytest.raises(BindError, match="^unknown threading style 'spin'; choose from tuned, "
+                                        "defaults, model-zoo$"):
+        thread_env(1, style="spin")
     for bad in ((0, 1), (1, 0), (-2, 1)):
         with pytest.raises(BindError, match=f"^thread counts must be at least 1, got "
                                             f"{bad[0]} and {bad[1]}$"):

@@ -211,6 +211,8 @@ def run_options(tmp: Path) -> dict[str, st.SearchStrategy[str] | None]:
         "--peak-precision": numbers(), "--seed": integers(),
         "--precisions": choices("fp32", "fp32,int8", "int8", "fp32,,bf16", "fp64"),
         "--scaling-instances": instance_lists(), "--vm": None,
+        "--threading": choices("tuned", "defaults", "model-zoo", "tuned,model-zoo", "spin", ",",
+                               "tuned,tuned", "Tuned"),
     }
 
 

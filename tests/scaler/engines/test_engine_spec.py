@@ -82,6 +82,30 @@ def test_counts_must_be_positive(field):
         check_spec(EngineSpec(**{field: 0}), ZEN5)
 
 
+@pytest.mark.parametrize("engine", ["null", "openvino", "tf", "tflite"])
+def test_every_builtin_engine_expresses_every_style(engine):
+    precision = "int8" if engine == "tflite" else "fp32"
+    for style in ("tuned", "defaults", "model-zoo"):
+        spec = EngineSpec(engine=engine, precision=precision, model="tiny", threading=style)
+        assert check_spec(spec, ZEN5).threading == style
+
+
+def test_unknown_style_and_unexpressed_style_are_refused(monkeypatch):
+    import dataclasses
+
+    from scaler.engines import registry
+
+    with pytest.raises(EngineError, match="^unknown threading style 'spin'; choose from tuned, "
+                                          "defaults, model-zoo$"):
+        check_spec(EngineSpec(engine="null", threading="spin"), ZEN5)
+    narrow = dataclasses.replace(registry.get("null"), threading=("tuned",))
+    monkeypatch.setitem(registry._ENGINES, "null", narrow)
+    assert check_spec(EngineSpec(engine="null"), ZEN5).threading == "tuned"
+    with pytest.raises(EngineError, match="^engine null cannot express --threading defaults; "
+                                          "it expresses tuned"):
+        check_spec(EngineSpec(engine="null", threading="defaults"), ZEN5)
+
+
 def test_load_engine_repeats_the_checks():
     with pytest.raises(EngineError, match="engine tf does not support int8"):
         load_engine(EngineSpec(engine="tf", precision="int8", model="tiny"))
