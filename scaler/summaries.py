@@ -14,6 +14,7 @@ from typing import Any
 
 from scaler import points as points_mod
 from scaler import significance
+from scaler.engines.kernels import run_kernels
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
 FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
@@ -84,6 +85,8 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
         out["notes"] = doc["notes"]
     if doc.get("simulated"):
         out["simulated"] = True
+    if kernel_lines := run_kernels(doc.get("groups", [])):
+        out["kernels"] = kernel_lines
     scenario = doc["scenario"]
     if scenario in ("latency", "throughput"):
         # one instance per placement: a result each; the first one's keys at the top too
@@ -358,6 +361,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
     out += [f"  note: {n}" for n in summary.get("notes", [])]
+    out += [f"  kernels: {k}" for k in summary.get("kernels", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
         for r in summary.get("results") or [summary]:

@@ -41,4 +41,4 @@ class NullEngine:
 ENGINE = register(EngineType(
     name="null", summary="no inference: measures the harness itself",
     precisions=PRECISIONS, load=NullEngine, accepts=(), infers=False,
-    memory_gb=(0.05, 0.0)))
+    memory_gb=(0.05, 0.0), isa_caps=True))  # no kernels: a cap is recorded, nothing runs

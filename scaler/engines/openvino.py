@@ -37,6 +37,7 @@ from typing import Any
 from scaler.engines import cache
 from scaler.engines.base import EngineError, EngineSpec
 from scaler.engines.convert import convert_in_child
+from scaler.engines.kernels import openvino_kernels
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
 from scaler.engines.registry import EngineType, register, require_bf16_isa
 
@@ -111,6 +112,7 @@ class OpenVinoEngine:
             "compiled": read_back(self._compiled),
             "executed_precisions": executed,  # of the compute layers (convolutions, matmuls)
             "layer_precisions": layers,  # layer type -> runtime precision -> count
+            "kernel_isa": openvino_kernels(self._compiled, COMPUTE_LAYERS),  # the unit each compute kernel ran on
             **cached,
             "load_s": round(time.perf_counter() - started, 3),
         }
@@ -411,4 +413,5 @@ ENGINE = register(EngineType(
     accepts=("builtin", "keras", "savedmodel", "xml", "onnx"),
     # measured here for ResNet50 224x224 fp32 (int8 is smaller): 0.34 GB RSS at batch 1,
     # 0.57 GB at batch 32
-    memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check))
+    memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check,
+    isa_caps=True))  # its CPU plugin's kernels are oneDNN's: ONEDNN_MAX_CPU_ISA caps them

@@ -112,4 +112,4 @@ ENGINE = register(EngineType(
     precisions=("fp32", "bf16"), default_for=("fp32", "bf16"), load=TfEngine,
     # measured here for ResNet50 224x224: 0.75 GB at batch 1, 10.7 GB at 1024
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
-    check=_check))
+    check=_check, isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA

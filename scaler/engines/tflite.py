@@ -182,5 +182,6 @@ ENGINE = register(EngineType(
     precisions=("fp32", "int8"), default_for=("int8",), load=TfliteEngine,
     native_suffixes=(".tflite",), accepts=("builtin", "keras", "savedmodel", "tflite"),
     # measured here for ResNet50 224x224 int8: 0.1 GB at batch 1, 2.2 GB at 1024
-    memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",)))
+    memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",),
+    isa_note="XNNPACK picks its kernels from the CPU's flags and has no cap"))
 

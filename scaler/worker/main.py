@@ -158,14 +158,17 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     """Pin, load the engine, warm up; returns the engine, its inputs and the ready report."""
     from affinity import bind, read_isa
     from scaler.engines import EngineSpec, load_engine
+    from scaler.engines import isa_caps
+    from scaler.engines.kernels import amx_permission
 
     t_begin = time.monotonic()
     binding = bind(spec.cpus, spec.nodes, threads=spec.threads,
                    inter_op_threads=spec.inter_op_threads)
+    os.environ.update(isa_caps.env(spec.isa))  # before the runtime loads: read once
     engine = load_engine(EngineSpec(
         engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
         threads=binding.threads, inter_op_threads=spec.inter_op_threads,
-        cache_dir=spec.cache_dir, seed=spec.instance))
+        cache_dir=spec.cache_dir, seed=spec.instance, isa=spec.isa))
     inputs = engine.make_input()
     t_loaded = time.monotonic()
     warm_lat = []
@@ -184,6 +187,7 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "threads": binding.threads,
         "engine": dict(engine.info),
         "isa": list(read_isa()),
+        "amx_permission": amx_permission(),  # after warm-up: did the runtime enable AMX?
         "python": platform.python_version(),
         "load_s": round(t_loaded - t_begin, 3),
         "warmup_queries": len(warm_lat),

@@ -1,0 +1,143 @@
+"""ISA caps (``--isa``) and the read-back of what the kernels ran on.
+
+The cap rules are checked on hand-made CPU flag lists (a Skylake-SP, a Cascade Lake, a
+Sapphire Rapids), whose right answers are known from Intel's ISA tables, not from the code.
+The read-back is checked on real OpenVINO workers: a cap must change the kernels' names
+(judged on names, never on a speed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from affinity import read_topology
+from scaler.engines import EngineError, EngineSpec, check_spec
+from scaler.engines import isa_caps
+from scaler.engines.kernels import amx_permission, kernel_units, summary, unit_of
+from tests.scaler.helpers import scaler_cmd
+
+AVX512 = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+          "avx512dq")
+SKYLAKE = AVX512
+CASCADELAKE = (*AVX512, "avx512_vnni")
+SAPPHIRE = (*CASCADELAKE, "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
+            "amx_bf16")
+ISA = read_topology().isa
+
+
+def test_aliases_map_to_onednn_names_and_unknown_caps_are_refused():
+    assert isa_caps.resolve("cascadelake") == "avx512_core_vnni"
+    assert isa_caps.resolve("Skylake") == "avx512_core"
+    assert isa_caps.resolve("AVX512_CORE_AMX") == "avx512_core_amx"
+    assert isa_caps.resolve("native") == "native"
+    assert isa_caps.alias_note("cooperlake") == "--isa cooperlake = avx512_core_bf16"
+    with pytest.raises(EngineError, match="unknown --isa 'avx1024'"):
+        isa_caps.resolve("avx1024")
+
+
+@pytest.mark.parametrize(("cpu", "cap", "missing"), [
+    (SKYLAKE, "avx512_core", None),
+    (SKYLAKE, "cascadelake", "avx512_vnni"),
+    (CASCADELAKE, "avx512_core_vnni", None),
+    (CASCADELAKE, "avx512_core_amx", "avx512_bf16"),
+    (SAPPHIRE, "avx512_core_amx", None),
+    (SAPPHIRE, "avx2_vnni", None),
+    (CASCADELAKE, "avx2_vnni", "avx_vnni"),  # AVX2 VNNI is not below AVX-512 VNNI
+    (("sse4_1", "avx"), "avx2", "avx2"),
+])
+def test_a_cap_above_the_cpu_is_refused_with_what_it_lacks(cpu, cap, missing):
+    name = isa_caps.resolve(cap)
+    if missing is None:
+        isa_caps.check_cpu(name, cpu)
+        return
+    with pytest.raises(EngineError, match=f"above this CPU: it lacks .*{missing}"):
+        isa_caps.check_cpu(name, cpu)
+
+
+def test_highest_cap_per_generation():
+    assert isa_caps.highest(SKYLAKE) == "avx512_core"
+    assert isa_caps.highest(CASCADELAKE) == "avx512_core_vnni"
+    assert isa_caps.highest(SAPPHIRE) == "avx512_core_amx"
+    assert isa_caps.env("avx512_core_vnni") == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI",
+                                                "DNNL_MAX_CPU_ISA": "AVX512_CORE_VNNI"}
+    assert isa_caps.env("native") == {}
+
+
+def test_engines_without_a_cap_switch_refuse_any_cap_but_native():
+    with pytest.raises(EngineError, match="engine tflite cannot cap .*XNNPACK"):
+        check_spec(EngineSpec(engine="tflite", precision="int8", isa="avx2"), SAPPHIRE)
+    check_spec(EngineSpec(engine="tflite", precision="int8", isa="native"), SAPPHIRE)
+    assert check_spec(EngineSpec(engine="openvino", isa="skylake"), SKYLAKE).isa == \
+        "avx512_core"
+    with pytest.raises(EngineError, match="lacks avx512_vnni"):
+        check_spec(EngineSpec(engine="openvino", precision="int8", isa="cascadelake"), SKYLAKE)
+
+
+@pytest.mark.parametrize(("name", "unit"), [
+    ("brgconv_avx512_amx_1x1_I8", "amx"), ("brgconv_avx512_1x1_I8", "avx512"),
+    ("brgemm_avx512_bf16", "avx512"), ("jit_avx2_I8", "avx2"), ("jit_gemm_I8", "other"),
+    ("jit_sse42_FP32", "sse41"), ("ref_any_FP32", "ref"), ("jit_avx_FP32", "avx")])
+def test_kernel_names_tell_their_unit(name, unit):
+    assert unit_of(name) == unit
+
+
+def test_kernel_summary_counts_nodes_per_unit():
+    read = kernel_units(["brgconv_avx512_amx_1x1_I8"] * 53 + ["brgconv_avx512_I8"] * 4)
+    assert read["units"] == {"amx": 53, "avx512": 4} and read["nodes"] == 57
+    assert summary({**read, "amx_permission": True}) == (
+        "amx: 53 of 57 compute nodes; avx512: 4 of 57 compute nodes (AMX permission: yes)")
+
+
+def test_amx_permission_is_read_in_a_fresh_process():
+    """A process that never asked for AMX tile data holds no permission (on any CPU)."""
+    code = ("import json; from scaler.engines.kernels import amx_permission; "
+            "print(json.dumps(amx_permission()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert json.loads(out) is False
+    assert amx_permission() in (True, False)
+
+
+@pytest.mark.skipif("avx2" not in ISA, reason="the cap test needs a CPU with AVX2")
+def test_a_cap_changes_the_kernels_openvino_runs(openvino_cache):
+    """The same cached int8 IR, native and capped at AVX2: the capped kernels read back as
+    AVX2 (or below), and never above; native runs the CPU's best unit."""
+    folder, _ = openvino_cache
+    code = textwrap.dedent(f"""
+        import json, os, sys
+        from scaler.engines import EngineSpec, load_engine, isa_caps
+        os.environ.update(isa_caps.env(sys.argv[1]))
+        e = load_engine(EngineSpec(engine="openvino", model="tiny", precision="int8",
+                                   cache_dir={folder!r}, isa=sys.argv[1]))
+        e.infer(e.make_input())
+        print(json.dumps(e.info["kernel_isa"]["units"]))
+    """)
+
+    def units(cap: str) -> dict[str, int]:
+        out = subprocess.run([sys.executable, "-c", code, cap], capture_output=True,
+                             text=True, timeout=180, check=True).stdout
+        return json.loads(out.splitlines()[-1])
+
+    capped, native = units("avx2"), units("native")
+    assert set(capped) <= {"avx2", "avx", "sse41", "ref", "other"} and "avx2" in capped
+    if "avx512f" in ISA:
+        assert set(native) & {"avx512", "amx"}, native
+
+
+def test_cli_refuses_a_cap_the_engine_or_cpu_cannot_run(tmp_path):
+    out = tmp_path / "out"
+    r = scaler_cmd("latency", "--engine", "tflite", "--precision", "int8", "--model", "tiny",
+                   "--isa", "avx2", "--out", str(out))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot cap" in r.stderr and not out.exists()
+    r = scaler_cmd("latency", "--engine", "null", "--isa", "pentium4", "--out", str(out))
+    assert r.returncode == 2 and "unknown --isa 'pentium4'" in r.stderr
+    if "amx_tile" not in ISA:
+        r = scaler_cmd("latency", "--engine", "openvino", "--model", "tiny", "--isa",
+                       "sapphirerapids", "--out", str(out))
+        assert r.returncode == 2 and "above this CPU" in r.stderr and not out.exists()
