@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from scaler.engines import isa_caps
 from scaler.engines.base import PRECISIONS, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
-from scaler.engines import isa_caps
 from scaler.engines.registry import (
     EngineType,
     default_engine,
@@ -37,10 +37,11 @@ def check_spec(spec: EngineSpec, isa: tuple[str, ...]) -> EngineSpec:
     engine = get(spec.engine)
     if spec.isa != isa_caps.NATIVE:
         if not engine.isa_caps:
+            why = f": {engine.isa_note}" if engine.isa_note else ""
+            able = ", ".join(e.name for e in engines().values() if e.isa_caps and e.infers)
             raise EngineError(f"engine {engine.name} cannot cap its kernels' instruction set "
-                              f"(--isa {spec.isa}){': ' + engine.isa_note if engine.isa_note else ''}"
-                              "; use --isa native, or an engine whose kernels are oneDNN's ("
-                              f"{', '.join(e.name for e in engines().values() if e.isa_caps)})")
+                              f"(--isa {spec.isa}){why}; use --isa native, or an engine whose "
+                              f"kernels are oneDNN's ({able})")
         isa_caps.check_cpu(spec.isa, isa)
     if engine.check is not None:
         engine.check(spec, isa)

@@ -112,7 +112,8 @@ class OpenVinoEngine:
             "compiled": read_back(self._compiled),
             "executed_precisions": executed,  # of the compute layers (convolutions, matmuls)
             "layer_precisions": layers,  # layer type -> runtime precision -> count
-            "kernel_isa": openvino_kernels(self._compiled, COMPUTE_LAYERS),  # the unit each compute kernel ran on
+            # the instruction-set unit each compute kernel ran on (its name says)
+            "kernel_isa": openvino_kernels(self._compiled, COMPUTE_LAYERS),
             **cached,
             "load_s": round(time.perf_counter() - started, 3),
         }

@@ -157,8 +157,7 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
 def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     """Pin, load the engine, warm up; returns the engine, its inputs and the ready report."""
     from affinity import bind, read_isa
-    from scaler.engines import EngineSpec, load_engine
-    from scaler.engines import isa_caps
+    from scaler.engines import EngineSpec, isa_caps, load_engine
     from scaler.engines.kernels import amx_permission
 
     t_begin = time.monotonic()

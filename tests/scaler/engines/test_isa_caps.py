@@ -16,8 +16,7 @@ import textwrap
 import pytest
 
 from affinity import read_topology
-from scaler.engines import EngineError, EngineSpec, check_spec
-from scaler.engines import isa_caps
+from scaler.engines import EngineError, EngineSpec, check_spec, isa_caps
 from scaler.engines.kernels import amx_permission, kernel_units, summary, unit_of
 from tests.scaler.helpers import scaler_cmd
 
