@@ -26,6 +26,9 @@ from affinity.errors import BindError
 # Thread settings as the Intel launchers set them for a pinned instance: oneDNN/OpenMP
 # threads packed onto the partition's CPUs, spinning briefly, not printing settings.
 PINNED_KMP_AFFINITY = "granularity=fine,compact,1,0"
+STYLES = ("tuned", "defaults", "model-zoo")  # the --threading styles (scaler.engines.base)
+OPENMP_KEYS = ("OMP_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_SETTINGS",
+               "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES")
 THREAD_ENV_KEYS = (
     "OMP_NUM_THREADS",
     "TF_NUM_INTRAOP_THREADS",
@@ -53,14 +56,26 @@ _MASK_BITS = 1024  # MAX_NUMNODES of distribution kernels (NODES_SHIFT 10)
 _ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
 
 
-def thread_env(threads: int, inter_op_threads: int = 1, pinned: bool = True) -> dict[str, str]:
+def thread_env(threads: int, inter_op_threads: int = 1, pinned: bool = True,
+               style: str = "tuned") -> dict[str, str]:
     """Environment for TensorFlow/oneDNN/OpenMP thread pools of ``threads`` threads.
 
-    ``pinned=False`` (shared placement) disables OpenMP affinity: N unpinned copies that
-    each pack their threads onto the same first CPUs would collide.
+    ``style`` is the ``--threading`` style. ``tuned``: ``pinned=False`` (shared placement)
+    disables OpenMP affinity (N unpinned copies that each pack their threads onto the same
+    first CPUs would collide) and every instance waits 1 ms before sleeping. ``defaults``:
+    no OpenMP variable at all (:func:`bind` also removes inherited ones): each runtime as it
+    comes. ``model-zoo``: Intel Model Zoo's launcher, compact affinity and blocktime 1 ms
+    whether pinned or not (unpinned instances then stack thread k on the same CPU k).
     """
     if threads < 1 or inter_op_threads < 1:
         raise BindError(f"thread counts must be at least 1, got {threads} and {inter_op_threads}")
+    if style not in STYLES:
+        raise BindError(f"unknown threading style {style!r}; choose from {', '.join(STYLES)}")
+    if style == "defaults":
+        return {"TF_NUM_INTRAOP_THREADS": str(threads),
+                "TF_NUM_INTEROP_THREADS": str(inter_op_threads)}
+    if style == "model-zoo":
+        pinned = True  # compact binding inside whatever the instance is allowed
     return {
         "OMP_NUM_THREADS": str(threads),
         "TF_NUM_INTRAOP_THREADS": str(threads),
@@ -83,6 +98,7 @@ class Binding:
     memory_policy: str
     threads: int
     inter_op_threads: int = 1
+    threading: str = "tuned"  # the --threading style its thread settings follow
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +111,7 @@ class Binding:
             "memory_policy": self.memory_policy,
             "threads": self.threads,
             "inter_op_threads": self.inter_op_threads,
+            "threading": self.threading,
         }
 
 
@@ -103,11 +120,14 @@ def bind(
     nodes: Iterable[int] | None = None,
     threads: int | None = None,
     inter_op_threads: int = 1,
+    threading: str = "tuned",
 ) -> Binding:
     """Pin the calling process to ``cpus`` and its memory to ``nodes``, and export the
     thread settings; ``cpus=None`` keeps the current affinity (shared placement).
 
-    Threads default to the number of CPUs the process ends up allowed on. Raises
+    Threads default to the number of CPUs the process ends up allowed on; under the
+    ``model-zoo`` style they are the physical cores of those CPUs and the inter-op threads
+    their sockets, as Model Zoo's launcher sized them. Raises
     :class:`BindError` when the CPUs are refused or the kernel grants fewer than asked;
     a refused memory policy is recorded, not raised.
     """
@@ -137,7 +157,12 @@ def bind(
     if reason == "bound" and not bound:
         reason = f"set_mempolicy succeeded but the policy reads back as {policy}"
     count = threads if threads is not None else len(effective)
-    os.environ.update(thread_env(count, inter_op_threads, pinned=requested is not None))
+    if threading == "model-zoo":
+        count, inter_op_threads = cores_and_sockets(effective)
+    env = thread_env(count, inter_op_threads, pinned=requested is not None, style=threading)
+    for key in OPENMP_KEYS:  # a style says every OpenMP variable; none comes from the shell
+        os.environ.pop(key, None)
+    os.environ.update(env)
     return Binding(
         cpus=effective,
         requested_cpus=requested,
@@ -147,7 +172,27 @@ def bind(
         memory_policy=policy,
         threads=count,
         inter_op_threads=inter_op_threads,
+        threading=threading,
     )
+
+
+def cores_and_sockets(cpus: Iterable[int], sysfs_root: str = "/sys") -> tuple[int, int]:
+    """Physical cores and sockets among ``cpus`` (from sysfs; a CPU whose topology cannot
+    be read counts as a core and a socket of its own)."""
+    cores: set[tuple[int, ...]] = set()
+    sockets: set[int] = set()
+    for cpu in cpus:
+        topo = os.path.join(sysfs_root, f"devices/system/cpu/cpu{cpu}/topology")
+        try:
+            with open(os.path.join(topo, "physical_package_id")) as f:
+                package = int(f.read())
+            with open(os.path.join(topo, "core_id")) as f:
+                core = int(f.read())
+        except (OSError, ValueError):
+            package, core = -1 - cpu, cpu
+        cores.add((package, core))
+        sockets.add(package)
+    return max(len(cores), 1), max(len(sockets), 1)
 
 
 def current_binding() -> dict[str, Any]:

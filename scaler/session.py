@@ -87,11 +87,13 @@ class Session:
             self.targets[placement.name] = made or self.local_target
         return self.targets[placement.name]
 
-    def worker_spec(self, inst: InstancePlan, batch: int) -> WorkerSpec:
+    def worker_spec(self, inst: InstancePlan, batch: int, threading: str = "tuned"
+                    ) -> WorkerSpec:
         return WorkerSpec(engine=self.spec.engine, precision=self.spec.precision,
                           model=self.spec.model, batch=batch, instance=inst.index,
                           cpus=inst.worker_cpus, nodes=inst.worker_nodes, threads=inst.threads,
-                          cache_dir=self.spec.cache_dir, warmup_s=self.rules.warmup_s)
+                          cache_dir=self.spec.cache_dir, warmup_s=self.rules.warmup_s,
+                          threading=threading)
 
     def plan(self, placement: Placement, n: int) -> GroupPlan:
         plan = placement.plan(self.topology, n, smt=self.settings.smt,
@@ -102,35 +104,40 @@ class Session:
     # -- groups ------------------------------------------------------------------------------
 
     async def group(self, placement_name: str, n: int, batch: int, label: str | None = None,
-                    repeat: int = 0, rules: RunRules | None = None,
+                    repeat: int = 0, rules: RunRules | None = None, threading: str = "tuned",
                     **extra: Any) -> dict[str, Any]:
-        """Measure one closed-loop group (one repeat of a point) and add it to the run."""
+        """Measure one closed-loop group (one repeat of a point) and add it to the run;
+        ``threading`` is the style of its instances' runtime threads (``--threading``)."""
         rules = rules or self.rules
-        label = self._label(label or f"{placement_name} x{n} batch {batch}", repeat)
+        label = self._label(label or f"{self._who(placement_name, threading)} x{n} batch "
+                            f"{batch}", repeat)
         placement, plan, reqs, target, probe, quiet = await self._prepare(
-            placement_name, n, batch, label, rules)
+            placement_name, n, batch, label, rules, threading)
         outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
         record = records.group_record(len(self.groups), plan, batch, outcome, target,
                                       self._what(), rules, self.arrays)
+        record["threading"] = threading
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
 
     async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
                     policy: Any, label: str | None = None, repeat: int = 0,
-                    rules: RunRules | None = None, **extra: Any) -> dict[str, Any]:
+                    rules: RunRules | None = None, threading: str = "tuned",
+                    **extra: Any) -> dict[str, Any]:
         """Serve ``count`` requests arriving at ``rate_qps`` (the server scenario) with one
         group and add it to the run."""
         from scaler import serving
 
         rules = rules or self.rules
-        label = self._label(label or f"{placement_name} x{n} at {rate_qps:g} qps", repeat)
+        label = self._label(label or f"{self._who(placement_name, threading)} x{n} at "
+                            f"{rate_qps:g} qps", repeat)
         placement, plan, reqs, target, probe, quiet = await self._prepare(
-            placement_name, n, policy.max_batch, label, rules)
+            placement_name, n, policy.max_batch, label, rules, threading)
         seed = self.settings.seed * 1000 + repeat
         outcome = await serving.serve_group(reqs, rules, target, rate_qps, count, seed, policy,
                                             self.reporter.event, self.pool, probe)
         record = records.served_record(len(self.groups), plan, outcome, target, self._what(),
                                        policy, rules.latency_bound_ms, self.arrays)
-        record["seed"] = seed
+        record.update(seed=seed, threading=threading)
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
 
     def _label(self, label: str, repeat: int) -> str:
@@ -138,17 +145,25 @@ class Session:
             label += f" (repeat {repeat + 1}/{self.settings.repeat})"
         return label
 
+    def _who(self, placement: str, threading: str) -> str:
+        """A group's placement as its label says it: with its style when the run sweeps
+        styles or runs another than ``tuned``."""
+        from scaler.threadstyles import series_name
+
+        return series_name(placement, threading, self.settings.threading)
+
     def _what(self) -> dict[str, Any]:
         return {"engine": self.spec.engine, "precision": self.spec.precision,
                 "model": self.spec.model}
 
     async def _prepare(self, placement_name: str, n: int, batch: int, label: str,
-                       rules: RunRules) -> tuple[Any, ...]:
+                       rules: RunRules, threading: str = "tuned") -> tuple[Any, ...]:
         """Plan the group, release unwanted warm workers, check memory, wait for a quiet
         machine if asked, and make its noise probe."""
         placement = self.placement(placement_name)
         plan = self.plan(placement, n)
-        reqs = [WorkerRequest(i.index, self.worker_spec(i, batch), i.partition(), i.host)
+        reqs = [WorkerRequest(i.index, self.worker_spec(i, batch, threading), i.partition(),
+                              i.host)
                 for i in plan.instances]
         target = self.target(placement)
         await self.pool.release_except(target, reqs)  # memory of idle workers freed first

@@ -25,6 +25,7 @@ class Settings:
     model: str = "resnet50"
     batch: int = 1
     placements: tuple[str, ...] = ("pinned",)  # names in scaler.placements
+    threading: tuple[str, ...] = ("tuned",)  # --threading styles, swept like placements
     instances: tuple[int, ...] = (1,)
     smt: bool = False
     cores_per_instance: int | None = None  # None: placements share the machine out evenly
@@ -61,6 +62,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["placements"] = list(self.placements)
+        d["threading"] = list(self.threading)
         d["stat"] = self.stat.value
         d["instances"] = list(self.instances)
         return d

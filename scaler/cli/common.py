@@ -11,7 +11,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +22,12 @@ from scaler.errors import ScalerError, UsageError
 READ_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
                ZeroDivisionError)
 DEBUG_ENV = "SCALER_DEBUG"  # set: let such errors through with their traceback
+# --threading of the scenario commands (scaler.threadstyles)
+ThreadingOpt = Annotated[str, typer.Option(
+    "--threading", help="how each instance's runtime threads wait and bind: tuned (passive "
+    "waits, no self-pinning), defaults (each runtime out of the box), model-zoo (the study's "
+    "launcher: thread k on the k-th allowed core, blocktime 1 ms); comma-separated to sweep "
+    "them side by side like placements")]
 
 
 def err(message: str) -> None:

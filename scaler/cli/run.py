@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from scaler import placements
-from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.common import ThreadingOpt, emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
 from scaler.settings import (
@@ -25,6 +25,7 @@ from scaler.settings import (
     parse_instances,
     parse_memory_mb,
 )
+from scaler.threadstyles import parse_threading
 
 QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
 
@@ -170,7 +171,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     return Settings(
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
-        placements=chosen,
+        placements=chosen, threading=parse_threading(opts.get("threading", "tuned")),
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
         cores_per_instance=opts.get("cores_per_instance"),
         oversubscribe=opts.get("oversubscribe", False),
@@ -309,7 +310,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             min_duration: MinDuration = None, min_queries: MinQueries = None,
             warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-            stall_timeout: StallTimeout = 60.0,
+            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -326,7 +327,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
                quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
-               stall_timeout: StallTimeout = 60.0,
+               stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
                out: Out = Path("results"), json: Json = False,
@@ -345,7 +346,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             min_queries: MinQueries = None, warmup: Warmup = None,
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-            stall_timeout: StallTimeout = 60.0,
+            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -366,7 +367,7 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-                stall_timeout: StallTimeout = 60.0,
+                stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
                 hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
@@ -405,7 +406,7 @@ def server(target_qps: Annotated[float | None, typer.Option(
            min_queries: MinQueries = None, warmup: Warmup = None,
            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-           stall_timeout: StallTimeout = 60.0,
+           stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from scaler.cli.common import err, errors_to_exit
+from scaler.cli.common import ThreadingOpt, err, errors_to_exit
 from scaler.cli.run import (
     AccelOpt,
     Batch,
@@ -76,7 +76,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           min_queries: MinQueries = None, warmup: Warmup = None,
           noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
-          stall_timeout: StallTimeout = 60.0,
+          stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from scaler.engines import isa_caps
-from scaler.engines.base import PRECISIONS, Engine, EngineError, EngineSpec
+from scaler.engines.base import PRECISIONS, THREADING_STYLES, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
 from scaler.engines.registry import (
     EngineType,
@@ -85,6 +85,12 @@ def _validated(spec: EngineSpec) -> EngineSpec:
     if kind is not None and kind not in engine.accepts:
         owner = f" only on the {native.name} engine" if native else ""
         raise EngineError(f"a {kind} model runs{owner}, not on {engine.name}")
+    if spec.threading not in THREADING_STYLES:
+        raise EngineError(f"unknown threading style {spec.threading!r}; choose from "
+                          f"{', '.join(THREADING_STYLES)}")
+    if spec.threading not in engine.threading:
+        raise EngineError(f"engine {engine.name} cannot express --threading {spec.threading}; "
+                          f"it expresses {', '.join(engine.threading)} (see the README)")
     return dataclasses.replace(spec, engine=engine.name)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scaler.engines.base import PRECISIONS, EngineSpec
+from scaler.engines.base import PRECISIONS, THREADING_STYLES, EngineSpec
 from scaler.engines.registry import EngineType, register
 
 
@@ -25,6 +25,8 @@ class NullEngine:
             "model": spec.model,
             "batch": spec.batch,
             "threads": spec.threads,
+            # no runtime threads: every --threading style runs the same (nothing to bind)
+            "threading": f"{spec.threading} (no runtime threads)",
             "load_s": round(time.perf_counter() - started, 6),
         }
 
@@ -41,4 +43,5 @@ class NullEngine:
 ENGINE = register(EngineType(
     name="null", summary="no inference: measures the harness itself",
     precisions=PRECISIONS, load=NullEngine, accepts=(), infers=False,
-    memory_gb=(0.05, 0.0), isa_caps=True))  # no kernels: a cap is recorded, nothing runs
+    memory_gb=(0.05, 0.0), threading=THREADING_STYLES,
+    isa_caps=True))  # no kernels: a cap is recorded, nothing runs

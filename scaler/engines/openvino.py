@@ -72,10 +72,14 @@ def without_telemetry() -> None:
     sys.modules.setdefault("openvino_telemetry", None)
 
 
-def compile_config(precision: str, threads: int) -> dict[str, Any]:
+def compile_config(precision: str, threads: int, style: str = "tuned") -> dict[str, Any]:
     """What scaler asks OpenVINO's CPU plugin for (``benchmark_app -hint none -nstreams 1
-    -nthreads N -pin NO [-infer_precision bf16]``); no performance hint is set."""
-    return {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
+    -nthreads N -pin NO [-infer_precision bf16]``); no performance hint is set. ``--threading``
+    sets the pinning: tuned off, defaults OpenVINO's platform default (unset), model-zoo on
+    (OpenVINO binds its threads to cores itself; ``compiled`` in info reads back what it did)."""
+    pin = {"tuned": {"ENABLE_CPU_PINNING": False}, "defaults": {},
+           "model-zoo": {"ENABLE_CPU_PINNING": True}}[style]
+    return {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads, **pin,
             "INFERENCE_PRECISION_HINT": INFERENCE_TYPE[precision]}
 
 
@@ -108,7 +112,7 @@ class OpenVinoEngine:
             "device": DEVICE,
             "threads": spec.threads,
             "infer_requests": INFER_REQUESTS,
-            "requested": compile_config(spec.precision, spec.threads),
+            "requested": compile_config(spec.precision, spec.threads, spec.threading),
             "compiled": read_back(self._compiled),
             "executed_precisions": executed,  # of the compute layers (convolutions, matmuls)
             "layer_precisions": layers,  # layer type -> runtime precision -> count
@@ -154,7 +158,8 @@ def _compile(core: Any, model: Any, name: str, spec: EngineSpec) -> tuple[Any, l
     shape = _batched_shape(name, port.get_partial_shape(), spec.batch)
     try:
         model.reshape({port: ov.PartialShape(shape)})
-        compiled = core.compile_model(model, DEVICE, compile_config(spec.precision, spec.threads))
+        compiled = core.compile_model(model, DEVICE, compile_config(spec.precision, spec.threads,
+                                                                    spec.threading))
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[:200]
         raise EngineError(f"OpenVINO cannot run {name!r} at batch {spec.batch}: "
@@ -415,4 +420,5 @@ ENGINE = register(EngineType(
     # measured here for ResNet50 224x224 fp32 (int8 is smaller): 0.34 GB RSS at batch 1,
     # 0.57 GB at batch 32
     memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check,
+    threading=("tuned", "defaults", "model-zoo"),
     isa_caps=True))  # its CPU plugin's kernels are oneDNN's: ONEDNN_MAX_CPU_ISA caps them

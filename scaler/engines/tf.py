@@ -112,4 +112,7 @@ ENGINE = register(EngineType(
     precisions=("fp32", "bf16"), default_for=("fp32", "bf16"), load=TfEngine,
     # measured here for ResNet50 224x224: 0.75 GB at batch 1, 10.7 GB at 1024
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
-    check=_check, isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA
+    # stock TF's Eigen pool reads no OpenMP variable and cannot bind thread k to core k:
+    # defaults is what tuned already runs; model-zoo is refused (README, --threading)
+    check=_check, threading=("tuned", "defaults"),
+    isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     spec = check_spec(EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
                                  model=settings.model, batch=settings.batch,
                                  cache_dir=settings.cache_dir), topology.isa)
+    for style in settings.threading[1:]:  # every style the engine must express, or refused
+        check_spec(replace(spec, threading=style), topology.isa)
+    spec = check_spec(replace(spec, threading=settings.threading[0]), topology.isa)
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
     if settings.hosts_file:

@@ -19,6 +19,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scaler import points, stats
+from scaler.scenarios.styles import layouts as placement_styles
+from scaler.threadstyles import series_name
 
 if TYPE_CHECKING:
     from scaler.coordinator import RunRules
@@ -39,12 +41,12 @@ async def run(s: Session) -> None:
         s.note(f"multistream left out N={','.join(map(str, dropped))}: more cores than the "
                f"{cores} usable ones (a latency bound is not searched on an oversubscribed "
                "layout; scaling measures those)")
-    for placement in s.settings.placements:
+    for placement, style in placement_styles(s):
         layouts = sorted({1, *(n for n in s.settings.instances if 1 < n and n * size <= cores)})
         if s.placement(placement).plan(s.topology, 1).instances[0].cpus is None:
             layouts = [1]
         for n in layouts:
-            await search_batch(s, placement, n)
+            await search_batch(s, placement, n, style)
             if s.stopped:
                 return
 
@@ -61,13 +63,13 @@ def batches_to_probe(passed: int, failed: int | None, cap: int) -> int | None:
     return (passed + failed) // 2
 
 
-async def search_batch(s: Session, placement: str, n: int) -> None:
+async def search_batch(s: Session, placement: str, n: int, style: str = "tuned") -> None:
     bound, stat, cap = s.settings.latency_bound_ms, s.settings.stat.value, s.settings.max_batch
-    layout = f"{placement} x{n}"
+    layout = f"{series_name(placement, style, s.settings.threading)} x{n}"
     rules = probe_rules(s, stat, bound)
     good, bad = 0, None
     while not s.stopped and (batch := batches_to_probe(good, bad, cap)) is not None:
-        if await probe(s, placement, n, batch, layout, rules, stat, bound):
+        if await probe(s, placement, n, batch, layout, rules, stat, bound, style):
             good = batch
         else:
             bad = batch
@@ -85,7 +87,7 @@ def probe_rules(s: Session, stat: str, bound: float) -> RunRules:
 
 
 async def probe(s: Session, placement: str, n: int, batch: int, layout: str, rules: RunRules,
-                stat: str, bound: float) -> bool:
+                stat: str, bound: float, style: str = "tuned") -> bool:
     """Measure one batch size (every repeat) and decide it on the pooled queries."""
     records = []
     for r in range(s.settings.repeat):
@@ -94,7 +96,8 @@ async def probe(s: Session, placement: str, n: int, batch: int, layout: str, rul
         if r:
             await s.fresh_workers()
         records.append(await s.group(placement, n, batch, label=f"{layout} batch {batch}",
-                                     repeat=r, rules=rules, layout=layout, probe=True))
+                                     repeat=r, rules=rules, layout=layout, probe=True,
+                                     threading=style))
     if any(rec["status"] != "complete" or rec.get("bound_failed") for rec in records):
         return False
     value = points.decision_latency(s.point(records[-1])["latency_ms"], stat)

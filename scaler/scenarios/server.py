@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from scaler import points, stats
 from scaler.serving import ServePolicy
+from scaler.threadstyles import series_name
 
 if TYPE_CHECKING:
     from scaler.coordinator import RunRules
@@ -55,34 +56,35 @@ def request_count(stat: str, rate_qps: float, min_queries: int, min_duration_s: 
 
 async def run(s: Session) -> None:
     cores = len(s.topology.usable_cores)
-    layouts = [(placement, n) for placement in s.settings.placements
-               for n in s.settings.instances]
+    layouts = [(placement, n, style) for placement in s.settings.placements
+               for style in s.settings.threading for n in s.settings.instances]
     s.reporter.plan(None if s.settings.find_peak else len(layouts) * s.settings.repeat)
-    if any(n > cores for _, n in layouts):
+    if any(n > cores for _, n, _ in layouts):
         s.note(f"server layouts with more instances than the {cores} cores are oversubscribed")
     if not s.settings.find_peak:
         for r in range(s.settings.repeat):
             await s.fresh_workers()
-            for placement, n in layouts:
+            for placement, n, style in layouts:
                 if s.stopped:
                     return
-                await measure(s, placement, n, s.settings.target_qps, r)
+                await measure(s, placement, n, s.settings.target_qps, r, style=style)
         return
-    for placement, n in layouts:
+    for placement, n, style in layouts:
         if s.stopped:
             return
-        await find_peak(s, placement, n)
+        await find_peak(s, placement, n, style)
 
 
 async def measure(s: Session, placement: str, n: int, rate: float, repeat: int,
-                  **extra: object) -> dict:
+                  style: str = "tuned", **extra: object) -> dict:
     rules = probe_rules(s)
     count = requests_needed(s, rate)
     return await s.serve(placement, n, rate, count, policy_of(s), repeat=repeat,
-                         rules=replace(rules, min_queries=count), series=placement, **extra)
+                         rules=replace(rules, min_queries=count), threading=style,
+                         series=series_name(placement, style, s.settings.threading), **extra)
 
 
-async def probe(s: Session, placement: str, n: int, rate: float) -> bool:
+async def probe(s: Session, placement: str, n: int, rate: float, style: str = "tuned") -> bool:
     """One rate, every repeat; it passes if every repeat was valid and the pooled
     conservative latency meets the bound."""
     record = None
@@ -91,8 +93,9 @@ async def probe(s: Session, placement: str, n: int, rate: float) -> bool:
             return False
         if r:
             await s.fresh_workers()  # each repeat in new processes
-        record = await measure(s, placement, n, rate, r, probe=True,
-                               layout=f"{placement} x{n}")
+        record = await measure(s, placement, n, rate, r, style, probe=True,
+                               layout=f"{series_name(placement, style, s.settings.threading)}"
+                               f" x{n}")
         if record["status"] != "complete" or record.get("bound_failed") or not record.get(
                 "valid"):
             return False
@@ -141,28 +144,30 @@ class PeakSearch:
             self.bad = self._rate
 
 
-async def find_peak(s: Session, placement: str, n: int) -> None:
+async def find_peak(s: Session, placement: str, n: int, style: str = "tuned") -> None:
     """Start where the user said (--target-qps), else at half of what the layout serves in a
     closed loop (measured first, briefly: an open queue cannot keep up beyond it)."""
     start = s.settings.target_qps if s.settings.target_qps_given else None
     if start is None:
-        capacity = await closed_loop_capacity(s, placement, n)
+        capacity = await closed_loop_capacity(s, placement, n, style)
         if capacity is None:
             return
         start = capacity / 2
     search = PeakSearch(start, s.settings.peak_precision)
     while not s.stopped and (rate := search.next()) is not None:
-        search.record(await probe(s, placement, n, rate))
+        search.record(await probe(s, placement, n, rate, style))
 
 
-async def closed_loop_capacity(s: Session, placement: str, n: int) -> float | None:
+async def closed_loop_capacity(s: Session, placement: str, n: int, style: str = "tuned"
+                               ) -> float | None:
     """Requests a second the layout serves back to back (a short closed-loop group, recorded
     and labelled as the search's calibration)."""
     rules = replace(s.rules, min_duration_s=min(s.rules.min_duration_s, 2.0), min_queries=20,
                     latency_bound_ms=None, bound_percentile=None)
-    record = await s.group(placement, n, policy_of(s).max_batch, rules=rules,
-                           label=f"{placement} x{n} closed-loop capacity (calibrates the "
-                           "search)", calibration=True, series=f"{placement} capacity")
+    name = series_name(placement, style, s.settings.threading)
+    record = await s.group(placement, n, policy_of(s).max_batch, rules=rules, threading=style,
+                           label=f"{name} x{n} closed-loop capacity (calibrates the "
+                           "search)", calibration=True, series=f"{name} capacity")
     if record["status"] != "complete" or not record.get("throughput_ips"):
         return None
     return float(record["throughput_ips"])

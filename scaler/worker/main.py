@@ -161,14 +161,18 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     from scaler.engines.kernels import amx_permission
 
     t_begin = time.monotonic()
+    from scaler.worker import threads
+
     binding = bind(spec.cpus, spec.nodes, threads=spec.threads,
-                   inter_op_threads=spec.inter_op_threads)
+                   inter_op_threads=spec.inter_op_threads, threading=spec.threading)
     os.environ.update(isa_caps.env(spec.isa))  # before the runtime loads: read once
     engine = load_engine(EngineSpec(
         engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
-        threads=binding.threads, inter_op_threads=spec.inter_op_threads,
-        cache_dir=spec.cache_dir, seed=spec.instance, isa=spec.isa))
+        threads=binding.threads, inter_op_threads=binding.inter_op_threads,
+        cache_dir=spec.cache_dir, seed=spec.instance, threading=spec.threading,
+        isa=spec.isa))
     inputs = engine.make_input()
+    before = threads.snapshot()  # the compute threads are those that work in the warm-up
     t_loaded = time.monotonic()
     warm_lat = []
     while True:
@@ -178,12 +182,19 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         if (len(warm_lat) >= spec.warmup_queries
                 and time.monotonic() - t_loaded >= spec.warmup_s):
             break
+    spin = threads.idle_spin(binding.threads)  # right after the last warm-up query
+    readback = threads.read_back(binding.cpus, before)
+    if spec.threading == "model-zoo" and not readback["per_thread_bound"]:
+        readback = threads.bind_compact(readback, binding.cpus)
     report = {
         "instance": spec.instance,
         "pid": os.getpid(),
         "hostname": platform.node(),
         "binding": binding.to_dict(),
         "threads": binding.threads,
+        "threading": spec.threading,
+        "thread_readback": readback,
+        "spin": spin,
         "engine": dict(engine.info),
         "isa": list(read_isa()),
         "amx_permission": amx_permission(),  # after warm-up: did the runtime enable AMX?

@@ -31,6 +31,7 @@ class WorkerSpec:
     nodes: tuple[int, ...] | None = None  # bind memory to these NUMA nodes
     threads: int | None = None  # intra-op threads; None: the CPUs of its affinity
     inter_op_threads: int = 1
+    threading: str = "tuned"  # --threading style (scaler.engines.base.THREADING_STYLES)
     cache_dir: str | None = None  # converted-model cache
     warmup_s: float = 1.0
     warmup_queries: int = 1
