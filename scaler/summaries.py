@@ -15,6 +15,8 @@ from typing import Any
 from scaler import points as points_mod
 from scaler import significance
 from scaler.engines.kernels import run_kernels
+from scaler.threadreport import thread_lines
+from scaler.threadstyles import label
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
 FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
@@ -108,6 +110,7 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
     elif scenario == "server":
         out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
                    stat=doc["requested"]["stat"], **server_results(doc, pts))
+    out["threads"] = thread_lines(doc.get("groups", []))  # stacking and spin, per group
     return out
 
 
@@ -149,7 +152,8 @@ def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, 
 def _single(p: dict[str, Any]) -> dict[str, Any]:
     """A latency or throughput result: one instance of one placement across repeats."""
     lat = p.get("latency_ms") or {}
-    return {"placement": p.get("placement"), "batch": p.get("batch"), "latency_ms": _lat(p),
+    return {"placement": p.get("placement"), "threading": p.get("threading"),
+            "label": label(p), "batch": p.get("batch"), "latency_ms": _lat(p),
             "samples": lat.get("samples", 0), "queries": lat.get("samples", 0),
             "early_stopping_ms": lat.get("early_stopping"),
             "latency_repeats": p.get("latency_repeats", []),
@@ -159,12 +163,14 @@ def _single(p: dict[str, Any]) -> dict[str, Any]:
 def scaling_series(groups: list[dict[str, Any]],
                    pts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Points grouped by series (placement x engine x precision), each with its figures."""
-    series: dict[tuple[str, str, str], dict[str, Any]] = {}
+    series: dict[tuple[Any, ...], dict[str, Any]] = {}
     for p in (pts if pts is not None else points_mod.aggregate(groups)):
         if not p.get("complete"):
             continue
-        key = (p["placement"], p["engine"], p["precision"])
+        key = (p["placement"], p["engine"], p["precision"], p.get("threading"))
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
+                                    "threading": key[3], "label": label(p),
+                                    "series": label(p),
                                     "emulated": bool(p.get("emulated")),
                                     "simulated": bool(p.get("simulated")), "points": []})
         entry = {"instances": p["instances"], **_figures(p),
@@ -190,11 +196,13 @@ def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput
     from scaler.placements import baseline
 
     base = baseline()
-    ref = {(s["engine"], s["precision"]): {p["instances"]: p for p in s["points"]}
-           for s in series if s["placement"] == base}
+    bases = {(s["engine"], s["precision"], s.get("threading")): s
+             for s in series if s["placement"] == base}
+    ref = {k: {p["instances"]: p for p in s["points"]} for k, s in bases.items()}
     out = []
-    for s in series:
-        mine = ref.get((s["engine"], s["precision"]))
+    for s in series:  # each threading style against bare metal under the same style
+        key = (s["engine"], s["precision"], s.get("threading"))
+        mine = ref.get(key)
         if s["placement"] == base or mine is None:
             continue
         for p in s["points"]:
@@ -202,7 +210,9 @@ def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput
             if other is None:
                 continue
             c = significance.compare(other[values], p[values])
-            out.append({"metric": metric, "placement": s["placement"], "baseline": base,
+            out.append({"metric": metric, "placement": label(s),
+                        "baseline": label(bases[key]),
+                        "threading": s.get("threading"),
                         "engine": s["engine"],
                         "precision": s["precision"], "instances": p["instances"],
                         "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
@@ -336,7 +346,7 @@ def comparison_lines(comparisons: list[dict[str, Any]], indent: str,
 
 def _latency_lines(r: dict[str, Any], named: bool) -> list[str]:
     lat = r["latency_ms"]
-    head = f"  {r['placement']}: " if named else "  "
+    head = f"  {r.get('label') or r['placement']}: " if named else "  "
     out = [head + "latency: " + "  ".join(f"{k} {_ms(lat[k])}" for k in LAT_KEYS)
            + f"  ({r['samples']} samples)"]
     early = r.get("early_stopping_ms") or {}
@@ -362,6 +372,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
         out.append(f"  partial: {reason}")
     out += [f"  note: {n}" for n in summary.get("notes", [])]
     out += [f"  kernels: {k}" for k in summary.get("kernels", [])]
+    out += [f"  {line}" for line in summary.get("threads", [])]
     scenario = summary["scenario"]
     if scenario == "latency":
         for r in summary.get("results") or [summary]:
@@ -370,14 +381,15 @@ def lines(summary: dict[str, Any]) -> list[str]:
                                 "mean latency")
     elif scenario == "throughput":
         for r in summary.get("results") or [summary]:
-            where = f"{r['placement']}, " if len(summary.get("results") or [1]) > 1 else ""
+            named = len(summary.get("results") or [1]) > 1
+            where = f"{r.get('label') or r['placement']}, " if named else ""
             out.append(f"  {where}batch {summary['batch']}: {figure(r)} "
                        f"({r['queries']} batches)")
             out += [f"  note: {w}" for w in r.get("warnings", [])]
         out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "scaling":
         for s in summary["series"]:
-            out.append(f"  {s['placement']} ({s['engine']} {s['precision']}):")
+            out.append(f"  {label(s)} ({s['engine']} {s['precision']}):")
             for p in s["points"]:
                 flag = "  oversubscribed" if p["oversubscribed"] else ""
                 out.append(f"    N={p['instances']:<3} {figure(p)}"
@@ -386,7 +398,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
                 if p.get("per_host_ips"):
                     out.append("          per host: " + ", ".join(
                         f"{h} {_ips(v)}" for h, v in p["per_host_ips"].items()))
-        out += point_notes([(f"{s['placement']} N={p['instances']}", p)
+        out += point_notes([(f"{label(s)} N={p['instances']}", p)
                             for s in summary["series"] for p in s["points"]], "  ")
         out += comparison_lines(summary.get("comparisons", []), "  ")
     elif scenario == "server":
@@ -443,7 +455,7 @@ def headline(suite: dict[str, Any]) -> list[str]:
             for s in summary["series"]:
                 pts = "  ".join(f"N={p['instances']} {_ips(p['throughput_ips'])}"
                                 + ("*" if p.get("noisy") else "") for p in s["points"])
-                out.append(f"  {name} {s['placement']} ({what}; images/s, * noisy): {pts}")
+                out.append(f"  {name} {label(s)} ({what}; images/s, * noisy): {pts}")
             out += comparison_lines(summary.get("comparisons", []), "    ")
         elif scenario == "multistream":
             for r in summary["results"]:

@@ -40,8 +40,11 @@ def series_name(placement: str, style: str, styles: tuple[str, ...]) -> str:
 
 
 def label(entry: dict[str, Any]) -> str:
-    """A point's or series' placement as shown: ``shared`` or ``shared-model-zoo`` (the
-    style is said unless it is the default ``tuned`` or unrecorded)."""
+    """A point's, group's or series' placement as shown: its recorded ``series`` (``shared``,
+    ``shared-model-zoo``, ``pinned-tuned``: see ``series_name``), else the placement with its
+    style unless that is the default ``tuned`` or unrecorded."""
+    if entry.get("series"):
+        return str(entry["series"])
     style = entry.get("threading")
     placement = str(entry.get("placement"))
     return placement if style in (None, DEFAULT) else f"{placement}-{style}"

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import THREADING_STYLES, EngineError, EngineSpec
 from scaler.engines.models import import_tf, load_model
 from scaler.engines.registry import EngineType, register, require_bf16_isa
 
@@ -114,5 +114,5 @@ ENGINE = register(EngineType(
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
     # stock TF's Eigen pool reads no OpenMP variable and cannot bind thread k to core k:
     # defaults is what tuned already runs; model-zoo is refused (README, --threading)
-    check=_check, threading=("tuned", "defaults"),
+    check=_check, threading=THREADING_STYLES,
     isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA

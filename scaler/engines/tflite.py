@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.engines import cache
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import THREADING_STYLES, EngineError, EngineSpec
 from scaler.engines.convert import convert_in_child
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
 from scaler.engines.registry import EngineType, register
@@ -185,6 +185,6 @@ ENGINE = register(EngineType(
     memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",),
     # XNNPACK's pthreadpool neither reads OpenMP variables nor binds its threads: defaults is
     # what tuned runs; model-zoo is refused (README, --threading)
-    threading=("tuned", "defaults"),
+    threading=THREADING_STYLES,
     isa_note="XNNPACK picks its kernels from the CPU's flags and has no cap"))
 

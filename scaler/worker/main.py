@@ -166,6 +166,8 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     binding = bind(spec.cpus, spec.nodes, threads=spec.threads,
                    inter_op_threads=spec.inter_op_threads, threading=spec.threading)
     os.environ.update(isa_caps.env(spec.isa))  # before the runtime loads: read once
+    if spec.cpus is not None:
+        threads.pin_every_thread(binding.cpus)
     engine = load_engine(EngineSpec(
         engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
         threads=binding.threads, inter_op_threads=binding.inter_op_threads,

@@ -126,6 +126,16 @@ def idle_spin(threads: int, gap_s: float = SPIN_GAP_S) -> dict[str, Any]:
             "method": "process CPU time over an idle gap after warm-up / (gap x threads)"}
 
 
+def pin_every_thread(cpus: tuple[int, ...], root: str = "/proc/self/task") -> None:
+    """Confine the threads that already run (the protocol reader, started before the
+    worker pinned itself: ``sched_setaffinity`` binds the calling thread only) to ``cpus``."""
+    for entry in os.listdir(root):
+        try:
+            os.sched_setaffinity(int(entry), cpus)
+        except OSError:  # ended meanwhile
+            continue
+
+
 def cpus_of(entry: str) -> tuple[int, ...]:
     """A thread's ``cpus`` as numbers (empty when unreadable)."""
     try:
