@@ -78,3 +78,14 @@ def test_the_suite_plans_the_capped_runs_only_with_an_engine_that_caps():
     plain = [e.name for e in suite.experiments(make, ("pinned",), ("fp32", "int8"), {},
                                                "int8", None)]
     assert not any("skylake" in n or "cascadelake" in n for n in plain)
+
+
+def test_capacity_keeps_isa_caps_in_cohorts_of_their_own():
+    """Two rows alike but for their cap are two cohorts: a capped run stands for another
+    machine (an older generation), never a layout of this one."""
+    from scaler.simulate.capacity import _cohort_key
+
+    row = {"model": "resnet50", "engine": "openvino", "precision": "int8",
+           "machine_key": "m", "simulated": False}
+    assert _cohort_key({**row, "isa_cap": "avx512_core_vnni"}) != _cohort_key(row)
+    assert _cohort_key({**row, "isa_cap": "native"}) == _cohort_key(row)
