@@ -85,6 +85,10 @@ def summary(read_back: dict[str, Any] | None) -> str:
     parts = [f"{unit}: {count} of {nodes} compute nodes" for unit, count in units.items()]
     perm = read_back.get("amx_permission")
     text = "; ".join(parts) or "no kernel names (engine names none)"
+    if read_back.get("onednn_isa"):
+        text += f" (oneDNN: {read_back['onednn_isa']})"
+    if read_back.get("error"):
+        text += f" (not read back: {read_back['error']})"
     if perm is not None:
         text += f" (AMX permission: {'yes' if perm else 'no'})"
     return text

@@ -48,6 +48,9 @@ class TfEngine:
         }
         if spec.precision == "bf16":
             self.info["bf16_method"] = "onednn_auto_mixed_precision"
+        from scaler.engines import onednn_probe  # oneDNN's ISA and kernels, read back
+
+        self.info["kernel_isa"] = onednn_probe.read_back(spec)
 
     def make_input(self) -> Any:
         """A uniform [0, 1) float32 batch from the spec's seed, as a TF tensor made once."""

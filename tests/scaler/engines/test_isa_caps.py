@@ -156,3 +156,45 @@ def test_cli_refuses_a_cap_the_engine_or_cpu_cannot_run(tmp_path):
                        "sapphirerapids", "--out", str(out))
         assert r.returncode == 2 and "above this CPU" in r.stderr
         assert not list(out.glob("*/run.json"))
+
+
+def test_onednn_verbose_lines_are_parsed():
+    """Lines as oneDNN 3.7 inside TensorFlow 2.21 printed them here (copied by hand)."""
+    from scaler.engines.onednn_probe import parse
+
+    lines = [
+        "onednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)",
+        "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with float16, Intel DL Boost and "
+        "bfloat16 support",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,"
+        "forward_training,src:f32::blocked:acdb::f0,attr-scratchpad:user,,0.0458984",
+        "onednn_verbose,v1,primitive,exec,cpu,inner_product,x64:gemm:jit,forward_training,"
+        "src:f32,,0.01",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32,,0.01",
+        "2026-12-07 13:30:00 I tensorflow: not a verbose line"]
+    read = parse(lines)
+    assert read["onednn_isa"] == "Intel AVX-512 with float16, Intel DL Boost and bfloat16 support"
+    assert read["kernels"] == {"brg_conv_fwd:avx512_core": 1, "x64:gemm:jit": 1}
+    assert read["units"] == {"avx512": 1, "other": 1}
+
+
+@pytest.mark.skipif("avx512f" not in ISA, reason="needs an AVX-512 CPU to see a cap lower it")
+def test_a_cap_changes_what_tensorflow_onednn_reports(tmp_path):
+    """The probe of the tiny model, native and capped at AVX2: oneDNN says which ISA it
+    dispatches to, and the AVX-512 kernels are gone under the cap (names, not speed)."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        from scaler.engines import EngineSpec
+        from scaler.engines.onednn_probe import read_back
+        print(json.dumps(read_back(EngineSpec(engine="tf", model="tiny", isa=sys.argv[1],
+                                              cache_dir={str(tmp_path)!r}))))
+    """)
+
+    def probe(cap: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", code, cap], capture_output=True,
+                             text=True, timeout=300, check=True).stdout
+        return json.loads(out.splitlines()[-1])
+
+    native, capped = probe("native"), probe("avx2")
+    assert "AVX-512" in native["onednn_isa"] and "avx512" in native["units"]
+    assert capped["onednn_isa"] == "Intel AVX2" and "avx512" not in capped["units"]
