@@ -118,6 +118,7 @@ class Session:
         record = records.group_record(len(self.groups), plan, batch, outcome, target,
                                       self._what(), rules, self.arrays)
         record.update(threading=threading, isa_cap=split_cap(placement_name)[1])
+        self._check_kernels(record)
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
 
     async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
@@ -140,6 +141,16 @@ class Session:
                                        policy, rules.latency_bound_ms, self.arrays)
         record.update(seed=seed, threading=threading, isa_cap=split_cap(placement_name)[1])
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    def _check_kernels(self, record: dict[str, Any]) -> None:
+        """Flag a group whose kernels' read-back contradicts its ISA cap."""
+        from scaler.engines.kernels import cap_warnings
+
+        found = cap_warnings(record.get("isa_cap"), record.get("per_instance") or [],
+                             self.topology.isa, self.spec.precision)
+        if found:
+            record["kernel_warnings"] = found
+            record.setdefault("warnings", []).extend(found)
 
     def _label(self, label: str, repeat: int) -> str:
         if self.settings.repeat > 1:

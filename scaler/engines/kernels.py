@@ -109,3 +109,34 @@ def run_kernels(groups: list[dict[str, Any]]) -> list[str]:
             what = f"{info.get('engine', g.get('engine'))} {info.get('precision', '')}".strip()
             seen[f"{what}: {summary(read)}"] = None
     return list(seen)
+
+
+_RANK = {"ref": 0, "other": 0, "sse41": 1, "avx": 2, "avx2": 3, "avx512": 4, "amx": 5}
+
+
+def _cap_rank(cap: str) -> int:
+    if cap.startswith("avx512_core_amx"):
+        return _RANK["amx"]
+    if cap.startswith("avx512"):
+        return _RANK["avx512"]
+    return _RANK.get(cap.split("_")[0], _RANK["amx"])
+
+
+def cap_warnings(cap: str | None, instances: list[dict[str, Any]], cpu_isa: tuple[str, ...],
+                 precision: str) -> list[str]:
+    """What a group's read-back says against its cap: a kernel above the cap (the cap did
+    not hold), or int8/bf16 kernels without AMX where AMX was allowed and the CPU has it."""
+    out: dict[str, None] = {}
+    for inst in instances:
+        units = ((inst.get("engine") or {}).get("kernel_isa") or {}).get("units") or {}
+        if not units:
+            continue  # the engine names no kernels: nothing to hold against the cap
+        limit = _cap_rank(cap) if cap and cap != "native" else _RANK["amx"]
+        above = sorted(u for u in units if _RANK.get(u, 0) > limit)
+        if above:
+            out[f"kernels above the --isa {cap} cap read back: {', '.join(above)}"] = None
+        amx_allowed = limit >= _RANK["amx"] and "amx_tile" in cpu_isa
+        if amx_allowed and precision in ("int8", "bf16") and "amx" not in units:
+            out[f"{precision} on a CPU with AMX, AMX allowed, but no kernel ran on AMX "
+                f"({', '.join(units)})"] = None
+    return list(out)

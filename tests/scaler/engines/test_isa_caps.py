@@ -198,3 +198,20 @@ def test_a_cap_changes_what_tensorflow_onednn_reports(tmp_path):
     native, capped = probe("native"), probe("avx2")
     assert "AVX-512" in native["onednn_isa"] and "avx512" in native["units"]
     assert capped["onednn_isa"] == "Intel AVX2" and "avx512" not in capped["units"]
+
+
+def test_a_read_back_that_contradicts_its_cap_is_flagged():
+    from scaler.engines.kernels import cap_warnings
+
+    def inst(**units):
+        return {"engine": {"kernel_isa": {"units": units}}}
+
+    assert cap_warnings("avx2", [inst(avx2=50, other=4)], CASCADELAKE, "int8") == []
+    assert cap_warnings("avx2", [inst(avx512=54)], CASCADELAKE, "int8") == [
+        "kernels above the --isa avx2 cap read back: avx512"]
+    assert cap_warnings("native", [inst(avx512=54)], SAPPHIRE, "int8") == [
+        "int8 on a CPU with AMX, AMX allowed, but no kernel ran on AMX (avx512)"]
+    assert cap_warnings("native", [inst(amx=53, avx512=4)], SAPPHIRE, "int8") == []
+    assert cap_warnings("avx512_core_vnni", [inst(avx512=54)], SAPPHIRE, "int8") == []
+    assert cap_warnings("native", [inst(avx512=54)], SAPPHIRE, "fp32") == []
+    assert cap_warnings("avx2", [{"engine": {}}], CASCADELAKE, "int8") == []  # names none
