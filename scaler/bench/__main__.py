@@ -3,7 +3,8 @@
 1. harness overhead (timed loop against a bare loop in one pinned process, per engine; the
    null engine through the coordinator), 2. peak fp32/bf16/int8 per core and the efficiency
    of the best layout of every engine x precision against it, 3. the anchor: ``scaler``
-   against OpenVINO's ``benchmark_app`` on the same IR, 4. start-up to the first timed
+   against OpenVINO's ``benchmark_app`` on the same IR, and ``anchor_ort``: against a bare
+   ``InferenceSession.run`` loop on the same ONNX file, 4. start-up to the first timed
    query (cold and warm converted-model cache, the default engine, the harness-only one)
    and ``scaler --help``, 5. the simulator's speed if its benchmark exists, 6. the
    simulator's held-out error on committed real runs. Each section waits for a quiet
@@ -47,6 +48,10 @@ NOTES = [
     "-infer_precision P -shape [B,..]` child on the IR the scaler worker loaded, pinned to the "
     "same CPUs, order swapped every round; ratio = scaler / benchmark_app images/s, median "
     "of the paired rounds with their range (a sign-test interval for the median).",
+    "anchor_ort: per round one `scaler throughput --engine onnxruntime --placement pinned` "
+    "child and one bare `InferenceSession.run` loop child (python -m scaler.bench.ort_anchor) "
+    "on the ONNX file and session options the scaler worker read back, pinned to the same "
+    "CPUs, order swapped every round; ORT's wheel ships no perf tool.",
     "startup: from spawning `scaler latency` to the first timed query's start_ns (both "
     "CLOCK_MONOTONIC); cold = empty --cache-dir (conversion included), warm = same dir.",
     "conditions: load = 1-minute load average at the start; others = share of all CPUs used "
@@ -164,6 +169,24 @@ def run_anchor(ctx: Context) -> dict[str, Any]:
     return {"engine": ENGINE, "runs": runs}
 
 
+def run_anchor_ort(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.ort_anchor import ENGINE, TOOL, measure_anchor
+
+    cfg, runs = ctx.cfg, []
+    for precision in cfg.anchor_ort_precisions:
+        reason = unusable(ENGINE, precision, ctx.isa)
+        for batch in cfg.anchor_batches:
+            if reason:
+                runs.append({"precision": precision, "batch": batch, "skipped": reason})
+                continue
+            ctx.say(f"bench: anchor, {ENGINE} {precision} batch {batch} against a {TOOL}")
+            row = metered(ctx, lambda p=precision, b=batch: measure_anchor(
+                p, cfg.model, b, ctx.cpus, cfg.anchor_rounds, cfg.anchor_s, cfg.warmup_s,
+                ctx.out))
+            runs.append({"precision": precision, "batch": batch, **row})
+    return {"engine": ENGINE, "tool": TOOL, "runs": runs}
+
+
 def run_startup(ctx: Context) -> dict[str, Any]:
     from scaler.bench.startup import measure_startup
 
@@ -196,7 +219,8 @@ def run_validation(ctx: Context) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "harness": run_harness, "peak": run_peak, "efficiency": run_efficiency,
-    "anchor": run_anchor, "startup": run_startup, "help": run_help, "simulator": run_simulator,
+    "anchor": run_anchor, "anchor_ort": run_anchor_ort, "startup": run_startup,
+    "help": run_help, "simulator": run_simulator,
     "validation": run_validation,
 }
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = ("harness", "peak", "efficiency", "anchor", "startup", "help", "simulator",
-            "validation")
+SECTIONS = ("harness", "peak", "efficiency", "anchor", "anchor_ort", "startup", "help",
+            "simulator", "validation")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Config:
     anchor_batches: tuple[int, ...]
     anchor_rounds: int
     anchor_s: float  # measured seconds of each side per round
+    # 3b. the onnxruntime anchor (a bare InferenceSession.run loop), same batches and rounds
+    anchor_ort_precisions: tuple[str, ...]
     # 4. start-up
     cache_run: tuple[str, str]  # (engine, precision) timed with a cold then a warm cache
     startup_runs: tuple[tuple[str, str], ...]  # besides the cold and warm cache runs
@@ -83,6 +85,7 @@ def _infers(engine: str) -> bool:
 
 def config(quick: bool, max_wait_s: float | None = None) -> Config:
     from scaler.bench.anchor import ENGINE as ANCHOR_ENGINE
+    from scaler.bench.ort_anchor import ENGINE as ORT_ANCHOR_ENGINE
     from scaler.engines.registry import default_engine, engines, get
 
     harness_only = next((e.name for e in engines().values() if not e.infers), None)
@@ -90,7 +93,8 @@ def config(quick: bool, max_wait_s: float | None = None) -> Config:
     startup = tuple(p for p in ((default_engine("fp32"), "fp32"),
                                 (harness_only, "fp32")) if p[0] and p != cache_run)
     common = dict(overhead_engines=overhead_engines(), efficiency=efficiency_pairs(),
-                  anchor_precisions=get(ANCHOR_ENGINE).precisions, cache_run=cache_run,
+                  anchor_precisions=get(ANCHOR_ENGINE).precisions,
+                  anchor_ort_precisions=get(ORT_ANCHOR_ENGINE).precisions, cache_run=cache_run,
                   max_load=1.0, max_foreign=0.15)
     if quick:
         return Config(quick=True, model="tiny", slice_s=0.3, null_slice_s=0.2, rounds=3,

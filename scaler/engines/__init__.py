@@ -18,6 +18,7 @@ from scaler.engines.registry import (
     default_engine,
     engine_for_suffix,
     engines,
+    engines_accepting,
     engines_for,
     get,
 )
@@ -83,7 +84,9 @@ def _validated(spec: EngineSpec) -> EngineSpec:
             f"{', '.join(engine.precisions)} ({_who_supports(spec.precision)})"
         )
     if kind is not None and kind not in engine.accepts:
-        owner = f" only on the {native.name} engine" if native else ""
+        able = engines_accepting(kind)
+        owner = f" only on the {able[0]} engine" if len(able) == 1 else (
+            f" on the {' or '.join(able)} engine" if able else "")
         raise EngineError(f"a {kind} model runs{owner}, not on {engine.name}")
     if spec.threading not in THREADING_STYLES:
         raise EngineError(f"unknown threading style {spec.threading!r}; choose from "

@@ -8,8 +8,8 @@ the same experiment. What OpenVINO made of that is read back from the compiled m
 recorded in ``info``: its properties (streams, threads, pinning, hint, precision hint,
 requests) and the precision each kind of layer of the runtime model executes in.
 
-The IR comes from the user (``--model my.xml`` or ``.onnx``, run as they are) or from the
-converted-model cache. On a miss the conversion runs in a child (``scaler.engines.convert``):
+The IR comes from the user (``--model my.xml``, or ``.onnx`` with ``--engine openvino``; both
+run as they are) or from the converted-model cache. On a miss the conversion runs in a child:
 Keras ``model.export`` then ``openvino.convert_model`` imports TensorFlow, and NNCF's int8
 calibration peaks well above what a worker holds; none of that stays in the measured worker,
 which then imports no TensorFlow. Precisions:
@@ -415,7 +415,7 @@ def _check(spec: EngineSpec, isa: tuple[str, ...]) -> None:
 ENGINE = register(EngineType(
     name="openvino", summary="OpenVINO CPU plugin, 1 stream (fp32, bf16, int8 via NNCF)",
     precisions=("fp32", "bf16", "int8"), load=OpenVinoEngine,
-    native_suffixes=(".xml", ".onnx"),
+    native_suffixes=(".xml",),  # .onnx: onnxruntime's by default, here with --engine openvino
     accepts=("builtin", "keras", "savedmodel", "xml", "onnx"),
     # measured here for ResNet50 224x224 fp32 (int8 is smaller): 0.34 GB RSS at batch 1,
     # 0.57 GB at batch 32

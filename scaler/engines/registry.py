@@ -35,9 +35,11 @@ class EngineType:
     precisions: tuple[str, ...]
     load: Callable[[EngineSpec], Engine]  # in the (pinned) worker; heavy imports inside
     default_for: tuple[str, ...] = ()  # precisions whose default engine this is
-    # model file suffixes only this engine runs (``.tflite``); such a model picks the engine
+    # model file suffixes this engine runs by default (``.tflite``, ``.onnx``): such a model
+    # picks the engine under ``--engine auto``; no two engines may claim one suffix
     native_suffixes: tuple[str, ...] = ()
-    # model kinds it accepts: builtin, keras, savedmodel, and its own native suffixes
+    # model kinds it accepts: builtin, keras, savedmodel, its own native suffixes, and
+    # others' (openvino accepts ``onnx`` when asked with ``--engine openvino``)
     accepts: tuple[str, ...] = ("builtin", "keras", "savedmodel")
     infers: bool = True  # False: measures the harness only (never a recommendation)
     # resident memory of one worker for the built-in ResNet50: (base GB, GB per image)
@@ -56,7 +58,7 @@ class EngineType:
         return base_gb + per_image_gb * batch
 
 
-BUILTIN = ("tf", "tflite", "openvino", "null")
+BUILTIN = ("tf", "tflite", "openvino", "onnxruntime", "null")
 _ENGINES: dict[str, EngineType] = {}
 
 
@@ -64,6 +66,12 @@ def register(engine: EngineType) -> EngineType:
     """Add an engine (a plug-in may replace none of the built-in ones)."""
     if engine.name in _ENGINES and _ENGINES[engine.name] != engine:
         raise ValueError(f"engine {engine.name!r} is already registered")
+    for other in _ENGINES.values():
+        shared = set(other.native_suffixes) & set(engine.native_suffixes)
+        if other.name != engine.name and shared:
+            raise ValueError(f"engine {engine.name!r}: {', '.join(sorted(shared))} files "
+                             f"already run on {other.name!r} by default; list the kind in "
+                             "accepts instead")
     bad = [p for p in engine.precisions if p not in PRECISIONS]
     if bad or not engine.precisions:
         raise ValueError(f"engine {engine.name!r}: unknown precision(s) {bad}")
@@ -100,17 +108,23 @@ def default_engine(precision: str) -> str:
 
 
 def engine_for_suffix(model: str) -> EngineType | None:
-    """The engine that alone runs a model file with this suffix, if any."""
+    """The engine a model file with this suffix runs on by default, if any (at most one:
+    ``register`` refuses a suffix two engines claim)."""
     for engine in engines().values():
         if any(model.endswith(s) for s in engine.native_suffixes):
             return engine
     return None
 
 
+def engines_accepting(kind: str) -> list[str]:
+    """The engines that run a model of ``kind`` (``onnx``, ``xml``, ...)."""
+    return [e.name for e in engines().values() if kind in e.accepts]
+
+
 def engines_for(precision: str) -> str:
     """The inferring engines that implement ``precision``, for error messages."""
-    return " and ".join(e.name for e in engines().values()
-                        if precision in e.precisions and e.infers)
+    names = [e.name for e in engines().values() if precision in e.precisions and e.infers]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
 
 
 def help_text() -> str:

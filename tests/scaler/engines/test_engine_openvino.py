@@ -230,14 +230,14 @@ def tiny_onnx(path: Path) -> None:
 def test_user_onnx(spec, tmp_path):
     mine = tmp_path / "mine.onnx"
     tiny_onnx(mine)
-    resolved = check_spec(spec(model=str(mine), batch=2), ISA)
-    assert resolved.engine == "openvino"
+    resolved = check_spec(spec(model=str(mine), batch=2, engine="openvino"), ISA)
+    assert resolved.engine == "openvino"  # .onnx alone picks onnxruntime
     engine = load_engine(resolved)
     engine.infer(engine.make_input())
     assert engine.info["input_shape"] == [2, 3, 32, 32] and output_shape(engine) == (2, 10)
     assert (engine.info["model"], engine.info["cache"]) == ("mine.onnx", "user")
     check_compiled(engine.info, THREADS, "fp32")
-    with pytest.raises(EngineError, match="a onnx model runs only on the openvino engine"):
+    with pytest.raises(EngineError, match="a onnx model runs on the openvino or onnxruntime"):
         check_spec(spec(model=str(mine), engine="tf"), ISA)
 
 

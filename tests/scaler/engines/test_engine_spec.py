@@ -35,7 +35,7 @@ def test_tflite_path_implies_tflite_engine(tmp_path):
             "tf",
             "int8",
             "engine tf does not support int8; it supports fp32, bf16 "
-            r"\(tflite and openvino supports? int8\)",
+            r"\(tflite, openvino and onnxruntime support int8\)",
         ),
         (
             "tflite",
@@ -43,7 +43,8 @@ def test_tflite_path_implies_tflite_engine(tmp_path):
             "engine tflite does not support bf16; it supports fp32, int8 "
             r"\(tf and openvino supports? bf16\)",
         ),
-        ("onnxrt", "fp32", "unknown engine 'onnxrt'; choose one of tf, tflite, openvino, null"),
+        ("onnxrt", "fp32",
+         "unknown engine 'onnxrt'; choose one of tf, tflite, openvino, onnxruntime, null"),
         ("tf", "fp16", "unknown precision 'fp16'; choose one of fp32, bf16, int8"),
     ],
 )
