@@ -66,8 +66,10 @@ def _row(scenario: str, run_a: Run, p: dict[str, Any], run_b: Run, q: dict[str, 
         "precision": q.get("precision"), "instances": q.get("instances"),
         "batch": q.get("batch"), "layout": q.get("layout"), "metric": metric,
         "a": {"engine": p.get("engine"), "precision": p.get("precision"),
+              "isa_cap": p.get("isa_cap", "native"),
               "values": [v for v in a_values if v is not None], "run": str(run_a.path)},
         "b": {"engine": q.get("engine"), "precision": q.get("precision"),
+              "isa_cap": q.get("isa_cap", "native"),
               "values": [v for v in b_values if v is not None], "run": str(run_b.path)},
         "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],
         "significant": c["significant"], "test": c["test"], "note": c.get("note"),
@@ -91,8 +93,10 @@ def lines(result: dict[str, Any]) -> list[str]:
         if r["noisy_in"]:
             cell += f"  noisy in {' and '.join(r['noisy_in'])}"
         a, b = r["a"], r["b"]
-        which = (f"  [{a['engine']} {a['precision']} -> {b['engine']} {b['precision']}]"
-                 if (a["engine"], a["precision"]) != (b["engine"], b["precision"]) else "")
+        what = ("engine", "precision", "isa_cap")
+        which = (f"  [{' '.join(str(a.get(k)) for k in what)} -> "
+                 f"{' '.join(str(b.get(k)) for k in what)}]"
+                 if tuple(a.get(k) for k in what) != tuple(b.get(k) for k in what) else "")
         out.append(f"  {where:<34} {cell}{which}")
     if result["only_in_a"] or result["only_in_b"]:
         out.append(f"  not compared: {result['only_in_a']} point(s) only in A, "

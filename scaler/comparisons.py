@@ -23,12 +23,12 @@ def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput
     from scaler.placements import baseline
 
     base = baseline()
-    bases = {(s["engine"], s["precision"], s.get("threading")): s
+    bases = {(s["engine"], s["precision"], s.get("threading"), s.get("isa_cap")): s
              for s in series if s["placement"] == base}
     ref = {k: {p["instances"]: p for p in s["points"]} for k, s in bases.items()}
     out = []
-    for s in series:  # each threading style against bare metal under the same style
-        key = (s["engine"], s["precision"], s.get("threading"))
+    for s in series:  # each style and ISA cap against bare metal under the same ones
+        key = (s["engine"], s["precision"], s.get("threading"), s.get("isa_cap"))
         mine = ref.get(key)
         if s["placement"] == base or mine is None:
             continue
@@ -39,7 +39,7 @@ def baseline_comparisons(series: list[dict[str, Any]], metric: str = "throughput
             c = significance.compare(other[values], p[values])
             out.append({"metric": metric, "placement": label(s),
                         "baseline": label(bases[key]),
-                        "threading": s.get("threading"),
+                        "threading": s.get("threading"), "isa_cap": s.get("isa_cap"),
                         "engine": s["engine"],
                         "precision": s["precision"], "instances": p["instances"],
                         "ratio": c["ratio"], "ci95": c["ci95"], "p_value": c["p_value"],

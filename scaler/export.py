@@ -34,15 +34,16 @@ LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p99.9", "max")
 
 GROUP_COLUMNS = (
     "run", "group", "scenario", "experiment", "placement", "threading", "layout", "engine",
-    "precision", "model", "instances", "batch", "repeat", "status", "throughput_ips", "queries",
+    "precision", "isa_cap", "model", "instances", "batch", "repeat", "status",
+    "throughput_ips", "queries",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples", "noisy",
     "others_cpu_share", "steal_share", "emulated", "simulated", "oversubscribed", "target",
     "host", "label", "run_path", "thread_stacking", "spin_share",
 )
 POINT_COLUMNS = (
     "run", "scenario", "experiment", "placement", "threading", "layout", "engine", "precision",
-    "model", "instances", "batch", "repeats", "complete", "throughput_ips", "ci95_low_ips",
-    "ci95_high_ips", "min_ips", "max_ips", "cv", "unstable", "noisy", "others_cpu_share",
+    "isa_cap", "model", "instances", "batch", "repeats", "complete", "throughput_ips",
+    "ci95_low_ips", "ci95_high_ips", "min_ips", "max_ips", "cv", "unstable", "noisy", "others_cpu_share",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples",
     "early_stopping_p90_ms", "early_stopping_p99_ms", "emulated", "simulated",
     "oversubscribed", "groups",
@@ -88,7 +89,8 @@ def group_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
                 "experiment": experiment_of(r), "placement": g.get("placement"),
                 "threading": g.get("threading") or "tuned", "layout": g.get("layout"),
                 "engine": g.get("engine"),
-                "precision": g.get("precision"), "model": g.get("model"),
+                "precision": g.get("precision"), "isa_cap": g.get("isa_cap", "native"),
+                "model": g.get("model"),
                 "instances": g.get("instances"), "batch": g.get("batch"),
                 "repeat": g.get("repeat", 0), "status": g.get("status"),
                 "throughput_ips": g.get("throughput_ips"), "queries": g.get("queries"),
@@ -121,6 +123,7 @@ def point_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
                 **{k: p.get(k) for k in ("placement", "layout", "engine", "precision",
                                          "model", "instances", "batch", "repeats",
                                          "complete", "throughput_ips")},
+                "isa_cap": p.get("isa_cap", "native"),
                 "ci95_low_ips": ci[0], "ci95_high_ips": ci[1],
                 **{k: p.get(k) for k in ("min_ips", "max_ips", "cv", "others_cpu_share")},
                 "unstable": _flag(p.get("unstable")), "noisy": _flag(p.get("noisy")),

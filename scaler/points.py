@@ -15,8 +15,8 @@ from typing import Any
 
 from scaler import significance, stats
 
-KEY_FIELDS = ("series", "placement", "threading", "engine", "precision", "model", "instances",
-              "batch", "layout", "target_qps")
+KEY_FIELDS = ("series", "placement", "threading", "isa_cap", "engine", "precision", "model",
+              "instances", "batch", "layout", "target_qps")
 
 
 def point_key(group: dict[str, Any]) -> tuple[Any, ...]:

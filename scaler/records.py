@@ -15,7 +15,7 @@ from scaler.placements import GroupPlan
 from scaler.targets import Target
 
 READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa", "threading",
-              "thread_readback", "spin")
+              "thread_readback", "spin", "amx_permission")
 
 
 def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:

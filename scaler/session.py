@@ -17,6 +17,7 @@ from affinity import Topology
 from scaler import noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.layoutnames import split_cap
 from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
 from scaler.placements.fleet import Fleet
@@ -87,13 +88,13 @@ class Session:
             self.targets[placement.name] = made or self.local_target
         return self.targets[placement.name]
 
-    def worker_spec(self, inst: InstancePlan, batch: int, threading: str = "tuned"
-                    ) -> WorkerSpec:
+    def worker_spec(self, inst: InstancePlan, batch: int, threading: str = "tuned",
+                    isa: str = "native") -> WorkerSpec:
         return WorkerSpec(engine=self.spec.engine, precision=self.spec.precision,
                           model=self.spec.model, batch=batch, instance=inst.index,
                           cpus=inst.worker_cpus, nodes=inst.worker_nodes, threads=inst.threads,
                           cache_dir=self.spec.cache_dir, warmup_s=self.rules.warmup_s,
-                          threading=threading)
+                          threading=threading, isa=isa)
 
     def plan(self, placement: Placement, n: int) -> GroupPlan:
         plan = placement.plan(self.topology, n, smt=self.settings.smt,
@@ -116,7 +117,8 @@ class Session:
         outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
         record = records.group_record(len(self.groups), plan, batch, outcome, target,
                                       self._what(), rules, self.arrays)
-        record["threading"] = threading
+        record.update(threading=threading, isa_cap=split_cap(placement_name)[1])
+        self._check_kernels(record)
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
 
     async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
@@ -137,8 +139,18 @@ class Session:
                                             self.reporter.event, self.pool, probe)
         record = records.served_record(len(self.groups), plan, outcome, target, self._what(),
                                        policy, rules.latency_bound_ms, self.arrays)
-        record.update(seed=seed, threading=threading)
+        record.update(seed=seed, threading=threading, isa_cap=split_cap(placement_name)[1])
         return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+
+    def _check_kernels(self, record: dict[str, Any]) -> None:
+        """Flag a group whose kernels' read-back contradicts its ISA cap."""
+        from scaler.engines.kernels import cap_warnings
+
+        found = cap_warnings(record.get("isa_cap"), record.get("per_instance") or [],
+                             self.topology.isa, self.spec.precision)
+        if found:
+            record["kernel_warnings"] = found
+            record.setdefault("warnings", []).extend(found)
 
     def _label(self, label: str, repeat: int) -> str:
         if self.settings.repeat > 1:
@@ -159,11 +171,13 @@ class Session:
     async def _prepare(self, placement_name: str, n: int, batch: int, label: str,
                        rules: RunRules, threading: str = "tuned") -> tuple[Any, ...]:
         """Plan the group, release unwanted warm workers, check memory, wait for a quiet
-        machine if asked, and make its noise probe."""
-        placement = self.placement(placement_name)
+        machine if asked, and make its noise probe. ``placement_name`` is a layout name: the
+        placement and, after ``@``, the ISA cap of its workers (``scenarios.styles``)."""
+        name, cap = split_cap(placement_name)
+        placement = self.placement(name)
         plan = self.plan(placement, n)
-        reqs = [WorkerRequest(i.index, self.worker_spec(i, batch, threading), i.partition(),
-                              i.host)
+        reqs = [WorkerRequest(i.index, self.worker_spec(i, batch, threading, cap),
+                              i.partition(), i.host)
                 for i in plan.instances]
         target = self.target(placement)
         await self.pool.release_except(target, reqs)  # memory of idle workers freed first

@@ -26,6 +26,7 @@ class Settings:
     batch: int = 1
     placements: tuple[str, ...] = ("pinned",)  # names in scaler.placements
     threading: tuple[str, ...] = ("tuned",)  # --threading styles, swept like placements
+    isa: tuple[str, ...] = ("native",)  # --isa caps of the kernels, swept like placements
     instances: tuple[int, ...] = (1,)
     smt: bool = False
     cores_per_instance: int | None = None  # None: placements share the machine out evenly
@@ -63,6 +64,7 @@ class Settings:
         d = asdict(self)
         d["placements"] = list(self.placements)
         d["threading"] = list(self.threading)
+        d["isa"] = list(self.isa)
         d["stat"] = self.stat.value
         d["instances"] = list(self.instances)
         return d

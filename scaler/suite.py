@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler import significance
+from scaler.engines.kernels import run_kernels
 from scaler.results import Run
 from scaler.summaries import doc_points, multistream_results
 
@@ -52,13 +53,21 @@ class Experiment:
 Make = Callable[..., Any]  # (scenario, **options) -> Settings, validated like the CLI's
 
 
+# the study's two Xeon generations as ISA caps on this CPU: fp32 on the 1st (Skylake-SP:
+# AVX-512), int8 on the 2nd (Cascade Lake: AVX-512 VNNI, "DL Boost")
+GENERATIONS = (("throughput-fp32-skylake", "fp32", "avx512_core"),
+               ("throughput-int8-cascadelake", "int8", "avx512_core_vnni"))
+
+
 def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...],
-                skip: dict[str, str], layout_precision: str = "fp32") -> list[Experiment]:
+                skip: dict[str, str], layout_precision: str = "fp32",
+                generations: str | None = None) -> list[Experiment]:
     """The suite's runs. ``vm_like``: the placements set against bare metal (``pinned``, and
     ``vm`` when it runs); ``precisions``: fp32 first, then those the CPU and engines run;
     ``layout_precision``: the precision of the bare-metal against VM-like runs, latency and
     scaling (the study's ran fp32; a faster precision makes a short suite possible); ``skip``
-    collects experiments left out and why."""
+    collects experiments left out and why; ``generations``: the engine that runs fp32 and
+    int8 under the study's two generations' ISA caps here (None: none can)."""
     from scaler import placements
 
     bare = placements.baseline() or "shared"
@@ -70,6 +79,10 @@ def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...
         out.append(Experiment(f"throughput-{precision}", "throughput",
                               make("throughput", placement=vm_like[0], precision=precision,
                                    experiment=f"throughput-{precision}")))
+    for name, precision, cap in GENERATIONS if generations else ():
+        out.append(Experiment(name, "throughput", make(
+            "throughput", placement=vm_like[0], precision=precision, engine=generations,
+            isa=cap, experiment=name)))
     out.append(Experiment("scaling", "scaling", make("scaling", placement=sides,
                                                      precision=layout_precision,
                                                      experiment="scaling")))
@@ -187,6 +200,39 @@ def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
+    """int8 over fp32 as the study measured it, across its two generations' ISAs (capped on
+    this CPU), with this CPU's own (native) ratio beside it; the native ratio alone where
+    no engine can cap here."""
+    native = _native_throughput(runs, ctx)
+    old = _points_of(runs.get(GENERATIONS[0][0]))
+    new = _points_of(runs.get(GENERATIONS[1][0]))
+    if not old or not new:
+        why = ctx.get("throughput-generations") or "the ISA-capped runs are missing or incomplete"
+        native["note"] += f"; not measured at the study's two ISAs: {why}"
+        return native
+    a, b = old[0], new[0]
+    c = significance.compare(a["repeats_ips"], b["repeats_ips"])
+    read = {name: "; ".join(run_kernels(runs[name].doc.get("groups", []))) or "not read back"
+            for name, _, _ in GENERATIONS}
+    note = (f"int8 capped at the 2nd generation's ISA ({GENERATIONS[1][2]}) over fp32 capped "
+            f"at the 1st's ({GENERATIONS[0][2]}), both {a['engine']} on this one CPU, as the "
+            "study's two Xeon generations; kernels read back: fp32 "
+            f"{read[GENERATIONS[0][0]]}, int8 {read[GENERATIONS[1][0]]}")
+    if native["measured"] is not None:
+        shown = f"{native['measured']:.2f}x" + (
+            f" [{native['ci95'][0]:.2f}, {native['ci95'][1]:.2f}]" if native["ci95"] else "")
+        note += f"; at this CPU's own ISA: {shown} ({native['compared']})"
+    return _claim("throughput", c["ratio"], c["ci95"], note, p_value=c["p_value"],
+                  significant=c["significant"], batch=a.get("batch"),
+                  compared=f"{b['engine']} int8 at {GENERATIONS[1][2]} over {a['engine']} "
+                  f"fp32 at {GENERATIONS[0][2]}, batch {a.get('batch')}",
+                  noisy=bool(a.get("noisy") or b.get("noisy")),
+                  native={k: native.get(k) for k in ("measured", "ci95", "verdict",
+                                                     "compared", "p_value")},
+                  **{k: native[k] for k in ("bf16_over_fp32",) if k in native})
+
+
+def _native_throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     fp32 = _points_of(runs.get("throughput-fp32"))
     int8 = _points_of(runs.get("throughput-int8"))
     if not fp32 or not int8:

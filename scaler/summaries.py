@@ -14,6 +14,7 @@ from typing import Any
 
 from scaler import points as points_mod
 from scaler.comparisons import baseline_comparisons, comparison_lines, ratios_over_baseline
+from scaler.engines.kernels import run_kernels
 from scaler.threadreport import thread_lines
 from scaler.threadstyles import label
 
@@ -86,6 +87,8 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
         out["notes"] = doc["notes"]
     if doc.get("simulated"):
         out["simulated"] = True
+    if kernel_lines := run_kernels(doc.get("groups", [])):
+        out["kernels"] = kernel_lines
     scenario = doc["scenario"]
     if scenario in ("latency", "throughput"):
         # one instance per placement: a result each; the first one's keys at the top too
@@ -164,9 +167,10 @@ def scaling_series(groups: list[dict[str, Any]],
     for p in (pts if pts is not None else points_mod.aggregate(groups)):
         if not p.get("complete"):
             continue
-        key = (p["placement"], p["engine"], p["precision"], p.get("threading"))
+        key = (p["placement"], p["engine"], p["precision"], p.get("threading"),
+               p.get("isa_cap"))
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
-                                    "threading": key[3], "label": label(p),
+                                    "threading": key[3], "isa_cap": key[4], "label": label(p),
                                     "series": label(p),
                                     "emulated": bool(p.get("emulated")),
                                     "simulated": bool(p.get("simulated")), "points": []})
@@ -301,6 +305,7 @@ def lines(summary: dict[str, Any]) -> list[str]:
     for reason in summary.get("partial_reasons", []):
         out.append(f"  partial: {reason}")
     out += [f"  note: {n}" for n in summary.get("notes", [])]
+    out += [f"  kernels: {k}" for k in summary.get("kernels", [])]
     out += [f"  {line}" for line in summary.get("threads", [])]
     scenario = summary["scenario"]
     if scenario == "latency":

@@ -119,6 +119,16 @@ def run_peak(ctx: Context) -> dict[str, Any]:
     return measure_peak(ctx.core_cpus, ctx.cfg.peak_s, ctx.cfg.peak_reps, ctx.isa)
 
 
+def run_matmul(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.matmul import measure_matmul
+    from scaler.engines.registry import BF16_ISA
+
+    precisions = ["fp32", *(["bf16"] if set(BF16_ISA) & set(ctx.isa) else []), "int8"]
+    ctx.say(f"bench: a large matmul per precision on one core ({', '.join(precisions)})")
+    size, seconds, reps = (256, 0.2, 2) if ctx.cfg.quick else (1024, 2.0, 3)
+    return measure_matmul(ctx.core_cpus[0], precisions, size, seconds, reps)
+
+
 def run_efficiency(ctx: Context) -> dict[str, Any]:
     from scaler.bench.efficiency import measure_precision, with_peak
 
@@ -218,7 +228,8 @@ def run_validation(ctx: Context) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "harness": run_harness, "peak": run_peak, "efficiency": run_efficiency,
+    "harness": run_harness, "peak": run_peak, "matmul": run_matmul,
+    "efficiency": run_efficiency,
     "anchor": run_anchor, "anchor_ort": run_anchor_ort, "startup": run_startup,
     "help": run_help, "simulator": run_simulator,
     "validation": run_validation,

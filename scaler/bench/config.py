@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = ("harness", "peak", "efficiency", "anchor", "anchor_ort", "startup", "help",
-            "simulator", "validation")
+SECTIONS = ("harness", "peak", "matmul", "efficiency", "anchor", "anchor_ort", "startup",
+            "help", "simulator", "validation")
 
 
 @dataclass(frozen=True)

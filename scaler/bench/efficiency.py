@@ -94,6 +94,10 @@ def _row(layout: Layout, record: dict[str, Any], model: str,
         "per_instance_ips": [i.get("throughput_ips") for i in record["per_instance"]],
         "cpus": [(i.get("binding") or {}).get("cpulist") for i in record["per_instance"]],
         "throughput_method": (record.get("throughput") or {}).get("method"),
+        # what the kernels ran on, as the first instance read it back
+        "kernel_isa": next((dict((i.get("engine") or {}).get("kernel_isa") or {},
+                                 amx_permission=i.get("amx_permission"))
+                            for i in record["per_instance"] if i.get("engine")), None),
         "machine": machine,
     }
 

@@ -161,10 +161,6 @@ def measure_here(kind: Kind, seconds: float, reps: int,
             "instruction": f"{kind.mnemonic} {kind.register}"}
 
 
-# per-core peaks measured on this machine when the project started (DESIGN.md), for reference
-DESIGN_PEAK_PER_CORE = {"fp32": 266.0, "bf16": 495.0, "int8": 1060.0}
-
-
 def run_children(cpus: list[int], kinds: list[str], seconds: float,
                  reps: int) -> list[dict[str, Any]]:
     """One pinned child per CPU in ``cpus``, all at the same time; their results."""
@@ -205,7 +201,6 @@ def measure_peak(core_cpus: list[int], seconds: float, reps: int,
             "per_core_gops": round(per_core, 1),
             "machine_gops": round(per_core * len(core_cpus), 1),
             "concurrent_gops": round(sum(r["kinds"][k]["median_gops"] for r in together), 1),
-            "design_per_core_gops": DESIGN_PEAK_PER_CORE[k],
             "instruction": KINDS[k].mnemonic,
             "zmm_instructions": min(r["kinds"][k]["vector_instructions"] for r in solo),
         }
@@ -231,9 +226,26 @@ def measure_peak(core_cpus: list[int], seconds: float, reps: int,
         "clock_ghz": round(clock, 2),
         "fp32_flop_per_cycle": round(fp32["per_core_gops"] / clock, 1),
         "precisions": by_precision,
+        "cpu_model": cpu_model(),  # the CPU these peaks were measured on
         "solo": solo,
         "together": together,
     }
+
+
+def cpu_model() -> str:
+    """``model name`` of /proc/cpuinfo (family and model where it is generic, as in VMs)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
 
 
 def main(argv: list[str] | None = None) -> int:

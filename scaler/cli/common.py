@@ -29,6 +29,13 @@ ThreadingOpt = Annotated[str, typer.Option(
     "launcher: thread k on the k-th allowed core, blocktime 1 ms); comma-separated to sweep "
     "them side by side like placements")]
 
+# --isa of the scenario commands (scaler.engines.isa_caps)
+IsaOpt = Annotated[str, typer.Option(
+    "--isa", help="cap the kernels' instruction set: native (default), oneDNN's names "
+    "(avx2, avx512_core, avx512_core_vnni, avx512_core_bf16, avx512_core_amx, ...) or a "
+    "generation (skylake, cascadelake, cooperlake, sapphirerapids); comma-separated to sweep "
+    "them side by side (engines on oneDNN only: openvino, tf)")]
+
 
 def err(message: str) -> None:
     """A message for the user, on stderr (stdout stays clean for ``--json``)."""

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from scaler import placements, threadstyles
-from scaler.cli.common import ThreadingOpt, emit_json, err, errors_to_exit
+from scaler.cli.common import IsaOpt, ThreadingOpt, emit_json, err, errors_to_exit
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
+from scaler.layoutnames import parse_isa
 from scaler.settings import (
     MAX_BATCH,
     MAX_SECONDS,
@@ -171,6 +172,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         engine=opts.get("engine"), precision=opts.get("precision", "fp32"),
         model=opts.get("model", "resnet50"), batch=opts.get("batch", 1),
         placements=chosen, threading=threadstyles.parse_threading(opts.get("threading", "tuned")),
+        isa=parse_isa(opts.get("isa", "native")),
         instances=parse_instances(opts.get("instances", "1")), smt=opts.get("smt", False),
         cores_per_instance=opts.get("cores_per_instance"),
         oversubscribe=opts.get("oversubscribe", False),
@@ -310,6 +312,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+            isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -327,6 +330,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
                stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+               isa: IsaOpt = "native",
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
                out: Out = Path("results"), json: Json = False,
@@ -346,6 +350,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+            isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
             vm_hugepages: VmHugepages = False, hosts: Hosts = None,
             out: Out = Path("results"), json: Json = False,
@@ -367,6 +372,7 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+                isa: IsaOpt = "native",
                 hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
@@ -406,6 +412,7 @@ def server(target_qps: Annotated[float | None, typer.Option(
            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+           isa: IsaOpt = "native",
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,

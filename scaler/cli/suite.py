@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from scaler.cli.common import ThreadingOpt, err, errors_to_exit
+from scaler.cli.common import IsaOpt, ThreadingOpt, err, errors_to_exit
 from scaler.cli.run import (
     AccelOpt,
     Batch,
@@ -77,6 +77,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
           stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
+          isa: IsaOpt = "native",
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
           vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
           json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
@@ -116,7 +117,9 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
 
             raise UsageError(f"--layout-precision {layout_precision}: not among the "
                              f"precisions this suite runs ({', '.join(chosen)})")
-        plan = suite_mod.experiments(make, vm_like, chosen, skipped, layout_precision)
+        generations = _generations(make, skipped) if "int8" in chosen else None
+        plan = suite_mod.experiments(make, vm_like, chosen, skipped, layout_precision,
+                                     generations)
         for name, why in skipped.items():
             if why:
                 err(f"scaler: note: suite: {name} left out: {why}")
@@ -162,6 +165,32 @@ def _precisions(text: str, make: Any, skipped: dict[str, str]) -> tuple[str, ...
             continue
         out.append(precision)
     return tuple(sorted(out, key=lambda p: p != "fp32"))
+
+
+def _generations(make: Any, skipped: dict[str, str]) -> str | None:
+    """The engine that runs fp32 capped at the study's 1st-generation ISA and int8 at its
+    2nd's on this CPU (``suite.GENERATIONS``): the asked ``--engine`` if it can, else the
+    first registered one; None, saying why, when none can."""
+    from affinity import read_isa
+    from scaler import suite as suite_mod
+    from scaler.engines import EngineError, EngineSpec, check_spec
+    from scaler.engines.registry import engines
+
+    settings = make("throughput")
+    names = [settings.engine] if settings.engine else [
+        e.name for e in engines().values() if e.infers and e.isa_caps]
+    why = "no engine here caps its kernels' ISA (openvino and tf do)"
+    for name in names:
+        try:
+            for _, precision, cap in suite_mod.GENERATIONS:
+                check_spec(EngineSpec(engine=name, precision=precision, model=settings.model,
+                                      isa=cap), read_isa())
+        except EngineError as exc:
+            why = str(exc)
+            continue
+        return name
+    skipped["throughput-generations"] = why
+    return None
 
 
 def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:

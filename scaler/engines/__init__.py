@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from scaler.engines import isa_caps
 from scaler.engines.base import PRECISIONS, THREADING_STYLES, Engine, EngineError, EngineSpec
 from scaler.engines.models import model_kind
 from scaler.engines.registry import (
     EngineType,
     default_engine,
     engine_for_suffix,
+    engines,
     engines_accepting,
     engines_for,
     get,
@@ -34,6 +36,14 @@ def check_spec(spec: EngineSpec, isa: tuple[str, ...]) -> EngineSpec:
     """
     spec = _validated(spec)
     engine = get(spec.engine)
+    if spec.isa != isa_caps.NATIVE:
+        if not engine.isa_caps:
+            why = f": {engine.isa_note}" if engine.isa_note else ""
+            able = ", ".join(e.name for e in engines().values() if e.isa_caps and e.infers)
+            raise EngineError(f"engine {engine.name} cannot cap its kernels' instruction set "
+                              f"(--isa {spec.isa}){why}; use --isa native, or an engine whose "
+                              f"kernels are oneDNN's ({able})")
+        isa_caps.check_cpu(spec.isa, isa)
     if engine.check is not None:
         engine.check(spec, isa)
     return spec
@@ -58,6 +68,7 @@ def _validated(spec: EngineSpec) -> EngineSpec:
         )
     if spec.engine != "auto":
         get(spec.engine)  # unknown engine: the error lists the registered ones
+    spec = dataclasses.replace(spec, isa=isa_caps.resolve(spec.isa))
     for field in ("batch", "threads", "inter_op_threads"):
         if getattr(spec, field) < 1:
             raise EngineError(f"{field} must be at least 1, got {getattr(spec, field)}")

@@ -38,6 +38,7 @@ class EngineSpec:
     cache_dir: str | None = None  # converted-model cache; None = the default cache folder
     seed: int = 0
     threading: str = "tuned"  # one of THREADING_STYLES, applied by the engine when it loads
+    isa: str = "native"  # the newest ISA its kernels may use (isa_caps: set before loading)
 
 
 class Engine(Protocol):

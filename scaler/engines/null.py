@@ -43,4 +43,5 @@ class NullEngine:
 ENGINE = register(EngineType(
     name="null", summary="no inference: measures the harness itself",
     precisions=PRECISIONS, load=NullEngine, accepts=(), infers=False,
-    memory_gb=(0.05, 0.0), threading=THREADING_STYLES))
+    memory_gb=(0.05, 0.0), threading=THREADING_STYLES,
+    isa_caps=True))  # no kernels: a cap is recorded, nothing runs

@@ -282,4 +282,5 @@ ENGINE = register(EngineType(
     # measured here for ResNet50 224x224 fp32 (VmHWM after 3 queries, 2 threads): 0.36 GB at
     # batch 1, 0.82 GB at batch 32 (int8: 0.16 and 0.60)
     memory_gb=(0.345, 0.0148), packages=("onnxruntime", "onnx", "tf2onnx"),
-    check=_check, threading=ort_threading.STYLES))
+    check=_check, threading=ort_threading.STYLES,
+    isa_note="its MLAS kernels are picked from the CPU's flags at start, with no cap"))

@@ -36,6 +36,7 @@ from typing import Any
 from scaler.engines import cache
 from scaler.engines.base import EngineError, EngineSpec
 from scaler.engines.convert import convert_in_child
+from scaler.engines.kernels import openvino_kernels
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
 from scaler.engines.registry import EngineType, register, require_bf16_isa
 
@@ -113,6 +114,8 @@ class OpenVinoEngine:
             "compiled": read_back(self._compiled),
             "executed_precisions": executed,  # of the compute layers (convolutions, matmuls)
             "layer_precisions": layers,  # layer type -> runtime precision -> count
+            # the instruction-set unit each compute kernel ran on (its name says)
+            "kernel_isa": openvino_kernels(self._compiled, COMPUTE_LAYERS),
             **cached,
             "load_s": round(time.perf_counter() - started, 3),
         }
@@ -414,4 +417,5 @@ ENGINE = register(EngineType(
     # measured here for ResNet50 224x224 fp32 (int8 is smaller): 0.34 GB RSS at batch 1,
     # 0.57 GB at batch 32
     memory_gb=(0.35, 0.0076), packages=("openvino", "nncf"), check=_check,
-    threading=("tuned", "defaults", "model-zoo")))
+    threading=("tuned", "defaults", "model-zoo"),
+    isa_caps=True))  # its CPU plugin's kernels are oneDNN's: ONEDNN_MAX_CPU_ISA caps them

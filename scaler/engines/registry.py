@@ -49,6 +49,9 @@ class EngineType:
     check: Callable[[EngineSpec, tuple[str, ...]], None] | None = None
     # the --threading styles (base.THREADING_STYLES) it can express; others are refused
     threading: tuple[str, ...] = ("tuned",)
+    # its kernels honour ONEDNN_MAX_CPU_ISA (--isa caps); False: only --isa native
+    isa_caps: bool = False
+    isa_note: str = ""  # why it cannot cap, said when it refuses (e.g. "XNNPACK has no switch")
 
     def worker_memory_gb(self, batch: int) -> float:
         base_gb, per_image_gb = self.memory_gb

@@ -48,6 +48,9 @@ class TfEngine:
         }
         if spec.precision == "bf16":
             self.info["bf16_method"] = "onednn_auto_mixed_precision"
+        from scaler.engines import onednn_probe  # oneDNN's ISA and kernels, read back
+
+        self.info["kernel_isa"] = onednn_probe.read_back(spec)
 
     def make_input(self) -> Any:
         """A uniform [0, 1) float32 batch from the spec's seed, as a TF tensor made once."""
@@ -114,4 +117,5 @@ ENGINE = register(EngineType(
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
     # stock TF's Eigen pool reads no OpenMP variable and cannot bind thread k to core k:
     # defaults is what tuned already runs; model-zoo is refused (README, --threading)
-    check=_check, threading=THREADING_STYLES))
+    check=_check, threading=THREADING_STYLES,
+    isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA

@@ -185,5 +185,6 @@ ENGINE = register(EngineType(
     memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",),
     # XNNPACK's pthreadpool neither reads OpenMP variables nor binds its threads: defaults is
     # what tuned runs; model-zoo is refused (README, --threading)
-    threading=THREADING_STYLES))
+    threading=THREADING_STYLES,
+    isa_note="XNNPACK picks its kernels from the CPU's flags and has no cap"))
 

@@ -107,13 +107,13 @@ def _bench(bench: Bench | None) -> str:
         rows.append((esc(prec), f"<code>{esc(p.get('instruction'))}</code>",
                      f"{num(p.get('per_core_gops'))} {unit}",
                      f"{num(p.get('machine_gops'))} {unit}",
-                     f"{num(p.get('concurrent_gops'))} {unit}",
-                     f"{num(p.get('design_per_core_gops'))} {unit}"))
+                     f"{num(p.get('concurrent_gops'))} {unit}"))
     body = note(head)
     if rows:
         body += table(["precision", "instruction", "per core", "per core x cores",
-                       "all cores at once", "DESIGN.md's figure per core"], rows,
-                      numeric=(2, 3, 4, 5))
+                       "all cores at once"], rows, numeric=(2, 3, 4))
+        if peak.get("cpu_model"):
+            body += note(f"Measured on {esc(peak['cpu_model'])}.")
         if peak.get("clock_ghz"):
             body += note(f"Clock from latency-bound FMA chains: {peak['clock_ghz']:.2f} GHz; "
                          f"zmm over ymm FMA throughput {peak.get('zmm_over_ymm', 0):.2f}x.")

@@ -43,6 +43,8 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     for style in settings.threading[1:]:  # every style the engine must express, or refused
         check_spec(replace(spec, threading=style), topology.isa)
     spec = check_spec(replace(spec, threading=settings.threading[0]), topology.isa)
+    for cap in settings.isa:  # every cap: the engine must honour it and the CPU run it
+        check_spec(replace(spec, isa=cap), topology.isa)
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
     if settings.hosts_file:

@@ -191,6 +191,7 @@ def _cohort_of(run: Any, point: dict[str, Any], machine: dict[str, Any]) -> dict
     return {"model": point.get("model") or eff.get("model"),
             "engine": point.get("engine") or eff.get("engine"),
             "precision": point.get("precision") or eff.get("precision"),
+            "isa_cap": point.get("isa_cap", "native"),  # another cap: another machine
             "machine": machine["label"], "simulated": machine["simulated"],
             "cpu_model": machine["cpu_model"], "machine_key": machine["key"]}
 
@@ -296,7 +297,8 @@ def _rank_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _cohort_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["model"], row["engine"], row["precision"], row["machine_key"], row["simulated"])
+    return (row["model"], row["engine"], row["precision"], row.get("isa_cap", "native"),
+            row["machine_key"], row["simulated"])
 
 
 def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str = "p99",
@@ -396,7 +398,8 @@ def _cohort_answer(rows: list[dict[str, Any]], target_ips: float, headroom: floa
     else:
         status = "no layout keeps the bound"
     return {"model": first["model"], "engine": first["engine"],
-            "precision": first["precision"], "machine": first["machine"],
+            "precision": first["precision"], "isa_cap": first.get("isa_cap", "native"),
+            "machine": first["machine"],
             "cpu_model": first["cpu_model"], "simulated": first["simulated"],
             "figures": sorted({r["kind"] for r in rows}), "status": status,
             "recommendation": best, "notes": notes,
@@ -501,7 +504,8 @@ def _estimate_text(stat: str) -> str:
 def _cohort_lines(c: dict[str, Any], stat: str) -> list[str]:
     kind = "" if c["simulated"] else "measured, "
     cpu = f" ({c['cpu_model']})" if c.get("cpu_model") and not c["simulated"] else ""
-    out = [f"{c['model']} {c['engine']} {c['precision']} on {c['machine']}{cpu} [{kind}"
+    cap = "" if c.get("isa_cap", "native") == "native" else f" (ISA capped at {c['isa_cap']})"
+    out = [f"{c['model']} {c['engine']} {c['precision']}{cap} on {c['machine']}{cpu} [{kind}"
            f"{len(c['runs'])} run{'s' if len(c['runs']) != 1 else ''}]: {c['status']}"]
     b = c["recommendation"]
     if b is not None:

@@ -157,19 +157,22 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
 def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     """Pin, load the engine, warm up; returns the engine, its inputs and the ready report."""
     from affinity import bind, read_isa
-    from scaler.engines import EngineSpec, load_engine
+    from scaler.engines import EngineSpec, isa_caps, load_engine
+    from scaler.engines.kernels import amx_permission
 
     t_begin = time.monotonic()
     from scaler.worker import threads
 
     binding = bind(spec.cpus, spec.nodes, threads=spec.threads,
                    inter_op_threads=spec.inter_op_threads, threading=spec.threading)
+    os.environ.update(isa_caps.env(spec.isa))  # before the runtime loads: read once
     if spec.cpus is not None:
         threads.pin_every_thread(binding.cpus)
     engine = load_engine(EngineSpec(
         engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
         threads=binding.threads, inter_op_threads=binding.inter_op_threads,
-        cache_dir=spec.cache_dir, seed=spec.instance, threading=spec.threading))
+        cache_dir=spec.cache_dir, seed=spec.instance, threading=spec.threading,
+        isa=spec.isa))
     inputs = engine.make_input()
     before = threads.snapshot()  # the compute threads are those that work in the warm-up
     t_loaded = time.monotonic()
@@ -196,6 +199,7 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "spin": spin,
         "engine": dict(engine.info),
         "isa": list(read_isa()),
+        "amx_permission": amx_permission(),  # after warm-up: did the runtime enable AMX?
         "python": platform.python_version(),
         "load_s": round(t_loaded - t_begin, 3),
         "warmup_queries": len(warm_lat),

@@ -141,6 +141,30 @@ def test_goals_are_judged_on_the_best_engine_from_raw_figures():
     assert rows["best fp32 of any engine"]["value"].startswith("openvino: 90.0 images/s")
 
 
+def test_a_share_above_the_peak_is_an_accounting_error_never_met():
+    """1.44 of the int8 peak (OpenVINO int8 on AMX against a vpdpbusd peak, as a Xeon
+    printed): the goal row says so and is not met, whatever the target."""
+    results = efficiency_results(0.89, 230.0, 1.44)
+    assert met(results, "best int8 of any engine") == [False]
+    row = next(r for r in report.rows(results) if r["figure"] == "best int8 of any engine")
+    assert "ABOVE the measured peak, an accounting error" in row["value"]
+    amx = efficiency_results(0.89, 230.0, 9.68)
+    amx["sections"]["efficiency"]["precisions"][-1]["best"]["kernel_isa"] = {
+        "units": {"amx": 53, "avx512": 4}}
+    row = next(r for r in report.rows(amx) if r["figure"] == "best int8 of any engine")
+    assert "ran on AMX (53 compute nodes, read back)" in row["value"]
+    assert "accounting error" in "\n".join(report.engine_table_lines(results))
+
+
+def test_peak_rows_name_the_cpu_not_a_fixed_figure():
+    peak = {"cores": 2, "cpu_model": "Test CPU (family 6 model 207)", "precisions": {
+        "fp32": {"per_core_gops": 193.3, "machine_gops": 386.6, "concurrent_gops": 380.0,
+                 "instruction": "vfmadd231ps"}}}
+    rows = [r for r in report.rows({"sections": {"peak": peak}}) if r["section"] == "peak"]
+    assert "193.3 GFLOP/s on Test CPU (family 6 model 207)" in rows[0]["value"]
+    assert not any("DESIGN" in r["value"] for r in rows)
+
+
 def test_engine_table_has_a_row_per_engine_and_precision():
     lines = report.engine_table_lines(efficiency_results(0.89, 230.0))
     assert lines[0].startswith("| engine | precision |") and len(lines) == 2 + 5

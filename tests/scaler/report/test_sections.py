@@ -126,7 +126,7 @@ def test_bench_peaks_and_cpu_model_are_shown(suite, tmp_path):
              "sections": {"peak": {"clock_ghz": 3.7, "zmm_over_ymm": 2.0, "method": "m",
                                    "precisions": {"fp32": {
                                        "per_core_gops": 123.4, "machine_gops": 246.8,
-                                       "concurrent_gops": 240.0, "design_per_core_gops": 266,
+                                       "concurrent_gops": 240.0,
                                        "instruction": "vfmadd231ps"}}}}}
     (tmp_path / "results" / "bench").mkdir()
     (tmp_path / "results" / "bench" / "bench.json").write_text(json.dumps(bench))
