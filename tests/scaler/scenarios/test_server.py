@@ -24,7 +24,8 @@ def test_the_rate_search_doubles_then_bisects():
 
 def test_the_rate_search_halves_when_the_start_fails_and_gives_up_at_the_floor():
     assert next_rate(0.0, 10.0, 10.0, 0.1, 1.0) == 5.0
-    assert next_rate(0.0, 1.5, 10.0, 0.1, 1.0) is None  # 0.75 would be under the floor
+    assert next_rate(0.0, 1.5, 10.0, 0.1, 1.0) == 1.0  # 0.75 is under the floor: the floor
+    assert next_rate(0.0, 1.0, 10.0, 0.1, 1.0) is None  # the floor failed: no peak
     rates, good, bad = [], 0.0, None
     while (rate := next_rate(good, bad, 100.0, 0.05, 100 / 64)) is not None:
         rates.append(rate)
