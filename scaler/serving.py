@@ -11,8 +11,13 @@ load). LoadGen's Server issues to a single system under test for the same reason
 A request's latency counts from its *scheduled* arrival, not from when it was issued or
 dispatched, so a generator that falls behind cannot hide queueing (coordinated omission).
 The generator's own accuracy is measured (the lag between scheduled and actual issue) and a
-run whose generator fell behind is marked invalid. The coordinator's clock times everything:
-the same clock for local workers, VMs and remote hosts.
+run whose generator fell behind is marked invalid. The coordinator's clock (``monotonic``)
+schedules and issues; a completion is the worker's own end of inference when the worker
+shares that clock (same boot: local workers, SSH to this machine), else the coordinator's
+time of receipt (VMs, remote hosts). ``scaler.serve_io`` holds the fast path: binary frames,
+the arrival ticker thread, each turn of the event loop issuing every request due. One
+instance at batch 1 is sent its queries as they arrive (its pipe is its queue: the order
+and the start of each query are the shared FIFO's), so no round trip sits between two.
 """
 
 from __future__ import annotations
