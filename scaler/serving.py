@@ -261,7 +261,8 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
             if generated.is_set() and not queue.waiting and not queue.in_flight:
                 ended.set()
                 return
-            if queue.waiting or (state["issued"] < count and due_ns[state["issued"]] <= clock()):
+            if not direct and (queue.waiting or (state["issued"] < count
+                                                 and due_ns[state["issued"]] <= clock())):
                 issue()
 
     async def batch_timer() -> None:
@@ -270,7 +271,36 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
             wake.clear()
             issue()
 
-    ticker = serve_io.Ticker(schedule_ns, loop, issue)
+    def end_of_arrivals() -> None:  # the ticker issued the last request itself
+        generated.set()
+        if not queue.in_flight:
+            ended.set()
+
+    def issue_direct(now_ns: int) -> int:
+        """The ticker thread's issue for one pipelined instance: every request due, each
+        its own query, written to the worker at once; the index of the first not due."""
+        first = state["issued"]
+        upto = bisect.bisect_right(due_ns, now_ns, first)
+        if upto > first:
+            issued[first:upto] = (now_ns - t0_ns) / 1e9
+            served_by[first:upto] = 0
+            qid = queue.next_query
+            for j in range(upto - first):
+                queue.in_flight[qid + j] = [first + j]
+            queue.next_query = qid + upto - first
+            state["issued"] = upto
+            assert writer is not None
+            writer.write(b"".join([protocol.query_frame(qid + j, 1)
+                                   for j in range(upto - first)]))
+            if upto == count:
+                loop.call_soon_threadsafe(end_of_arrivals)
+        return upto
+
+    writer = serve_io.PipeWriter.of(workers[0].proc.stdin, protocol.QUERY.size) \
+        if pipelined else None
+    direct = writer is not None
+    ticker = serve_io.Ticker(schedule_ns, loop, issue, issue_direct if direct else None,
+                             writer)
     tasks = [asyncio.ensure_future(batch_timer()),
              *(asyncio.ensure_future(receive(k, link)) for k, link in enumerate(links))]
     ticker.start()
@@ -287,7 +317,8 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
         outcome.scheduled_s, outcome.issued_s = schedule, issued
         outcome.done_s, outcome.served_by = done, served_by
         outcome.generator = generator_accuracy(schedule, issued, rate_qps, bound_s)
-        outcome.generator.update(ticker_wakes=ticker.wakes,
+        outcome.generator.update(ticker_wakes=ticker.wakes, issued_by=(
+                                     "ticker thread" if direct else "event loop"),
                                  completion_clock=["worker" if s else "coordinator"
                                                    for s in shared])
     await _stop(links, outcome, failure)

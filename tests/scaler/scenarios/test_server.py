@@ -5,6 +5,7 @@ model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from scaler.scenarios.server import next_rate
 from tests.scaler.helpers import scaler_cmd
@@ -56,14 +57,27 @@ def test_find_peak_on_the_sleepy_engine_lands_below_its_capacity(tmp_path):
     assert failed and all(r["target_qps"] > peak for r in failed)
 
 
-def test_find_peak_on_the_null_engine_is_bounded_by_the_harness(tmp_path):
+def test_find_peak_on_the_null_engine_always_answers(tmp_path):
     """The null engine infers nothing: the peak is what the generator and the protocol carry
-    before the generator falls behind (invalid) or queueing breaks the bound."""
+    before the generator falls behind (invalid) or queueing breaks the bound. How high that
+    is depends on the machine and its load, so the test asks for an answer, not a figure:
+    a peak bracketed by a failing rate above it, or the verdict at the floor (one request
+    per bound-length, 20/s for 50 ms) with the latency measured there; every probe is a
+    group of the run, and the search is in run.json."""
     out = run_server(tmp_path, "--engine", "null", "--find-peak", "--target-qps", "500",
                      "--latency-bound-ms", "50", "--placement", "pinned", *FAST)
+    doc = json.loads((Path(out["run"]) / "run.json").read_text())
+    found = doc["searches"]["pinned x1"]
+    probed = sorted(r["target_qps"] for r in out["results"])
+    assert sorted(p["rate_qps"] for p in found["probes"]) == probed
+    assert probed[-1] >= 500 and found["start_qps"] == 500
     peak = out["peak_qps"]["pinned x1"]
-    assert peak is not None and peak >= 500
-    assert any(not r["meets_bound"] for r in out["results"])
+    if peak is not None:
+        assert found["peak_qps"] == peak and found["first_failing_qps"] > peak
+    else:
+        assert found["lowest_qps"] == found["floor_qps"] == 20.0 == probed[0]
+        assert found["lowest_latency_ms"] is not None
+        assert any("no rate down to 20 qps" in n for n in doc["notes"])
 
 
 def test_find_peak_on_the_tiny_model(tmp_path):
