@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from scaler.scenarios.server import next_rate
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
@@ -41,11 +43,21 @@ def run_server(tmp_path, *args, env=None, timeout=300):
     return json.loads(r.stdout)
 
 
+def unless_the_generator_stalled(out, layout="pinned x1"):
+    """A peak search on a machine so loaded that the generator fell behind at every rate
+    (lag over its limit: those probes are invalid, whatever the layout) has measured the
+    machine's load, not the search: such a run is skipped, never passed or failed."""
+    if out["peak_qps"][layout] is None and any(
+            "fell behind" in " ".join(r["invalid_reasons"]) for r in out["results"]):
+        pytest.skip("the load generator fell behind its schedule (a loaded machine)")
+
+
 def test_find_peak_on_the_sleepy_engine_lands_below_its_capacity(tmp_path):
     """One instance serving in 2 ms has capacity 500/s; with a 100 ms bound at p99 its
     queue (M/D/1) holds the bound up to about 95% load, so the peak lies in 300..500."""
     out = run_server(tmp_path, "--engine", "sleepy", "--model", "tiny", "--find-peak",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, env=PLUGIN)
+    unless_the_generator_stalled(out)
     peak = out["peak_qps"]["pinned x1"]
     assert peak is not None and 300 <= peak <= 500, out["peak_qps"]
     results = out["results"]
@@ -83,6 +95,7 @@ def test_find_peak_on_the_null_engine_always_answers(tmp_path):
 def test_find_peak_on_the_tiny_model(tmp_path):
     out = run_server(tmp_path, "--model", "tiny", "--find-peak", "--target-qps", "50",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, timeout=600)
+    unless_the_generator_stalled(out)
     peak = out["peak_qps"]["pinned x1"]
     assert peak is not None and peak > 0  # how high depends on the machine's load: no figure
     probes = out["results"]
