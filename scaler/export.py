@@ -43,7 +43,8 @@ GROUP_COLUMNS = (
 POINT_COLUMNS = (
     "run", "scenario", "experiment", "placement", "threading", "layout", "engine", "precision",
     "isa_cap", "model", "instances", "batch", "repeats", "complete", "throughput_ips",
-    "ci95_low_ips", "ci95_high_ips", "min_ips", "max_ips", "cv", "unstable", "noisy", "others_cpu_share",
+    "ci95_low_ips", "ci95_high_ips", "min_ips", "max_ips", "cv", "unstable", "noisy",
+    "others_cpu_share",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples",
     "early_stopping_p90_ms", "early_stopping_p99_ms", "emulated", "simulated",
     "oversubscribed", "groups",

@@ -11,19 +11,26 @@ load). LoadGen's Server issues to a single system under test for the same reason
 A request's latency counts from its *scheduled* arrival, not from when it was issued or
 dispatched, so a generator that falls behind cannot hide queueing (coordinated omission).
 The generator's own accuracy is measured (the lag between scheduled and actual issue) and a
-run whose generator fell behind is marked invalid. The coordinator's clock times everything:
-the same clock for local workers, VMs and remote hosts.
+run whose generator fell behind is marked invalid. The coordinator's clock (``monotonic``)
+schedules and issues; a completion is the worker's own end of inference when the worker
+shares that clock (same boot: local workers, SSH to this machine), else the coordinator's
+time of receipt (VMs, remote hosts). ``scaler.serve_io`` holds the fast path: binary frames,
+the arrival ticker thread, each turn of the event loop issuing every request due. One
+instance at batch 1 is sent its queries as they arrive (its pipe is its queue: the order
+and the start of each query are the shared FIFO's), so no round trip sits between two.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaler import serve_io
 from scaler.coordinator import (
     GroupOutcome,
     InstanceOutcome,
@@ -36,6 +43,7 @@ from scaler.coordinator import (
 )
 from scaler.noise import WindowProbe
 from scaler.targets import Target, WorkerRequest
+from scaler.worker import protocol
 
 # the generator fell behind when its lag p99 exceeds the larger of these: 10 ms, or 10% of the
 # latency bound. Below that it is scheduler jitter, which cannot hide queueing (latency counts
@@ -147,6 +155,7 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
     from scaler.coordinator import _allowed_over
 
     n = len(workers)
+    clock = time.monotonic_ns
     schedule = poisson_schedule(rate_qps, count, seed)
     issued = np.full(count, np.nan)
     done = np.full(count, np.nan)
@@ -157,90 +166,149 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
     bound_s = (rules.latency_bound_ms or 0.0) / 1000.0
     slowest = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     drain_s = max(5.0, 10.0 * bound_s, 3.0 * slowest)
-    over = 0
+    shared = [serve_io.shares_clock(i.ready) for i in outcome.instances]
+    links = [serve_io.Link(w) for w in workers]
+    state = {"over": 0, "issued": 0}
     wake = asyncio.Event()
     ended = asyncio.Event()
+    generated = asyncio.Event()
     failure: list[str] = []
-    for w in workers:
-        w.send("serve")
+    for w, same_clock in zip(workers, shared):
+        w.send("serve", each=not same_clock)
+    # one instance at batch 1 takes the queue in order whatever it is sent early: its
+    # queries go to it as they arrive (its pipe holds them), no round trip between two
+    pipelined = n == 1 and policy.max_batch == 1
     loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.05  # a moment to get every task going
+    t0_ns = clock() + 50_000_000  # a moment to get every task going
+    schedule_ns = t0_ns + np.round(schedule * 1e9).astype(np.int64)
+    due_ns = schedule_ns.tolist()  # cheap scalar reads for "is anything due"
     if probe is not None:
         probe.begin(w.proc.pid for w in workers)
     on_event("measuring", min_duration_s=float(schedule[-1]) if count else 0.0,
              min_queries=count)
 
-    def now() -> float:
-        return loop.time() - t0
-
-    def dispatch(ending: bool = False) -> None:
+    def dispatch(now_ns: int, ending: bool) -> None:
+        if pipelined:
+            waiting, qid = queue.waiting, queue.next_query
+            if not waiting:
+                return
+            frames = [protocol.query_frame(qid + j, 1) for j in range(len(waiting))]
+            for j, r in enumerate(waiting):
+                queue.in_flight[qid + j] = [r]
+            served_by[list(waiting)] = 0
+            queue.next_query += len(waiting)
+            waiting.clear()
+            links[0].send(b"".join(frames))
+            return
         while queue.idle and queue.waiting:
             oldest = queue.waiting[0]
-            batch = queue.take(now() - schedule[oldest], ending)
+            batch = queue.take((now_ns - t0_ns) / 1e9 - schedule[oldest], ending)
             if batch is None:
                 if policy.batch_timeout_s > 0:  # a partial batch is due at the timeout
-                    loop.call_at(t0 + schedule[oldest] + policy.batch_timeout_s, wake.set)
+                    due_ns = int(schedule_ns[oldest]) + int(policy.batch_timeout_s * 1e9)
+                    loop.call_later(max(due_ns - clock(), 0) / 1e9, wake.set)
                 return
             k = queue.idle.pop(0)
             qid = queue.next_query
             queue.next_query += 1
             queue.in_flight[qid] = batch
-            for r in batch:
-                served_by[r] = k
-            workers[k].send("query", id=qid, n=len(batch))
+            served_by[batch] = k
+            links[k].send(protocol.query_frame(qid, len(batch)))
 
-    async def generate() -> None:
-        for r in range(count):
-            delay = t0 + schedule[r] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)  # the schedule's next arrival: a timer, not a poll
-            issued[r] = now()
-            queue.waiting.append(r)
-            dispatch()
-        generated.set()
+    def issue() -> None:
+        """Issue every request due by now (one turn of the loop, one batch), then serve."""
+        now_ns = clock()
+        ending = generated.is_set()
+        first = state["issued"]
+        if first < count and due_ns[first] <= now_ns:
+            upto = bisect.bisect_right(due_ns, now_ns, first)
+            issued[first:upto] = (now_ns - t0_ns) / 1e9
+            queue.waiting.extend(range(first, upto))
+            state["issued"] = upto
+            if upto == count:
+                generated.set()
+        dispatch(now_ns, ending)
 
-    async def receive(k: int, w: Worker) -> None:
-        nonlocal over
+    async def receive(k: int, link: serve_io.Link) -> None:
+        service = outcome.service_s[k]
         while True:
             try:
-                message = await w.recv()
+                items = await link.items()
             except WorkerFailed as exc:
                 outcome.instances[k].status = "failed"
                 outcome.instances[k].error = str(exc)
                 failure.append(str(exc))
                 ended.set()
                 return
-            if message["type"] != "done":
-                continue
-            t = now()
-            batch = queue.in_flight.pop(int(message["id"]))
-            for r in batch:
-                done[r] = t
-                if t - schedule[r] > bound_s > 0:
-                    over += 1
-            outcome.service_s[k].append((int(message["t1"]) - int(message["t0"])) / 1e9)
-            queue.idle.append(k)
-            if allowed is not None and over > allowed:
+            got_ns = clock()
+            for item in items:
+                if type(item) is not tuple or item[0] != "D":
+                    continue
+                _, qid, a_ns, b_ns = item
+                t = ((b_ns if shared[k] else got_ns) - t0_ns) / 1e9
+                batch = queue.in_flight.pop(qid)
+                done[batch] = t
+                if bound_s > 0:
+                    state["over"] += int(np.count_nonzero(t - schedule[batch] > bound_s)) \
+                        if len(batch) > 1 else int(t - schedule[batch[0]] > bound_s)
+                service.append((b_ns - a_ns) / 1e9)
+                if not pipelined:
+                    queue.idle.append(k)
+            if allowed is not None and state["over"] > allowed:
                 outcome.bound_failed = True
                 ended.set()
                 return
             if generated.is_set() and not queue.waiting and not queue.in_flight:
                 ended.set()
                 return
-            dispatch(ending=generated.is_set())
+            if not direct and (queue.waiting or (state["issued"] < count
+                                                 and due_ns[state["issued"]] <= clock())):
+                issue()
 
     async def batch_timer() -> None:
         while True:
             await wake.wait()
             wake.clear()
-            dispatch(ending=generated.is_set())
+            issue()
 
-    generated = asyncio.Event()
-    tasks = [asyncio.ensure_future(generate()), asyncio.ensure_future(batch_timer()),
-             *(asyncio.ensure_future(receive(k, w)) for k, w in enumerate(workers))]
+    def end_of_arrivals() -> None:  # the ticker issued the last request itself
+        generated.set()
+        if not queue.in_flight:
+            ended.set()
+
+    def issue_direct(now_ns: int) -> int:
+        """The ticker thread's issue for one pipelined instance: every request due, each
+        its own query, written to the worker at once; the index of the first not due."""
+        first = state["issued"]
+        upto = bisect.bisect_right(due_ns, now_ns, first)
+        if upto > first:
+            issued[first:upto] = (now_ns - t0_ns) / 1e9
+            served_by[first:upto] = 0
+            qid = queue.next_query
+            for j in range(upto - first):
+                queue.in_flight[qid + j] = [first + j]
+            queue.next_query = qid + upto - first
+            state["issued"] = upto
+            assert writer is not None
+            writer.write(b"".join([protocol.query_frame(qid + j, 1)
+                                   for j in range(upto - first)]))
+            if upto == count:
+                loop.call_soon_threadsafe(end_of_arrivals)
+        return upto
+
+    writer = serve_io.PipeWriter.of(workers[0].proc.stdin, protocol.QUERY.size) \
+        if pipelined else None
+    direct = writer is not None
+    ticker = serve_io.Ticker(schedule_ns, loop, issue, issue_direct if direct else None,
+                             writer)
+    tasks = [asyncio.ensure_future(batch_timer()),
+             *(asyncio.ensure_future(receive(k, link)) for k, link in enumerate(links))]
+    ticker.start()
     try:
-        await _until_done(ended, schedule, drain_s, outcome, loop, t0)
+        last_ns = int(schedule_ns[-1]) if count else t0_ns
+        await _until_done(ended, loop.time() + (last_ns - clock()) / 1e9 + drain_s, outcome)
     finally:
+        ticker.halt()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -249,40 +317,44 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
         outcome.scheduled_s, outcome.issued_s = schedule, issued
         outcome.done_s, outcome.served_by = done, served_by
         outcome.generator = generator_accuracy(schedule, issued, rate_qps, bound_s)
-    await _stop(workers, outcome, failure)
+        outcome.generator.update(ticker_wakes=ticker.wakes, issued_by=(
+                                     "ticker thread" if direct else "event loop"),
+                                 completion_clock=["worker" if s else "coordinator"
+                                                   for s in shared])
+    await _stop(links, outcome, failure)
 
 
-async def _until_done(ended: asyncio.Event, schedule: Any, drain_s: float,
-                      outcome: ServeOutcome, loop: Any, t0: float) -> None:
-    """Wait until every request is done or the run must end; the backlog gets ``drain_s``
-    after the last arrival (a rate far over capacity never drains: that is its answer)."""
-    last = t0 + (float(schedule[-1]) if len(schedule) else 0.0)
+async def _until_done(ended: asyncio.Event, deadline: float, outcome: ServeOutcome) -> None:
+    """Wait until every request is done or the run must end; the backlog gets until
+    ``deadline`` (loop time: the drain time after the last arrival; a rate far over
+    capacity never drains: that is its answer)."""
     try:
-        async with asyncio.timeout_at(last + drain_s):
+        async with asyncio.timeout_at(deadline):
             await ended.wait()
     except TimeoutError:
         outcome.drain_timed_out = True
 
 
-async def _stop(workers: list[Worker], outcome: ServeOutcome, failure: list[str]) -> None:
+async def _stop(links: list[serve_io.Link], outcome: ServeOutcome, failure: list[str]) -> None:
     """Tell every live worker to stop serving and wait for its ``served``."""
-    for w, inst in zip(workers, outcome.instances):
-        if inst.status == "ready" and w.proc.returncode is None:
-            w.send("stop")
+    for link, inst in zip(links, outcome.instances):
+        if inst.status == "ready" and link.worker.proc.returncode is None:
+            link.worker.send("stop")
 
-    async def served(w: Worker, inst: InstanceOutcome) -> None:
+    async def served(link: serve_io.Link, inst: InstanceOutcome) -> None:
         if inst.status != "ready":
             return
         try:
             async with asyncio.timeout(max(10.0, 3 * max(
                     (max(s, default=0.0) for s in outcome.service_s), default=0.0))):
-                while (await w.recv())["type"] != "served":
+                while not any(type(i) is dict and i["type"] == "served"
+                              for i in await link.items()):
                     pass
             inst.status = "complete"
         except (TimeoutError, WorkerFailed) as exc:
             inst.status, inst.error = "failed", f"did not stop serving: {exc}"
 
-    await asyncio.gather(*(served(w, i) for w, i in zip(workers, outcome.instances)))
+    await asyncio.gather(*(served(link, i) for link, i in zip(links, outcome.instances)))
 
 
 def generator_accuracy(schedule: Any, issued: Any, rate_qps: float,

@@ -48,6 +48,8 @@ class Session:
         self.arrays: dict[str, Any] = {}
         self.partial_reasons: list[str] = []
         self.notes: list[str] = []  # what the run decided on its own, said to the user
+        self.harness: list[dict[str, Any]] = []  # null-engine probes of the harness's cost
+        self.searches: dict[str, dict[str, Any]] = {}  # peak searches by layout
         self.interrupted = False
         self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -246,6 +248,10 @@ class Session:
             "groups": self.groups,
             "points": list(self._points.values()),
         }
+        if self.harness:
+            doc["harness"] = self.harness
+        if self.searches:
+            doc["searches"] = self.searches
         if self.fleet is not None:
             doc["hosts"] = self.fleet.describe()
         if self.lock is not None:

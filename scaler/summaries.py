@@ -143,9 +143,11 @@ def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, 
                 peaks[layout] = p["target_qps"]
             else:
                 peaks.setdefault(layout, None)
-    out: dict[str, Any] = {"results": results}
+    out: dict[str, Any] = {"results": results, "harness": [
+        h for h in doc.get("harness") or [] if h.get("kind") == "at_rate"]}
     if peaks:
         out["peak_qps"] = peaks
+        out["searches"] = doc.get("searches") or {}
     return out
 
 
@@ -349,9 +351,20 @@ def lines(summary: dict[str, Any]) -> list[str]:
                        f"{_ms(lat['p99'])} (conservative {_ms(r['early_stopping_p99_ms'])}), "
                        f"generator lag p99 {_ms(r['generator_lag_ms']['p99'])}: "
                        f"{verdict}{validity}")
+        for h in summary.get("harness") or []:
+            share = h.get("share_of_measured_p50")
+            out.append(f"  harness alone (null engine) {h['layout']} at {h['target_qps']:g} "
+                       f"qps: p50 {_ms((h.get('latency_ms') or {}).get('p50'))}, p99 "
+                       f"{_ms((h.get('latency_ms') or {}).get('p99'))}" +
+                       (f", {100 * share:.1f}% of the measured p50" if share else ""))
         for layout, peak in (summary.get("peak_qps") or {}).items():
-            out.append(f"  peak {layout}: " + (f"{peak:g} qps" if peak is not None
-                                                else "no rate tried meets the bound"))
+            found = (summary.get("searches") or {}).get(layout) or {}
+            low = found.get("lowest_latency_ms")
+            out.append(f"  peak {layout}: " + (
+                f"{peak:g} qps" if peak is not None else
+                f"no rate down to {found['floor_qps']:g} qps meets the bound (at "
+                f"{found['lowest_qps']:g} qps: {summary['stat']} {_ms(low)})"
+                if found.get("lowest_qps") is not None else "no rate tried meets the bound"))
     elif scenario == "multistream":
         out.append(f"  bound {summary['latency_bound_ms']:g} ms at {summary['stat']} "
                    "(conservative estimate)")

@@ -36,6 +36,10 @@ NOTES = [
     "target but within the noise is 'unresolved'.",
     "coordinator: `run_group` with one pinned null worker on the local target, default "
     "--max-queries; µs/query = 1 / the throughput computed from its samples.",
+    "server: `serving.serve_group` with N pinned null instances (oversubscribed past the "
+    "cores); ceiling = highest offered rate whose generator lag p99 stays within its limit "
+    "with every request served (doubling, then bisection); harness p50/p99 = completion "
+    "minus scheduled arrival at 10% of the ceiling (`python -m scaler.bench.server`).",
     "peak: numba @intrinsic kernels of 12 independent zmm accumulators (fp32 FMA, bf16 "
     "vdpbf16ps, int8 vpdpbusd), one pinned child per core (alone, then all together); "
     "numpy's sgemm is not a peak.",
@@ -110,6 +114,16 @@ def run_harness(ctx: Context) -> dict[str, Any]:
     coordinator = metered(ctx, lambda: measure_coordinator_null(
         ctx.cpus, ctx.nodes, cfg.coordinator_repeats, cfg.coordinator_min_duration_s, 0.2))
     return {"engines": engines, "coordinator_null": coordinator}
+
+
+def run_server(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.server import measure_server
+
+    cfg = ctx.cfg
+    ctx.say("bench: open-loop harness, null engine (ceiling, latency at 10% of it)")
+    return metered(ctx, lambda: measure_server(cfg.server_instances, cfg.server_window_s,
+                                               cfg.server_precision, cfg.server_max_requests,
+                                               ctx.say))
 
 
 def run_peak(ctx: Context) -> dict[str, Any]:
@@ -228,7 +242,7 @@ def run_validation(ctx: Context) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "harness": run_harness, "peak": run_peak, "matmul": run_matmul,
+    "harness": run_harness, "server": run_server, "peak": run_peak, "matmul": run_matmul,
     "efficiency": run_efficiency,
     "anchor": run_anchor, "anchor_ort": run_anchor_ort, "startup": run_startup,
     "help": run_help, "simulator": run_simulator,

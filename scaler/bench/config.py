@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECTIONS = ("harness", "peak", "matmul", "efficiency", "anchor", "anchor_ort", "startup",
-            "help", "simulator", "validation")
+SECTIONS = ("harness", "server", "peak", "matmul", "efficiency", "anchor", "anchor_ort",
+            "startup", "help", "simulator", "validation")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class Config:
     rounds: int
     coordinator_repeats: int
     coordinator_min_duration_s: float
+    # 1b. the open-loop harness (scaler.bench.server): ceiling and latency at 10% of it
+    server_instances: tuple[int, ...]
+    server_window_s: float  # seconds of arrivals per probe
+    server_precision: float  # the ceiling's bisection stops this close
+    server_max_requests: int
     # 2. peak and efficiency
     peak_s: float
     peak_reps: int
@@ -98,14 +103,18 @@ def config(quick: bool, max_wait_s: float | None = None) -> Config:
                   max_load=1.0, max_foreign=0.15)
     if quick:
         return Config(quick=True, model="tiny", slice_s=0.3, null_slice_s=0.2, rounds=3,
-                      coordinator_repeats=2, coordinator_min_duration_s=0.5, peak_s=0.6,
+                      coordinator_repeats=2, coordinator_min_duration_s=0.5,
+                      server_instances=(1,), server_window_s=0.5, server_precision=0.25,
+                      server_max_requests=50_000, peak_s=0.6,
                       peak_reps=3, efficiency_batch=8, min_duration_s=1.0, min_queries=2,
                       warmup_s=0.2, anchor_batches=(1, 8), anchor_rounds=2, anchor_s=1.0,
                       startup_runs=startup[-1:], help_reps=3,
                       max_wait_s=0.0 if max_wait_s is None else max_wait_s,
                       max_total_wait_s=1200.0, **common)
     return Config(quick=False, model="resnet50", slice_s=2.0, null_slice_s=1.0, rounds=12,
-                  coordinator_repeats=5, coordinator_min_duration_s=2.0, peak_s=3.0,
+                  coordinator_repeats=5, coordinator_min_duration_s=2.0,
+                  server_instances=(1, 2, 4), server_window_s=2.0, server_precision=0.1,
+                  server_max_requests=400_000, peak_s=3.0,
                   peak_reps=5, efficiency_batch=32, min_duration_s=20.0, min_queries=4,
                   warmup_s=2.0, anchor_batches=(1, 32), anchor_rounds=5, anchor_s=10.0,
                   startup_runs=startup, help_reps=5,

@@ -37,7 +37,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     lies inside its noise or interval cannot be judged either way.
     """
     table = Rows(bool(results.get("quick")))
-    for section in (_harness_rows, _coordinator_rows, _peak_rows, _matmul_rows,
+    for section in (_harness_rows, _coordinator_rows, _server_rows, _peak_rows, _matmul_rows,
                     _efficiency_rows, _goal_rows, _anchor_rows, _startup_rows, _help_rows,
                     _simulator_rows, _validation_rows):
         section(results, table)
@@ -95,6 +95,16 @@ def _coordinator_rows(results: dict[str, Any], table: Rows) -> None:
         table.add("harness", f"null engine through run_group (median of {c['repeats']})",
                   f"{c['us_per_query']:.3f} µs/query{vs}", f"< {limit:g} µs",
                   c["us_per_query"] < limit, _cond(c))
+
+
+def _server_rows(results: dict[str, Any], table: Rows) -> None:
+    from scaler.bench.server import table_rows
+
+    s = _section(results, "server")
+    if "error" in s:
+        table.add("server", "open-loop harness", f"failed: {s['error']}")
+    for figure, value, target, met in table_rows(s):
+        table.add("server", figure, value, target, met, _cond(s))
 
 
 def _efficiency_rows(results: dict[str, Any], table: Rows) -> None:

@@ -183,7 +183,7 @@ class ServeSettings:
     repeat: int = 1
     seed: int = 0
     peak_precision: float = 0.05
-    target_qps: float | None = None  # the search's start (None: half the capacity)
+    target_qps: float | None = None  # the search's start (None: the closed-loop capacity)
     queries: int | None = None  # requests per probe instead of the run rules
 
     def policy(self) -> Any:
@@ -338,6 +338,11 @@ class Served:
     def probe(self, layout: Any, rate: float) -> bool:
         """``scenarios.server.probe`` on the model: every repeat valid and within the
         bound's allowance, and the pooled conservative latency meets the bound."""
+        return self.probe_latency(layout, rate)[0]
+
+    def probe_latency(self, layout: Any, rate: float) -> tuple[bool, float | None]:
+        """``probe`` and the latency it decided on (the conservative estimate at the
+        statistic; of a probe that failed early, the plain figure of what it served)."""
         from scaler import points
 
         record = None
@@ -346,10 +351,10 @@ class Served:
                                 layout=f"{layout.placement} x{layout.instances}")
             if record["status"] != "complete" or record.get("bound_failed") or not \
                     record.get("valid"):
-                return False
+                return False, (record.get("latency_ms") or {}).get(self.settings.stat)
         assert record is not None
         value = points.decision_latency(self.point(record)["latency_ms"], self.settings.stat)
-        return value is not None and value <= self.settings.latency_bound_ms
+        return value is not None and value <= self.settings.latency_bound_ms, value
 
     def capacity(self, layout: Any, queries: int = 50_000) -> float:
         """Requests/s the layout serves back to back (the simulated closed loop at the
@@ -365,22 +370,23 @@ class Served:
         return float(g["throughput_ips"])
 
     def find_peak(self, layout: Any) -> dict[str, Any]:
-        """The measured search (``server.PeakSearch``) on the model: the highest passing
-        rate, the lowest failing one above it, and every probe."""
-        from scaler.scenarios.server import PeakSearch
+        """The measured search (``server.PeakSearch``, from the closed-loop capacity: the
+        simulated harness carries any rate) on the model: the highest passing rate, the
+        lowest failing one above it, every probe as (rate, passed), and, when none passed,
+        the lowest rate tried and its latency."""
+        from scaler.scenarios.server import PeakSearch, floor_qps
 
         start = self.settings.target_qps
         if start is None:
-            start = self.capacity(layout) / 2
-        search = PeakSearch(start, self.settings.peak_precision)
-        tried = []
+            start = self.capacity(layout)
+        search = PeakSearch(start, self.settings.peak_precision,
+                            floor_qps(self.settings.latency_bound_ms))
         while (rate := search.next()) is not None:
-            passed = self.probe(layout, rate)
-            search.record(passed)
-            tried.append((rate, passed))
-        return {"peak_qps": round(search.good, 3) if search.good else None,
-                "first_failing_qps": round(search.bad, 3) if search.bad else None,
-                "probes": tried, "start_qps": start}
+            search.record(*self.probe_latency(layout, rate))
+        found = search.answer()
+        found["probes"] = [(p["rate_qps"], p["passed"]) for p in search.probes]
+        found["start_qps"] = start
+        return found
 
     def curve(self, layout: Any, around: float,
               fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.1, 1.25)

@@ -23,6 +23,7 @@ from typing import IO, Any
 from scaler.errors import UsageError
 from scaler.worker import protocol
 from scaler.worker import spec as spec_options
+from scaler.worker.serve import serve_loop
 from scaler.worker.spec import WorkerSpec
 
 PR_SET_PDEATHSIG = 1
@@ -38,21 +39,52 @@ def parse_args(argv: list[str] | None) -> tuple[WorkerSpec, float | None]:
 
 
 class Channel:
-    """Protocol messages out on the private fd; commands in from stdin on a reader thread."""
+    """Protocol messages out on the private fd; commands in from stdin on a reader thread
+    (which hands the stream to ``serve_loop`` while it serves: ``take_input``/``give_back``)."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], source: IO[bytes] | None = None) -> None:
         self.out = out
+        self.source = source if source is not None else sys.stdin.buffer
         self.inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.stop = threading.Event()
+        self.rest = bytearray()  # read but not yet handled
+        self._handed_back = threading.Event()
         threading.Thread(target=self._read, name="protocol-reader", daemon=True).start()
 
     def send(self, type_: str, **fields: Any) -> None:
-        data = memoryview(protocol.encode({"type": type_, **fields}))
+        self.write(protocol.encode({"type": type_, **fields}))
+
+    def write(self, raw: bytes | bytearray) -> None:
+        data = memoryview(raw)
         while data:  # a raw write may be partial: a VM's virtio-serial port takes 32 KiB a call
             data = data[self.out.write(data):]
 
+    def read_input(self) -> bytes:
+        return self.source.read1(1 << 16)
+
+    def take_input(self) -> bytes:
+        """For ``serve_loop``: what the reader thread read past ``serve`` (it now waits)."""
+        data, self.rest = bytes(self.rest), bytearray()
+        return data
+
+    def give_back(self, rest: bytes, ended: str) -> None:
+        """From ``serve_loop``: the bytes it read past its end; the reader thread resumes."""
+        self.rest = bytearray(rest)
+        if ended:
+            self.stop.set()
+        self._handed_back.set()
+
     def _read(self) -> None:
-        for line in sys.stdin.buffer:
+        while True:
+            nl = self.rest.find(b"\n")
+            if nl < 0:
+                chunk = self.read_input()
+                if not chunk:
+                    break
+                self.rest += chunk
+                continue
+            line = bytes(self.rest[:nl + 1])
+            del self.rest[:nl + 1]
             message = protocol.decode(line)
             if message is None:
                 continue
@@ -60,6 +92,11 @@ class Channel:
                 self.stop.clear()
             elif message["type"] in ("stop", "exit"):
                 self.stop.set()
+            if message["type"] == "serve":  # serve_loop reads the stream until it ends
+                self._handed_back.clear()
+                self.inbox.put(message)
+                self._handed_back.wait()
+                continue
             self.inbox.put(message)
         self.stop.set()  # EOF: the coordinator is gone
         self.inbox.put({"type": "eof"})
@@ -239,9 +276,10 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
         return 0
     # one measurement per start (closed loop) or per serve (queries sent by the coordinator's
     # load generator); a coordinator may reuse this warm worker for its next group
-    while (order := channel.wait_for("start", "serve", "exit")["type"]) in ("start", "serve"):
+    while (order := (command := channel.wait_for("start", "serve", "exit"))["type"]) in (
+            "start", "serve"):
         if order == "serve":
-            if serve_loop(engine, inputs, channel) != "stop":
+            if serve_loop(engine, inputs, channel, each=bool(command.get("each"))) != "stop":
                 break
             continue
         rec = timed_loop(engine, inputs, channel.stop, channel, spec.progress_s,
@@ -251,21 +289,6 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
     engine.close()
     channel.send("bye")
     return 0
-
-
-def serve_loop(engine: Any, inputs: Any, channel: Channel) -> str:
-    """Serve the queries the coordinator dispatches (the server scenario): each ``query`` is
-    one inference at the engine's batch (a dynamic batch of fewer requests is padded, as a
-    fixed-shape model is served); ``done`` answers with its start and end (this process's
-    monotonic clock). Returns what ended it: ``stop``, ``exit`` or ``eof``."""
-    clock = time.monotonic_ns
-    infer = engine.infer
-    while (message := channel.wait_for("query", "stop", "exit"))["type"] == "query":
-        t0 = clock()
-        infer(inputs)
-        channel.send("done", id=message["id"], t0=t0, t1=clock())
-    channel.send("served")
-    return message["type"]
 
 
 def print_summary(rec: Recorder, batch: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 
 import numpy as np
@@ -65,20 +66,37 @@ def test_latency_includes_queueing_and_grows_with_the_run_above_capacity():
     assert np.median(service) == pytest.approx(0.002, abs=0.0015)
 
 
-def test_a_stalled_generator_marks_the_run_invalid():
-    """The coordinator's event loop is blocked for 0.5 s in the middle of a 4 s schedule
-    (as a busy machine can do to it): the requests due meanwhile are issued late, the lag
-    is measured, and the run is not valid. Their latency still counts from the schedule."""
+def hold_the_interpreter(seconds: float) -> None:
+    """Run Python for ``seconds`` without letting another thread of this process run (no
+    thread switch is asked for within them), as a stalled coordinator does."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(10 * seconds)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+    finally:
+        sys.setswitchinterval(old)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_stalled_generator_marks_the_run_invalid(n):
+    """The coordinator stalls for 0.5 s in the middle of a 4 s schedule (as a busy machine
+    can do to it): neither the event loop nor the arrival ticker runs meanwhile (one
+    instance: the ticker issues itself; two: the event loop issues), so the requests due
+    meanwhile are issued late, the lag is measured, and the run is not valid. Their latency
+    still counts from the schedule."""
     async def stalled():
         loop = asyncio.get_running_loop()
-        loop.call_later(2.0, time.sleep, 0.5)
+        loop.call_later(2.0, hold_the_interpreter, 0.5)
         target = LocalTarget(env={**os.environ, **PLUGIN})
-        reqs = [WorkerRequest(0, WorkerSpec(engine="sleepy", model="tiny", warmup_s=0.05),
-                              None)]
+        reqs = [WorkerRequest(k, WorkerSpec(engine="sleepy", model="tiny", instance=k,
+                                            warmup_s=0.05), None) for k in range(n)]
         return await serve_group(reqs, RULES, target, 100.0, 400, seed=3,
                                  policy=ServePolicy())
 
     outcome = run_async(uvloop.new_event_loop, stalled(), 120)
+    assert outcome.generator["issued_by"] == ("ticker thread" if n == 1 else "event loop")
     assert outcome.generator["kept_up"] is False
     assert outcome.generator["lag_ms"]["p99"] > 100.0
     assert p99_ms(outcome) > 100.0  # the stall shows in latency from the schedule

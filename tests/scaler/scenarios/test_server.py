@@ -5,6 +5,9 @@ model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from scaler.scenarios.server import next_rate
 from tests.scaler.helpers import scaler_cmd
@@ -24,7 +27,8 @@ def test_the_rate_search_doubles_then_bisects():
 
 def test_the_rate_search_halves_when_the_start_fails_and_gives_up_at_the_floor():
     assert next_rate(0.0, 10.0, 10.0, 0.1, 1.0) == 5.0
-    assert next_rate(0.0, 1.5, 10.0, 0.1, 1.0) is None  # 0.75 would be under the floor
+    assert next_rate(0.0, 1.5, 10.0, 0.1, 1.0) == 1.0  # 0.75 is under the floor: the floor
+    assert next_rate(0.0, 1.0, 10.0, 0.1, 1.0) is None  # the floor failed: no peak
     rates, good, bad = [], 0.0, None
     while (rate := next_rate(good, bad, 100.0, 0.05, 100 / 64)) is not None:
         rates.append(rate)
@@ -39,11 +43,21 @@ def run_server(tmp_path, *args, env=None, timeout=300):
     return json.loads(r.stdout)
 
 
+def unless_the_generator_stalled(out, layout="pinned x1"):
+    """A peak search on a machine so loaded that the generator fell behind at every rate
+    (lag over its limit: those probes are invalid, whatever the layout) has measured the
+    machine's load, not the search: such a run is skipped, never passed or failed."""
+    if out["peak_qps"][layout] is None and any(
+            "fell behind" in " ".join(r["invalid_reasons"]) for r in out["results"]):
+        pytest.skip("the load generator fell behind its schedule (a loaded machine)")
+
+
 def test_find_peak_on_the_sleepy_engine_lands_below_its_capacity(tmp_path):
     """One instance serving in 2 ms has capacity 500/s; with a 100 ms bound at p99 its
     queue (M/D/1) holds the bound up to about 95% load, so the peak lies in 300..500."""
     out = run_server(tmp_path, "--engine", "sleepy", "--model", "tiny", "--find-peak",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, env=PLUGIN)
+    unless_the_generator_stalled(out)
     peak = out["peak_qps"]["pinned x1"]
     assert peak is not None and 300 <= peak <= 500, out["peak_qps"]
     results = out["results"]
@@ -55,19 +69,33 @@ def test_find_peak_on_the_sleepy_engine_lands_below_its_capacity(tmp_path):
     assert failed and all(r["target_qps"] > peak for r in failed)
 
 
-def test_find_peak_on_the_null_engine_is_bounded_by_the_harness(tmp_path):
+def test_find_peak_on_the_null_engine_always_answers(tmp_path):
     """The null engine infers nothing: the peak is what the generator and the protocol carry
-    before the generator falls behind (invalid) or queueing breaks the bound."""
+    before the generator falls behind (invalid) or queueing breaks the bound. How high that
+    is depends on the machine and its load, so the test asks for an answer, not a figure:
+    a peak bracketed by a failing rate above it, or the verdict at the floor (one request
+    per bound-length, 20/s for 50 ms) with the latency measured there; every probe is a
+    group of the run, and the search is in run.json."""
     out = run_server(tmp_path, "--engine", "null", "--find-peak", "--target-qps", "500",
                      "--latency-bound-ms", "50", "--placement", "pinned", *FAST)
+    doc = json.loads((Path(out["run"]) / "run.json").read_text())
+    found = doc["searches"]["pinned x1"]
+    probed = sorted(r["target_qps"] for r in out["results"])
+    assert sorted(p["rate_qps"] for p in found["probes"]) == probed
+    assert probed[-1] >= 500 and found["start_qps"] == 500
     peak = out["peak_qps"]["pinned x1"]
-    assert peak is not None and peak >= 500
-    assert any(not r["meets_bound"] for r in out["results"])
+    if peak is not None:
+        assert found["peak_qps"] == peak and found["first_failing_qps"] > peak
+    else:
+        assert found["lowest_qps"] == found["floor_qps"] == 20.0 == probed[0]
+        assert found["lowest_latency_ms"] is not None
+        assert any("no rate down to 20 qps" in n for n in doc["notes"])
 
 
 def test_find_peak_on_the_tiny_model(tmp_path):
     out = run_server(tmp_path, "--model", "tiny", "--find-peak", "--target-qps", "50",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, timeout=600)
+    unless_the_generator_stalled(out)
     peak = out["peak_qps"]["pinned x1"]
     assert peak is not None and peak > 0  # how high depends on the machine's load: no figure
     probes = out["results"]

@@ -115,3 +115,21 @@ def test_a_hostile_hosts_file_runs_nothing_here(tmp_path, sshd, overrides):
     assert len(lines) == 1 and lines[0].startswith("scaler: error: host 'evil'"), r.stderr
     assert not marker.exists()
     no_workers_left(sshd)
+
+
+def test_serving_over_ssh_on_this_machine_times_completions_on_the_workers_clock(tmp_path,
+                                                                                   sshd):
+    """The binary frames cross an SSH channel; the host is this machine (same boot), so
+    the worker's own end-of-inference times are the completion times."""
+    hosts = hosts_file(tmp_path, sshd.hosts_toml("box"))
+    r = scaler_cmd("server", "--placement", "pinned", "--engine", "null", "--target-qps",
+                   "200", "--latency-bound-ms", "5000", "--min-duration", "1",
+                   "--min-queries", "100", "--warmup", "0.2", "--ready-timeout", "120",
+                   "--hosts", hosts, "--out", str(tmp_path), "--json", timeout=240)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    (group,) = doc["groups"]
+    assert group["target"] == "ssh" and group["status"] == "complete"
+    assert group["requests"]["completed"] == group["requests"]["scheduled"] >= 200
+    assert group["generator"]["completion_clock"] == ["worker"]
+    no_workers_left(sshd)

@@ -276,3 +276,21 @@ def test_a_vm_qemu_could_not_boot_is_refused_while_preparing(tmp_path):
     shared = plan(topo, 2, 120, oversubscribe=True).partitions  # 48 cores in both
     vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in shared], 512, 0.05)
     assert vm.dedicated is False and not vm.options().dedicated
+
+
+def test_serving_through_a_vm_times_completions_on_the_coordinators_clock(tmp_path,
+                                                                          no_leftover_vms):
+    """The server scenario's binary frames cross QEMU's virtio-serial port both ways; the
+    guest's monotonic clock is its own (another boot), so completions are timed on receipt
+    by the coordinator, and every request is served."""
+    vm_target_or_skip()
+    r = scaler_cmd("server", "--placement", "vm", "--engine", "null", "--target-qps", "50",
+                   "--latency-bound-ms", "5000", "--min-duration", "1", "--min-queries", "40",
+                   "--warmup", "0.2", "--ready-timeout", READY_S,
+                   "--out", str(tmp_path), "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())
+    (group,) = doc["groups"]
+    assert group["target"] == "vm" and group["status"] == "complete"
+    assert group["requests"]["completed"] == group["requests"]["scheduled"] >= 50
+    assert group["generator"]["completion_clock"] == ["coordinator"]
