@@ -12,6 +12,7 @@ from typing import Any
 from scaler import stats
 from scaler.coordinator import GroupOutcome, InstanceOutcome, RunRules
 from scaler.placements import GroupPlan
+from scaler.stoprule import window_record
 from scaler.targets import Target
 
 READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa")
@@ -73,6 +74,8 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
     }
     if rules.latency_bound_ms is not None:
         record["bound_failed"] = outcome.bound_failed
+    if outcome.window:  # requested and recorded queries and duration of the window
+        record["window"] = window_record(outcome.window, starts, ends)
     if starts and outcome.complete:
         record.update(_group_figures(plan, starts, ends, clocks, boot_ids, batch))
         record["warnings"] += rule_warnings(outcome, rules)

@@ -1,0 +1,124 @@
+"""The stop rule: a window ends within one query per instance or 10 ms of queries (whichever
+is more) of the moment its rules are met, whatever the query's length.
+
+Real worker processes run the null engine with a fixed service time (10 µs to 1 s): what a
+window should record is known from the rules and the samples alone, on any CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import uvloop
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from scaler.coordinator import RunRules, WorkerRequest, run_group
+from scaler.records import rule_warnings
+from scaler.stoprule import Watch, window_record
+from scaler.targets.local import LocalTarget
+from scaler.worker.spec import WorkerSpec
+from tests.scaler.helpers import run_async
+
+SLACK_NS = 10_000_000  # the rule's 10 ms
+
+
+def run_window(n: int, service_s: float, min_queries: int, min_duration_s: float):
+    reqs = [WorkerRequest(k, WorkerSpec(engine="null", instance=k, warmup_s=0,
+                                        service_s=service_s, cpus=(k % 2,), threads=1),
+                          {"cpus": [k % 2], "nodes": [0]}) for k in range(n)]
+    rules = RunRules(min_duration_s=min_duration_s, min_queries=min_queries, warmup_s=0,
+                     ready_timeout_s=60, stall_timeout_s=30)
+    return rules, run_async(uvloop.new_event_loop, run_group(reqs, rules, LocalTarget()))
+
+
+def check_bound(outcome, rules) -> dict:
+    """The rules held, and no instance ran more than its query in flight or 10 ms of
+    queries past the moment they were first met (read from the samples)."""
+    assert outcome.complete, outcome.errors
+    starts = [np.frombuffer(i.start_ns, dtype=np.int64) for i in outcome.instances]
+    ends = [np.frombuffer(i.end_ns, dtype=np.int64) for i in outcome.instances]
+    window = outcome.window
+    assert window["stopped_by"] == "rules_met" and window["common_start"]
+    w0 = window["start_ns"]
+    assert all(s[0] >= w0 for s in starts)  # nobody began before the common start
+    assert outcome.window["started_ns"] and all(t >= w0 for t in window["started_ns"])
+    q = rules.min_queries
+    all_ends = np.sort(np.concatenate(ends))
+    met = max(w0 + int(rules.min_duration_s * 1e9), int(all_ends[q - 1]) if q else 0)
+    record = window_record(window, starts, ends)
+    assert record["recorded_queries"] == all_ends.size >= q
+    assert record["recorded_duration_s"] >= rules.min_duration_s
+    for s in starts:
+        after = s[s > met]  # queries begun after the rules were met
+        assert after.size == 0 or after[-1] <= met + SLACK_NS, (after - met) / 1e6
+    # the same in queries: at most one in flight per instance or 10 ms of queries each
+    lengths = [max(float(np.median(e - s)), 1.0) for s, e in zip(starts, ends)]
+    allowed = max(len(starts), sum(math.ceil(SLACK_NS / x) + 1 for x in lengths))
+    assert int(np.count_nonzero(all_ends > met)) <= allowed
+    assert not rule_warnings(outcome, rules)
+    return record
+
+
+@settings(max_examples=5, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(service_s=st.floats(1e-5, 1.0).map(lambda x: float(f"{x:.2g}")),
+       n=st.sampled_from([1, 2]), binding=st.sampled_from(["queries", "duration"]))
+@example(service_s=1e-5, n=1, binding="queries")
+@example(service_s=1e-5, n=2, binding="queries")
+@example(service_s=1e-5, n=2, binding="duration")
+@example(service_s=1.0, n=2, binding="queries")
+def test_window_ends_within_the_bound(service_s, n, binding):
+    """Closed loop, N=1 and N=2: count-bound windows (no minimum duration, about 50 ms of
+    queries, at least one each) and duration-bound ones (50 ms, one query each)."""
+    if binding == "queries":
+        q, d = max(n, min(1000, round(0.05 / service_s) * n)), 0.0
+    else:
+        q, d = n, 0.05
+    rules, outcome = run_window(n, service_s, q, d)
+    record = check_bound(outcome, rules)
+    if binding == "queries" and service_s >= 1e-3:  # one speed: they end at the count
+        assert record["recorded_queries"] == q
+
+
+def test_uneven_query_counts_sum_to_the_rule():
+    """95 over two instances (48 + 47 as shares), a query of 1 ms: exactly 95 recorded."""
+    rules, outcome = run_window(2, 1e-3, 95, 0.0)
+    record = check_bound(outcome, rules)
+    assert record["recorded_queries"] == 95
+    assert sorted(len(i.start_ns) for i in outcome.instances) == [47, 48]
+
+
+def test_limits_share_the_count_and_tighten_as_counts_arrive():
+    """Unit: shares sum to min_queries; a worker's stop_at never exceeds what the group
+    lacks; report_at lies half way; a worker past its share waits only for the clock."""
+    rules = RunRules(min_duration_s=0, min_queries=95)
+    watch = Watch(2, rules, 60.0, boot_ids=["a", "a"])  # one clock, not this machine's
+    assert watch.at_ns is None and watch.shares == [48, 47]
+    first = [watch.first_limits(k) for k in range(2)]
+    assert [f["stop_at"] for f in first] == [48, 47] and first[0]["report_at"] == 24
+    watch.heard_from(0, {"type": "reached", "queries": 90})
+    assert watch.limits(1) == {"report_at": 2, "stop_at": 5, "until_ns": None}
+    assert watch.limits(0)["stop_at"] == 48 and watch.limits(0)["report_at"] is None
+    changed = dict(watch.changed_limits())
+    assert set(changed) == {0, 1}
+    watch.heard_from(0, {"type": "started", "t_ns": 100})
+    watch.heard_from(1, {"type": "started", "t_ns": 250})
+    assert watch.until_ns == [250, 250] and watch.window_open
+    assert not watch.rules_met(watch.window_t0)
+    watch.heard_from(1, {"type": "halted", "queries": 5})
+    assert watch.rules_met(watch.window_t0)
+
+
+def test_window_record_measures_from_the_window_start():
+    window = {"requested_queries": 4, "requested_duration_s": 1.0, "stopped_by": "rules_met",
+              "one_clock": True, "start_ns": 1_000, "started_ns": [1_000, 1_200]}
+    starts = [np.array([1_000, 2_000]), np.array([1_200])]
+    ends = [np.array([2_000, int(1.5e9)]), np.array([int(2e9)])]
+    record = window_record(window, starts, ends)
+    assert record["recorded_queries"] == 3
+    assert record["recorded_duration_s"] == pytest.approx((1.5e9 - 1_000) / 1e9)
+    apart = window_record({**window, "one_clock": False, "start_ns": None}, starts, ends)
+    assert apart["recorded_duration_s"] == pytest.approx((1.5e9 - 1_000) / 1e9)
