@@ -122,3 +122,50 @@ def test_window_record_measures_from_the_window_start():
     assert record["recorded_duration_s"] == pytest.approx((1.5e9 - 1_000) / 1e9)
     apart = window_record({**window, "one_clock": False, "start_ns": None}, starts, ends)
     assert apart["recorded_duration_s"] == pytest.approx((1.5e9 - 1_000) / 1e9)
+
+
+def serve_null(n: int, service_s: float, rate: float, count: int,
+               bound_ms: float | None = None):
+    from scaler.serving import ServePolicy, serve_group
+
+    reqs = [WorkerRequest(k, WorkerSpec(engine="null", instance=k, warmup_s=0,
+                                        service_s=service_s, cpus=(k % 2,), threads=1),
+                          {"cpus": [k % 2], "nodes": [0]}) for k in range(n)]
+    rules = RunRules(min_duration_s=0, min_queries=count, warmup_s=0, ready_timeout_s=60,
+                     stall_timeout_s=30, latency_bound_ms=bound_ms,
+                     bound_percentile=0.99 if bound_ms else None)
+    return run_async(uvloop.new_event_loop, serve_group(
+        reqs, rules, LocalTarget(), rate, count, seed=3, policy=ServePolicy()))
+
+
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(service_s=st.floats(1e-5, 0.05).map(lambda x: float(f"{x:.2g}")),
+       n=st.sampled_from([1, 2]))
+@example(service_s=1e-5, n=2)
+@example(service_s=0.05, n=1)
+def test_open_loop_serves_exactly_its_requests(service_s, n):
+    """Open loop, under capacity: the run is its requests: every one served once, one query
+    each, none run after the last (the generator issues no more than it scheduled)."""
+    rate = min(1000.0, 0.5 * n / service_s)
+    count = max(5, min(100, round(0.2 * rate)))
+    outcome = serve_null(n, service_s, rate, count)
+    assert outcome.complete, outcome.errors
+    assert len(outcome.scheduled_s) == count
+    assert int(np.count_nonzero(~np.isnan(outcome.done_s))) == count
+    assert sorted(set(outcome.served_by.tolist())) <= list(range(n))
+    assert sum(len(s) for s in outcome.service_s) == count  # one query a request, no more
+    assert all(x >= service_s - 1e-9 for s in outcome.service_s for x in s)
+
+
+def test_open_loop_that_fails_its_bound_stops_with_only_the_queries_in_flight():
+    """5 ms queries offered at 1000/s (5x what one instance serves) with a 10 ms p99 bound:
+    the run ends early, and of the requests handed to the instance only the one in flight
+    at the end is unfinished."""
+    outcome = serve_null(1, 0.005, 1000.0, 400, bound_ms=10.0)
+    assert outcome.bound_failed and outcome.complete, outcome.errors
+    done = ~np.isnan(outcome.done_s)
+    handed = outcome.served_by >= 0
+    assert 0 < done.sum() < 400
+    assert int((handed & ~done).sum()) <= 1
+    assert sum(len(s) for s in outcome.service_s) == int(done.sum())
