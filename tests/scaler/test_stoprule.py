@@ -169,3 +169,19 @@ def test_open_loop_that_fails_its_bound_stops_with_only_the_queries_in_flight():
     assert 0 < done.sum() < 400
     assert int((handed & ~done).sum()) <= 1
     assert sum(len(s) for s in outcome.service_s) == int(done.sum())
+
+
+def test_separate_clocks_move_the_window_start_into_each_workers_clock():
+    """Unit: workers on different boots (VMs, hosts) get no common start; each gets the
+    last start as heard, moved into its own clock, never earlier than it was."""
+    rules = RunRules(min_duration_s=2.0, min_queries=10)
+    watch = Watch(2, rules, 60.0, boot_ids=["vm-a", "vm-b"])
+    assert watch.at_ns is None and not watch.one_clock
+    assert watch.first_limits(0)["at_ns"] is None
+    watch.heard_from(0, {"type": "started", "t_ns": 5_000})
+    watch.heard_started_ns[0] = 1_000_000  # heard at 1 ms on the coordinator's clock
+    watch.heard_from(1, {"type": "started", "t_ns": 900})
+    watch.heard_started_ns[1] = 4_000_000  # the last start, heard 3 ms later
+    watch._open_window()
+    assert watch.until_ns == [5_000 + 3_000_000 + 2_000_000_000, 900 + 2_000_000_000]
+    assert watch.window_end == pytest.approx(watch.window_t0 + 2.0)
