@@ -39,6 +39,7 @@ from scaler.worker import protocol
 __all__ = ["Watch", "allowed_over", "window_record"]
 
 START_MARGIN_S = 0.1  # the common start is this far ahead of the ``start`` messages
+LATE_NS = 1_000_000  # a worker that begins within this of the common start began on it
 
 
 def allowed_over(rules: Any) -> int | None:
@@ -103,7 +104,10 @@ class Watch:
         return self.allowed_over is not None and self.over_bound > self.allowed_over
 
     def rules_met(self, now: float) -> bool:
-        return (now >= self.window_end and sum(self.queries) >= self.rules.min_queries) or (
+        """Every worker has started (a late one's window ends as late), the minimum duration
+        is over and the known counts meet ``min_queries``; or every worker has halted."""
+        return (self.window_open and now >= self.window_end
+                and sum(self.queries) >= self.rules.min_queries) or (
             len(self.halted) == len(self.heard))
 
     def enough(self, now: float) -> bool:
@@ -151,8 +155,9 @@ class Watch:
             self.started_ns[k] = int(message.get("t_ns") or 0)
             self.heard_started_ns[k] = time.monotonic_ns()
             if self.at_ns is not None:  # a worker that began late ends as late
-                self.window_end = max(self.window_end, (
-                    self.started_ns[k] + self.rules.min_duration_s * 1e9) / 1e9)  # type: ignore[operator]
+                began = effective_start(self.started_ns[k], self.at_ns)  # type: ignore[arg-type]
+                self.window_end = max(self.window_end,
+                                      (began + self.rules.min_duration_s * 1e9) / 1e9)
             if len(self.started) == len(self.heard):
                 self.window_t0 = self.heard[k]
                 if self.at_ns is None:
@@ -222,26 +227,40 @@ class Watch:
                 "start_ns": self.window_start_ns, "started_ns": list(self.started_ns)}
 
 
+def effective_start(started_ns: int, at_ns: int | None) -> int:
+    """When a worker's window began: the common start if it began within ``LATE_NS`` of it
+    (as the worker itself counts), else when it began."""
+    if at_ns is None or started_ns - at_ns > LATE_NS:
+        return started_ns
+    return at_ns
+
+
 def window_record(window: dict[str, Any], starts: list[Any], ends: list[Any]
                   ) -> dict[str, Any]:
-    """The window's requested and recorded queries and duration. With one clock the recorded
-    duration runs from the window's start (the common start, or the last instance's start)
-    to the earliest last query end; otherwise it is the shortest instance's own span."""
+    """The window's requested and recorded queries and duration. ``instance_duration_s`` is
+    the shortest instance's own span (its start to its last query's end: the rule each
+    worker keeps by itself); with one clock ``recorded_duration_s`` is the span all ran
+    together (the last start to the earliest last query end: a worker the machine woke
+    late shortens it, and ``late_start_ms`` says by how much), otherwise the same as
+    ``instance_duration_s``."""
     import numpy as np
 
     out = {k: window[k] for k in ("requested_queries", "requested_duration_s", "stopped_by",
                                   "common_start") if k in window}
     out["recorded_queries"] = int(sum(len(s) for s in starts))
     began = [s for s in window.get("started_ns") or [] if s is not None]
-    if window.get("start_ns") is not None and began:  # how late the last began
-        out["late_start_ms"] = round(max(max(began) - window["start_ns"], 0) / 1e6, 3)
     if len(began) != len(starts) or not all(len(e) for e in ends):
-        out["recorded_duration_s"] = None
+        out["recorded_duration_s"] = out["instance_duration_s"] = None
         return out
     last = [int(np.asarray(e)[-1]) for e in ends]
+    at = window.get("start_ns")
+    if at is not None:  # how late the last began after the common start
+        out["late_start_ms"] = round(max(max(began) - at, 0) / 1e6, 3)
+        began = [effective_start(b, at) for b in began]
+    own = min(e - b for e, b in zip(last, began))
+    out["instance_duration_s"] = round(own / 1e9, 6)
     if window.get("one_clock"):
-        span = min(last) - (window.get("start_ns") or max(began))
+        out["recorded_duration_s"] = round((min(last) - max(began)) / 1e9, 6)
     else:
-        span = min(e - b for e, b in zip(last, began))
-    out["recorded_duration_s"] = round(span / 1e9, 6)
+        out["recorded_duration_s"] = out["instance_duration_s"]
     return out

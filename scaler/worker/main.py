@@ -77,6 +77,7 @@ class Channel:
 
 
 NEVER = 1 << 62  # a count or a time never reached
+LATE_NS = 1_000_000  # beginning within this of the common start is beginning on it
 
 
 class Limits:
@@ -183,13 +184,16 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     gate = limits.gate
     if begin_ns is not None:
         wait_until(int(begin_ns), stop)
-        limits.late_ns = max(clock() - int(begin_ns), 0)
+    began = clock()
+    if begin_ns is not None:
+        late = began - int(begin_ns)  # woken late (a busy machine): its window is as late
+        limits.late_ns = late if late > LATE_NS else 0
     next_progress = clock() + progress_ns
     next_wake = next_progress  # the earlier of the next progress and the limits' time
     limit_wake = NEVER
     next_chunk = clock() + chunk_ns if chunk_ns > 0 and channel is not None else None
     if channel is not None:
-        channel.send("started", t_ns=clock())
+        channel.send("started", t_ns=began)
     i = 0
     sent = 0
     halted = False

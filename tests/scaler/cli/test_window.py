@@ -33,7 +33,7 @@ def test_windows_end_at_their_rules_on_a_slower_and_a_faster_machine(tmp_path, s
         w = g["window"]
         assert g["per_instance"][0]["engine"]["service_s"] == pytest.approx(service_s)
         assert (w["requested_queries"], w["recorded_queries"], g["queries"]) == (41, 41, 41)
-        assert w["requested_duration_s"] == 0 and w["recorded_duration_s"] >= 0
+        assert w["requested_duration_s"] == 0 and w["instance_duration_s"] >= 0
         assert w["stopped_by"] == "rules_met" and g["rules_met"]
         # shares of 41 over N instances of one speed: 41, or 21 + 20
         assert sorted(i["queries"] for i in g["per_instance"]) == (
@@ -42,7 +42,9 @@ def test_windows_end_at_their_rules_on_a_slower_and_a_faster_machine(tmp_path, s
     arrays = run.samples()
     for g in run.doc["groups"]:
         w = g["window"]
-        assert w["requested_duration_s"] == 0.3 and w["recorded_duration_s"] >= 0.3
+        assert w["requested_duration_s"] == 0.3 and w["instance_duration_s"] >= 0.3
+        if w["late_start_ms"] <= 1.0:  # began together (a busy machine may wake one late)
+            assert w["recorded_duration_s"] >= 0.3
         assert g["rules_met"] and w["recorded_queries"] == g["queries"]
         # every instance stops at its first query end past the minimum duration: it
         # begins no query after that
