@@ -82,7 +82,7 @@ def test_window_ends_within_the_bound(service_s, n, binding):
         q, d = n, 0.05
     rules, outcome = run_window(n, service_s, q, d)
     record = check_bound(outcome, rules)
-    if binding == "queries" and service_s >= 1e-3:  # one speed: they end at the count
+    if binding == "queries":  # each instance halts at its share: the count, exactly
         assert record["recorded_queries"] == q
 
 
