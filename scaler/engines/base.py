@@ -39,6 +39,7 @@ class EngineSpec:
     seed: int = 0
     threading: str = "tuned"  # one of THREADING_STYLES, applied by the engine when it loads
     isa: str = "native"  # the newest ISA its kernels may use (isa_caps: set before loading)
+    service_s: float = 0.0  # the null engine's fixed service time per query (0: none)
 
 
 class Engine(Protocol):

@@ -39,6 +39,7 @@ class WorkerSpec:
     chunk_s: float = 1.0  # samples are sent this often while measuring (a crash keeps them)
     max_queries: int = 250_000  # stop querying after this many (bounds a fast engine's samples)
     isa: str = "native"  # ISA cap of its engine's kernels (scaler.engines.isa_caps)
+    service_s: float = 0.0  # the null engine's fixed service time per query (tests)
 
     def __post_init__(self) -> None:  # JSON gives lists: keep the spec hashable
         for name in ("cpus", "nodes"):

@@ -117,12 +117,14 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
         [sys.executable, "-m", "scaler", "scaling", "--engine", "null", "--instances", "2",
          "--placement", "pinned", "--min-duration", "120", "--warmup", "0", "--out",
          str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        # 1 ms queries: --max-queries (250 000) is minutes away, on any CPU
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SCALER_NULL_SERVICE_S": "0.001"})
     try:
         deadline = time.monotonic() + 60
         for line in proc.stderr:
             if "measuring" in line or time.monotonic() > deadline:
                 break
+        time.sleep(1.0)  # the workers begin together 0.1 s after "measuring"
         children = worker_pids_of(proc.pid)
         assert len(children) == 2
         t0 = time.monotonic()
