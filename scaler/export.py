@@ -36,7 +36,7 @@ GROUP_COLUMNS = (
     "model", "instances", "batch", "repeat", "status", "throughput_ips", "queries",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples", "noisy",
     "others_cpu_share", "steal_share", "emulated", "simulated", "oversubscribed", "target",
-    "host", "label", "run_path",
+    "host", "label", "run_path", "run_status", "run_partial_reasons",
 )
 POINT_COLUMNS = (
     "run", "scenario", "experiment", "placement", "layout", "engine", "precision", "model",
@@ -98,7 +98,8 @@ def group_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
                 "simulated": _flag(g.get("simulated") or doc.get("simulated")),
                 "oversubscribed": _flag(g.get("oversubscribed")), "target": g.get("target"),
                 "host": doc.get("host", {}).get("hostname"), "label": g.get("label"),
-                "run_path": str(r.path),
+                "run_path": str(r.path), "run_status": doc.get("status"),
+                "run_partial_reasons": "; ".join(map(str, doc.get("partial_reasons") or [])),
             }
 
 

@@ -347,7 +347,9 @@ def load_run(path: str | Path) -> Run:
         doc = UPGRADES[doc["schema_version"]](doc)
     if not isinstance(doc["scenario"], str) or not doc["scenario"]:
         raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
-    return Run(path, doc)
+    from scaler import runstate
+
+    return Run(path, runstate.effective(doc, path))  # "running" by a process gone: partial
 
 
 # the top of a run document: key -> the type its value must have where present

@@ -48,6 +48,7 @@ class Session:
         self.partial_reasons: list[str] = []
         self.notes: list[str] = []  # what the run decided on its own, said to the user
         self.interrupted = False
+        self.stop_cause = "interrupted"  # what a stopping signal was (SIGHUP says so)
         self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
@@ -178,7 +179,7 @@ class Session:
             [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:
             self.interrupted = True
-            self.partial_reasons.append(f"interrupted during {label}")
+            self.partial_reasons.append(f"{self.stop_cause} during {label}")
         elif not outcome.complete:
             self.partial_reasons.append(f"{label}: " + "; ".join(outcome.errors))
         self.reporter.group_done(label, record)
@@ -230,7 +231,13 @@ class Session:
         return doc
 
     def save(self, finished: bool = False) -> Path:
-        return results.save_run(self.path, self.document(finished), self.arrays)
+        try:
+            return results.save_run(self.path, self.document(finished), self.arrays)
+        except results.ResultsWriteError as exc:  # readers say why the run stopped there
+            from scaler import runstate
+
+            runstate.record_failed_save(self.path, str(exc))
+            raise
 
 
 def writer() -> dict[str, Any]:

@@ -202,12 +202,13 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import lock, plots, results, summaries
+    from scaler import lock, plots, results, runstate, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
     results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    runstate.correct_stale(base)  # runs left "running" by a coordinator now gone
     from scaler.targets.vm import sweep_stale_dirs
 
     sweep_stale_dirs()
@@ -286,7 +287,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
-        raise typer.Exit(130)
+        raise typer.Exit(129 if any(s.stop_cause != "interrupted" for s in done) else 130)
     failed = [s for s in done if s.partial_reasons]
     if failed:
         err(f"scaler: error: {failed[0].partial_reasons[0]}; partial results saved in "
