@@ -14,7 +14,8 @@ from scaler.coordinator import GroupOutcome, InstanceOutcome, RunRules
 from scaler.placements import GroupPlan
 from scaler.targets import Target
 
-READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa")
+READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa",
+              "rss_peak_bytes")
 
 
 def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:

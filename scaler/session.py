@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import noise, placements, points, records, results, summaries
+from scaler import footprint, noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
-from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.engines import EngineSpec
 from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
 from scaler.placements.fleet import Fleet
@@ -153,8 +153,8 @@ class Session:
                 for i in plan.instances]
         target = self.target(placement)
         await self.pool.release_except(target, reqs)  # memory of idle workers freed first
-        placement.check_memory(target, plan, self.settings,
-                               worker_memory_gb(self.spec.engine, batch))
+        placement.check_memory(target, plan, self.settings, footprint.estimate_gb(
+            self.spec.engine, self.spec.model, self.spec.precision, batch, self.spec.cache_dir))
         cpus = measured_cpus(plan, self.topology)
         quiet = None
         if cpus is not None and self.settings.quiet_wait_s > 0:
@@ -173,6 +173,11 @@ class Session:
             record["quiet_wait"] = quiet
         if probe is None:
             record["noise"] = {"not_measured": "instances on other machines"}
+        rss = [i.get("rss_peak_bytes") for i in record.get("per_instance", [])]
+        if any(isinstance(r, int) for r in rss):  # this model's footprint, for later checks
+            footprint.record(self.spec.engine, self.spec.model, self.spec.precision,
+                             record.get("batch") or 1, max(r for r in rss if isinstance(r, int)),
+                             self.spec.cache_dir)
         key = points.point_key(record)
         self.groups.append(record)
         self._points[key] = points.point_of(

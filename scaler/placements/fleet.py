@@ -3,7 +3,7 @@
 Instances are dealt to the hosts in turn; each host's share is planned on that host's own
 topology by the placement asked for (so ``pinned`` partitions are in the host's CPU numbers),
 and its workers start over SSH. An unpinned instance is confined to the CPUs the hosts file
-allows on its host. Memory is the remote host's business: no local memory check.
+allows on its host. Each host's share of a group is checked against that host's memory.
 """
 
 from __future__ import annotations
@@ -105,4 +105,16 @@ class FleetPlacement(Placement):
 
     def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
                      worker_gb: float) -> None:
-        return None  # a remote host's memory is its own business
+        """Each host's share of the group against that host's memory (its NUMA nodes' total,
+        as its probe read it: what is free there is not known here)."""
+        from scaler.footprint import check
+
+        share: dict[str, int] = {}
+        for inst in plan.instances:
+            if inst.host is not None:
+                share[inst.host] = share.get(inst.host, 0) + 1
+        for name, n in share.items():
+            topo = self.fleet.topologies.get(name)
+            total = sum(node.memory_bytes for node in topo.nodes) if topo else 0
+            check(n, worker_gb, getattr(worker_gb, "source", "estimated"), settings.engine,
+                  settings.model, settings.batch, total or None, where=f"host {name}")

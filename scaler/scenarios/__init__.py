@@ -18,6 +18,7 @@ from typing import Any
 from affinity import Topology, read_topology
 from scaler import placements
 from scaler.engines import EngineSpec
+from scaler.errors import ScalerError
 from scaler.lock import MeasurementLock
 from scaler.progress import Reporter
 from scaler.scenarios import latency, multistream, scaling, server, throughput
@@ -41,6 +42,9 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
                                  cache_dir=settings.cache_dir), topology.isa)
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
+    from scaler import footprint
+
+    footprint.preflight(settings, topology, spec)  # every model's workers fit, before any starts
     if settings.hosts_file:
         from scaler.hosts import load_hosts
 
@@ -74,9 +78,11 @@ async def run_scenario(name: str, settings: Settings, out: Path, reporter: Repor
     with _signals_cancel(asyncio.current_task(), session, signal.SIGINT, signal.SIGTERM,
                          signal.SIGHUP):
         await session.setup()  # before the run folder exists: a dead host leaves no run
+        refused = False  # a refusal before any group was measured leaves no run folder
         try:
             await SCENARIOS[name](session)
         except BaseException as exc:  # the run is not complete: say why, keep what it has
+            refused = isinstance(exc, ScalerError) and not session.groups
             if not session.stopped or not isinstance(exc, asyncio.CancelledError):
                 session.partial_reasons.append(_reason(exc, session.stop_cause))
             if isinstance(exc, asyncio.CancelledError):
@@ -86,7 +92,8 @@ async def run_scenario(name: str, settings: Settings, out: Path, reporter: Repor
             with contextlib.suppress(asyncio.CancelledError):  # a second Ctrl-C: still save
                 await asyncio.shield(session.pool.close())
             session.close()
-            session.save(finished=True)
+            if not refused:
+                session.save(finished=True)
     return session
 
 

@@ -85,7 +85,7 @@ def test_wrong_types_and_ranges_name_the_field(run, tmp_path, field, value, shou
 def test_nan_latency_and_a_bad_status_are_refused(run, tmp_path):
     _edit(run, lambda d: d["groups"][0]["latency_ms"].update(p99=float("nan")))
     assert _refused(READERS["show"](run, tmp_path)).endswith(
-        "groups[0].latency_ms.p99 should be a finite number >= 0, not NaN")
+        "groups[0].latency_ms.p99 should be a finite number, not NaN")
     _edit(run, lambda d: (d["groups"][0]["latency_ms"].update(p99=1.0),
                           d.update(status="done")))
     assert _refused(READERS["show"](run, tmp_path)).endswith(
