@@ -14,6 +14,7 @@ import typer
 
 from scaler import placements
 from scaler.cli.common import emit_json, err, errors_to_exit
+from scaler.cli.fleet_options import SshParallel, check_ssh_parallel
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
 from scaler.settings import (
@@ -179,6 +180,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
+        ssh_parallel=check_ssh_parallel(opts.get("ssh_parallel", 32)),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
         quick=quick, experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
@@ -312,7 +314,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
@@ -330,6 +332,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                stall_timeout: StallTimeout = 60.0,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+               ssh_parallel: SshParallel = 32,
                out: Out = Path("results"), json: Json = False,
                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
@@ -348,7 +351,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
@@ -368,7 +371,8 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 stall_timeout: StallTimeout = 60.0,
-                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                hosts: Hosts = None,
+                ssh_parallel: SshParallel = 32, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
     each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
@@ -408,7 +412,7 @@ def server(target_qps: Annotated[float | None, typer.Option(
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
            stall_timeout: StallTimeout = 60.0,
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-           vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
            no_lock: NoLock = False) -> None:
     """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 class Fleet:
     """The probed machines of a hosts file."""
 
-    def __init__(self, hosts: tuple[Host, ...], topologies: dict[str, Topology]) -> None:
+    def __init__(self, hosts: tuple[Host, ...], topologies: dict[str, Topology],
+                 parallel: int = 32) -> None:
         self.hosts = hosts
         self.topologies = topologies
+        self.parallel = parallel  # ssh processes connecting at once (--ssh-parallel)
         self._target: Target | None = None
 
     @classmethod
@@ -38,7 +40,8 @@ class Fleet:
         from scaler.targets.ssh import probe_all
 
         hosts = load_hosts(settings.hosts_file)
-        return cls(hosts, await probe_all(hosts))
+        parallel = getattr(settings, "ssh_parallel", 32)
+        return cls(hosts, await probe_all(hosts, parallel=parallel), parallel)
 
     def wrap(self, placement: Placement) -> FleetPlacement:
         return FleetPlacement(placement, self)
@@ -51,8 +54,11 @@ class Fleet:
         from scaler.targets.ssh import FleetTarget, SshTarget
 
         if self._target is None:
-            self._target = FleetTarget({h.name: SshTarget(h, self.topologies.get(h.name))
-                                        for h in self.hosts})
+            import asyncio
+
+            limit = asyncio.Semaphore(self.parallel)
+            self._target = FleetTarget({h.name: SshTarget(h, self.topologies.get(h.name),
+                                                          limit=limit) for h in self.hosts})
         return self._target
 
     def describe(self) -> dict[str, Any]:
