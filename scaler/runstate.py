@@ -142,6 +142,9 @@ def _correct(folder: Path) -> bool:
 
     file = folder / RUN_FILE
     try:
+        with open(file, "rb") as f:  # saved with its status near the top: most runs end here
+            if b'"status": "running"' not in f.read(4096):
+                return False
         if file.stat().st_size > 256 << 20:
             return False
         doc = json.loads(file.read_text())

@@ -156,7 +156,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    check_positive("--target-qps", opts.get("target_qps") or 10.0, at_most=MAX_QPS)
+    qps = 10.0 if opts.get("target_qps") is None else opts["target_qps"]  # 0 is refused
+    check_positive("--target-qps", qps, at_most=MAX_QPS)
     if (opts.get("target_qps") or 10.0) * rules["min_duration_s"] > MAX_SCHEDULE:
         raise UsageError(f"--target-qps {opts.get('target_qps') or 10.0:g} for --min-duration "
                          f"{rules['min_duration_s']:g} s schedules more than {MAX_SCHEDULE:g} "
@@ -204,7 +205,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import lock, plots, results, runstate, summaries
+    from scaler import interrupts, lock, plots, results, runstate, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
@@ -234,6 +235,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     try:
         try:
+            interrupts.once()  # from here Ctrl-C stops the measurement, keeping what it has
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(main())
         finally:

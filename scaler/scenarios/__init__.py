@@ -40,6 +40,9 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     spec = check_spec(EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
                                  model=settings.model, batch=settings.batch,
                                  cache_dir=settings.cache_dir), topology.isa)
+    from scaler.engines.model_files import check_model_file
+
+    check_model_file(spec.model)  # its bytes are its format, before anything starts
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
     from scaler import footprint
@@ -129,6 +132,9 @@ def _signals_cancel(task: asyncio.Task[Any] | None, session: Session,
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+        from scaler import interrupts
+
+        interrupts.once()  # the loop put Python's default back: a second Ctrl-C waits
 
 
 def detach_terminal() -> None:
