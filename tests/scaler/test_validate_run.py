@@ -124,6 +124,8 @@ def test_damaged_samples_are_named_by_the_readers_that_need_them(run, tmp_path, 
     line = _refused(READERS["export"](run, tmp_path))
     assert line.startswith(f"scaler: error: {target}: ") and says in line, line
     assert not (tmp_path / "export").exists() or not any((tmp_path / "export").iterdir())
+    if damage not in (Path.unlink, _truncate):
+        return  # the report and show checks below: twice is enough (they cost a process)
     # the report draws what it can and refuses the latency figures, naming the file
     done = scaler_cmd(*READERS["report"](run, tmp_path), timeout=120)
     assert done.returncode == 0, done.stderr
