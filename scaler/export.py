@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.errors import UsageError
-from scaler.results import SAMPLES_DIR, SAMPLES_FILE, ResultsError, Run
+from scaler.results import Run
 from scaler.threadreport import spin_share, stacking
 
 FORMATS = ("csv", "parquet")
@@ -38,7 +38,8 @@ GROUP_COLUMNS = (
     "throughput_ips", "queries",
     *(f"latency_{k}_ms" for k in LATENCY_KEYS), "latency_samples", "noisy",
     "others_cpu_share", "steal_share", "emulated", "simulated", "oversubscribed", "target",
-    "host", "label", "run_path", "thread_stacking", "spin_share",
+    "host", "label", "run_path", "thread_stacking", "spin_share", "run_status",
+    "run_partial_reasons",
 )
 POINT_COLUMNS = (
     "run", "scenario", "experiment", "placement", "threading", "layout", "engine", "precision",
@@ -106,6 +107,8 @@ def group_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
                 "run_path": str(r.path),
                 "thread_stacking": stacking(g.get("per_instance") or [])["kind"],
                 "spin_share": spin_share(g.get("per_instance") or []),
+                "run_status": doc.get("status"),
+                "run_partial_reasons": "; ".join(map(str, doc.get("partial_reasons") or [])),
             }
 
 
@@ -140,29 +143,13 @@ def point_rows(runs: list[Run]) -> Iterator[dict[str, Any]]:
 
 
 def group_samples(run: Run, group: int) -> dict[int, tuple[Any, Any]]:
-    """The raw samples of one group: instance -> (start_ns, end_ns) int64 arrays. Reads only
-    that group's arrays (schema 2: ``samples/g{group}.npz``; schema 1: its keys of
-    ``samples.npz``, which numpy loads lazily). Empty for a group without samples."""
-    import numpy as np
+    """The raw samples of one group: instance -> (start_ns, end_ns) int64 arrays, checked
+    against the group's record (``scaler.validate_run.group_samples``: a missing, damaged or
+    short file is a ResultsError naming it). Empty for a group without samples."""
+    from scaler.validate_run import group_samples as read
 
-    prefix = f"g{group}_i"
-    out: dict[int, dict[str, Any]] = {}
-    for path in (run.path / SAMPLES_DIR / f"g{group}.npz", run.path / SAMPLES_FILE):
-        if not path.is_file():
-            continue
-        try:
-            with np.load(path) as data:
-                for key in data.files:
-                    if not key.startswith(prefix):
-                        continue
-                    instance, _, edge = key[len(prefix):].partition("_")
-                    out.setdefault(int(instance), {})[edge] = np.asarray(data[key], np.int64)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
-        if out:
-            break
-    return {i: (v["start_ns"], v["end_ns"]) for i, v in sorted(out.items())
-            if "start_ns" in v and "end_ns" in v and len(v["start_ns"]) == len(v["end_ns"])}
+    record = next((g for g in run.doc.get("groups", []) if g.get("id") == group), {"id": group})
+    return read(run.path, record)
 
 
 def sample_chunks(runs: list[Run]) -> Iterator[dict[str, Any]]:

@@ -31,6 +31,7 @@ know:
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import tomllib
@@ -41,6 +42,7 @@ from typing import Any
 
 from affinity.cpulist import format_cpulist, parse_cpulist
 from affinity.errors import CpuListError
+from scaler.clip import clip, quoted
 from scaler.errors import UsageError
 
 KEYS = {"name", "destination", "python", "workdir", "cpus", "port", "identity_file",
@@ -166,12 +168,12 @@ def load_hosts(path: str | os.PathLike[str]) -> tuple[Host, ...]:
     tables = doc.get("host")
     if not isinstance(tables, list) or not tables:
         raise UsageError(f"--hosts {path}: no [[host]] table")
-    hosts = [_host(t, k, file.parent) for k, t in enumerate(tables)]
-    names = [h.name for h in hosts]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    hosts = [_host(t, k, file.parent) for k, t in enumerate(tables)]  # values quoted cut
+    counts = collections.Counter(h.name for h in hosts)  # linear: 300,000 hosts are fine
+    duplicates = sorted(n for n, c in counts.items() if c > 1)
     if duplicates:
-        raise UsageError(f"--hosts {path}: host name(s) used twice: {', '.join(duplicates)} "
-                         "(give each a distinct name)")
+        raise UsageError(f"--hosts {path}: host name(s) used twice: "
+                         f"{clip(', '.join(duplicates))} (give each a distinct name)")
     return tuple(hosts)
 
 
@@ -179,21 +181,21 @@ def check_ssh_option(option: Any) -> str:
     """``option`` as ``Key=Value`` with the keyword's canonical spelling; UsageError saying
     why when it is not an allowed option with a value of the right kind."""
     if not isinstance(option, str) or not _PRINTABLE.fullmatch(option):
-        raise UsageError(f"ssh option {option!r} is not a Key=Value string")
+        raise UsageError(f"ssh option {quoted(option)} is not a Key=Value string")
     key, sep, value = option.partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key) or not value:
-        raise UsageError(f"ssh option {option!r} is not Key=Value")
+        raise UsageError(f"ssh option {quoted(option)} is not Key=Value")
     reason = REFUSED_OPTIONS.get(key.lower())
     if reason is not None:
-        raise UsageError(f"ssh option {key} {reason}: refused in a hosts file")
+        raise UsageError(f"ssh option {clip(key, 60)} {reason}: refused in a hosts file")
     if key.lower() not in ALLOWED_OPTIONS:
-        raise UsageError(f"ssh option {key} is not allowed in a hosts file (allowed: "
+        raise UsageError(f"ssh option {clip(key, 60)} is not allowed in a hosts file (allowed: "
                          f"{', '.join(name for name, _ in ALLOWED_OPTIONS.values())}; set "
                          "anything else in ~/.ssh/config)")
     name, check = ALLOWED_OPTIONS[key.lower()]
     if not check(value):
-        raise UsageError(f"ssh option {name}: bad value {value!r}")
+        raise UsageError(f"ssh option {name}: bad value {quoted(value)}")
     return f"{name}={value}"
 
 
@@ -202,13 +204,14 @@ def _host(table: Any, k: int, base: Path) -> Host:
     if not isinstance(table, dict):
         raise UsageError(f"{where}: expected a table")
     if isinstance(table.get("name"), str) and _PRINTABLE.fullmatch(table["name"]):
-        where = f"host {table['name']!r}"
+        where = f"host {quoted(table['name'])}"
     elif isinstance(table.get("destination"), str) and _PRINTABLE.fullmatch(
             table["destination"]):
-        where = f"host {table['destination']!r}"
+        where = f"host {quoted(table['destination'])}"
     unknown = set(table) - KEYS
     if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+        names = ", ".join(sorted(map(str, unknown)))
+        raise UsageError(f"{where}: unknown key(s) {clip(names, 120)} "
                          f"(known: {', '.join(sorted(KEYS))})")
 
     def text(key: str, default: str | None = None) -> str | None:
@@ -224,18 +227,18 @@ def _host(table: Any, k: int, base: Path) -> Host:
     if destination is None:
         raise UsageError(f"{where}: destination is required (e.g. user@host)")
     if not _DESTINATION.fullmatch(destination):
-        raise UsageError(f"{where}: destination {destination!r} is not [user@]host (letters, "
+        raise UsageError(f"{where}: destination {quoted(destination)} is not [user@]host (letters, "
                          "digits, '.', '_', '-', or an IP address); it cannot "
                          "start with '-' or hold a space or shell character")
     name = text("name", destination) or destination
     if not _NAME.fullmatch(name):
-        raise UsageError(f"{where}: name {name!r} may hold letters, digits and . _ @ : + - "
+        raise UsageError(f"{where}: name {quoted(name)} may hold letters, digits and . _ @ : + - "
                          "(up to 64)")
     python = text("python", "python3") or "python3"
     workdir = text("workdir")
     for key, value in (("python", python), ("workdir", workdir)):
         if value is not None and not _REMOTE_PATH.fullmatch(value):
-            raise UsageError(f"{where}: {key} {value!r} may hold letters, digits, spaces and "
+            raise UsageError(f"{where}: {key} {quoted(value)} may hold letters, digits, spaces and "
                              "/ . _ ~ + , : @ % = - (no quote or shell character, no leading "
                              "'-' or space)")
     cpus = table.get("cpus")
@@ -244,10 +247,10 @@ def _host(table: Any, k: int, base: Path) -> Host:
             parsed = (parse_cpulist(cpus) if isinstance(cpus, str)
                       else tuple(sorted({_cpu(c) for c in cpus})))
         except (CpuListError, TypeError, ValueError):
-            raise UsageError(f"{where}: bad cpus {cpus!r}: expected e.g. \"0-7\" or "
+            raise UsageError(f"{where}: bad cpus {quoted(cpus)}: expected e.g. \"0-7\" or "
                              "[0, 1, 2]") from None
         if not parsed or min(parsed) < 0:
-            raise UsageError(f"{where}: cpus {cpus!r} is empty or negative")
+            raise UsageError(f"{where}: cpus {quoted(cpus)} is empty or negative")
         cpus = tuple(parsed)
     port = table.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int)
@@ -256,7 +259,7 @@ def _host(table: Any, k: int, base: Path) -> Host:
     identity = text("identity_file")
     if identity is not None:
         if not _path(identity):
-            raise UsageError(f"{where}: identity_file {identity!r} holds a space, a quote "
+            raise UsageError(f"{where}: identity_file {quoted(identity)} holds a space, a quote "
                              "or a backslash")
         identity = str(base / os.path.expanduser(identity))
     options = table.get("ssh_options", [])

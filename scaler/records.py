@@ -16,7 +16,7 @@ from scaler.stoprule import window_record
 from scaler.targets import Target
 
 READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa", "threading",
-              "thread_readback", "spin", "amx_permission")
+              "thread_readback", "spin", "amx_permission", "rss_peak_bytes")
 
 
 def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:

@@ -67,19 +67,18 @@ class Run:
         return self.doc["scenario"]
 
     def samples(self) -> dict[str, Any]:
-        """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``."""
-        import numpy as np
+        """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``: every
+        samples file, read with its checks, then each group's arrays checked against its
+        record (``scaler.validate_run``): a file a group needs that is missing, damaged or of
+        the wrong length is a ResultsError naming it."""
+        from scaler.validate_run import check_samples, load_samples_file
 
         out: dict[str, Any] = {}
         files = [self.path / SAMPLES_FILE, *sorted((self.path / SAMPLES_DIR).glob("g*.npz"))]
         for path in files:
-            try:
-                with np.load(path) as data:
-                    out.update({k: data[k] for k in data.files})
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError) as exc:
-                raise ResultsError(f"{path}: not a readable samples file ({exc})") from None
+            if os.path.lexists(path):
+                out.update(load_samples_file(path))
+        check_samples(self.path, self.doc.get("groups", []), out)
         return out
 
 
@@ -347,7 +346,10 @@ def load_run(path: str | Path) -> Run:
         doc = UPGRADES[doc["schema_version"]](doc)
     if not isinstance(doc["scenario"], str) or not doc["scenario"]:
         raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
-    return Run(path, doc)
+    from scaler import runstate, validate_run
+
+    validate_run.check(doc, file)  # types, ranges, finite figures: one line naming the field
+    return Run(path, runstate.effective(doc, path))  # "running" by a process gone: partial
 
 
 # the top of a run document: key -> the type its value must have where present

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import noise, placements, points, records, results, summaries
+from scaler import footprint, noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
-from scaler.engines import EngineSpec, worker_memory_gb
+from scaler.engines import EngineSpec
 from scaler.layoutnames import split_cap
 from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
@@ -51,6 +51,7 @@ class Session:
         self.harness: list[dict[str, Any]] = []  # null-engine probes of the harness's cost
         self.searches: dict[str, dict[str, Any]] = {}  # peak searches by layout
         self.interrupted = False
+        self.stop_cause = "interrupted"  # what a stopping signal was (SIGHUP says so)
         self.lock: MeasurementLock | None = None  # set by run_scenario
         self.created = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.rules = RunRules(min_duration_s=settings.min_duration_s,
@@ -183,8 +184,8 @@ class Session:
                 for i in plan.instances]
         target = self.target(placement)
         await self.pool.release_except(target, reqs)  # memory of idle workers freed first
-        placement.check_memory(target, plan, self.settings,
-                               worker_memory_gb(self.spec.engine, batch))
+        placement.check_memory(target, plan, self.settings, footprint.estimate_gb(
+            self.spec.engine, self.spec.model, self.spec.precision, batch, self.spec.cache_dir))
         cpus = measured_cpus(plan, self.topology)
         quiet = None
         if cpus is not None and self.settings.quiet_wait_s > 0:
@@ -203,13 +204,18 @@ class Session:
             record["quiet_wait"] = quiet
         if probe is None:
             record["noise"] = {"not_measured": "instances on other machines"}
+        rss = [i.get("rss_peak_bytes") for i in record.get("per_instance", [])]
+        if any(isinstance(r, int) for r in rss):  # this model's footprint, for later checks
+            footprint.record(self.spec.engine, self.spec.model, self.spec.precision,
+                             record.get("batch") or 1, max(r for r in rss if isinstance(r, int)),
+                             self.spec.cache_dir)
         key = points.point_key(record)
         self.groups.append(record)
         self._points[key] = points.point_of(
             [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:
             self.interrupted = True
-            self.partial_reasons.append(f"interrupted during {label}")
+            self.partial_reasons.append(f"{self.stop_cause} during {label}")
         elif not outcome.complete:
             self.partial_reasons.append(f"{label}: " + "; ".join(outcome.errors))
         self.reporter.group_done(label, record)
@@ -265,7 +271,13 @@ class Session:
         return doc
 
     def save(self, finished: bool = False) -> Path:
-        return results.save_run(self.path, self.document(finished), self.arrays)
+        try:
+            return results.save_run(self.path, self.document(finished), self.arrays)
+        except results.ResultsWriteError as exc:  # readers say why the run stopped there
+            from scaler import runstate
+
+            runstate.record_failed_save(self.path, str(exc))
+            raise
 
 
 def writer() -> dict[str, Any]:

@@ -40,36 +40,25 @@ def doc_points(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def status_of(doc: dict[str, Any]) -> str:
-    """The run's status; a run left ``running`` by a process that is gone (killed) reads
-    ``partial`` with the reason added by ``summarize``."""
-    status = doc.get("status", "?")
-    if status == "running" and writer_gone(doc):
-        return "partial"
-    return status
+    """The run's status; a run left ``running`` by a process that is gone reads ``partial``
+    (``scaler.runstate``, with the reason ``summarize`` adds)."""
+    from scaler import runstate
+
+    return str(runstate.effective(doc, None).get("status", "?"))
 
 
 def writer_gone(doc: dict[str, Any]) -> bool:
-    """True when the process that wrote a running run is no longer alive (same machine and
-    boot only: elsewhere nothing can be told)."""
-    import platform
+    from scaler import runstate
 
-    from scaler.worker.main import boot_id
-
-    w = doc.get("writer") or {}
-    if not w.get("pid") or w.get("hostname") != platform.node() or w.get(
-            "boot_id") != boot_id():
-        return False
-    try:
-        with open(f"/proc/{int(w['pid'])}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, TypeError):
-        return True  # no such process
-    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
-        return True
-    return w.get("started") is not None and int(fields[19]) != w["started"]  # pid reused
+    return runstate.writer_gone(doc)
 
 
 def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from scaler import runstate
+
+    doc = runstate.effective(doc, Path(path))  # a coordinator gone: partial, saying why
     pts = doc_points(doc)
     out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": status_of(doc),
                            "engine": doc["effective"]["engine"],
@@ -79,10 +68,6 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
                            "repeats": doc.get("requested", {}).get("repeat", 1)}
     if doc.get("partial_reasons"):
         out["partial_reasons"] = doc["partial_reasons"]
-    if doc.get("status") == "running" and out["status"] == "partial":
-        out["partial_reasons"] = [*doc.get("partial_reasons", []),
-                                  f"the process that ran it (pid {doc['writer']['pid']}) is "
-                                  "gone: killed before it finished"]
     if doc.get("notes"):
         out["notes"] = doc["notes"]
     if doc.get("simulated"):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from scaler import interrupts
+
+interrupts.quiet_until_main()  # Ctrl-C while the command line loads: one line, exit 130
+
 import typer
 
 try:  # typer >= 0.22 ships its own copy of click

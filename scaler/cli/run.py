@@ -14,6 +14,7 @@ import typer
 
 from scaler import placements, threadstyles
 from scaler.cli.common import IsaOpt, ThreadingOpt, emit_json, err, errors_to_exit
+from scaler.cli.fleet_options import SshParallel, check_ssh_parallel
 from scaler.engines import registry as engines
 from scaler.errors import ScalerError, UsageError
 from scaler.layoutnames import parse_isa
@@ -156,7 +157,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     if opts.get("accel", "auto") not in ("auto", "kvm", "tcg"):
         raise UsageError(f"unknown --accel {opts['accel']!r}: choose from auto, kvm, tcg")
     chosen = placements.parse_placements(opts.get("placement", "pinned"))
-    check_positive("--target-qps", opts.get("target_qps") or 10.0, at_most=MAX_QPS)
+    qps = 10.0 if opts.get("target_qps") is None else opts["target_qps"]  # 0 is refused
+    check_positive("--target-qps", qps, at_most=MAX_QPS)
     if (opts.get("target_qps") or 10.0) * rules["min_duration_s"] > MAX_SCHEDULE:
         raise UsageError(f"--target-qps {opts.get('target_qps') or 10.0:g} for --min-duration "
                          f"{rules['min_duration_s']:g} s schedules more than {MAX_SCHEDULE:g} "
@@ -181,6 +183,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
         vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
+        ssh_parallel=check_ssh_parallel(opts.get("ssh_parallel", 32)),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
         quick=quick, experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
@@ -204,12 +207,13 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import lock, plots, results, summaries
+    from scaler import interrupts, lock, plots, results, runstate, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
     base = results.check_output_dir(out)
     results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    runstate.correct_stale(base)  # runs left "running" by a coordinator now gone
     from scaler.targets.vm import sweep_stale_dirs
 
     sweep_stale_dirs()
@@ -233,6 +237,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     try:
         try:
+            interrupts.once()  # from here Ctrl-C stops the measurement, keeping what it has
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(main())
         finally:
@@ -288,7 +293,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         typer.echo("\n".join(extra_lines))
     if interrupted:
         err(f"scaler: interrupted: partial results saved in {done[-1].path}")
-        raise typer.Exit(130)
+        raise typer.Exit(129 if any(s.stop_cause != "interrupted" for s in done) else 130)
     failed = [s for s in done if s.partial_reasons]
     if failed:
         err(f"scaler: error: {failed[0].partial_reasons[0]}; partial results saved in "
@@ -314,7 +319,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
@@ -333,6 +338,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                isa: IsaOpt = "native",
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
                vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+               ssh_parallel: SshParallel = 32,
                out: Out = Path("results"), json: Json = False,
                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
@@ -352,7 +358,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
@@ -372,8 +378,8 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
-                isa: IsaOpt = "native",
-                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                isa: IsaOpt = "native", hosts: Hosts = None,
+                ssh_parallel: SshParallel = 32, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
     each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
@@ -414,7 +420,7 @@ def server(target_qps: Annotated[float | None, typer.Option(
            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
            isa: IsaOpt = "native",
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-           vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
            no_lock: NoLock = False) -> None:
     """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,

@@ -46,6 +46,9 @@ def plot(runs: Runs,
 
         loaded = without_null(results.find_runs(runs), "plot", err)
         folder = results.check_output_dir(out) if out else loaded[0].path
+        from scaler import runstate
+
+        runstate.correct_stale(folder, 0)  # a run folder left "running": say it is partial
         written = plots.save_figures(plots.figures_for(loaded, allow_emulated, label), folder,
                                      formats)
         if not written:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from scaler.cli.common import IsaOpt, ThreadingOpt, err, errors_to_exit
+from scaler.cli.fleet_options import SshParallel
 from scaler.cli.run import (
     AccelOpt,
     Batch,
@@ -79,7 +80,8 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
           isa: IsaOpt = "native",
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None, out: Out = Path("results"),
+          vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+          ssh_parallel: SshParallel = 32, out: Out = Path("results"),
           json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """The study's four comparisons on this machine (bare metal against VM-like, fp32
     against int8), the claims table beside the study's figures, plots and a report."""

@@ -134,16 +134,14 @@ def check_oversubscription(plan: GroupPlan, allowed: bool) -> None:
                      "--cores-per-instance")
 
 
-def check_local_memory(n: int, worker_gb: float, settings: Settings) -> None:
-    if settings.model != "resnet50":
-        return  # the memory model is known only for the built-in ResNet50
-    need = n * worker_gb * 2**30
-    avail = available_memory_bytes()
-    if avail is not None and need > avail:
-        raise UsageError(
-            f"{n} {settings.engine or 'default'} worker(s) at batch {settings.batch} need "
-            f"about {need / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB is available: "
-            "use a smaller --batch or fewer instances")
+def check_local_memory(n: int, worker_gb: float, settings: Settings,
+                       batch: int | None = None) -> None:
+    """Refuse ``n`` workers of ``worker_gb`` each (a ``scaler.footprint.Footprint``: measured
+    for this model once it ran, conservative before) that this machine cannot hold."""
+    from scaler.footprint import check
+
+    check(n, worker_gb, getattr(worker_gb, "source", "estimated"), settings.engine,
+          settings.model, batch or settings.batch, available_memory_bytes())
 
 
 def available_memory_bytes() -> int | None:

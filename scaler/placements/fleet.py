@@ -3,7 +3,7 @@
 Instances are dealt to the hosts in turn; each host's share is planned on that host's own
 topology by the placement asked for (so ``pinned`` partitions are in the host's CPU numbers),
 and its workers start over SSH. An unpinned instance is confined to the CPUs the hosts file
-allows on its host. Memory is the remote host's business: no local memory check.
+allows on its host. Each host's share of a group is checked against that host's memory.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 class Fleet:
     """The probed machines of a hosts file."""
 
-    def __init__(self, hosts: tuple[Host, ...], topologies: dict[str, Topology]) -> None:
+    def __init__(self, hosts: tuple[Host, ...], topologies: dict[str, Topology],
+                 parallel: int = 32) -> None:
         self.hosts = hosts
         self.topologies = topologies
+        self.parallel = parallel  # ssh processes connecting at once (--ssh-parallel)
         self._target: Target | None = None
 
     @classmethod
@@ -38,7 +40,8 @@ class Fleet:
         from scaler.targets.ssh import probe_all
 
         hosts = load_hosts(settings.hosts_file)
-        return cls(hosts, await probe_all(hosts))
+        parallel = getattr(settings, "ssh_parallel", 32)
+        return cls(hosts, await probe_all(hosts, parallel=parallel), parallel)
 
     def wrap(self, placement: Placement) -> FleetPlacement:
         return FleetPlacement(placement, self)
@@ -51,8 +54,11 @@ class Fleet:
         from scaler.targets.ssh import FleetTarget, SshTarget
 
         if self._target is None:
-            self._target = FleetTarget({h.name: SshTarget(h, self.topologies.get(h.name))
-                                        for h in self.hosts})
+            import asyncio
+
+            limit = asyncio.Semaphore(self.parallel)
+            self._target = FleetTarget({h.name: SshTarget(h, self.topologies.get(h.name),
+                                                          limit=limit) for h in self.hosts})
         return self._target
 
     def describe(self) -> dict[str, Any]:
@@ -105,4 +111,16 @@ class FleetPlacement(Placement):
 
     def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
                      worker_gb: float) -> None:
-        return None  # a remote host's memory is its own business
+        """Each host's share of the group against that host's memory (its NUMA nodes' total,
+        as its probe read it: what is free there is not known here)."""
+        from scaler.footprint import check
+
+        share: dict[str, int] = {}
+        for inst in plan.instances:
+            if inst.host is not None:
+                share[inst.host] = share.get(inst.host, 0) + 1
+        for name, n in share.items():
+            topo = self.fleet.topologies.get(name)
+            total = sum(node.memory_bytes for node in topo.nodes) if topo else 0
+            check(n, worker_gb, getattr(worker_gb, "source", "estimated"), settings.engine,
+                  settings.model, settings.batch, total or None, where=f"host {name}")

@@ -45,7 +45,7 @@ class Vm(Pinned):
         """A missing kernel or QEMU, a guest CPU that cannot run the precision, and VMs that
         cannot fit their NUMA nodes or QEMU's limits, before any group: a usage error now
         rather than at the first VM start."""
-        from scaler.engines import worker_memory_gb
+        from scaler.footprint import estimate_gb
 
         super().preflight(settings, topology, spec)
         vm = self.make_target(settings, topology)
@@ -54,7 +54,9 @@ class Vm(Pinned):
             parts = plan_partitions(topology, n, settings.cores_per_instance, smt=settings.smt,
                                     oversubscribe=True).partitions
             vm.plan_memory([{"cpus": list(p.cpus), "nodes": list(p.nodes)} for p in parts],
-                           settings.vm_memory_mb, worker_memory_gb(spec.engine, settings.batch))
+                           settings.vm_memory_mb, estimate_gb(spec.engine, spec.model,
+                                                              spec.precision, settings.batch,
+                                                              spec.cache_dir))
 
     def dry_run(self, topology: Topology, plan: Plan, settings: Settings) -> DryRunView:
         """The VM each partition would boot: the same plan and QEMU command line as a run."""

@@ -340,6 +340,8 @@ def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str
     return {"target_ips": target_ips, "latency_bound_ms": bound_ms, "stat": stat,
             "headroom": headroom, "allow_oversubscribed": allow_oversubscribed,
             "cohorts": answers, "left_out": left,
+            "partial_runs": [{"run": str(r.path), "reasons": r.doc.get("partial_reasons") or []}
+                             for r in runs if r.doc.get("status") not in ("complete", None)],
             "best": recommended[0]["recommendation"] if len(answers) == 1 and recommended
             else None,
             "runs": [str(r.path) for r in runs]}
@@ -480,6 +482,8 @@ def lines(answer: dict[str, Any]) -> list[str]:
             f"keeping {answer['headroom']:.0%} headroom (utilisation <= "
             f"{1 - answer['headroom']:.0%})")
     out = [head, f"  latency: {_estimate_text(stat)}"]
+    out += [f"  note: {p['run']} is partial: {'; '.join(map(str, p['reasons'])) or '?'}"
+            for p in answer.get("partial_runs", [])]
     if len(answer["cohorts"]) > 1:
         out.append(f"  {len(answer['cohorts'])} groups of runs measured different things "
                    "(model, engine, precision, machine, measured or simulated): one answer "

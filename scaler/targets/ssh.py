@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from affinity import Core, Cpu, Node, Topology
 from affinity.cpulist import format_cpulist
+from scaler.clip import clip
 from scaler.errors import ScalerError
 from scaler.hosts import Host
 from scaler.targets import STREAM_LIMIT, Target
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from scaler.worker.protocol import WorkerRequest
 
 SSH = "ssh"
+DEFAULT_PARALLEL = 32  # ssh processes connecting at once (--ssh-parallel)
 PROBE_TIMEOUT_S = 60.0
 ENFORCED = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes")
 KEEPALIVE = ("-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15",
@@ -70,8 +72,8 @@ def ssh_argv(host: Host, argv: Sequence[str], ssh: str = SSH) -> list[str]:
 
 def explain_failure(host: Host, code: int | None, stderr: str) -> str:
     """One line naming the host and saying what went wrong, from ssh's exit code and stderr."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else "no message"
+    lines = [line.strip() for line in stderr[-(1 << 16):].splitlines() if line.strip()]
+    last = clip(lines[-1], 120) if lines else "no message"
     if code == 255:
         reason = f"ssh failed: {last}"
         if "Host key verification failed" in stderr:
@@ -82,11 +84,18 @@ def explain_failure(host: Host, code: int | None, stderr: str) -> str:
         reason = f"{host.python} not found ({last})"
     else:
         reason = f"exit code {code}: {last}"
-    return f"host {host.name} ({host.destination}): {reason}"
+    return f"host {host.name} ({clip(host.destination, 60)}): {reason}"
 
 
-async def probe(host: Host, timeout_s: float = PROBE_TIMEOUT_S, ssh: str = SSH) -> Topology:
-    """The host's topology as its own scaler reads it; HostError naming the host otherwise."""
+async def probe(host: Host, timeout_s: float = PROBE_TIMEOUT_S, ssh: str = SSH,
+                limit: asyncio.Semaphore | None = None) -> Topology:
+    """The host's topology as its own scaler reads it; HostError naming the host otherwise.
+    ``limit``: a slot is held while the ssh process lives."""
+    async with limit or contextlib.nullcontext():
+        return await _probe(host, timeout_s, ssh)
+
+
+async def _probe(host: Host, timeout_s: float, ssh: str) -> Topology:
     proc = await _spawn(host, ssh_argv(host, ["-m", "scaler", "topology", "--json"], ssh),
                         stdin=asyncio.subprocess.DEVNULL)
     try:
@@ -107,19 +116,38 @@ async def probe(host: Host, timeout_s: float = PROBE_TIMEOUT_S, ssh: str = SSH) 
     try:
         topo = topology_from_dict(json.loads(out), host)
     except (ValueError, KeyError, TypeError) as exc:
-        raise HostError(f"host {host.name} ({host.destination}): `python -m scaler topology "
-                        f"--json` printed no topology ({exc})") from None
+        raise HostError(clip(f"host {host.name} ({host.destination}): `python -m scaler "
+                             f"topology --json` printed no topology ({exc})")) from None
     return topo
 
 
 async def probe_all(hosts: Sequence[Host], timeout_s: float = PROBE_TIMEOUT_S,
-                    ssh: str = SSH) -> dict[str, Topology]:
-    """Probe every host at once; the first failure (in file order) is raised."""
-    results = await asyncio.gather(*(probe(h, timeout_s, ssh) for h in hosts),
-                                   return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+                    ssh: str = SSH, parallel: int = DEFAULT_PARALLEL) -> dict[str, Topology]:
+    """Probe every host, at most ``parallel`` ssh processes at once. Once a host fails no
+    new probe starts (a fleet with a dead host cannot run); the first failure in file order
+    is raised, saying how many others failed or were not probed."""
+    limit = asyncio.Semaphore(parallel)
+    failed = asyncio.Event()
+
+    async def one(host: Host) -> Topology | None:
+        async with limit:
+            if failed.is_set():
+                return None
+            try:
+                return await _probe(host, timeout_s, ssh)
+            except HostError:
+                failed.set()
+                raise
+
+    results = await asyncio.gather(*(one(h) for h in hosts), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        skipped = sum(r is None for r in results)
+        more = [f"{len(errors) - 1} other host(s) failed too"] if len(errors) > 1 else []
+        more += [f"{skipped} not probed"] if skipped else []
+        if not isinstance(errors[0], HostError) or not more:
+            raise errors[0]
+        raise HostError(f"{errors[0]} ({', '.join(more)})")
     return {h.name: t for h, t in zip(hosts, results) if isinstance(t, Topology)}
 
 
@@ -169,10 +197,12 @@ class SshTarget:
     name = "ssh"
     emulated = False
 
-    def __init__(self, host: Host, topology: Topology | None = None, ssh: str = SSH) -> None:
+    def __init__(self, host: Host, topology: Topology | None = None, ssh: str = SSH,
+                 limit: asyncio.Semaphore | None = None) -> None:
         self.host = host
         self.topology = topology
         self.ssh = ssh
+        self.limit = limit  # shared by a fleet: ssh processes starting at once
 
     def instance_info(self, index: int) -> dict[str, Any]:
         info: dict[str, Any] = {"name": self.host.name, "destination": self.host.destination}
@@ -181,11 +211,40 @@ class SshTarget:
         return {"host": info}
 
     async def start(self, request: WorkerRequest) -> RelayedProcess:
+        """Start the worker over ssh. With a ``limit``, a slot is held from the ssh process's
+        start until the worker's first protocol line (its ready report) or its end."""
+        if self.limit is None:
+            return await self._start(request, None)
+        await self.limit.acquire()
+        try:
+            return await self._start(request, self.limit)
+        except BaseException:
+            self.limit.release()
+            raise
+
+    async def _start(self, request: WorkerRequest,
+                     limit: asyncio.Semaphore | None) -> RelayedProcess:
         proc = await _spawn(self.host,
                             ssh_argv(self.host, ["-m", "scaler.worker", *request.spec.argv()],
                                      self.ssh),
                             stdin=asyncio.subprocess.PIPE)
-        return RelayedProcess(proc, label=f"[{self.host.name}] ", summary=self._summary)
+        if limit is None:
+            return RelayedProcess(proc, label=f"[{self.host.name}] ", summary=self._summary)
+        held = [True]
+
+        def release(*_: object) -> None:
+            if held[0]:
+                held[0] = False
+                limit.release()
+
+        def first(line: bytes) -> bytes:
+            release()
+            return line
+
+        relayed = RelayedProcess(proc, label=f"[{self.host.name}] ", summary=self._summary,
+                                 first_message=first)
+        relayed._relays[0].add_done_callback(release)  # ended before its first line
+        return relayed
 
     def _summary(self, proc: RelayedProcess, code: int | None) -> str | None:
         if code in (0, None) or code < 0:  # a clean end, or killed by the coordinator

@@ -337,8 +337,15 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "clock": "CLOCK_MONOTONIC",
         "boot_id": boot_id(),
         "protocol": protocol.PROTOCOL_VERSION,
+        "rss_peak_bytes": _rss_peak(),  # the model's footprint, checked before later runs
     }
     return engine, inputs, report
+
+
+def _rss_peak() -> int | None:
+    from scaler.footprint import rss_peak_bytes
+
+    return rss_peak_bytes()
 
 
 def boot_id() -> str:

@@ -39,7 +39,7 @@ def test_local_workers_die_with_the_coordinator_and_saved_groups_stay(tmp_path, 
     # and show says the run is partial because its process is gone, not "running"
     summary = json.loads(shown.stdout)
     assert summary["status"] == "partial"
-    assert any("is gone: killed before it finished" in r for r in summary["partial_reasons"])
+    assert any("coordinator gone (pid" in r for r in summary["partial_reasons"])
 
 
 @needs_qemu

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.faults.conftest import PLUGIN, SLEEPY, run_folder, wait_saved
+from tests.scaler.helpers import scaler_cmd
 from tests.scaler.targets.conftest import wait_gone
 
 
@@ -30,6 +31,13 @@ def test_a_save_that_fails_mid_run_keeps_the_previous_one(small_fs, start, fault
     saved = json.loads((folder / "run.json").read_text())
     assert saved["groups"] == before["groups"]  # intact, and readable
     assert not wait_gone(tree, 5)
+    # what is shown says the save failed, and why, rather than blaming a kill
+    shown = scaler_cmd("show", "--json", str(folder), timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["status"] == "partial"
+    assert any(f"after its last save failed: cannot save the run in {out}: {reason}" in r
+               for r in summary["partial_reasons"]), summary["partial_reasons"]
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
     if fault == "full":
         assert leftovers == []  # the half-written copy was removed (its space given back)

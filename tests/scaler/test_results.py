@@ -12,6 +12,16 @@ from scaler import results
 from scaler.errors import ScalerError, UsageError
 
 
+def gs(*marks):
+    """Group records that the read boundary takes, told apart by a mark."""
+    return [{"id": k, "placement": "pinned", "instances": 1, "mark": m}
+            for k, m in enumerate(marks)]
+
+
+def marks(doc):
+    return [g["mark"] for g in doc["groups"]]
+
+
 def test_save_then_load_round_trip(tmp_path):
     path = tmp_path / "latency-1"
     arrays = {"g0_i0_start_ns": np.arange(5, dtype=np.int64)}
@@ -25,19 +35,19 @@ def test_save_then_load_round_trip(tmp_path):
 
 def test_saving_again_replaces_and_keeps_other_files(tmp_path):
     path = tmp_path / "scaling-1"
-    results.save_run(path, {"scenario": "scaling", "groups": [1]}, {})
+    results.save_run(path, {"scenario": "scaling", "groups": gs(1)}, {})
     (path / "scaling.png").write_bytes(b"png")
-    results.save_run(path, {"scenario": "scaling", "groups": [1, 2]}, {})
-    assert results.load_run(path).doc["groups"] == [1, 2]
+    results.save_run(path, {"scenario": "scaling", "groups": gs(1, 2)}, {})
+    assert marks(results.load_run(path).doc) == [1, 2]
     assert (path / "scaling.png").read_bytes() == b"png"
 
 
 def test_failed_save_leaves_previous_version(tmp_path):
     path = tmp_path / "run"
-    results.save_run(path, {"scenario": "latency", "groups": [1]}, {})
+    results.save_run(path, {"scenario": "latency", "groups": gs(1)}, {})
     with pytest.raises(TypeError):
         results.save_run(path, {"scenario": "latency", "groups": [object()]}, {})
-    assert results.load_run(path).doc["groups"] == [1]
+    assert marks(results.load_run(path).doc) == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -119,7 +129,8 @@ def test_load_run_refuses_bad_documents(tmp_path, doc, message):
 
 
 def test_load_run_accepts_the_run_file_itself_and_keeps_the_document(tmp_path):
-    doc = {"schema_version": 2, "scenario": "scaling", "groups": [{"instances": 2}]}
+    doc = {"schema_version": 2, "scenario": "scaling",
+           "groups": [{"id": 0, "placement": "pinned", "instances": 2}]}
     (tmp_path / "run.json").write_text(json.dumps(doc))
     for name in (tmp_path, tmp_path / "run.json", str(tmp_path)):
         run = results.load_run(name)
@@ -182,20 +193,20 @@ def test_json_default_names_what_it_cannot_store():
 def test_saving_again_writes_each_groups_samples_once_and_keeps_other_files(tmp_path):
     path = tmp_path / "run"
     first = {"g0_i0_start_ns": np.arange(3)}
-    results.save_run(path, {"scenario": "scaling", "groups": [0]}, first)
+    results.save_run(path, {"scenario": "scaling", "groups": gs(0)}, first)
     g0 = path / "samples" / "g0.npz"
     written = g0.stat().st_mtime_ns
     (path / "plots").mkdir()
     (path / "plots" / "x.png").write_bytes(b"png")
     (path / "notes.txt").write_text("kept")
     # a group's samples never change: saving again adds the new group's, leaves g0 alone
-    results.save_run(path, {"scenario": "scaling", "groups": [0, 1]},
+    results.save_run(path, {"scenario": "scaling", "groups": gs(0, 1)},
                      {**first, "g1_i0_start_ns": np.arange(2), "g1_i1_start_ns": np.arange(4)})
     assert g0.stat().st_mtime_ns == written
     samples = results.load_run(path).samples()
     assert sorted(samples) == ["g0_i0_start_ns", "g1_i0_start_ns", "g1_i1_start_ns"]
     assert samples["g1_i1_start_ns"].tolist() == [0, 1, 2, 3]
-    assert results.load_run(path).doc["groups"] == [0, 1]
+    assert marks(results.load_run(path).doc) == [0, 1]
     assert (path / "notes.txt").read_text() == "kept" and (path / "plots" / "x.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert not [p for p in path.rglob(".*tmp*")]  # no temporary file left behind
@@ -301,7 +312,7 @@ def test_a_failing_save_keeps_the_previous_run_json(tmp_path, monkeypatch):
     import os
 
     path = tmp_path / "run"
-    results.save_run(path, {"scenario": "latency", "groups": [1]}, {})
+    results.save_run(path, {"scenario": "latency", "groups": gs(1)}, {})
     real = os.replace
 
     def replace(src, dst):
@@ -312,9 +323,9 @@ def test_a_failing_save_keeps_the_previous_run_json(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     # the CLI's one-line error (exit 2), naming the folder
     with pytest.raises(results.ResultsWriteError, match="injected failure"):
-        results.save_run(path, {"scenario": "latency", "groups": [2]}, {})
+        results.save_run(path, {"scenario": "latency", "groups": gs(2)}, {})
     monkeypatch.undo()
-    assert results.load_run(path).doc["groups"] == [1]
+    assert marks(results.load_run(path).doc) == [1]
     assert sorted(p.name for p in path.iterdir()) == ["run.json", "samples"]  # no temp file
 
 
@@ -365,29 +376,29 @@ def incompressible(nbytes: int, group: int = 0) -> dict:
 
 def test_a_full_folder_keeps_the_previous_save(small_fs):
     path = small_fs / "scaling-1"
-    results.save_run(path, {"scenario": "scaling", "groups": [1]}, incompressible(64 << 10))
+    results.save_run(path, {"scenario": "scaling", "groups": gs(1)}, incompressible(64 << 10))
     with pytest.raises(results.ResultsWriteError) as info:
-        results.save_run(path, {"scenario": "scaling", "groups": [1, 2]},
+        results.save_run(path, {"scenario": "scaling", "groups": gs(1, 2)},
                          {**incompressible(64 << 10), **incompressible(1 << 20, group=1)})
     message = str(info.value)
     assert info.value.exit_code == 2 and "\n" not in message
     assert message.startswith(f"cannot save the run in {small_fs}: No space left on device")
     assert "keeps its previous save" in message
-    assert results.load_run(path).doc["groups"] == [1]
+    assert marks(results.load_run(path).doc) == [1]
     assert len(results.load_run(path).samples()["g0_i0_start_ns"]) == (64 << 10) // 8
     assert sorted(p.name for p in small_fs.iterdir()) == ["scaling-1"]  # no half-written copy
-    results.save_run(path, {"scenario": "scaling", "groups": [1, 2]}, {})  # space came back
+    results.save_run(path, {"scenario": "scaling", "groups": gs(1, 2)}, {})  # space came back
 
 
 def test_a_folder_turned_read_only_keeps_the_previous_save(small_fs):
     import subprocess
 
     path = small_fs / "latency-1"
-    results.save_run(path, {"scenario": "latency", "groups": [1]}, {})
+    results.save_run(path, {"scenario": "latency", "groups": gs(1)}, {})
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True, timeout=30)
     with pytest.raises(results.ResultsWriteError, match="Read-only file system"):
-        results.save_run(path, {"scenario": "latency", "groups": [1, 2]}, {})
-    assert results.load_run(path).doc["groups"] == [1]
+        results.save_run(path, {"scenario": "latency", "groups": gs(1, 2)}, {})
+    assert marks(results.load_run(path).doc) == [1]
     with pytest.raises(results.ResultsWriteError, match="cannot write in the results folder"):
         results.new_run_path(small_fs, "latency")
 
@@ -403,10 +414,10 @@ def test_two_runs_started_in_one_second_get_two_folders(tmp_path):
     a = results.new_run_path(tmp_path, "scaling")
     b = results.new_run_path(tmp_path, "scaling")
     assert a != b and a.name.startswith("scaling-") and b.name.startswith("scaling-")
-    results.save_run(a, {"scenario": "scaling", "groups": ["a"]}, {})
-    results.save_run(b, {"scenario": "scaling", "groups": ["b"]}, {})
-    assert results.load_run(a).doc["groups"] == ["a"]
-    assert results.load_run(b).doc["groups"] == ["b"]
+    results.save_run(a, {"scenario": "scaling", "groups": gs("a")}, {})
+    results.save_run(b, {"scenario": "scaling", "groups": gs("b")}, {})
+    assert marks(results.load_run(a).doc) == ["a"]
+    assert marks(results.load_run(b).doc) == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, b.name])
 
 

@@ -1,0 +1,52 @@
+"""Ctrl-C at every moment of a command: one line, exit code 130, never a traceback.
+
+Until a measurement starts nothing needs undoing (imports, option checks, reading runs):
+:func:`quiet_until_main` makes Ctrl-C end the process at once with one line and exit code
+130, wherever Python is (a KeyboardInterrupt raised inside an import or a finaliser can end
+in a traceback, "Exception ignored ...", or the process killed by SIGINT). Once a
+measurement is about to start (``scaler.cli.run``), :func:`once` makes the first Ctrl-C a
+``KeyboardInterrupt`` (the scenario turns it into a stop that keeps what was measured) and
+any further one wait for that stop instead of interrupting it half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+MESSAGE = b"scaler: interrupted\n"
+_seen = 0
+
+
+def quiet_until_main() -> None:
+    """Ctrl-C before ``main`` runs: one line and exit 130 (nothing has started yet)."""
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            os.write(2, MESSAGE)
+        finally:
+            os._exit(130)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (imported by a test): leave it
+        pass
+
+
+def once() -> None:
+    """From here on: the first Ctrl-C raises KeyboardInterrupt, later ones are ignored."""
+    try:
+        signal.signal(signal.SIGINT, _handler)
+    except ValueError:
+        pass
+
+
+def interrupted() -> bool:
+    return _seen > 0
+
+
+def _handler(signum: int, frame: Any) -> None:
+    global _seen
+    _seen += 1
+    if _seen == 1:
+        raise KeyboardInterrupt
