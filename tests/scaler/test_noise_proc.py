@@ -231,13 +231,12 @@ def test_wait_quiet_gives_up_after_its_wait_on_busy_cpus(proc):
         writer = asyncio.ensure_future(busy())
         await asyncio.sleep(0)
         try:
-            return await noise.wait_quiet((0,), 0.05, 0.05, window_s=0.02, proc=str(proc))
+            return await noise.wait_quiet((0,), 0.05, 0.0, window_s=0.02, proc=str(proc))
         finally:
             writer.cancel()
 
-    seen = asyncio.run(main())
-    assert seen["quiet"] is False and seen["others_cpu_share"] == 1.0
-    assert seen["checks"] >= 2 and seen["waited_s"] >= 0.0
+    seen = asyncio.run(main())  # no wait allowed: one window, busy, given up
+    assert seen["quiet"] is False and seen["others_cpu_share"] == 1.0 and seen["checks"] == 1
     # a limit the busy CPU meets (all of it) ends at once
     write_stat(proc, [stat_line("cpu0", user=0)])
     seen = asyncio.run(noise.wait_quiet((0,), 1.0, 5.0, window_s=0.01, proc=str(proc)))
