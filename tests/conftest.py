@@ -13,6 +13,15 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """Expensive real artifacts (converted models, IRs, measured runs) built once per session,
+    shared by its xdist workers (tests/artifacts.py)."""
+    from tests.artifacts import Artifacts
+
+    return Artifacts.for_session(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_measurement_locks(tmp_path_factory):
     """Runs started by the tests lock CPUs in a folder of this test session, not in the
