@@ -241,3 +241,66 @@ def test_wait_quiet_gives_up_after_its_wait_on_busy_cpus(proc):
     write_stat(proc, [stat_line("cpu0", user=0)])
     seen = asyncio.run(noise.wait_quiet((0,), 1.0, 5.0, window_s=0.01, proc=str(proc)))
     assert seen["quiet"] is True and seen["checks"] == 1
+
+
+def test_short_windows_odd_figures_and_unreadable_cpus(proc, tmp_path):
+    """A 0.5 s window (shares over less than one CPU-second), figures with more digits than
+    the record keeps, and a frequency file missing for the first CPU only."""
+    if HZ != 100:
+        pytest.skip(f"the figures assume HZ=100, this kernel ticks at {HZ}")
+    seen = probe_window(proc, tmp_path, others_s=0.37, workers=(0.13, 0.21),
+                        coordinator_s=0.012345, window_s=0.5)
+    assert seen["window_s"] == 0.5
+    assert seen["others_cpu_share"] == pytest.approx(round(0.37 / 1.0, 4), abs=0.0101)
+    assert seen["workers_cpu_share"] == 0.34 and seen["coordinator_cpu_s"] == 0.012
+    assert seen["resolution_share"] == 0.04  # 2 jiffies over half a second
+    seen = probe_window(proc, tmp_path, others_s=0.0, workers=(0.0, 0.0), coordinator_s=0.0,
+                        window_s=0.001)
+    assert seen["resolution_share"] == 1.0 and seen["window_s"] == 0.001
+    root = tmp_path / "freq"
+    (root / "cpu1" / "cpufreq").mkdir(parents=True)
+    (root / "cpu1" / "cpufreq" / "scaling_cur_freq").write_text("2345678\n")
+    assert noise.cpu_freq_mhz([0, 1], str(root)) == 2345.7
+
+
+def test_stat_lines_of_seven_and_eight_fields(proc):
+    write_stat(proc, [stat_line("cpu0", user=1, irq=2, softirq=4, fields=7),
+                      stat_line("cpu1", user=1, steal=8, fields=8)])
+    assert noise.cpu_jiffies([0], str(proc / "stat")) == (7, 0)
+    assert noise.cpu_jiffies([1], str(proc / "stat")) == (9, 8)
+
+
+def test_a_share_at_the_limit_is_quiet(proc):
+    write_stat(proc, [stat_line("cpu0", user=500)])
+    seen = asyncio.run(noise.wait_quiet((0,), 0.0, 10.0, window_s=0.01, proc=str(proc)))
+    assert seen["quiet"] is True and seen["checks"] == 1
+
+
+def test_own_cpu_time_readers_agree_with_os_times():
+    """This process's CPU time, and with its waited-for children, as os.times() reads it."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True,
+                   timeout=120)
+    t = os.times()
+    assert noise.self_cpu_s() == pytest.approx(t.user + t.system, abs=0.05)
+    assert noise._own_and_children_cpu_s() == pytest.approx(
+        t.user + t.system + t.children_user + t.children_system, abs=0.05)
+    assert t.children_user + t.children_system > 0.05  # the child's time is in there
+
+
+def test_cpu_meter_rounds_what_it_records(proc):
+    write_stat(proc, [stat_line("cpu", user=j(100.0)), stat_line("cpu0")])
+    meter = noise.CpuMeter(cpus=2, proc=str(proc), clock=Clock(1.0, 1.23456),
+                           own_cpu_s=Own(0.0, 0.123456))
+    with meter:
+        write_stat(proc, [stat_line("cpu", user=j(100.37)), stat_line("cpu0")])
+    r = meter.result
+    assert r["wall_s"] == 0.235 and r["own_cpu_s"] == 0.123
+    assert r["foreign_cpu_s"] == pytest.approx(0.37 - 0.123456, abs=0.0006)
+    assert r["busy_share"] == round(0.37 / (0.23456 * 2), 3)
+    meter = noise.CpuMeter(cpus=1, proc=str(proc), clock=Clock(0.0, 0.1), own_cpu_s=Own(0, 0))
+    with meter:
+        write_stat(proc, [stat_line("cpu", user=j(200.0)), stat_line("cpu0")])
+    assert meter.result["foreign_share"] == 1.0  # 99.6 s in 0.1 s: capped at the whole CPU

@@ -352,3 +352,68 @@ def test_save_writes_suite_json_atomically(tmp_path):
     assert doc["claims"][0]["measured"] == math.pi and isinstance(doc["when"], str)
     assert path.read_text().endswith("\n")
     assert [p.name for p in tmp_path.iterdir()] == ["suite.json"]  # no temporary file left
+
+
+def test_each_claim_carries_its_test_and_either_side_makes_it_noisy(tmp_path):
+    pts = [point("shared", 8, (100.0, 101.0, 99.0)), point("pinned", 8, (110.0, 111.0, 109.0),
+                                                           noisy=True),
+           point("shared", 16, (100.0,) * 3), point("pinned", 16, (300.0,) * 3)]
+    lat = [point("shared", latency=(10.0, 10.0)), point("pinned", latency=(10.5, 10.5),
+                                                        noisy=True)]
+    thr = {"throughput-fp32": run(tmp_path, "f", [point("pinned", ips=(100.0, 100.0))]),
+           "throughput-int8": run(tmp_path, "i", [point("pinned", ips=(350.0, 351.0),
+                                                        noisy=True)])}
+    probes = [probe("shared", "s", 1, 10.0, 100.0),
+              {**probe("pinned", "p", 1, 10.0, 120.0), "noisy": True}]
+    table = suite.claims({"scaling": run(tmp_path, "s", pts), "latency": run(tmp_path, "l", lat),
+                          "multistream-int8": multistream_run(tmp_path, probes), **thr},
+                         {"cores": 16})
+    assert [c["test"] for c in table] == ["latency", "throughput", "scaling", "multistream"]
+    for c in table:
+        assert c["noisy"] is True, c["test"]
+        assert c["p_value"] is not None and c["significant"] is True, c["test"]
+    scaling = claim(table, "scaling")
+    assert scaling["instances"] == 8  # 8 over the largest common count, 16
+    assert scaling["note"].startswith("one NUMA node here")  # no nodes listed: one
+    assert "oversubscribed" not in scaling["note"]  # 8 instances on 16 cores
+    assert 0 < scaling["p_value"] < 0.05
+    at_cores = suite.claims({"scaling": run(tmp_path, "s", pts)}, {"cores": 8})
+    assert "oversubscribed" not in claim(at_cores, "scaling")["note"]  # 8 on 8: not over
+    assert claim(table, "latency")["p_value"] == 0.0  # identical repeats: exact
+    assert claim(table, "throughput")["note"] == (
+        "same processor here for both (tf fp32 against tf int8); the study's 3.49x spans two "
+        "Xeon generations")
+
+
+def test_a_latency_interval_ending_at_zero_still_holds_zero(tmp_path):
+    # pinned is exactly 10% faster or slower per repeat: the interval is [-x, +x] around 0;
+    # one end exactly at zero is hand-made through _claim's inputs directly
+    assert suite._verdict("scaling", 2.04, [0.5, 1.0]).endswith("(the interval includes 1)")
+    c = suite._claim("latency", 0.0, [-2.0, 0.0], "n")
+    assert c["verdict"] == "within the study's bound"
+    lines = suite.claim_lines([c, suite._claim("scaling", 1.5, [1.25, 1.75], "")])
+    assert "+0.0% [-2.0, +0.0]" in lines[1]
+    assert "1.50x [1.25, 1.75]" in lines[4]
+
+
+def test_the_bare_metal_side_of_multistream_keeps_its_best_layout(tmp_path):
+    # two bare-metal layouts with the same throughput: the first found stays the best
+    probes = [probe("shared", "shared-a", 1, 10.0, 100.0), probe("shared", "shared-b", 2, 10.0,
+                                                                 100.0),
+              probe("pinned", "p", 1, 10.0, 150.0)]
+    c = claim(suite.claims({"multistream-int8": multistream_run(tmp_path, probes)},
+                           TOPO_2_NODES), "multistream")
+    assert c["compared"] == "p batch 1 over shared-a batch 1"
+
+
+def test_identical_latencies_are_no_measurable_difference(tmp_path):
+    pts = [point("shared", latency=(10.0, 10.0)), point("pinned", latency=(10.0, 10.0))]
+    c = claim(suite.claims({"latency": run(tmp_path, "l", pts)}, TOPO_1_NODE), "latency")
+    assert c["measured"] == 0.0 and c["ci95"] == [0.0, 0.0]
+    assert c["note"].startswith("no measurable difference (the interval includes 0); ")
+    assert c["verdict"] == "within the study's bound" and c["significant"] is False
+
+
+def test_suite_json_is_indented_by_one(tmp_path):
+    path = suite.save(tmp_path, {"claims": [1]})
+    assert path.read_text() == '{\n "claims": [\n  1\n ]\n}\n'
