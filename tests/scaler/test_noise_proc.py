@@ -187,6 +187,19 @@ def test_a_worker_gone_before_the_end_counts_as_others(proc, tmp_path):
     assert seen["others_cpu_share"] == pytest.approx(0.5 / 4.0) and seen["noisy"] is True
 
 
+def test_a_worker_gone_first_does_not_hide_the_next_one(proc, tmp_path):
+    seen = probe_window(proc, tmp_path, others_s=0.0, workers=(0.5, 0.5), coordinator_s=0.0,
+                        gone=(11,))
+    assert seen["unaccounted_pids"] == [11]
+    assert seen["workers_cpu_share"] == pytest.approx(0.5 / 4.0)
+
+
+def test_the_real_proc_stat_is_read_by_default():
+    busy, steal = noise.cpu_jiffies([0])
+    assert busy > 0 and steal >= 0
+    assert noise.cpu_jiffies()[0] >= busy  # the machine's total holds CPU 0's
+
+
 def test_end_without_begin_reports_nothing():
     assert noise.WindowProbe((0,)).end() == {}
 

@@ -341,8 +341,12 @@ def test_experiments_are_one_run_per_comparison_side():
     assert [e.name for e in runs] == ["latency", "throughput-fp32", "scaling", "multistream-fp32"]
     assert skip["multistream-int8"] == "no int8 engine"
     assert {e.name: e.settings[1]["precision"] for e in runs}["latency"] == "fp32"
-    runs = suite.experiments(make, ("pinned",), ("int8",), {})
+    skip = {}
+    runs = suite.experiments(make, ("pinned",), ("int8",), skip)
     assert [e.name for e in runs][-1] == "multistream-int8"
+    assert skip == {"multistream-fp32": ""}  # no reason known for the missing fp32
+    assert [scenario for scenario, _ in made[-4:]] == ["latency", "throughput", "scaling",
+                                                       "multistream"]
 
 
 def test_save_writes_suite_json_atomically(tmp_path):
