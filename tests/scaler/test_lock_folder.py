@@ -265,7 +265,8 @@ def test_overlaps_are_other_measuring_runs_on_shared_cpus_in_the_same_time(tmp_p
     registration(folder, "g-ended-after", [1, 5], now - 150, ended=now - 50)
     late = registration(folder, "h-dead-late", [0], now - 150)
     os.utime(late, (now - 20, now - 20))
-    held(registration(folder, "i-live", [0], now - 10))
+    live = held(registration(folder, "i-live", [0], now - 10))
+    os.utime(live, (now - 200, now - 200))  # last written before this run: alive all the same
     registration(folder, "j-future", [0], now + 1000)  # a clock that jumped: not yet started
     names = [r.path.name for r in me.overlaps()]
     assert names == ["run-f-ended-at-start.json", "run-g-ended-after.json",
@@ -302,3 +303,39 @@ def test_bad_waits_are_refused_word_for_word(tmp_path, bad):
     with pytest.raises(UsageError) as info:
         lock.acquire([0], wait_s=bad, directory=tmp_path)
     assert str(info.value) == f"--lock-wait must be a number of seconds, at least 0, not {bad}"
+
+
+def test_the_lock_folder_chosen_made_and_shared(tmp_path, monkeypatch):
+    """An explicit folder or SCALER_LOCK_DIR is made (parents too) and left as it is; the
+    system folder is shared by every user (mode 1777), and when it cannot be made the
+    user's runtime folder takes its place; with neither, one line says what to do."""
+    chosen = tmp_path / "a" / "b" / "locks"
+    assert lock.lock_dir(chosen) == chosen and chosen.is_dir()
+    assert chosen.stat().st_mode & 0o7777 != 0o1777
+    monkeypatch.setenv("SCALER_LOCK_DIR", str(tmp_path / "env" / "locks"))
+    assert lock.lock_dir() == tmp_path / "env" / "locks"
+    assert lock.lock_dir(chosen) == chosen  # the argument wins over the variable
+    monkeypatch.delenv("SCALER_LOCK_DIR")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(lock, "SYSTEM_DIR", str(tmp_path / "run" / "scaler"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(blocker))
+    system = lock.lock_dir()
+    assert system == tmp_path / "run" / "scaler"
+    assert system.stat().st_mode & 0o7777 == 0o1777
+    monkeypatch.setattr(lock, "SYSTEM_DIR", str(blocker / "scaler"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    assert lock.lock_dir() == tmp_path / "xdg" / "scaler"
+    assert (tmp_path / "xdg" / "scaler").stat().st_mode & 0o7777 == 0o1777
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    with pytest.raises(UsageError) as info:
+        lock.lock_dir()
+    assert str(info.value) == (f"no folder for the measurement lock ({blocker / 'scaler'}: Not "
+                               "a directory): set SCALER_LOCK_DIR to a writable folder, or give "
+                               "--no-lock")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(blocker))
+    with pytest.raises(UsageError) as info:
+        lock.lock_dir()
+    assert str(info.value) == (f"no folder for the measurement lock ({blocker / 'scaler'}: Not "
+                               f"a directory; {blocker / 'scaler'}: Not a directory): set "
+                               "SCALER_LOCK_DIR to a writable folder, or give --no-lock")

@@ -201,5 +201,6 @@ def test_every_allowed_option_names_the_others_when_refusing_an_unknown_one():
                               "ConnectTimeout, ConnectionAttempts, ServerAliveInterval, ")
     assert message.endswith(", IPQoS, LogLevel; set anything else in ~/.ssh/config)")
     assert check_ssh_option(" user = bench_1 ") == "User=bench_1"
+    assert check_ssh_option("Compression=No") == "Compression=No"
     assert check_ssh_option("rekeylimit=1G 1h") == "RekeyLimit=1G 1h"
     assert check_ssh_option("GlobalKnownHostsFile=/a /b") == "GlobalKnownHostsFile=/a /b"
