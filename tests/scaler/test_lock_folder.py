@@ -339,3 +339,65 @@ def test_the_lock_folder_chosen_made_and_shared(tmp_path, monkeypatch):
     assert str(info.value) == (f"no folder for the measurement lock ({blocker / 'scaler'}: Not "
                                f"a directory; {blocker / 'scaler'}: Not a directory): set "
                                "SCALER_LOCK_DIR to a writable folder, or give --no-lock")
+
+
+def test_no_lock_warns_of_each_live_run_on_its_cpus(tmp_path, held):
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    now = time.time()
+    held(registration(folder, "1-1", [0, 3], now - 5, command="scaler scaling"))
+    held(registration(folder, "2-2", [0], now - 9, ended=now - 1))  # over
+    registration(folder, "3-3", [1], now - 9)  # dead
+    registration(folder, "4-4", [5], now - 9)  # other CPUs
+    said = []
+    run = lock.acquire([0, 1], no_lock=True, directory=folder, say=said.append)
+    since = time.strftime("%H:%M:%S", time.localtime(now - 5))
+    assert said == [f"scaler: warning: --no-lock: CPUs 0 are being measured by pid 4242 "
+                    f"(scaler scaling) since {since}; both runs' timings will be disturbed "
+                    "(each run.json lists the other)"]
+    assert run.mode == "no-lock" and run.waited_for == []
+    run.release()
+
+
+def test_a_run_waits_for_a_holder_that_ends_and_records_whom_it_waited_for(tmp_path):
+    import threading
+
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    started = time.time() - 5
+    path = registration(folder, "1-1", [0], started, locked=False, command="scaler latency")
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    ends = threading.Timer(0.3, os.close, (fd,))  # the holder's process ends
+    said = []
+    began = time.monotonic()
+    ends.start()
+    try:
+        run = lock.acquire([0], wait_s=30.0, directory=folder, say=said.append)
+    finally:
+        ends.join()
+    waited = time.monotonic() - began
+    since = time.strftime("%H:%M:%S", time.localtime(started))
+    holder = f"pid 4242 (scaler latency, --no-lock) since {since}"
+    assert said == [f"scaler: waiting up to 30 s: CPUs 0 are being measured by {holder}"]
+    iso = dt.datetime.fromtimestamp(started).astimezone().isoformat(timespec="seconds")
+    assert run.waited_for == [{"pid": 4242, "command": "scaler latency", "started": iso,
+                               "ended": None, "alive": True, "locked": False, "cpus": "0"}]
+    assert 0.0 < run.waited_s <= waited  # (how long depends on the machine: not pinned)
+    assert run.started >= time.time() - waited  # the run's window starts after the wait
+    doc = json.loads(run.me.read_text())
+    assert doc["measuring"] is True and doc["ended"] is None
+    assert run.describe()["waited_for"] == run.waited_for
+    run.release()
+
+
+@pytest.mark.parametrize("argv, command", [
+    ([], "?"),
+    (["/usr/bin/scaler", "latency"], "scaler latency"),
+    (["/x/bench", "a"], "bench a"),
+    (["__main__.py", "x" * 113], "scaler " + "x" * 113),  # 120 characters: kept whole
+    (["__main__.py", "x" * 114], "scaler " + "x" * 110 + "..."),
+])
+def test_the_command_a_registration_shows(monkeypatch, argv, command):
+    monkeypatch.setattr(sys, "argv", argv)
+    assert lock._command() == command
