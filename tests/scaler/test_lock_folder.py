@@ -198,6 +198,9 @@ def test_a_run_registers_itself_and_marks_its_end(tmp_path, monkeypatch):
     taken.release()
     doc = json.loads(taken.me.read_text())
     assert isinstance(doc["ended"], float) and doc["ended"] >= doc["started"]
+    assert doc["measuring"] is True  # an ended run still counts for overlaps
+    for name in ("cpu0.lock", "cpu1.lock", taken.me.name):  # every user's runs take them
+        assert (folder / name).stat().st_mode & 0o777 == 0o666
     taken.release()  # twice is harmless
     unlocked = lock.acquire([0], no_lock=True, directory=folder)
     doc = json.loads(unlocked.me.read_text())
@@ -221,6 +224,7 @@ def test_a_waiting_run_registers_as_not_measuring(tmp_path):
 
 def test_a_run_on_no_cpu_here_takes_no_lock_and_records_so():
     remote = lock.acquire([])
+    remote.release()  # nothing to let go of
     assert remote.describe() == {"mode": "remote", "cpus": "", "directory": None,
                                  "lock_wait_s": 0.0, "waited_s": 0.0, "waited_for": [],
                                  "overlaps": []}
@@ -286,10 +290,14 @@ def test_sweep_removes_only_old_records_no_live_run_needs(tmp_path, held):
     dead_recent = registration(tmp_path, "dead-recent", [0], now - 2 * DAY)
     live = held(registration(tmp_path, "live", [1, 3], now - 10 * DAY))  # began before `needed`
     later = held(registration(tmp_path, "later", [2], now - 1))  # began after other-cpu ended
+    # a process that ended its run long ago and lives on (a notebook): its record is old
+    ended_alive = held(registration(tmp_path, "ended-alive", [4], now - 9 * DAY,
+                                    ended=now - 8 * DAY))
     lock.sweep(tmp_path)
     left = {p.name for p in tmp_path.glob("run-*.json")}
     assert left == {p.name for p in (recent, needed, dead_recent, live, later)}
     assert not old.exists() and not other_cpu.exists() and not dead.exists()
+    assert not ended_alive.exists()
 
 
 def test_small_readers():
