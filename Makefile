@@ -50,7 +50,7 @@ demo: install
 bench: install
 	$(PY) -m scaler.bench --out results/bench
 
-# Mutation testing of the measurement core (tests/mutation/targets.toml); not part of `make test`.
+# Mutation testing of the modules in tests/mutation/targets.toml; not part of `make test`.
 # Writes results/mutation/report.md; fails when a module kills fewer than 85% of its mutants.
 mutation: $(VENV)/.mutation-installed
 	$(PY) -m tests.mutation.run
