@@ -30,8 +30,12 @@ apt:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The whole suite on TEST_WORKERS pytest-xdist workers: tests marked `serial` (they measure,
+# lock CPUs or boot VMs) run one at a time, all on one worker (tests/conftest.py); the rest
+# share both. TEST_WORKERS=0 runs everything in one process. Ends with the 15 slowest tests.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # The suite within 10 minutes on 2 cores: 3 repeats (2 per multistream probe), 2 s windows,
 # batch 64 for large-batch throughput (1024 takes ~50 s a query in fp32 here), latency and the
@@ -46,7 +50,7 @@ demo: install
 bench: install
 	$(PY) -m scaler.bench --out results/bench
 
-# Mutation testing of the measurement core (tests/mutation/targets.toml); not part of `make test`.
+# Mutation testing of the modules in tests/mutation/targets.toml; not part of `make test`.
 # Writes results/mutation/report.md; fails when a module kills fewer than 85% of its mutants.
 mutation: $(VENV)/.mutation-installed
 	$(PY) -m tests.mutation.run

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -153,15 +154,20 @@ class MeasurementLock:
         assert self.directory is not None
         taken: list[int] = []
         busy = False
-        for cpu in sorted(self.cpus):
-            fd = _open(self.directory / f"cpu{cpu}.lock")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        try:
+            for cpu in sorted(self.cpus):
+                fd = _open(self.directory / f"cpu{cpu}.lock")
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    busy = True
+                    break
+                taken.append(fd)
+        except UsageError:  # a lock file refused: let go of those taken
+            for fd in taken:
                 os.close(fd)
-                busy = True
-                break
-            taken.append(fd)
+            raise
         # live runs on our CPUs, locked or not (an unlocked run holds no lock file)
         others = [r for r in registrations(self.directory)
                   if r.path != self.me and r.alive and r.measuring and r.ended is None
@@ -323,7 +329,12 @@ def sweep(folder: Path) -> None:
 
 def _open(path: Path) -> int:
     """A lock or registration file, never through a symlink (the folder is shared)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        why = ("is a symbolic link: refused (the lock folder is shared; remove it)"
+               if exc.errno == errno.ELOOP else f"cannot be opened: {exc.strerror or exc}")
+        raise UsageError(f"measurement lock file {path} {why}; or set {ENV_DIR}") from None
     with contextlib.suppress(OSError):
         os.fchmod(fd, 0o666)  # other users' runs take the same locks
     return fd
@@ -373,8 +384,7 @@ def _start_ticks(pid: int) -> int:
 
 def _command() -> str:
     name = Path(sys.argv[0]).name if sys.argv else "?"
-    args = ["scaler" if name == "__main__.py" else name, *sys.argv[1:]]
-    text = " ".join(args)
+    text = " ".join(["scaler" if name == "__main__.py" else name, *sys.argv[1:]])
     return text if len(text) <= 120 else text[:117] + "..."
 
 

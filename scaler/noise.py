@@ -9,7 +9,8 @@ recorded beside it. A window is ``noisy`` when others used more than a limit (5%
 
 ``WindowProbe`` measures one group's window (the runner); ``CpuMeter`` measures a block of
 code on the whole machine, its own process and children included (the bench); both read the
-same counters. Standard library only.
+same counters. Standard library only. Every reader takes the ``/proc`` (and cpufreq) root it
+reads, so that tests can hand it files they wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import os
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,12 @@ NOISE_LIMIT = 0.05  # others' share of the measured CPUs above which a window is
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (guest is in user)
 _STEAL_FIELD = 7
 HZ = os.sysconf("SC_CLK_TCK")
+PROC = "/proc"
+CPUFREQ = "/sys/devices/system/cpu"
 
 
-def loadavg() -> tuple[float, float, float]:
-    with open("/proc/loadavg") as f:
+def loadavg(proc: str = PROC) -> tuple[float, float, float]:
+    with open(f"{proc}/loadavg") as f:
         one, five, fifteen = f.read().split()[:3]
     return float(one), float(five), float(fifteen)
 
@@ -52,10 +55,10 @@ def cpu_jiffies(cpus: Iterable[int] | None = None, stat: str = "/proc/stat"
     return busy, steal
 
 
-def process_cpu_s(pid: int) -> float | None:
+def process_cpu_s(pid: int, proc: str = PROC) -> float | None:
     """CPU seconds (user + system, all threads) of a live process, None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"{proc}/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
@@ -67,7 +70,7 @@ def self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_freq_mhz(cpus: Iterable[int], root: str = "/sys/devices/system/cpu") -> float | None:
+def cpu_freq_mhz(cpus: Iterable[int], root: str = CPUFREQ) -> float | None:
     """Mean current frequency of ``cpus`` from cpufreq, None where it is not exposed."""
     found = []
     for cpu in cpus:
@@ -85,34 +88,39 @@ class WindowProbe:
 
     ``begin(pids)`` when every worker is running, ``end()`` when they are told to stop;
     ``result`` then holds the figures. ``pids`` are the group's local processes (workers, or
-    the QEMU processes of VMs): their CPU time is the measurement's own.
+    the QEMU processes of VMs): their CPU time is the measurement's own. ``proc``, ``cpufreq``,
+    ``clock`` and ``own_cpu_s`` are where it reads (tests hand it files and times they made).
     """
 
     cpus: tuple[int, ...]
     limit: float = NOISE_LIMIT
     result: dict[str, Any] = field(default_factory=dict)
+    proc: str = PROC
+    cpufreq: str = CPUFREQ
+    clock: Callable[[], float] = time.monotonic
+    own_cpu_s: Callable[[], float] = self_cpu_s
 
     def begin(self, pids: Iterable[int]) -> None:
         self._pids = [p for p in pids if p]
-        self._t0 = time.monotonic()
-        self._busy0, self._steal0 = cpu_jiffies(self.cpus)
-        self._own0 = {p: process_cpu_s(p) for p in self._pids}
-        self._self0 = self_cpu_s()
+        self._t0 = self.clock()
+        self._busy0, self._steal0 = cpu_jiffies(self.cpus, f"{self.proc}/stat")
+        self._own0 = {p: process_cpu_s(p, self.proc) for p in self._pids}
+        self._self0 = self.own_cpu_s()
 
     def end(self) -> dict[str, Any]:
         if not hasattr(self, "_t0"):
             return {}
-        window = time.monotonic() - self._t0
-        busy, steal = cpu_jiffies(self.cpus)
+        window = self.clock() - self._t0
+        busy, steal = cpu_jiffies(self.cpus, f"{self.proc}/stat")
         workers = 0.0
         gone = []
         for pid, before in self._own0.items():
-            now = process_cpu_s(pid)
+            now = process_cpu_s(pid, self.proc)
             if now is None or before is None:
                 gone.append(pid)  # its time is not separable: counted as others' (stricter)
                 continue
             workers += now - before
-        coordinator = self_cpu_s() - self._self0
+        coordinator = self.own_cpu_s() - self._self0
         capacity = max(window * len(self.cpus), 1e-9)
         busy_s = (busy - self._busy0) / HZ
         others = max(busy_s - workers - coordinator, 0.0)
@@ -122,7 +130,8 @@ class WindowProbe:
             "workers_cpu_share": round(min(workers / capacity, 1.0), 4),
             "coordinator_cpu_s": round(coordinator, 3),
             "steal_share": round((steal - self._steal0) / HZ / capacity, 4),
-            "loadavg": list(loadavg()), "freq_mhz": cpu_freq_mhz(self.cpus),
+            "loadavg": list(loadavg(self.proc)),
+            "freq_mhz": cpu_freq_mhz(self.cpus, self.cpufreq),
             "limit": self.limit,
         }
         if gone:
@@ -135,7 +144,7 @@ class WindowProbe:
 
 
 async def wait_quiet(cpus: tuple[int, ...], limit: float, max_wait_s: float,
-                     window_s: float = 1.0) -> dict[str, Any]:
+                     window_s: float = 1.0, proc: str = PROC) -> dict[str, Any]:
     """Wait up to ``max_wait_s`` for others to use under ``limit`` of ``cpus``, measured over
     ``window_s`` windows (each window is a measurement, not a poll for an event). Returns what
     was seen and whether it gave up."""
@@ -143,10 +152,10 @@ async def wait_quiet(cpus: tuple[int, ...], limit: float, max_wait_s: float,
     checks = 0
     while True:
         checks += 1
-        busy0, _ = cpu_jiffies(cpus)
+        busy0, _ = cpu_jiffies(cpus, f"{proc}/stat")
         t0 = time.monotonic()
         await asyncio.sleep(window_s)
-        busy1, _ = cpu_jiffies(cpus)
+        busy1, _ = cpu_jiffies(cpus, f"{proc}/stat")
         share = min((busy1 - busy0) / HZ / max((time.monotonic() - t0) * len(cpus), 1e-9), 1.0)
         waited = time.monotonic() - began
         if share <= limit or waited >= max_wait_s:
@@ -171,19 +180,22 @@ class CpuMeter:
 
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     result: dict[str, Any] = field(default_factory=dict)
+    proc: str = PROC
+    clock: Callable[[], float] = time.monotonic
+    own_cpu_s: Callable[[], float] = _own_and_children_cpu_s
 
     def __enter__(self) -> CpuMeter:
-        self._load0 = loadavg()
-        self._busy0, self._steal0 = cpu_jiffies()
-        self._own0 = _own_and_children_cpu_s()
-        self._t0 = time.monotonic()
+        self._load0 = loadavg(self.proc)
+        self._busy0, self._steal0 = cpu_jiffies(None, f"{self.proc}/stat")
+        self._own0 = self.own_cpu_s()
+        self._t0 = self.clock()
         return self
 
     def __exit__(self, *_: Any) -> None:
-        wall = time.monotonic() - self._t0
-        busy, steal = cpu_jiffies()
+        wall = self.clock() - self._t0
+        busy, steal = cpu_jiffies(None, f"{self.proc}/stat")
         busy_s = (busy - self._busy0) / HZ
-        own_s = _own_and_children_cpu_s() - self._own0
+        own_s = self.own_cpu_s() - self._own0
         capacity = max(wall * self.cpus, 1e-9)
         self.result = {
             "wall_s": round(wall, 3),
@@ -194,5 +206,5 @@ class CpuMeter:
             "foreign_share": round(min(max(busy_s - own_s, 0.0) / capacity, 1.0), 3),
             "steal_share": round((steal - self._steal0) / HZ / capacity, 3),
             "loadavg_start": list(self._load0),
-            "loadavg_end": list(loadavg()),
+            "loadavg_end": list(loadavg(self.proc)),
         }

@@ -1,10 +1,25 @@
-"""Settings for the whole test suite."""
+"""Settings for the whole test suite.
+
+Tests run in parallel with pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) except those
+marked ``serial`` (they measure, lock CPUs or boot VMs), which all run one after another on
+one xdist worker. A test that takes the measurement lock (runs ``scaler`` to measure) without
+the marker fails loudly: its measurement would overlap another test's.
+"""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """Expensive real artifacts (converted models, IRs, measured runs) built once per session,
+    shared by its xdist workers (tests/artifacts.py)."""
+    from tests.artifacts import Artifacts
+
+    return Artifacts.for_session(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,3 +35,45 @@ def private_measurement_locks(tmp_path_factory):
         os.environ.pop("SCALER_LOCK_DIR", None)
     else:
         os.environ["SCALER_LOCK_DIR"] = old
+
+
+SERIAL_GROUP = "serial"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the groups
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.serial`` tests form one xdist group: one worker runs them in turn."""
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
+def _lock_files(folder) -> dict[str, tuple[int, int]]:
+    """Registrations and CPU lock files in the lock folder, with their change stamps."""
+    out = {}
+    for path in folder.iterdir():
+        if path.name.startswith("run-") or path.name.startswith("cpu"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            out[path.name] = (stat.st_mtime_ns, stat.st_size)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def serial_if_it_measures(request, private_measurement_locks):
+    """Fails a test that took the measurement lock (a run registered in this session's lock
+    folder, in this process or a child) without ``@pytest.mark.serial``."""
+    before = _lock_files(private_measurement_locks)
+    yield
+    if request.node.get_closest_marker("serial") is not None:
+        return
+    after = _lock_files(private_measurement_locks)
+    taken = sorted(name for name, stamp in after.items()
+                   if name.startswith("run-") and before.get(name) != stamp)
+    if taken:
+        pytest.fail(f"{request.node.nodeid} took the measurement lock ({', '.join(taken)}) "
+                    "without @pytest.mark.serial: mark it (or its module: pytestmark = "
+                    "pytest.mark.serial) so that it never measures beside another test",
+                    pytrace=False)

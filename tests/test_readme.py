@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 SCALER = Path(sys.executable).parent / "scaler"
 READS = {"show", "plot", "fit", "simulate", "capacity", "compare", "report", "export"}

@@ -10,10 +10,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.faults.conftest import NULL, READY_S, kill_and_account, needs_qemu, run_folder
 from tests.faults.conftest import wait_saved as wait_saved
 from tests.scaler.helpers import ROOT, processes, scaler_cmd
 from tests.scaler.targets.conftest import our_vms
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def test_local_workers_die_with_the_coordinator_and_saved_groups_stay(tmp_path, start):

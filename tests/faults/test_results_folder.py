@@ -11,6 +11,8 @@ from tests.faults.conftest import PLUGIN, SLEEPY, run_folder, wait_saved
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.targets.conftest import wait_gone
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_save_that_fails_mid_run_keeps_the_previous_one(small_fs, start, fault):

@@ -9,8 +9,12 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.faults.conftest import PLUGIN, SLEEPY
 from tests.scaler.helpers import scaler_cmd
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def run_doc(stdout: str) -> dict:

@@ -11,9 +11,13 @@ import signal
 import sys
 import time
 
+import pytest
+
 from tests.faults.conftest import NULL, PLUGIN, READY_S, SLEEPY, needs_qemu, run_folder
 from tests.scaler.helpers import alive, processes
 from tests.scaler.targets.conftest import descendants, our_vms, wait_gone
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 STALL_S = 3.0
 

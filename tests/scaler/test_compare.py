@@ -10,6 +10,8 @@ import pytest
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 SHORT = ["--min-duration", "0.5", "--min-queries", "10", "--warmup", "0.1", "--repeat", "3"]
 
 

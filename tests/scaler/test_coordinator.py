@@ -15,6 +15,8 @@ from scaler.targets.local import LocalTarget
 from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import alive, run_async
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 RULES = RunRules(min_duration_s=0.5, min_queries=10, warmup_s=0.05, ready_timeout_s=60,
                  stall_timeout_s=20)
 

@@ -21,6 +21,8 @@ import pytest
 from scaler.export import GROUP_COLUMNS, POINT_COLUMNS, SAMPLE_COLUMNS
 from tests.scaler.helpers import ROOT, scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 REFERENCE = sorted((ROOT / "results" / "reference").glob("suite-*"))[0]
 SHORT = ["--min-duration", "0.2", "--min-queries", "5", "--warmup", "0"]
 

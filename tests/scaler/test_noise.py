@@ -19,6 +19,8 @@ from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import run_async
 from tests.scaler.test_plugins import PLUGIN
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 RULES = RunRules(min_duration_s=2.0, min_queries=10, warmup_s=0.1, ready_timeout_s=60)
 CPU = (0,)
 

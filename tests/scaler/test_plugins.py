@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from scaler.results import load_run
 from tests.scaler.helpers import ROOT, scaler_cmd
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 PLUGIN = {"SCALER_PLUGINS": "tests.scaler.plugin_example",
           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

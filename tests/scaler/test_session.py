@@ -12,10 +12,13 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from scaler.results import load_run
 from tests.scaler.helpers import ROOT, alive, processes, scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def worker_children(pid: int) -> list[int]:

@@ -17,6 +17,8 @@ from scaler.bench import report
 from scaler.bench.machine import CpuMeter
 from tests.scaler.helpers import ROOT
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 TOPOLOGY = read_topology()
 WHOLE = plan(TOPOLOGY, 1).partitions[0]
 CPUS, NODES = list(WHOLE.cpus), list(WHOLE.nodes)

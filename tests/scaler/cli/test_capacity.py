@@ -13,6 +13,8 @@ import pytest
 
 from tests.scaler.helpers import scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 TINY = ("--engine", "tflite", "--model", "tiny", "--warmup", "0.2")
 
 

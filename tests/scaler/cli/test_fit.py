@@ -12,6 +12,8 @@ import pytest
 from scaler import results
 from tests.scaler.helpers import scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 E_NOTATION = re.compile(r"\d\.?\d*e[-+]\d")
 
 

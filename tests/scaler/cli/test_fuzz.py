@@ -33,6 +33,8 @@ from hypothesis import strategies as st
 from scaler.cli import main
 from tests.scaler.helpers import ROOT, processes, scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 EXAMPLES = int(os.environ.get("SCALER_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 derandomize=not os.environ.get("SCALER_FUZZ_RANDOM"),

@@ -20,6 +20,8 @@ from scaler.results import load_run
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.simulate.conftest import fake_measured_run, make_model
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 SCALING_KEYS = {"run", "scenario", "status", "engine", "precision", "model", "emulated",
                 "series", "pinned_over_shared"}
 

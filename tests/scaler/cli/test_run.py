@@ -14,6 +14,8 @@ import pytest
 
 from tests.scaler.helpers import ROOT, alive, scaler_cmd, worker_pids_of
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 SHORT = ["--min-duration", "1", "--min-queries", "5", "--warmup", "0.2"]
 
 

@@ -6,8 +6,12 @@ to the precision the suite runs)."""
 
 from __future__ import annotations
 
+import pytest
+
 from scaler.cli import suite as suite_cli
 from tests.scaler.helpers import scaler_cmd
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def _defaults() -> dict:

@@ -31,16 +31,20 @@ def spec():
 
 
 @pytest.fixture(scope="session")
-def user_models(tmp_path_factory) -> dict[str, str]:
+def user_models(artifacts) -> dict[str, str]:
     """The tiny model saved as a user would: a .keras file and a SavedModel folder."""
-    from scaler.engines.models import build_builtin, import_tf
 
-    import_tf(_spec())
-    folder = tmp_path_factory.mktemp("user_models")
-    model = build_builtin("tiny", seed=0)
-    paths = {"keras": str(folder / "tiny.keras"), "savedmodel": str(folder / "tiny_sm")}
-    model.save(paths["keras"])
-    model.export(paths["savedmodel"], verbose=False)
+    def build(folder):
+        from scaler.engines.models import build_builtin, import_tf
+
+        import_tf(_spec())
+        model = build_builtin("tiny", seed=0)
+        paths = {"keras": str(folder / "tiny.keras"), "savedmodel": str(folder / "tiny_sm")}
+        model.save(paths["keras"])
+        model.export(paths["savedmodel"], verbose=False)
+        return paths
+
+    paths = artifacts.get("user_models", build)
     assert os.path.isfile(os.path.join(paths["savedmodel"], "saved_model.pb"))
     return paths
 
@@ -62,30 +66,31 @@ def run_python():
     return run
 
 
+def _converted(artifacts, engine: str) -> tuple[str, dict[str, dict]]:
+    """A cache folder holding the tiny model converted by ``engine`` to fp32 and int8, and
+    the info of the loads that converted them: built once per session (tests/artifacts.py)
+    in the process that asks first, which is the conversion the tests look at."""
+
+    def build(folder):
+        from scaler.engines import load_engine
+
+        return {precision: load_engine(_spec(engine=engine, precision=precision,
+                                             cache_dir=str(folder))).info
+                for precision in ("fp32", "int8")}
+
+    first = artifacts.get(f"{engine}_cache", build)
+    return str(artifacts.root / f"{engine}_cache"), first
+
+
 @pytest.fixture(scope="session")
-def tflite_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
+def tflite_cache(artifacts) -> tuple[str, dict[str, dict]]:
     """A cache folder holding the tiny model converted to fp32 and int8, and the info of
     the loads that converted them."""
-    from scaler.engines import load_engine
-
-    folder = str(tmp_path_factory.mktemp("tflite_cache"))
-    first = {
-        precision: load_engine(_spec(engine="tflite", precision=precision, cache_dir=folder)).info
-        for precision in ("fp32", "int8")
-    }
-    return folder, first
+    return _converted(artifacts, "tflite")
 
 
 @pytest.fixture(scope="session")
-def openvino_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
+def openvino_cache(artifacts) -> tuple[str, dict[str, dict]]:
     """A cache folder holding the tiny model as fp32 and int8 OpenVINO IR, and the info of
     the loads that converted them (int8 quantizes the cached fp32 IR)."""
-    from scaler.engines import load_engine
-
-    folder = str(tmp_path_factory.mktemp("openvino_cache"))
-    first = {
-        precision: load_engine(_spec(engine="openvino", precision=precision,
-                                     cache_dir=folder)).info
-        for precision in ("fp32", "int8")
-    }
-    return folder, first
+    return _converted(artifacts, "openvino")

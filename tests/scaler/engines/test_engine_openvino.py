@@ -266,6 +266,7 @@ def test_unsupported_request_is_one_line_exit_2(tmp_path, args, needle):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_worker_in_pinned_and_shared_placements(openvino_cache, tmp_path, precision):
     """The real worker through the CLI: pinned instances get one CPU and one OpenVINO

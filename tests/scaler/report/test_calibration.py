@@ -12,6 +12,8 @@ from scaler.report.calibration import newest_suite
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.report.conftest import layout_kind_runs
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 
 def fake_suite(base: Path, name: str, created: str, simulated: bool = False) -> Path:
     """A folder of run.json files holding only what the choice reads (hand-written)."""

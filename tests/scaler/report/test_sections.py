@@ -24,6 +24,8 @@ from scaler.simulate.model import PARAMETERS
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.report.conftest import REFERENCE, layout_kind_runs
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 
 def section(html: str, sid: str) -> str:
     found = re.search(rf'<section id="{sid}">(.*?)</section>', html, re.S)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scaler.scenarios.multistream import batches_to_probe
 from tests.scaler.helpers import scaler_cmd
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def search(cap: int, largest_passing: int) -> list[int]:

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+import pytest
+
 from scaler.scenarios.server import next_rate
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 FAST = ["--min-duration", "0.2", "--warmup", "0", "--peak-precision", "0.1"]
 

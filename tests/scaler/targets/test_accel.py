@@ -23,6 +23,8 @@ from scaler.targets.accel import (
 )
 from tests.scaler.helpers import ROOT, scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 QEMU = shutil.which("qemu-system-x86_64")
 HAS_KVM_DEVICE = os.path.exists("/dev/kvm")
 

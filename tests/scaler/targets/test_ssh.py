@@ -10,6 +10,8 @@ import pytest
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.targets.conftest import descendants, keygen, wait_gone
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 SHORT = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--warmup", "0.2",
          "--ready-timeout", "120"]
 

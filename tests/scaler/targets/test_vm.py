@@ -29,6 +29,8 @@ from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import ROOT, alive, run_async, scaler_cmd
 from tests.scaler.targets.conftest import our_vms
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 READY_S = "150"  # a TCG boot is ~8 s alone, far longer on 2 cores busy with other tests
 NULL = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--warmup", "0.2",
         "--ready-timeout", READY_S]
