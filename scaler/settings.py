@@ -43,6 +43,7 @@ class Settings:
     vm_accel: str = "auto"  # auto, kvm (refused where KVM cannot run) or tcg (vm placement)
     vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
+    fleet: str | None = None  # --fleet PROVIDER[:ARG] other than ssh (scaler.fleets.wanted)
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
     experiment: str | None = None  # a suite's name for the run (its folder's prefix)
     quick: bool = False  # asked with --quick: a smoke run, never a basis for capacity

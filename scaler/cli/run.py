@@ -93,6 +93,9 @@ VmHugepages = Annotated[bool, typer.Option(
     "--vm-hugepages", help="back VM memory with 2 MiB huge pages (reserve them first)")]
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
+FleetOpt = Annotated[str | None, typer.Option(
+    "--fleet", help="machines to run the workers on: ssh:FILE (as --hosts FILE) or "
+    "slurm[:PARTITION[:NODES]] (job steps of one Slurm allocation; see README)")]
 
 Repeat = Annotated[int, typer.Option(
     "--repeat", help="measure every group this many times, each in fresh workers, "
@@ -178,7 +181,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
-        vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
+        vm_kernel=opts.get("vm_kernel"), **_fleet(opts.get("hosts"), opts.get("fleet")),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
         quick=quick, experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
@@ -190,6 +193,23 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
+
+
+def _fleet(hosts: str | None, fleet: str | None) -> dict[str, str | None]:
+    """``--hosts FILE`` and ``--fleet`` as settings: ``ssh:FILE`` is ``--hosts FILE``."""
+    if fleet is None:
+        return {"hosts_file": hosts, "fleet": None}
+    from scaler import fleets
+
+    if hosts is not None:
+        raise UsageError("give --hosts FILE or --fleet, not both (--fleet ssh:FILE is --hosts "
+                         "FILE)")
+    choice = fleets.parse(fleet)
+    if choice.provider == "ssh":
+        if not choice.arg:
+            raise UsageError("--fleet ssh needs the hosts file: --fleet ssh:FILE")
+        return {"hosts_file": choice.arg, "fleet": None}
+    return {"hosts_file": None, "fleet": str(choice)}
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
@@ -311,7 +331,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
@@ -328,7 +348,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                ready_timeout: ReadyTimeout = 300.0, vm_memory: VmMemory = None,
                stall_timeout: StallTimeout = 60.0,
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-               vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+               vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
                out: Out = Path("results"), json: Json = False,
                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Large-batch throughput of one instance (images/s)."""
@@ -347,7 +367,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0,
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
@@ -367,7 +387,8 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 stall_timeout: StallTimeout = 60.0,
-                hosts: Hosts = None, out: Out = Path("results"), json: Json = False,
+                hosts: Hosts = None, fleet: FleetOpt = None, out: Out = Path("results"),
+                json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
     each placement (e.g. --placement shared,pinned: bare metal against VM-like)."""
@@ -407,7 +428,7 @@ def server(target_qps: Annotated[float | None, typer.Option(
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
            stall_timeout: StallTimeout = 60.0,
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-           vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
            no_lock: NoLock = False) -> None:
     """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,

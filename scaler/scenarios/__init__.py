@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology, read_topology
-from scaler import placements
+from scaler import fleets, placements
 from scaler.engines import EngineSpec
 from scaler.lock import MeasurementLock
 from scaler.progress import Reporter
@@ -41,10 +41,7 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
                                  cache_dir=settings.cache_dir), topology.isa)
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
-    if settings.hosts_file:
-        from scaler.hosts import load_hosts
-
-        load_hosts(settings.hosts_file)
+    fleets.check(settings)  # a hosts file, a partition, the client tools: before any worker
     return spec, topology
 
 

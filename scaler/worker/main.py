@@ -154,6 +154,9 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     return rec
 
 
+SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURMD_NODENAME")
+
+
 def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     """Pin, load the engine, warm up; returns the engine, its inputs and the ready report."""
     from affinity import bind, read_isa
@@ -192,6 +195,10 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "boot_id": boot_id(),
         "protocol": protocol.PROTOCOL_VERSION,
     }
+    slurm = {k: v for k, v in os.environ.items() if k in SLURM_KEYS or k.startswith(
+        ("SLURM_CPU_BIND", "SLURM_MEM_BIND"))}
+    if slurm:  # a Slurm job step: its ids and the binding Slurm says it applied
+        report["slurm"] = slurm
     return engine, inputs, report
 
 
