@@ -71,6 +71,31 @@ async def open_fleet(settings: Settings) -> tuple[FleetProvider, Fleet] | None:
     return provider, await provider.open(choice, settings)
 
 
+def read_topologies(text: str, ready_timeout_s: float
+                    ) -> tuple[FleetProvider, FleetChoice, dict[str, Topology]]:
+    """Open the fleet ``--fleet text`` names, read each machine's topology, close it again
+    (``scaler topology --fleet``, ``scaler plan --fleet``)."""
+    import asyncio
+
+    from scaler.settings import Settings
+
+    choice = parse(text)
+    provider = get(choice.provider)
+    provider.check(choice)
+    settings = Settings(fleet=str(choice), ready_timeout_s=ready_timeout_s)
+
+    async def main() -> dict[str, Topology]:
+        fleet = await provider.open(choice, settings)
+        try:
+            return dict(fleet.topologies)
+        finally:
+            close = getattr(fleet, "close", None)
+            if close is not None:
+                close()
+
+    return provider, choice, asyncio.run(main())
+
+
 def lock_cpus(settings: Settings, topology: Topology) -> frozenset[int] | None:
     """CPUs of this machine a fleet run measures (None: no fleet, the placements decide)."""
     choice = wanted(settings)

@@ -60,6 +60,11 @@ class FleetProvider:
     async def open(self, choice: FleetChoice, settings: Settings) -> Fleet:
         raise NotImplementedError
 
+    def step_options(self, cpus: tuple[int, ...], nodes: tuple[int, ...]) -> list[str]:
+        """What the back-end would be asked for to confine a worker to this partition
+        (``scaler plan --fleet``); none: the worker pins itself."""
+        return []
+
     def lock_cpus(self, choice: FleetChoice, settings: Settings,
                   topology: Topology) -> frozenset[int]:
         """CPUs of this machine the run measures on (scaler.lock); a remote fleet: none."""

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ class SlurmError(ScalerError):
 def parse_arg(choice: FleetChoice) -> tuple[str | None, int]:
     """``PARTITION[:NODES]`` of ``--fleet slurm:...``."""
     partition, _, nodes = (choice.arg or "").partition(":")
-    if partition and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", partition):
+    if partition and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", partition):
         raise UsageError(f"--fleet {choice}: {partition!r} is not a partition name")
     if nodes and (not nodes.isdigit() or not 1 <= int(nodes) <= 4096):
         raise UsageError(f"--fleet {choice}: NODES must be a number from 1 to 4096")
@@ -90,9 +91,11 @@ def expand_counts(text: str) -> list[int]:
 
 
 class Allocation:
-    """One salloc holding the fleet's nodes (see the module doc for its watchdog)."""
+    """One salloc holding the fleet's nodes (see the module doc for its watchdog). salloc is a
+    plain child (not an asyncio one) so that ``release`` can end and reap it from anywhere,
+    also after the event loop is gone."""
 
-    def __init__(self, argv: list[str], proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, argv: list[str], proc: subprocess.Popen[bytes]) -> None:
         self.argv = argv
         self.proc = proc
         self.job: str | None = None
@@ -100,7 +103,8 @@ class Allocation:
         self.cpus: dict[str, int] = {}
         self.stderr: list[str] = []
         self.released = False
-        self._drain = asyncio.ensure_future(self._read_stderr())
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
 
     @classmethod
     async def request(cls, partition: str | None, nodes: int, timeout_s: float,
@@ -108,9 +112,8 @@ class Allocation:
         argv = ["salloc", "-N", str(nodes), "--exclusive", "-J", f"scaler-{os.getpid()}",
                 *(["-p", partition] if partition else []), "--", "sh", "-c", WATCHDOG]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise UsageError(f"{label}: cannot run salloc: {exc.strerror or exc}") from None
         alloc = cls(argv, proc)
@@ -121,23 +124,28 @@ class Allocation:
             raise
         return alloc
 
-    async def _read_stderr(self) -> None:
+    def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
+        for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.stderr.append(line)
             m = _JOB_LINE.search(line)
             if m and self.job is None:
                 self.job = m[1]
 
-    async def _granted(self, timeout_s: float, label: str) -> None:
+    def _read_grant(self) -> str:
         assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline().decode(errors="replace")
+            if not line or line.startswith(GRANTED):
+                return line
+
+    async def _granted(self, timeout_s: float, label: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = loop.run_in_executor(None, self._read_grant)  # ends when salloc does
         try:
             async with asyncio.timeout(timeout_s):
-                while True:
-                    line = (await self.proc.stdout.readline()).decode(errors="replace")
-                    if not line or line.startswith(GRANTED):
-                        break
+                line = await asyncio.shield(reader)
         except TimeoutError:
             reason = ""
             if self.job:
@@ -146,9 +154,8 @@ class Allocation:
                              f"within --ready-timeout {timeout_s:g} s (pending: "
                              f"{reason or 'unknown'}); cancelled") from None
         if not line:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._drain
+            self.proc.wait(timeout=10)
+            self._drain.join(timeout=5)
             raise UsageError(f"{label}: salloc refused: {last_line(chr(10).join(self.stderr))}")
         _, job, nodelist, counts = (line.split() + ["", "", ""])[:4]
         self.job = job
@@ -161,19 +168,25 @@ class Allocation:
         self.cpus = dict(zip(names, cpus))
 
     def release(self) -> None:
-        """End the allocation (and so every step): close the watchdog's pipe, scancel."""
+        """End the allocation (and so every step): close the watchdog's pipe, scancel, and
+        wait for salloc (a pending one cancels its request on SIGTERM)."""
         if self.released:
             return
         self.released = True
         if self.proc.stdin is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
         if self.job:
             with contextlib.suppress(SlurmError):
                 run_tool(["scancel", "--quiet", self.job], timeout_s=15)
-        if self.proc.returncode is None:
+        if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()  # a pending salloc cancels its request on SIGTERM
+                self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
 
     def describe(self) -> dict[str, Any]:
         return {"job": self.job, "nodes": list(self.nodes), "cpus_per_node": self.cpus,
@@ -267,6 +280,11 @@ class SlurmProvider(FleetProvider):
     name = "slurm"
     usage = "slurm[:PARTITION[:NODES]]"
     record_key = "slurm"
+
+    def step_options(self, cpus: tuple[int, ...], nodes: tuple[int, ...]) -> list[str]:
+        from scaler.fleets.slurmsteps import bind_options
+
+        return bind_options(cpus, nodes)
 
     def check(self, choice: FleetChoice) -> None:
         partition, _ = parse_arg(choice)
