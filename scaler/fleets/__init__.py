@@ -31,13 +31,20 @@ def register(provider: FleetProvider) -> FleetProvider:
 def get(name: str) -> FleetProvider:
     if name not in _PROVIDERS and name in BUILTIN:
         importlib.import_module(BUILTIN[name])  # registers itself
+    if name not in _PROVIDERS:  # a plug-in's (SCALER_PLUGINS, entry points)
+        from scaler import plugins
+
+        plugins.load()
+        plugins.check()
     if name not in _PROVIDERS:
         raise UsageError(f"unknown --fleet {name!r}: choose from {help_text()}")
     return _PROVIDERS[name]
 
 
 def help_text() -> str:
-    return "ssh:FILE (the --hosts file) or slurm[:PARTITION[:NODES]]"
+    for module in BUILTIN.values():
+        importlib.import_module(module)
+    return ", ".join(p.usage for p in _PROVIDERS.values())
 
 
 def parse(text: str) -> FleetChoice:
