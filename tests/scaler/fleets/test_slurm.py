@@ -200,10 +200,12 @@ def test_allocation_not_granted_in_time_is_cancelled(slurm_cluster, tmp_path):
     assert wait_no_jobs(slurm_cluster, 10) == []
 
 
-def test_killed_coordinator_leaves_no_job(slurm_cluster, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killed_coordinator_leaves_no_job(slurm_cluster, tmp_path, sig):
     """SIGKILL to the coordinator mid-run: the allocation's watchdog sees its pipe close,
-    salloc gives the allocation back and Slurm ends the steps; squeue is empty within 10 s
-    and no worker of the job is left."""
+    salloc gives the allocation back and Slurm ends the steps; Ctrl-C: the run stops, is
+    saved as partial and the allocation is given back. Either way squeue is empty within
+    10 s and no worker of the job is left."""
     env = {**os.environ, "SLURM_CONF": str(slurm_cluster.conf), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "scaler", "scaling", "--engine", "null",
                              "--placement", "pinned", "--instances", "2", "--fleet",
@@ -218,8 +220,9 @@ def test_killed_coordinator_leaves_no_job(slurm_cluster, tmp_path):
         steps = squeue(slurm_cluster, "-s")
         assert len(steps) >= 2, steps  # both workers run as steps
         job = steps[0].split()[0].split(".")[0]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+        assert code == (-9 if sig == signal.SIGKILL else 130)
         assert wait_no_jobs(slurm_cluster, 10) == []
     finally:
         if proc.poll() is None:
