@@ -5,10 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # a kernel for the VMs: Debian names its metapackage linux-image-amd64, Ubuntu linux-image-generic
 KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release && echo y),linux-image-generic,linux-image-amd64)
-APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell
+APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell slurm-wlm munge
 STAMP := $(VENV)/.installed
 
-.PHONY: install apt test demo bench lint mutation clean
+.PHONY: install apt test demo bench lint mutation clean slurm-up slurm-down
 
 install: $(STAMP)
 
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# System packages for the vm placement, the SSH target tests and the report's browser test
-# (chromium-headless-shell). Needs root; skipped when every package is already installed.
+# System packages for the vm placement, the SSH target tests, the report's browser test
+# (chromium-headless-shell) and the Slurm fleet's test cluster (slurm-wlm, munge). Needs root; skipped when every package is already installed.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -58,6 +58,17 @@ mutation: $(VENV)/.mutation-installed
 $(VENV)/.mutation-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,mutation]'
 	touch $@
+
+# A one-node Slurm cluster on this machine (munged, slurmctld, slurmd; root), as the tests start
+# it: all its files in SLURM_DIR, ports of its own. slurm-up prints the SLURM_CONF and --fleet to
+# use; slurm-down stops it and removes SLURM_DIR.
+SLURM_DIR ?= /tmp/scaler-slurm-cluster
+
+slurm-up: install
+	$(PY) -m tests.scaler.fleets.cluster up $(SLURM_DIR)
+
+slurm-down:
+	$(PYTHON) -m tests.scaler.fleets.cluster down $(SLURM_DIR)
 
 lint: install
 	$(VENV)/bin/ruff check scaler affinity tests

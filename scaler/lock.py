@@ -255,12 +255,13 @@ def acquire(cpus: Iterable[int], wait_s: float = 0.0, no_lock: bool = False,
 
 def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
     """Every CPU of this machine a run's groups would measure on: the partitions of each
-    placement at each instance count, all usable CPUs for an unpinned one; none when the
-    workers run on ``--hosts`` machines."""
-    from scaler import placements
+    placement at each instance count, all usable CPUs for an unpinned one; what the fleet
+    says (none for --hosts machines or a Slurm allocation) on a fleet."""
+    from scaler import fleets, placements
 
-    if settings.hosts_file:
-        return frozenset()
+    remote = fleets.lock_cpus(settings, topology)
+    if remote is not None:  # a fleet: the CPUs of this machine it measures (usually none)
+        return remote
     usable = frozenset(topology.usable_cpus)
     cpus: set[int] = set()
     for name in settings.placements:

@@ -356,7 +356,7 @@ def load_run(path: str | Path) -> Run:
 _SHAPE: dict[str, type | tuple[type, ...]] = {
     "status": str, "partial_reasons": list, "created": str, "command": list,
     "requested": dict, "effective": dict, "host": dict, "emulated": bool, "groups": list,
-    "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict,
+    "points": list, "summary": dict, "hosts": dict, "lock": dict, "vm": dict, "slurm": dict,
 }
 
 

@@ -17,10 +17,10 @@ from affinity import Topology
 from scaler import footprint, noise, placements, points, records, results, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec
+from scaler.fleets import Fleet
 from scaler.layoutnames import split_cap
 from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
-from scaler.placements.fleet import Fleet
 from scaler.progress import Reporter
 from scaler.settings import Settings
 from scaler.targets import Target, WorkerRequest
@@ -40,7 +40,8 @@ class Session:
         self.reporter = reporter
         self.local_target = target or LocalTarget()
         self.pool = WorkerPool()  # warm workers reused by the next group that wants them
-        self.fleet: Fleet | None = None  # the machines of --hosts, probed by setup()
+        self.fleet: Fleet | None = None  # the machines of --fleet/--hosts, probed by setup()
+        self.fleet_key = "hosts"  # the run document's key for the fleet
         self.targets: dict[str, Target] = {}  # per placement, made on its first group
         self.path = results.new_run_path(out, settings.experiment or scenario)
         self.groups: list[dict[str, Any]] = []
@@ -69,8 +70,14 @@ class Session:
         return any(g.get("emulated") for g in self.groups)
 
     async def setup(self) -> None:
-        """Probe the ``--hosts`` machines before any worker starts (HostError otherwise)."""
-        self.fleet = await Fleet.open(self.settings)
+        """Open the fleet (``--hosts``: probe the machines; ``--fleet slurm``: allocate and
+        probe the nodes) before any worker starts (HostError, UsageError otherwise)."""
+        from scaler import fleets
+
+        opened = await fleets.open_fleet(self.settings)
+        if opened is not None:
+            provider, self.fleet = opened
+            self.fleet_key = provider.record_key
         if self.settings.smt and self.topology.threads_per_core <= 1:
             self.note("--smt changes nothing here: this machine has one thread per core")
 
@@ -80,6 +87,9 @@ class Session:
             close = getattr(target, "close", None)
             if close is not None:
                 close()
+        close = getattr(self.fleet, "close", None)  # what the fleet holds (an allocation)
+        if close is not None:
+            close()
 
     def placement(self, name: str) -> Placement:
         placement = placements.get(name)
@@ -259,7 +269,7 @@ class Session:
         if self.searches:
             doc["searches"] = self.searches
         if self.fleet is not None:
-            doc["hosts"] = self.fleet.describe()
+            doc[self.fleet_key] = self.fleet.describe()
         if self.lock is not None:
             doc["lock"] = self.lock.describe()
         for name, target in self.targets.items():

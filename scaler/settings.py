@@ -46,6 +46,7 @@ class Settings:
     vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
     ssh_parallel: int = 32  # --hosts: ssh processes connecting at once, at most
+    fleet: str | None = None  # --fleet PROVIDER[:ARG] other than ssh (scaler.fleets.wanted)
     repeat: int = 1  # each group measured this many times, in fresh workers, interleaved
     experiment: str | None = None  # a suite's name for the run (its folder's prefix)
     quick: bool = False  # asked with --quick: a smoke run, never a basis for capacity

@@ -10,6 +10,7 @@ import typer
 from affinity import Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
+from scaler.cli.fleetview import FleetOpt, ReadyTimeout
 from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ def plan(
     ] = False,
     sysfs_root: SysfsRoot = "/sys",
     json_output: JsonOutput = False,
+    fleet: FleetOpt = None,
+    ready_timeout: ReadyTimeout = 300.0,
 ) -> None:
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():
@@ -70,6 +73,15 @@ def plan(
 
         if instances > MAX_INSTANCES:
             raise UsageError(f"at most {MAX_INSTANCES} instances, not {instances}")
+        if fleet is not None:
+            from scaler.cli.fleetview import show_plans
+
+            if placement is not None:
+                raise UsageError("--placement goes without --fleet (a fleet shows what it "
+                                 "would ask for each partition)")
+            show_plans(fleet, ready_timeout, instances, cores_per_instance, smt, oversubscribe,
+                       json_output)
+            return
         topo = read_topology(sysfs_root)
         result = make_plan(
             topo, instances, cores_per_instance, smt=smt, oversubscribe=oversubscribe

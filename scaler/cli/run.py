@@ -95,6 +95,9 @@ VmHugepages = Annotated[bool, typer.Option(
     "--vm-hugepages", help="back VM memory with 2 MiB huge pages (reserve them first)")]
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
+FleetOpt = Annotated[str | None, typer.Option(
+    "--fleet", help="machines to run the workers on: ssh:FILE (as --hosts FILE) or "
+    "slurm[:PARTITION[:NODES]] (job steps of one Slurm allocation; see README)")]
 
 Repeat = Annotated[int, typer.Option(
     "--repeat", help="measure every group this many times, each in fresh workers, "
@@ -182,7 +185,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
-        vm_kernel=opts.get("vm_kernel"), hosts_file=opts.get("hosts"),
+        vm_kernel=opts.get("vm_kernel"), **_fleet(opts.get("hosts"), opts.get("fleet")),
         ssh_parallel=check_ssh_parallel(opts.get("ssh_parallel", 32)),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
@@ -195,6 +198,23 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         quiet_wait_s=opts.get("quiet_wait_s", 0.0),
         stall_timeout_s=opts.get("stall_timeout_s", 60.0),
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
+
+
+def _fleet(hosts: str | None, fleet: str | None) -> dict[str, str | None]:
+    """``--hosts FILE`` and ``--fleet`` as settings: ``ssh:FILE`` is ``--hosts FILE``."""
+    if fleet is None:
+        return {"hosts_file": hosts, "fleet": None}
+    from scaler import fleets
+
+    if hosts is not None:
+        raise UsageError("give --hosts FILE or --fleet, not both (--fleet ssh:FILE is --hosts "
+                         "FILE)")
+    choice = fleets.parse(fleet)
+    if choice.provider == "ssh":
+        if not choice.arg:
+            raise UsageError("--fleet ssh needs the hosts file: --fleet ssh:FILE")
+        return {"hosts_file": choice.arg, "fleet": None}
+    return {"hosts_file": None, "fleet": str(choice)}
 
 
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
@@ -319,7 +339,8 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
+            ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Batch-1 latency of one instance: mean, p50, p90, p99, p99.9 (ms)."""
@@ -337,7 +358,7 @@ def throughput(engine: Engine = None, precision: Precision = "fp32", model: Mode
                stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
                isa: IsaOpt = "native",
                vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-               vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+               vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
                ssh_parallel: SshParallel = 32,
                out: Out = Path("results"), json: Json = False,
                lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
@@ -358,7 +379,8 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
             isa: IsaOpt = "native",
             vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-            vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
+            vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
+            ssh_parallel: SshParallel = 32,
             out: Out = Path("results"), json: Json = False,
             lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """1..N concurrent batch-1 instances per placement: aggregate images/s and latency."""
@@ -378,7 +400,7 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
                 stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
-                isa: IsaOpt = "native", hosts: Hosts = None,
+                isa: IsaOpt = "native", hosts: Hosts = None, fleet: FleetOpt = None,
                 ssh_parallel: SshParallel = 32, out: Out = Path("results"), json: Json = False,
                 lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """Largest batch (and its throughput) whose latency stays under a bound, per layout of
@@ -420,7 +442,8 @@ def server(target_qps: Annotated[float | None, typer.Option(
            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
            isa: IsaOpt = "native",
            vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-           vm_hugepages: VmHugepages = False, hosts: Hosts = None, ssh_parallel: SshParallel = 32,
+           vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
+           ssh_parallel: SshParallel = 32,
            out: Out = Path("results"), json: Json = False, lock_wait: LockWait = 0.0,
            no_lock: NoLock = False) -> None:
     """Open-loop serving (LoadGen's Server scenario): Poisson arrivals into one shared queue,

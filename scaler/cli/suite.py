@@ -20,6 +20,7 @@ from scaler.cli.run import (
     CacheDir,
     CoresPerInstance,
     Engine,
+    FleetOpt,
     Hosts,
     Instances,
     Json,
@@ -80,7 +81,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
           isa: IsaOpt = "native",
           vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None,
+          vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
           ssh_parallel: SshParallel = 32, out: Out = Path("results"),
           json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
     """The study's four comparisons on this machine (bare metal against VM-like, fp32
@@ -198,12 +199,12 @@ def _generations(make: Any, skipped: dict[str, str]) -> str | None:
 def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:
     """The placements set against bare metal: the pinned-like ones, and the virtualized ones
     that run with hardware virtualization here (or all of them when asked)."""
-    from scaler import placements
+    from scaler import fleets, placements
 
     settings = make("latency")
     out = []
     for p in placements.placements().values():
-        if p.baseline or p.local_only and settings.hosts_file:
+        if p.baseline or p.local_only and fleets.wanted(settings):
             continue
         if p.virtualized:
             notes = p.notes(settings)

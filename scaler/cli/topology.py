@@ -9,6 +9,7 @@ import typer
 
 from affinity import Topology, format_cpulist, read_topology
 from scaler.cli.common import emit_json, errors_to_exit
+from scaler.cli.fleetview import FleetOpt, ReadyTimeout
 
 SYSFS_HELP = (
     "Read this sysfs tree instead of /sys; its online CPUs are taken as usable "
@@ -21,9 +22,16 @@ JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON, not a tabl
 def topology(
     sysfs_root: SysfsRoot = "/sys",
     json_output: JsonOutput = False,
+    fleet: FleetOpt = None,
+    ready_timeout: ReadyTimeout = 300.0,
 ) -> None:
     """Show packages, NUMA nodes, physical cores, threads per core, usable CPUs and ISA."""
     with errors_to_exit():
+        if fleet is not None:
+            from scaler.cli.fleetview import show_topologies
+
+            show_topologies(fleet, ready_timeout, json_output)
+            return
         topo = read_topology(sysfs_root)
         if json_output:
             emit_json(topo.to_dict())

@@ -95,9 +95,12 @@ class Placement:
 
     def preflight(self, settings: Settings, topology: Topology, spec: EngineSpec) -> None:
         """Checks before any worker of the run starts (UsageError when the run cannot work)."""
-        if self.local_only and settings.hosts_file:
+        from scaler.fleets import wanted
+
+        fleet = wanted(settings)
+        if self.local_only and fleet:
             raise UsageError(f"the {self.name} placement {self.local_only}")
-        if settings.cores_per_instance and not settings.hosts_file:  # a fleet: per group
+        if settings.cores_per_instance and not fleet:  # a fleet: per group
             for n in settings.instances:
                 check_oversubscription(self.plan(topology, n, smt=settings.smt,
                                                  cores_per_instance=settings.cores_per_instance),

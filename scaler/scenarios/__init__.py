@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology, read_topology
-from scaler import placements
+from scaler import fleets, placements
 from scaler.engines import EngineSpec
 from scaler.errors import ScalerError
 from scaler.lock import MeasurementLock
@@ -53,10 +53,7 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     from scaler import footprint
 
     footprint.preflight(settings, topology, spec)  # every model's workers fit, before any starts
-    if settings.hosts_file:
-        from scaler.hosts import load_hosts
-
-        load_hosts(settings.hosts_file)
+    fleets.check(settings)  # a hosts file, a partition, the client tools: before any worker
     return spec, topology
 
 

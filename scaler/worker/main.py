@@ -274,6 +274,9 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     return rec
 
 
+SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURMD_NODENAME")
+
+
 def wait_until(t_ns: int, stop: threading.Event) -> None:
     """Wait for the monotonic clock to reach ``t_ns`` (sleep, then spin the last 5 ms: a
     thread woken from a sleep may wait for a busy CPU)."""
@@ -339,6 +342,10 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         "protocol": protocol.PROTOCOL_VERSION,
         "rss_peak_bytes": _rss_peak(),  # the model's footprint, checked before later runs
     }
+    slurm = {k: v for k, v in os.environ.items() if k in SLURM_KEYS or k.startswith(
+        ("SLURM_CPU_BIND", "SLURM_MEM_BIND"))}
+    if slurm:  # a Slurm job step: its ids and the binding Slurm says it applied
+        report["slurm"] = slurm
     return engine, inputs, report
 
 

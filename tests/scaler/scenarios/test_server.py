@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest
-
 from scaler.scenarios.server import next_rate
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
