@@ -16,7 +16,10 @@ def clip(text: str, limit: int = LINE_MAX) -> str:
 
 
 def quoted(value: Any, limit: int = VALUE_MAX) -> str:
-    """``repr(value)`` for an error message, cut to ``limit`` characters (saying so)."""
+    """``repr(value)`` for an error message, cut to ``limit`` characters (saying so); a string
+    is cut inside its quotes, which stay balanced."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value) - limit} more characters cut)"
     text = repr(value) if len(str(value)) <= 4 * limit else repr(str(value)[:limit + 8])
     if len(text) <= limit:
         return text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Any
 
 MESSAGE = b"scaler: interrupted\n"
@@ -38,7 +39,20 @@ def once() -> None:
     try:
         signal.signal(signal.SIGINT, _handler)
     except ValueError:
-        pass
+        return
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(info: Any) -> None:
+    """A KeyboardInterrupt raised where Python cannot raise it (a finaliser, a weakref
+    callback) would print "Exception ignored ..." and be lost: deliver the Ctrl-C again, so
+    that it lands where it can stop the run. Anything else is reported as Python does."""
+    global _seen
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        _seen = 0
+        os.kill(os.getpid(), signal.SIGINT)
+        return
+    sys.__unraisablehook__(info)
 
 
 def interrupted() -> bool:

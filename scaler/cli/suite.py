@@ -184,6 +184,9 @@ def _generations(make: Any, skipped: dict[str, str]) -> str | None:
         e.name for e in engines().values() if e.infers and e.isa_caps]
     why = "no engine here caps its kernels' ISA (openvino and tf do)"
     for name in names:
+        if not engines()[name].infers if name in engines() else False:
+            why = f"engine {name} runs no kernels to cap"
+            continue
         try:
             for _, precision, cap in suite_mod.GENERATIONS:
                 check_spec(EngineSpec(engine=name, precision=precision, model=settings.model,

@@ -260,6 +260,9 @@ def _check(spec: EngineSpec, isa: tuple[str, ...]) -> None:
         return
     import onnx
 
+    from scaler.engines.model_files import check_model_file
+
+    check_model_file(spec.model)  # not an ONNX model at all: the one message every engine gives
     path = Path(spec.model)
     try:
         proto = onnx.load(str(path), load_external_data=False)

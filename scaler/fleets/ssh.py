@@ -4,6 +4,7 @@ probed and reached over OpenSSH (``scaler.hosts``, ``scaler.placements.fleet``,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError
@@ -27,13 +28,13 @@ class SshProvider(FleetProvider):
         load_hosts(choice.arg)
 
     async def open(self, choice: FleetChoice, settings: Settings) -> Fleet:
-        from scaler.hosts import load_hosts
         from scaler.placements.fleet import Fleet as SshFleet
-        from scaler.targets.ssh import probe_all
 
         assert choice.arg is not None
-        hosts = load_hosts(choice.arg)
-        return SshFleet(hosts, await probe_all(hosts))  # type: ignore[return-value]
+        # the --hosts fleet as it opens itself: --ssh-parallel bounds its ssh processes
+        opened = await SshFleet.open(replace(settings, hosts_file=choice.arg))
+        assert opened is not None
+        return opened  # type: ignore[return-value]
 
 
 register(SshProvider())

@@ -38,7 +38,6 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     from scaler.engines import check_spec
     from scaler.engines.model_files import check_model_file
 
-    check_model_file(settings.model)  # its bytes are its format, before any engine reads it
     topology = read_topology(sysfs_root)
     spec = check_spec(EngineSpec(engine=settings.engine or "auto", precision=settings.precision,
                                  model=settings.model, batch=settings.batch,
@@ -48,6 +47,7 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
     spec = check_spec(replace(spec, threading=settings.threading[0]), topology.isa)
     for cap in settings.isa:  # every cap: the engine must honour it and the CPU run it
         check_spec(replace(spec, isa=cap), topology.isa)
+    check_model_file(spec.model)  # its bytes are its format, before anything starts
     for name in settings.placements:
         placements.get(name).preflight(settings, topology, spec)
     from scaler import footprint

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from scaler.errors import ScalerError
@@ -23,11 +25,30 @@ class QmpError(ScalerError):
     """QEMU refused a command or the monitor connection broke."""
 
 
+SUN_PATH_MAX = 107  # bytes of a Unix socket's path the kernel takes (sun_path less its NUL)
+
+
+@contextlib.contextmanager
+def reachable(path: str) -> Iterator[str]:
+    """``path``, or while the block runs a short alias of it through an open descriptor of its
+    folder (``/proc/self/fd/N/name``) when it is longer than a socket address may be (deep
+    temporary folders: a test's, a CI's)."""
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        yield path
+        return
+    folder = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{os.path.basename(path)}"
+    finally:
+        os.close(folder)
+
+
 def listening_socket(path: str) -> socket.socket:
     """A Unix socket bound at ``path`` and listening, to pass to QEMU as its QMP monitor."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(path)
+        with reachable(path) as address:
+            sock.bind(address)
         sock.listen(1)
     except OSError:
         sock.close()
@@ -48,7 +69,8 @@ class Qmp:
     async def connect(cls, path: str, timeout_s: float) -> Qmp:
         """Connect, read the greeting and negotiate capabilities, all within ``timeout_s``."""
         async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_unix_connection(path, limit=1 << 22)
+            with reachable(path) as address:
+                reader, writer = await asyncio.open_unix_connection(address, limit=1 << 22)
             qmp = cls(reader, writer)
             try:
                 qmp.greeting = await qmp._read()

@@ -49,13 +49,16 @@ def test_a_stopped_worker_is_a_stall_within_the_recorded_bound(tmp_path, start):
     ended = time.monotonic() - stopped
     assert code == 1, err
     assert not alive(victim), "the stopped worker was left behind"
-    assert ended < STALL_S + 15, f"took {ended:.1f} s to notice a {STALL_S:g} s stall"
+    # noticed within the bound the group recorded (STALL_S, or ten of its slowest warm-up
+    # queries where a loaded machine made those longer: never a speed this test assumes)
     errors = [line for line in err.splitlines() if line.startswith("scaler: error:")]
     assert len(errors) == 1 and "stalled" in errors[0], err
     doc, arrays = saved_group(out)
     (group,) = doc["groups"]
     assert doc["status"] == "partial" and any("stalled" in r for r in doc["partial_reasons"])
-    assert group["stall_timeout_s"] == STALL_S  # the bound it was detected within
+    bound = group["stall_timeout_s"]
+    assert bound >= STALL_S
+    assert ended < bound + 15, f"took {ended:.1f} s to notice a {bound:g} s stall"
     failed = [i for i in group["per_instance"] if "stalled" in (i.get("error") or "")]
     assert len(failed) == 1
     k = failed[0]["index"] if "index" in failed[0] else group["per_instance"].index(failed[0])

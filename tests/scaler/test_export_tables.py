@@ -72,12 +72,16 @@ def test_every_group_and_point_column_holds_the_hand_made_value(tmp_path):
         "latency_samples": "77", "noisy": "True", "others_cpu_share": "0.07",
         "steal_share": "0.01", "emulated": "True", "simulated": "True",
         "oversubscribed": "True", "target": "local", "host": "box", "label": "pinned x2 b4",
-        "run_path": str(run.path)}
+        "run_path": str(run.path),
+        # a run from before --threading and --isa: tuned, native; no thread read-back
+        "threading": "tuned", "isa_cap": "native", "thread_stacking": "unknown",
+        "spin_share": "", "run_status": "", "run_partial_reasons": ""}
     empty = {c: "" for c in export.GROUP_COLUMNS}
     assert groups[1] == {**empty, "run": "latency-a", "group": "1", "scenario": "latency",
                          "experiment": "lat-x", "repeat": "0", "noisy": "False",
                          "emulated": "False", "simulated": "True", "oversubscribed": "False",
-                         "host": "box", "run_path": str(run.path)}
+                         "host": "box", "run_path": str(run.path), "threading": "tuned",
+                         "isa_cap": "native", "thread_stacking": "unknown"}
     points = read_csv(tmp_path / "out" / "points.csv")
     assert list(points[0]) == list(export.POINT_COLUMNS)
     assert points[0] == {
@@ -91,11 +95,11 @@ def test_every_group_and_point_column_holds_the_hand_made_value(tmp_path):
         "latency_p99_ms": "4.5", "latency_p99.9_ms": "5.5", "latency_max_ms": "6.5",
         "latency_samples": "77", "early_stopping_p90_ms": "2.75",
         "early_stopping_p99_ms": "4.75", "emulated": "False", "simulated": "True",
-        "oversubscribed": "True", "groups": "0 1"}
+        "oversubscribed": "True", "groups": "0 1", "threading": "tuned", "isa_cap": "native"}
     assert points[1] == {**{c: "" for c in export.POINT_COLUMNS}, "run": "latency-a",
                          "scenario": "latency", "experiment": "lat-x", "unstable": "False",
                          "noisy": "False", "emulated": "False", "simulated": "True",
-                         "oversubscribed": "False"}
+                         "oversubscribed": "False", "threading": "tuned", "isa_cap": "native"}
     samples = read_csv(tmp_path / "out" / "samples.csv")
     assert samples == [
         {"run": "latency-a", "group": "0", "instance": "0", "start_ns": "1000",

@@ -111,15 +111,16 @@ def test_points_are_told_apart_by_every_key_field_in_the_order_first_measured():
     variants = [{"layout": "2x1"}, {"layout": "1x2"}, {"batch": 8}, {"target_qps": 5.0},
                 {"series": "shared"}, {"model": "mobilenet"}, {"instances": 2},
                 {"precision": "int8"}, {"engine": "tflite"}, {"placement": "vm"},
-                {"threading": "model-zoo"}]
+                {"threading": "model-zoo"}, {"isa_cap": "avx512_core"}]
     groups = [dict(base, id=k + 1, **v) for k, v in enumerate(variants)]
     groups.append(dict(base, id=99))  # a second repeat of the base point, measured last
     got = points.aggregate([base, *groups])
     assert [p["groups"] for p in got] == [[0, 99], *[[k + 1] for k in range(len(variants))]]
     assert got[1]["layout"] == "2x1" and "layout" not in got[0]
-    assert points.point_key(groups[0]) == ("pinned", "pinned", None, "tf", "fp32", "resnet50",
-                                           1, 1, "2x1", None)
-    assert got[-1]["threading"] == "model-zoo"  # styles are points of their own
+    assert points.point_key(groups[0]) == ("pinned", "pinned", None, None, "tf", "fp32",
+                                           "resnet50", 1, 1, "2x1", None)
+    assert got[-2]["threading"] == "model-zoo"  # styles are points of their own
+    assert got[-1]["isa_cap"] == "avx512_core"  # and so are ISA caps
 
 
 def test_complete_repeats_only_count():

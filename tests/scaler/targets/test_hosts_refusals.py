@@ -42,8 +42,10 @@ def host_with(tmp_path, key, value, named=True):
     # name
     ("name", "'a;b'", "host 'a;b': name 'a;b' may hold letters, digits and . _ @ : + - (up to 64)"),
     ("name", "'-a'", "host '-a': name '-a' may hold letters, digits and . _ @ : + - (up to 64)"),
+    # a value over 60 characters is shown cut, with the count of what was cut (issue 30)
     ("name", "'" + "n" * 65 + "'",
-     f"host '{'n' * 65}': name '{'n' * 65}' may hold letters, digits and . _ @ : + - (up to 64)"),
+     f"host '{'n' * 60}'... (5 more characters cut): name '{'n' * 60}'... (5 more characters "
+     "cut) may hold letters, digits and . _ @ : + - (up to 64)"),
     ("name", "''", f"host 'u@h': name {STRING}"),
     ("name", "5", f"host 'u@h': name {STRING}"),
     ("name", '"a\\u0007b"', f"host 'u@h': name {STRING}"),
