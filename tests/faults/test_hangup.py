@@ -22,6 +22,8 @@ from tests.faults.conftest import NULL, PLUGIN, SLEEPY, run_folder, wait_saved
 from tests.scaler.helpers import ROOT, alive, scaler_cmd
 from tests.scaler.targets.conftest import descendants, wait_gone
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 

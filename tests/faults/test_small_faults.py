@@ -79,6 +79,7 @@ def test_a_rate_of_zero_is_refused_like_a_negative_one(rate):
     assert done.stderr.strip() == f"scaler: error: --target-qps must be positive, not {rate}"
 
 
+@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_two_ctrl_cs_never_print_a_traceback(tmp_path):
     """Two SIGINTs at varied delays (before the workers start, while they measure, while
     the run stops), 20 times: an interruption or a result, never a traceback, no worker

@@ -39,6 +39,7 @@ def test_any_model_is_refused_before_a_worker_starts_and_leaves_no_run_folder(tm
     assert list(out.iterdir()) == []  # no run folder, no claim: nothing started
 
 
+@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_a_run_records_the_footprint_its_workers_measured_and_the_check_uses_it(tmp_path):
     cache = tmp_path / "cache"
     out = tmp_path / "out"

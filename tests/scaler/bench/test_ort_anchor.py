@@ -3,6 +3,8 @@ loop on the tiny model, and its row in the bench table (judged from raw figures)
 
 from __future__ import annotations
 
+import pytest
+
 from affinity import plan, read_topology
 from scaler.bench import report
 
@@ -10,6 +12,7 @@ WHOLE = plan(read_topology(), 1).partitions[0]
 CPUS = list(WHOLE.cpus)
 
 
+@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_bare_loop_runs_the_workers_file_and_options_on_the_same_cpus(tmp_path):
     from scaler.bench.ort_anchor import measure_anchor
 

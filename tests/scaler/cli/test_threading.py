@@ -10,6 +10,8 @@ import pytest
 from affinity.cpulist import parse_cpulist
 from tests.scaler.helpers import scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 SHORT = ["--min-duration", "0.3", "--min-queries", "5", "--warmup", "0.5"]
 ENGINE = "openvino"  # expresses every style; switch to onnxruntime once it is merged
 

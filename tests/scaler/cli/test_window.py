@@ -12,6 +12,8 @@ import pytest
 from scaler.results import load_run
 from tests.scaler.helpers import scaler_cmd
 
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+
 BASE_SERVICE_S = "0.002"
 
 

@@ -215,6 +215,7 @@ def test_native_suffixes_may_not_overlap():
                             load=lambda spec: None, native_suffixes=(".onnx",)))
 
 
+@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_scaling_cli_shared_and_pinned(ort_cache, tmp_path):
     folder, _ = ort_cache
     r = scaler_cmd("scaling", "--engine", "onnxruntime", "--model", "tiny",

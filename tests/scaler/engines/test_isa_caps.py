@@ -126,6 +126,7 @@ def test_a_cap_changes_the_kernels_openvino_runs(openvino_cache):
         assert set(native) & {"avx512", "amx"}, native
 
 
+@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_scaling_sweeps_caps_side_by_side_and_records_them(tmp_path):
     """Two caps in one run (null engine: caps are recorded, nothing runs under them): each
     group records its cap and its workers' read-back; the series are told apart."""

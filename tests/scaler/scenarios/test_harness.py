@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from scaler.scenarios.harness import SHARE_LIMIT, share_note
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.test_plugins import PLUGIN
+
+pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 
 def test_the_note_says_when_the_harness_is_over_its_share():
