@@ -9,12 +9,13 @@ everything measured so far, and such a run is marked ``partial`` with the reason
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import noise, placements, points, records, results, summaries
+from scaler import noise, placements, points, records, results, speedprobe, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec, worker_memory_gb
 from scaler.lock import MeasurementLock
@@ -104,15 +105,33 @@ class Session:
     async def group(self, placement_name: str, n: int, batch: int, label: str | None = None,
                     repeat: int = 0, rules: RunRules | None = None,
                     **extra: Any) -> dict[str, Any]:
-        """Measure one closed-loop group (one repeat of a point) and add it to the run."""
+        """Measure one closed-loop group (one repeat of a point) and add it to the run; a
+        contended window (speed probe) is measured again, up to ``--remeasure`` times, in
+        fresh workers: every attempt stays in the run, its point uses the last."""
         rules = rules or self.rules
         label = self._label(label or f"{placement_name} x{n} batch {batch}", repeat)
-        placement, plan, reqs, target, probe, quiet = await self._prepare(
-            placement_name, n, batch, label, rules)
-        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
-        record = records.group_record(len(self.groups), plan, batch, outcome, target,
-                                      self._what(), rules, self.arrays)
-        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+        for attempt in range(self.settings.remeasure + 1):
+            placement, plan, reqs, target, probe, quiet = await self._prepare(
+                placement_name, n, batch, label, rules)
+            outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool,
+                                      probe)
+            record = records.group_record(len(self.groups), plan, batch, outcome, target,
+                                          self._what(), rules, self.arrays)
+            if attempt:
+                record["attempt"] = attempt
+            record = self._finish(record, outcome, label, repeat, quiet, probe, extra)
+            cause = speedprobe.remeasure_cause(record)
+            if (cause is None or attempt == self.settings.remeasure or outcome.interrupted
+                    or self.stopped):
+                return record
+            self.note_remeasure(record, label, cause)
+            await self.fresh_workers()
+        return record  # pragma: no cover - the loop returns
+
+    def note_remeasure(self, record: dict[str, Any], label: str, cause: str) -> None:
+        """Mark a contended attempt superseded (kept, left out of its point) and say so."""
+        record["superseded"] = True
+        self.reporter.message(f"remeasuring {label}: contended window ({cause})")
 
     async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
                     policy: Any, label: str | None = None, repeat: int = 0,
@@ -160,6 +179,8 @@ class Session:
             quiet = await noise.wait_quiet(cpus, self.settings.noise_limit,
                                            self.settings.quiet_wait_s)
         probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
+        if probe is not None and speedprobe.enabled():  # before this group's workers start
+            await asyncio.to_thread(speedprobe.prepare, cpus)
         self.reporter.group_started(label, rules)
         return placement, plan, reqs, target, probe, quiet
 
@@ -174,6 +195,7 @@ class Session:
             record["noise"] = {"not_measured": "instances on other machines"}
         key = points.point_key(record)
         self.groups.append(record)
+        speedprobe.judge(self.groups)  # against the run's best window so far
         self._points[key] = points.point_of(
             [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:

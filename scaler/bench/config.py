@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SECTIONS = ("harness", "peak", "efficiency", "anchor", "startup", "help", "simulator",
-            "validation")
+            "validation", "speedprobe")
 
 
 @dataclass(frozen=True)

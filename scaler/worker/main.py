@@ -176,11 +176,14 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
         if (len(warm_lat) >= spec.warmup_queries
                 and time.monotonic() - t_loaded >= spec.warmup_s):
             break
+    from affinity.numamaps import read_numa_maps
+
     report = {
         "instance": spec.instance,
         "pid": os.getpid(),
         "hostname": platform.node(),
         "binding": binding.to_dict(),
+        "memory_nodes": read_numa_maps(),  # where its memory is after warm-up, per node
         "threads": binding.threads,
         "engine": dict(engine.info),
         "isa": list(read_isa()),
