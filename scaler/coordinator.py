@@ -24,12 +24,14 @@ from typing import Any
 
 from scaler.errors import ScalerError
 from scaler.noise import WindowProbe
+from scaler.stoprule import Watch
+from scaler.stoprule import allowed_over as _allowed_over
 from scaler.targets import Target
 from scaler.worker import protocol
 from scaler.worker.protocol import WorkerRequest
 
 __all__ = ["GroupOutcome", "InstanceOutcome", "RunRules", "WorkerPool", "WorkerRequest",
-           "run_group"]
+           "_allowed_over", "run_group"]
 
 STDERR_TAIL_LINES = 40
 
@@ -97,6 +99,9 @@ class GroupOutcome:
     noise: dict[str, Any] = field(default_factory=dict)  # the noise meter of the window
     speed_probe: dict[str, Any] = field(default_factory=dict)  # speedprobe at both edges
     stall_s: float | None = None  # the silence after which a worker counted as stalled
+    # the closed-loop window: requested queries and duration, what ended it, each worker's
+    # start (``scaler.stoprule``); the record adds the recorded counts from the samples
+    window: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -363,85 +368,6 @@ async def start_workers(requests: list[WorkerRequest], target: Target,
                            in enumerate(zip(workers, outcome.instances, warm))))
 
 
-def _allowed_over(rules: RunRules) -> int | None:
-    """Queries over the bound that ``min_queries`` queries may hold and still prove the
-    percentile under it (None: no bound to test)."""
-    if rules.latency_bound_ms is None or rules.bound_percentile is None:
-        return None
-    from scaler.stats import min_passing
-
-    n, t = rules.min_queries, 0
-    while n - (t + 1) >= min_passing(t + 1, rules.bound_percentile):
-        t += 1
-    return t
-
-
-class _Watch:
-    """What the coordinator knows of a group while it measures: queries so far, when each
-    worker was last heard from, which have started and which hit ``--max-queries``."""
-
-    def __init__(self, n: int, rules: RunRules, stall_s: float) -> None:
-        self.rules, self.stall_s = rules, stall_s
-        self.t0 = time.monotonic()
-        self.queries = [0] * n
-        self.heard = [self.t0] * n
-        self.started: set[int] = set()
-        self.capped: set[int] = set()  # reached --max-queries: idle, silent, not stalled
-        self.capped_early: set[int] = set()  # ... before the min duration was over
-        self.window_t0 = float("inf")  # min_duration counts once every instance is running
-        self.over_bound = 0  # queries over the latency bound (chunks seen so far)
-        self.allowed_over = _allowed_over(rules)
-
-    @property
-    def window_open(self) -> bool:
-        return self.window_t0 != float("inf")
-
-    @property
-    def bound_failed(self) -> bool:
-        return self.allowed_over is not None and self.over_bound > self.allowed_over
-
-    def enough(self, now: float) -> bool:
-        """The run rules are met, the time limit is reached, every worker is capped, or the
-        latency bound can no longer be met."""
-        r = self.rules
-        met = now - self.window_t0 >= r.min_duration_s and sum(self.queries) >= r.min_queries
-        return (met or now - self.t0 >= r.max_duration_s or len(self.capped) == len(self.heard)
-                or self.bound_failed)
-
-    def count_over(self, message: dict[str, Any]) -> None:
-        if self.allowed_over is None or self.rules.latency_bound_ms is None:
-            return
-        import numpy as np
-
-        start = np.frombuffer(protocol.unpack_int64(message["start_ns"]), dtype=np.int64)
-        end = np.frombuffer(protocol.unpack_int64(message["end_ns"]), dtype=np.int64)
-        self.over_bound += int(np.count_nonzero(end - start > self.rules.latency_bound_ms * 1e6))
-
-    def stalled(self, now: float) -> list[int]:
-        return [k for k, h in enumerate(self.heard)
-                if now - h > self.stall_s and k not in self.capped]
-
-    def wake_in(self, now: float) -> float:
-        """Seconds until the next deadline: the time limit, a stall, or the window's end."""
-        running = [h for k, h in enumerate(self.heard) if k not in self.capped] or [now]
-        wake = min(self.t0 + self.rules.max_duration_s, min(running) + self.stall_s,
-                   max(self.window_t0 + self.rules.min_duration_s, now))
-        return max(wake - now, 0.001)
-
-    def heard_from(self, k: int, message: dict[str, Any]) -> None:
-        self.heard[k] = time.monotonic()
-        if message["type"] == "started":
-            self.started.add(k)
-            if len(self.started) == len(self.heard):
-                self.window_t0 = self.heard[k]
-        elif message["type"] in ("progress", "chunk", "capped"):
-            self.queries[k] = int(message["queries"])
-            if message["type"] == "capped":
-                self.capped.add(k)
-                if self.heard[k] - self.window_t0 < self.rules.min_duration_s:
-                    self.capped_early.add(k)
-
-
 async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules,
                    on_event: EventSink, probe: WindowProbe | None = None) -> None:
     """Start all, wait until the run rules are met (or a worker fails), stop, collect.
@@ -450,9 +376,10 @@ async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules
     slowest_query_s = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     stall_s = max(rules.stall_timeout_s, 10 * slowest_query_s)  # a long batch is not a stall
     outcome.stall_s = stall_s
-    for w in workers:
-        w.send("start")
-    watch = _Watch(len(workers), rules, stall_s)
+    watch = Watch(len(workers), rules, stall_s,
+                  boot_ids=[i.ready.get("boot_id") for i in outcome.instances])
+    for k, w in enumerate(workers):
+        w.send("start", **watch.first_limits(k))
     on_event("measuring", min_duration_s=rules.min_duration_s, min_queries=rules.min_queries)
     pumps = [asyncio.ensure_future(_pump(k, w, events)) for k, w in enumerate(workers)]
     try:
@@ -471,10 +398,15 @@ async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules
                 continue
             if not _handle(k, message, watch, outcome, workers, on_event, probe):
                 break
+            if not watch.enough(time.monotonic()):
+                for j, limits in watch.changed_limits():
+                    workers[j].send("limits", **limits)
         outcome.under_min_queries = sum(watch.queries) < rules.min_queries
         outcome.capped_early = sorted(watch.capped_early)
         outcome.bound_failed = watch.bound_failed
     finally:
+        _send_stop(workers, outcome)  # first: the others run on until it arrives
+        outcome.window = watch.window(time.monotonic())
         if probe is not None:
             outcome.noise = probe.end()
         for p in pumps:
@@ -484,10 +416,21 @@ async def _measure(workers: list[Worker], outcome: GroupOutcome, rules: RunRules
             k, message = events.get_nowait()
             if isinstance(message, dict) and message["type"] in ("chunk", "samples"):
                 outcome.instances[k].absorb(message)
-    await _collect(workers, outcome, deadline_s=stall_s)
+    await _collect(workers, outcome, deadline_s=stall_s, stop_sent=True)
 
 
-def _handle(k: int, message: dict[str, Any] | Exception, watch: _Watch, outcome: GroupOutcome,
+def _live(workers: list[Worker | None], outcome: GroupOutcome
+          ) -> list[tuple[Worker, InstanceOutcome]]:
+    return [(w, i) for w, i in zip(workers, outcome.instances)
+            if w is not None and i.status == "ready" and w.proc.returncode is None]
+
+
+def _send_stop(workers: list[Worker | None], outcome: GroupOutcome) -> None:
+    for w, _ in _live(workers, outcome):
+        w.send("stop")
+
+
+def _handle(k: int, message: dict[str, Any] | Exception, watch: Watch, outcome: GroupOutcome,
             workers: list[Worker], on_event: EventSink, probe: WindowProbe | None) -> bool:
     """Act on one message from worker ``k``; False when the measurement must end."""
     inst = outcome.instances[k]
@@ -521,12 +464,12 @@ async def _pump(k: int, w: Worker,
 
 
 async def _collect(workers: list[Worker | None], outcome: GroupOutcome,
-                   deadline_s: float) -> None:
-    """Send ``stop`` and gather the samples of every worker still able to send them."""
-    live = [(w, i) for w, i in zip(workers, outcome.instances)
-            if w is not None and i.status == "ready" and w.proc.returncode is None]
-    for w, _ in live:
-        w.send("stop")
+                   deadline_s: float, stop_sent: bool = False) -> None:
+    """Send ``stop`` (unless sent already) and gather the samples of every worker still
+    able to send them."""
+    live = _live(workers, outcome)
+    if not stop_sent:
+        _send_stop(workers, outcome)
 
     async def samples(w: Worker, inst: InstanceOutcome) -> None:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 from scaler import stats
 from scaler.coordinator import GroupOutcome, InstanceOutcome, RunRules
 from scaler.placements import GroupPlan
+from scaler.stoprule import window_record
 from scaler.targets import Target
 
 READY_KEYS = ("pid", "binding", "memory_nodes", "threads", "engine", "hostname", "load_s", "isa")
@@ -74,9 +75,11 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
     }
     if rules.latency_bound_ms is not None:
         record["bound_failed"] = outcome.bound_failed
+    if outcome.window:  # requested and recorded queries and duration of the window
+        record["window"] = window_record(outcome.window, starts, ends)
     if starts and outcome.complete:
         record.update(_group_figures(plan, starts, ends, clocks, boot_ids, batch))
-        record["warnings"] += rule_warnings(outcome, rules)
+        record["warnings"] += rule_warnings(outcome, rules) + overlap_warnings(record)
         record["rules_met"] = not rule_warnings(outcome, rules)
     return record
 
@@ -95,6 +98,17 @@ def rule_warnings(outcome: GroupOutcome, rules: RunRules) -> list[str]:
                    f"{rules.min_duration_s:g} s minimum duration (raise the worker's max_queries "
                    "or shorten --min-duration)")
     return out
+
+
+def overlap_warnings(record: dict[str, Any]) -> list[str]:
+    """Each instance kept the minimum duration, but a worker woken late (a busy machine)
+    left the instances less time together than that: said, not hidden."""
+    w = record.get("window") or {}
+    together, asked = w.get("recorded_duration_s"), w.get("requested_duration_s") or 0.0
+    if together is None or together >= asked or not w.get("late_start_ms"):
+        return []
+    return [f"the instances ran together for {max(together, 0):.3g} s, under the "
+            f"{asked:g} s minimum: one began {w['late_start_ms']:.3g} ms after the common start"]
 
 
 def _group_figures(plan: GroupPlan, starts: list[Any], ends: list[Any],

@@ -148,7 +148,8 @@ def measure_coordinator_null(cpus: list[int], nodes: list[int], repeats: int,
     instance: µs per query = 1 / the throughput the tool computes from the samples.
 
     The worker runs with its default ``--max-queries`` (250 000), as a user's run does; a
-    null worker reaches it in well under a second and the coordinator then stops the group.
+    null worker halts at the window's minimum duration (the stop rule) or at that cap,
+    whichever comes first, and the coordinator then stops the group.
     """
     import uvloop
 

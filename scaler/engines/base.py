@@ -38,6 +38,7 @@ class EngineSpec:
     cache_dir: str | None = None  # converted-model cache; None = the default cache folder
     seed: int = 0
     threading: str = "tuned"  # one of THREADING_STYLES, applied by the engine when it loads
+    service_s: float = 0.0  # the null engine's fixed service time per query (0: none)
 
 
 class Engine(Protocol):

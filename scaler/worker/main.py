@@ -44,6 +44,7 @@ class Channel:
         self.out = out
         self.inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.stop = threading.Event()
+        self.limits = Limits()
         threading.Thread(target=self._read, name="protocol-reader", daemon=True).start()
 
     def send(self, type_: str, **fields: Any) -> None:
@@ -58,6 +59,10 @@ class Channel:
                 continue
             if message["type"] == "start":  # cleared here, in order with the stop after it
                 self.stop.clear()
+                self.limits.reset(message)
+            elif message["type"] == "limits":  # read by the timed loop, not by wait_for
+                self.limits.update(message)
+                continue
             elif message["type"] in ("stop", "exit"):
                 self.stop.set()
             self.inbox.put(message)
@@ -69,6 +74,59 @@ class Channel:
             message = self.inbox.get()
             if message["type"] in types or message["type"] == "eof":
                 return message
+
+
+NEVER = 1 << 62  # a count or a time never reached
+LATE_NS = 1_000_000  # beginning within this of the common start is beginning on it
+
+
+class Limits:
+    """The coordinator's stop rule as one worker applies it (``start`` and ``limits``
+    messages set it, from the protocol reader thread): report ``reached`` when the worker's
+    count reaches ``report_at``; halt at the end of the first query where the count is at
+    least ``stop_at`` AND the clock has passed ``until_ns`` (the window's minimum duration,
+    in this worker's clock). The coordinator sets them so that a halt means the group's
+    rules are met and a report comes before the group's count could meet them.
+
+    ``gate[0]`` is the count at which the timed loop next looks at the limits (one compare
+    a query); an update sets it to 0 so the loop looks at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.gate = [NEVER]
+        self.report_at = self.stop_at = NEVER
+        self.until_ns: int | None = None
+        self.late_ns = 0  # began this late after the common start: its window is as late
+
+    def reset(self, message: dict[str, Any]) -> None:
+        with self.lock:
+            self.report_at = self.stop_at = NEVER
+            self.until_ns = None
+            self.late_ns = 0
+        self.update(message)
+
+    def update(self, message: dict[str, Any]) -> None:
+        with self.lock:
+            for key in ("report_at", "stop_at"):
+                if key in message:
+                    value = message[key]
+                    setattr(self, key, NEVER if value is None else int(value))
+            if "until_ns" in message:
+                value = message["until_ns"]
+                self.until_ns = None if value is None else int(value)
+            self.gate[0] = 0
+
+    def check(self, done: int, now_ns: int) -> tuple[bool, bool, int]:
+        """After a query: (report now, halt now, when to look again by the clock)."""
+        with self.lock:
+            reached = done >= self.report_at
+            if reached:
+                self.report_at = NEVER  # until the coordinator answers
+            count_met = done >= self.stop_at
+            until = NEVER if self.until_ns is None else self.until_ns + self.late_ns
+            halt = count_met and now_ns >= until
+            self.gate[0] = self.report_at if count_met else min(self.report_at, self.stop_at)
+            return reached, halt, until if count_met else NEVER
 
 
 def die_with_parent() -> None:
@@ -105,11 +163,15 @@ class Recorder:
 
 def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel | None,
                progress_s: float, max_queries: int, until_ns: int | None = None,
-               chunk_s: float = 0.0) -> Recorder:
-    """Run queries back to back until ``stop`` is set, ``max_queries`` are done or the clock
-    passes ``until_ns``, recording each one. With a channel: ``progress`` every
-    ``progress_s`` and, when ``chunk_s`` > 0, the samples so far as a ``chunk`` every
-    ``chunk_s`` (sent at a progress point, so the loop checks the clock only once a query)."""
+               chunk_s: float = 0.0, limits: Limits | None = None,
+               begin_ns: int | None = None) -> Recorder:
+    """Run queries back to back until ``stop`` is set, ``max_queries`` are done, the clock
+    passes ``until_ns`` or ``limits`` say to halt, recording each one. With a channel:
+    ``progress`` every ``progress_s``, ``reached`` at the query where the count reaches the
+    limits' ``report_at``, ``halted`` when the limits end the window and, when ``chunk_s`` >
+    0, the samples so far as a ``chunk`` every ``chunk_s`` (sent at a progress point). The
+    loop itself compares one clock reading and one count a query; the rest waits for them.
+    With ``begin_ns`` the first query starts when the clock reaches it (a common start)."""
     rec = Recorder()
     infer = engine.infer
     clock = time.monotonic_ns
@@ -118,12 +180,23 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
     capacity = len(starts)
     progress_ns = int(progress_s * 1e9)
     chunk_ns = int(chunk_s * 1e9)
+    limits = limits if limits is not None else Limits()
+    gate = limits.gate
+    if begin_ns is not None:
+        wait_until(int(begin_ns), stop)
+    began = clock()
+    if begin_ns is not None:
+        late = began - int(begin_ns)  # woken late (a busy machine): its window is as late
+        limits.late_ns = late if late > LATE_NS else 0
     next_progress = clock() + progress_ns
+    next_wake = next_progress  # the earlier of the next progress and the limits' time
+    limit_wake = NEVER
     next_chunk = clock() + chunk_ns if chunk_ns > 0 and channel is not None else None
     if channel is not None:
-        channel.send("started", t_ns=clock())
+        channel.send("started", t_ns=began)
     i = 0
     sent = 0
+    halted = False
     while not is_stopped() and sent + i < max_queries:
         t0 = clock()
         infer(inputs)
@@ -135,23 +208,43 @@ def timed_loop(engine: Any, inputs: Any, stop: threading.Event, channel: Channel
             starts.extend(array("q", bytes(8 * capacity)))
             ends.extend(array("q", bytes(8 * capacity)))
             capacity *= 2
-        if t1 >= next_progress:
-            next_progress = t1 + progress_ns
-            if next_chunk is not None and t1 >= next_chunk:
-                next_chunk = t1 + chunk_ns
-                channel.send("chunk", queries=sent + i, t_ns=t1,  # type: ignore[union-attr]
-                             start_ns=protocol.pack_int64(starts[:i]),
-                             end_ns=protocol.pack_int64(ends[:i]))
-                sent += i
-                i = 0
-            elif channel is not None:
-                channel.send("progress", queries=sent + i, t_ns=t1)
-            if until_ns is not None and t1 >= until_ns:
+        if sent + i >= gate[0] or t1 >= next_wake:
+            reached, halted, limit_wake = limits.check(sent + i, t1)
+            if reached and channel is not None:
+                channel.send("reached", queries=sent + i, t_ns=t1)
+            if halted:
                 break
+            if t1 >= next_progress:
+                next_progress = t1 + progress_ns
+                if next_chunk is not None and t1 >= next_chunk:
+                    next_chunk = t1 + chunk_ns
+                    channel.send("chunk", queries=sent + i,  # type: ignore[union-attr]
+                                 t_ns=t1, start_ns=protocol.pack_int64(starts[:i]),
+                                 end_ns=protocol.pack_int64(ends[:i]))
+                    sent += i
+                    i = 0
+                elif channel is not None:
+                    channel.send("progress", queries=sent + i, t_ns=t1)
+                if until_ns is not None and t1 >= until_ns:
+                    break
+            next_wake = min(next_progress, limit_wake)
     rec.start_ns, rec.end_ns, rec.count, rec.sent = starts, ends, i, sent
-    if rec.total >= max_queries and channel is not None:
-        channel.send("capped", queries=rec.total, t_ns=clock())
+    if channel is not None:
+        if halted:
+            channel.send("halted", queries=rec.total, t_ns=clock())
+        elif rec.total >= max_queries:
+            channel.send("capped", queries=rec.total, t_ns=clock())
     return rec
+
+
+def wait_until(t_ns: int, stop: threading.Event) -> None:
+    """Wait for the monotonic clock to reach ``t_ns`` (sleep, then spin the last 5 ms: a
+    thread woken from a sleep may wait for a busy CPU)."""
+    clock = time.monotonic_ns
+    if t_ns - clock() > 5_000_000:
+        stop.wait((t_ns - clock() - 5_000_000) / 1e9)
+    while clock() < t_ns and not stop.is_set():
+        pass
 
 
 def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
@@ -165,7 +258,7 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     engine = load_engine(EngineSpec(
         engine=spec.engine, precision=spec.precision, model=spec.model, batch=spec.batch,
         threads=binding.threads, inter_op_threads=spec.inter_op_threads,
-        cache_dir=spec.cache_dir, seed=spec.instance))
+        cache_dir=spec.cache_dir, seed=spec.instance, service_s=spec.service_s))
     inputs = engine.make_input()
     t_loaded = time.monotonic()
     warm_lat = []
@@ -215,6 +308,9 @@ def samples_message(rec: Recorder) -> dict[str, Any]:
 
 
 def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
+    # the protocol reader thread (stop, limits) gets the GIL within 1 ms of a message even
+    # while an engine that never releases it (the null engine) runs queries
+    sys.setswitchinterval(0.001)
     engine, inputs, report = load(spec)
     channel.send("ready", **report)
     if standalone_s is not None:
@@ -226,14 +322,16 @@ def run(spec: WorkerSpec, standalone_s: float | None, channel: Channel) -> int:
         return 0
     # one measurement per start (closed loop) or per serve (queries sent by the coordinator's
     # load generator); a coordinator may reuse this warm worker for its next group
-    while (order := channel.wait_for("start", "serve", "exit")["type"]) in ("start", "serve"):
+    while (order := (got := channel.wait_for("start", "serve", "exit"))["type"]) in (
+            "start", "serve"):
         if order == "serve":
             if serve_loop(engine, inputs, channel) != "stop":
                 break
             continue
         rec = timed_loop(engine, inputs, channel.stop, channel, spec.progress_s,
-                         spec.max_queries, chunk_s=spec.chunk_s)
-        channel.stop.wait()  # a capped worker idles until the group stops together
+                         spec.max_queries, chunk_s=spec.chunk_s, limits=channel.limits,
+                         begin_ns=got.get("at_ns"))
+        channel.stop.wait()  # a capped or halted worker idles until the group stops together
         channel.send("samples", **samples_message(rec))
     engine.close()
     channel.send("bye")

@@ -8,10 +8,12 @@ starts with ``PREFIX``.
 
 Messages from the worker: ``ready``, ``started``, ``progress``, ``chunk`` (the samples
 recorded since the last chunk, about once a second, so a worker that dies keeps what it
-measured), ``capped``, ``samples`` (the rest, and the total), ``done`` (a served query's
-start and end), ``served``, ``error``, ``bye``.
-Messages to the worker: ``start`` (closed loop), ``serve`` (then ``query`` messages, each
-answered by ``done``), ``stop``, ``exit``.
+measured), ``reached`` (its count reached the ``report_at`` limit), ``halted`` (its limits
+ended the window), ``capped``, ``samples`` (the rest, and the total), ``done`` (a served
+query's start and end), ``served``, ``error``, ``bye``.
+Messages to the worker: ``start`` (closed loop, with the stop rule's limits: ``report_at``,
+``stop_at``, ``until_ns``; see ``scaler.stoprule``), ``limits`` (new limits), ``serve``
+(then ``query`` messages, each answered by ``done``), ``stop``, ``exit``.
 Sample arrays travel as base64 of little-endian int64 (compact, no pickle).
 """
 
@@ -28,7 +30,7 @@ from typing import IO, Any
 from scaler.worker.spec import WorkerSpec
 
 PREFIX = "@scaler "
-PROTOCOL_VERSION = 2  # 2: samples travel in chunks while measuring
+PROTOCOL_VERSION = 3  # 2: samples travel in chunks while measuring; 3: stop-rule limits
 # longest protocol line a reader accepts: a ``samples`` message carries every query's times
 STREAM_LIMIT = 1 << 28
 

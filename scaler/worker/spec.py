@@ -37,6 +37,7 @@ class WorkerSpec:
     progress_s: float = 0.25  # progress report interval
     chunk_s: float = 1.0  # samples are sent this often while measuring (a crash keeps them)
     max_queries: int = 250_000  # stop querying after this many (bounds a fast engine's samples)
+    service_s: float = 0.0  # the null engine's fixed service time per query (tests)
 
     def __post_init__(self) -> None:  # JSON gives lists: keep the spec hashable
         for name in ("cpus", "nodes"):

@@ -123,6 +123,7 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
         for line in proc.stderr:
             if "measuring" in line or time.monotonic() > deadline:
                 break
+        time.sleep(1.0)  # the workers begin together 0.1 s after "measuring"
         children = worker_pids_of(proc.pid)
         assert len(children) == 2
         t0 = time.monotonic()
