@@ -179,8 +179,10 @@ class Session:
             quiet = await noise.wait_quiet(cpus, self.settings.noise_limit,
                                            self.settings.quiet_wait_s)
         probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
+        self._reference = None
         if probe is not None and speedprobe.enabled():  # before this group's workers start
             await asyncio.to_thread(speedprobe.prepare, cpus)
+            self._reference = await asyncio.to_thread(speedprobe.probe, cpus)  # idle CPUs
         self.reporter.group_started(label, rules)
         return placement, plan, reqs, target, probe, quiet
 
@@ -193,6 +195,8 @@ class Session:
             record["quiet_wait"] = quiet
         if probe is None:
             record["noise"] = {"not_measured": "instances on other machines"}
+        if record.get("speed_probe") and getattr(self, "_reference", None):
+            record["speed_probe"]["reference"] = self._reference
         key = points.point_key(record)
         self.groups.append(record)
         speedprobe.judge(self.groups)  # against the run's best window so far

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,21 +152,12 @@ def run(commands: Sequence[Sequence[str]], out: Path, *, accel: str = "auto",
                                         start_new_session=True, preexec_fn=_die_with_us)
             finally:
                 sock.close()
-            try:
-                lines = _read_lines(proc, time.monotonic() + timeout_s)
+            results: list[CommandResult] = []
+            try:  # each command's output is written as it arrives: a later failure keeps it
+                lines = _read_lines(proc, time.monotonic() + timeout_s,
+                                    lambda m: results.append(_save(m, out)))
             finally:
                 _end(proc)
-    results = []
-    for message in lines:
-        if message.get("type") != "command":
-            continue
-        folder = out / str(message["index"])
-        for rel, data in message["files"].items():
-            target = folder / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(base64.b64decode(data))
-        results.append(CommandResult(message["argv"], message["rc"], message["seconds"],
-                                     message["stdout"], message["stderr"], folder))
     if not any(m.get("type") == "done" for m in lines):
         tail = (out / "console.log").read_text(errors="replace").strip().splitlines()[-5:]
         raise TestbedError(f"the testbed guest ended after {len(results)} of {len(commands)} "
@@ -174,12 +165,28 @@ def run(commands: Sequence[Sequence[str]], out: Path, *, accel: str = "auto",
     return results
 
 
+def _save(message: dict[str, Any], out: Path) -> CommandResult:
+    """Write one command's files under ``out/K`` and its output to ``out/K.json``."""
+    folder = out / str(message["index"])
+    for rel, data in message["files"].items():
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(data))
+    res = CommandResult(message["argv"], message["rc"], message["seconds"], message["stdout"],
+                        message["stderr"], folder)
+    (out / f"{message['index']}.json").write_text(json.dumps(
+        {k: message[k] for k in ("argv", "rc", "seconds", "stdout", "stderr")}, indent=1))
+    return res
+
+
 def _die_with_us() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _read_lines(proc: subprocess.Popen[bytes], deadline: float) -> list[dict[str, Any]]:
-    """JSON lines from the guest's port until it closes or ``deadline``."""
+def _read_lines(proc: subprocess.Popen[bytes], deadline: float,
+                on_command: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """JSON lines from the guest's port until it closes or ``deadline``; each command's
+    result goes to ``on_command`` as it arrives (its files are not kept in the list)."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     buf = b""
@@ -200,6 +207,9 @@ def _read_lines(proc: subprocess.Popen[bytes], deadline: float) -> list[dict[str
             for line in whole:
                 with contextlib.suppress(ValueError):
                     message = json.loads(line)
+                    if isinstance(message, dict) and message.get("type") == "command":
+                        on_command(message)
+                        message = {"type": "command", "index": message.get("index")}
                     if isinstance(message, dict):
                         out.append(message)
             if any(m.get("type") == "done" for m in out):

@@ -24,6 +24,7 @@ from tests.scaler.helpers import ROOT
 
 CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
 CGROUP_V2 = Path("/sys/fs/cgroup")
+SERVICE_S = 0.2  # long beside a loaded machine's wake-up delays (several ms)
 
 
 def window(chain: float, stream: float, **extra):
@@ -108,15 +109,18 @@ def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: P
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "scaler", "scaling", "--engine", "null", "--placement",
            "pinned", "--instances", "1", "--cores-per-instance", "1", "--repeat", "3",
-           "--remeasure", "2", "--min-duration", "0.3", "--warmup", "0", "--no-lock",
+           "--remeasure", "2", "--min-duration", "1", "--warmup", "0", "--no-lock",
            "--out", str(out), *args]
 
     def enter() -> None:
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
+    # the null engine's fixed service time: every query takes 200 ms whatever the CPU, so the
+    # figures of undisturbed windows agree on any machine
+    env = {**os.environ, "SCALER_NULL_SERVICE_S": str(SERVICE_S)}
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            cwd=ROOT, preexec_fn=enter)
+                            cwd=ROOT, preexec_fn=enter, env=env)
     lines: list[str] = []
     disturbed = lifted = False
     timer = threading.Timer(280, proc.kill)
@@ -156,6 +160,13 @@ def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str) -> No
     (point,) = run["points"]
     assert disturbed["id"] not in point["groups"] and second[-1]["id"] in point["groups"]
     assert point["remeasured"] >= 1
+    # the figure kept for the disturbed repeat agrees with an undisturbed repeat's (the
+    # first or the third, whichever is nearer: the machine is shared while tests run)
+    final = second[-1]["throughput_ips"]
+    clean = [g["throughput_ips"] for g in groups if not g.get("superseded")
+             and g["label"].endswith(("(repeat 1/3)", "(repeat 3/3)"))]
+    ratios = [final / c for c in clean]
+    assert min(abs(r - 1) for r in ratios) < 0.05, (final, clean)
 
 
 @pytest.mark.timeout(400)
@@ -207,19 +218,23 @@ def test_a_memory_streaming_neighbour_on_another_cpu_is_flagged_and_remeasured(t
         pytest.skip("one CPU: no CPU outside the measured set for the neighbour")
     measured, other = cpus[0], cpus[-1]
     # does a neighbour on `other` take bandwidth from `measured` at all on this machine?
-    # (ratios of the probe itself, in this test: alone, beside the neighbour, alone)
+    # (ratios of the probe itself, in this test: the best of three alone and beside it)
     speedprobe.prepare([measured])
-    alone = [speedprobe.probe([measured])["per_cpu"][str(measured)]["stream_gbps"]]
+
+    def best_of_three() -> float:
+        return max(speedprobe.probe([measured])["per_cpu"][str(measured)]["stream_gbps"]
+                   for _ in range(3))
+
+    alone = best_of_three()
     neighbour = start_streamer(other)
     try:
-        beside = speedprobe.probe([measured])["per_cpu"][str(measured)]["stream_gbps"]
+        beside = best_of_three()
     finally:
         stop(neighbour)
-    alone.append(speedprobe.probe([measured])["per_cpu"][str(measured)]["stream_gbps"])
-    if beside > 0.8 * min(alone):
+    if beside > 0.6 * alone:  # a clear effect, or this machine's noise decides the run
         pytest.skip(f"a streaming neighbour on CPU {other} does not take measurable memory "
-                    f"bandwidth from CPU {measured} here ({beside:g} GB/s beside it, "
-                    f"{min(alone):g}-{max(alone):g} alone)")
+                    f"bandwidth from CPU {measured} here (best {beside:g} GB/s beside it, "
+                    f"{alone:g} alone)")
     state: dict[str, subprocess.Popen | None] = {"proc": None}
 
     def disturb() -> None:
