@@ -118,7 +118,7 @@ def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: P
 
     # the null engine's fixed service time: every query takes 200 ms whatever the CPU, so the
     # figures of undisturbed windows agree on any machine
-    env = {**os.environ, "SCALER_NULL_SERVICE_S": str(SERVICE_S)}
+    env = {**os.environ, "SCALER_NULL_SERVICE_S": str(SERVICE_S), "SCALER_SPEED_PROBE": "on"}
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             cwd=ROOT, preexec_fn=enter, env=env)
     lines: list[str] = []
