@@ -241,6 +241,10 @@ def line(record: dict[str, Any]) -> str | None:
     if not p.get("edges"):
         return None
     chain, stream = slowest(p["edges"], "chain_mops"), slowest(p["edges"], "stream_gbps")
+    if chain is None or stream is None:
+        why = "; ".join(sorted({str(e.get("not_measured") or "no figures")
+                                for e in p["edges"]}))
+        return f"speed probe: not measured ({why})"
     verdict = f"CONTENDED: {p['cause']}" if p.get("contended") else "clean"
     return (f"speed probe: chain {chain:g} M ops/s ({p.get('chain_mops_of_best', 1):.0%} of "
             f"best), stream {stream:g} GB/s ({p.get('stream_gbps_of_best', 1):.0%} of best), "

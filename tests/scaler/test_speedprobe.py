@@ -45,6 +45,11 @@ def test_windows_are_judged_against_the_runs_best_with_the_figures_as_cause():
     assert speedprobe.remeasure_cause({**runs[1], "status": "partial"}) is None
     assert "CONTENDED: chain 880" in speedprobe.line(runs[1])
     assert speedprobe.line({"speed_probe": {"not_measured": "off"}}) is None
+    off = {"not_measured": "SCALER_SPEED_PROBE=off"}
+    skipped = {"status": "complete", "speed_probe": {"edges": [off, off]}}
+    speedprobe.judge([*runs, skipped])
+    assert not skipped["speed_probe"]["contended"]
+    assert speedprobe.line(skipped) == "speed probe: not measured (SCALER_SPEED_PROBE=off)"
 
 
 def test_the_slowest_cpu_and_edge_decides():
