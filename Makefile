@@ -8,7 +8,7 @@ KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release 
 APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell slurm-wlm munge
 STAMP := $(VENV)/.installed
 
-.PHONY: install apt test demo bench lint mutation clean slurm-up slurm-down
+.PHONY: install apt test demo bench lint mutation clean slurm-up slurm-down testbed
 
 install: $(STAMP)
 
@@ -75,3 +75,9 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+
+# The two-socket testbed (issue 27): a QEMU guest with 2 sockets, 2 NUMA nodes, 2 cores per
+# socket, 2 threads per core runs topology, plan and the null and tflite scaling sweeps;
+# KVM where available, TCG (much slower) otherwise. Writes results/testbed.
+testbed: install
+	$(PY) -m scaler.testbed --out results/testbed

@@ -52,6 +52,8 @@ _MPOL_BIND = 2
 _MPOL_MODE_FLAGS = (1 << 15) | (1 << 14) | (1 << 13)  # static, relative nodes; balancing
 # (set_mempolicy, get_mempolicy) syscall numbers: glibc has no wrapper, libnuma may be absent
 _SYSCALLS = {"x86_64": (238, 239), "aarch64": (237, 236), "ppc64le": (261, 260)}
+_MIGRATE_PAGES = {"x86_64": 256, "aarch64": 238, "ppc64le": 258}
+_ONLINE_NODES = "/sys/devices/system/node/online"
 _MASK_BITS = 1024  # MAX_NUMNODES of distribution kernels (NODES_SHIFT 10)
 _ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
 
@@ -99,6 +101,7 @@ class Binding:
     threads: int
     inter_op_threads: int = 1
     threading: str = "tuned"  # the --threading style its thread settings follow
+    memory_migrated: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +112,7 @@ class Binding:
             "memory_bound": self.memory_bound,
             "memory_reason": self.memory_reason,
             "memory_policy": self.memory_policy,
+            "memory_migrated": self.memory_migrated,
             "threads": self.threads,
             "inter_op_threads": self.inter_op_threads,
             "threading": self.threading,
@@ -156,6 +160,7 @@ def bind(
     bound = bool(wanted) and reason == "bound" and policy == f"bind:{format_cpulist(wanted)}"
     if reason == "bound" and not bound:
         reason = f"set_mempolicy succeeded but the policy reads back as {policy}"
+    migrated = migrate_own_pages(wanted) if bound else ""
     count = threads if threads is not None else len(effective)
     if threading == "model-zoo":
         count, inter_op_threads = cores_and_sockets(effective)
@@ -173,6 +178,7 @@ def bind(
         threads=count,
         inter_op_threads=inter_op_threads,
         threading=threading,
+        memory_migrated=migrated,
     )
 
 
@@ -234,6 +240,34 @@ def _set_membind(nodes: tuple[int, ...]) -> str:
         return f"node numbers {','.join(map(str, nodes))} outside 0-{_MASK_BITS - 1}"
     failed = _syscall(numbers[0], _MPOL_BIND, _nodemask(nodes), _MASK_BITS + 1)
     return f"set_mempolicy refused: {failed}" if failed else "bound"
+
+
+def migrate_own_pages(nodes: tuple[int, ...], online: str = _ONLINE_NODES) -> str:
+    """Move the pages this process touched before binding (the interpreter, its imports:
+    placed on whatever node it started on) to ``nodes``: ``set_mempolicy`` only places new
+    pages. Read back in a two-node guest, where a worker bound to node 1 otherwise kept
+    what it allocated before on node 0. Returns what happened, for the record."""
+    try:
+        with open(online) as f:
+            from affinity.cpulist import parse_cpulist
+
+            others = sorted(set(parse_cpulist(f.read().strip())) - set(nodes))
+    except (OSError, ValueError):
+        return "not moved (no NUMA nodes in sysfs)"
+    if not others:
+        return "nothing to move (no other node)"
+    number = _MIGRATE_PAGES.get(platform.machine())
+    if number is None:
+        return f"not moved (no migrate_pages syscall number for {platform.machine()})"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    left = libc.syscall(ctypes.c_long(number), ctypes.c_long(0), ctypes.c_long(_MASK_BITS + 1),
+                        _nodemask(others), _nodemask(nodes))
+    if left < 0:
+        code = ctypes.get_errno()
+        return f"not moved (migrate_pages: {errno.errorcode.get(code, str(code))})"
+    return (f"moved from node(s) {format_cpulist(others)}"
+            + (f", {left} page(s) could not be moved" if left else ""))
 
 
 def _nodemask(nodes: Iterable[int]) -> ctypes.Array[ctypes.c_ulong]:

@@ -97,6 +97,7 @@ class GroupOutcome:
     wall_s: float = 0.0
     bound_failed: bool = False  # stopped early: too many queries over the latency bound
     noise: dict[str, Any] = field(default_factory=dict)  # the noise meter of the window
+    speed_probe: dict[str, Any] = field(default_factory=dict)  # speedprobe at both edges
     stall_s: float | None = None  # the silence after which a worker counted as stalled
     # the closed-loop window: requested queries and duration, what ended it, each worker's
     # start (``scaler.stoprule``); the record adds the recorded counts from the samples
@@ -258,8 +259,13 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
     try:
         await start_workers(requests, target, workers, outcome, rules, on_event, pool)
         if all(i.status == "ready" for i in outcome.instances):
+            edges = outcome.speed_probe.setdefault("edges", [])
+            if probe is not None:  # the workers idle on both edges (see speedprobe)
+                edges.append(await speed_edge(probe.cpus))
             await _measure([w for w in workers if w is not None], outcome, rules, on_event,
                            probe)
+            if probe is not None:
+                edges.append(await speed_edge(probe.cpus))
     except asyncio.CancelledError:
         outcome.interrupted = True
         on_event("interrupted")
@@ -275,6 +281,16 @@ async def run_group(requests: list[WorkerRequest], rules: RunRules, target: Targ
                 i.gather()
             outcome.wall_s = time.monotonic() - began
     return outcome
+
+
+async def speed_edge(cpus: tuple[int, ...]) -> dict[str, Any]:
+    """The speed probe on ``cpus`` off the event loop's thread (one pinned thread each);
+    ``SCALER_SPEED_PROBE=off`` leaves it out (the testbed's emulated guest), on record."""
+    from scaler import speedprobe
+
+    if not speedprobe.enabled():
+        return {"not_measured": "SCALER_SPEED_PROBE=off"}
+    return await asyncio.to_thread(speedprobe.probe, cpus)
 
 
 async def release_workers(workers: list[Worker | None], outcome: Any, pool: Any,

@@ -35,7 +35,11 @@ def aggregate(groups: list[dict[str, Any]], arrays: dict[str, Any] | None = None
 
 
 def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dict[str, Any]:
-    """The point of the repeats ``groups`` (all of one key)."""
+    """The point of the repeats ``groups`` (all of one key); attempts superseded by a
+    re-measure (contended windows) are left out, the point says how many."""
+    kept = [g for g in groups if not g.get("superseded")] or groups
+    superseded = len(groups) - len(kept)
+    groups = kept
     first = groups[0]
     done = [g for g in groups if g.get("status") == "complete" and g.get("throughput_ips")
             is not None]
@@ -48,6 +52,8 @@ def point_of(groups: list[dict[str, Any]], arrays: dict[str, Any] | None) -> dic
         "repeats_ips": across["repeats"], "min_ips": across["min"], "max_ips": across["max"],
         "cv": across["cv"], "unstable": across["unstable"],
         "noisy": any(g.get("noisy") for g in groups),
+        "contended": any((g.get("speed_probe") or {}).get("contended") for g in groups),
+        "remeasured": superseded,
         "others_cpu_share": max(noise) if noise else None,
         "oversubscribed": first.get("oversubscribed"),
         "latency_ms": (pooled := _pooled_latency(done, arrays)),

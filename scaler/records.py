@@ -15,8 +15,8 @@ from scaler.placements import GroupPlan
 from scaler.stoprule import window_record
 from scaler.targets import Target
 
-READY_KEYS = ("pid", "binding", "threads", "engine", "hostname", "load_s", "isa", "threading",
-              "thread_readback", "spin", "amx_permission", "rss_peak_bytes")
+READY_KEYS = ("pid", "binding", "memory_nodes", "threads", "engine", "hostname", "load_s", "isa",
+              "threading", "thread_readback", "spin", "amx_permission", "rss_peak_bytes")
 
 
 def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:
@@ -70,6 +70,7 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
         "status": "complete" if outcome.complete else "partial", "errors": outcome.errors,
         "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
         "noise": outcome.noise or None, "noisy": bool((outcome.noise or {}).get("noisy")),
+        "speed_probe": getattr(outcome, "speed_probe", None) or None,
         "others_cpu_share": (outcome.noise or {}).get("others_cpu_share"),
         "stall_timeout_s": outcome.stall_s,
     }
@@ -183,6 +184,7 @@ def served_record(gid: int, plan: GroupPlan, outcome: Any, target: Target,
         "status": "complete" if outcome.complete else "partial", "errors": outcome.errors,
         "wall_s": round(outcome.wall_s, 3), "per_instance": per_instance,
         "noise": outcome.noise or None, "noisy": bool((outcome.noise or {}).get("noisy")),
+        "speed_probe": getattr(outcome, "speed_probe", None) or None,
         "others_cpu_share": (outcome.noise or {}).get("others_cpu_share"),
         "target_qps": outcome.target_qps,
         "policy": {"batch": policy.batch, "max_batch": policy.max_batch,

@@ -9,12 +9,13 @@ everything measured so far, and such a run is marked ``partial`` with the reason
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import footprint, noise, placements, points, records, results, summaries
+from scaler import footprint, noise, placements, points, records, results, speedprobe, summaries
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec
 from scaler.fleets import Fleet
@@ -121,18 +122,36 @@ class Session:
                     repeat: int = 0, rules: RunRules | None = None, threading: str = "tuned",
                     **extra: Any) -> dict[str, Any]:
         """Measure one closed-loop group (one repeat of a point) and add it to the run;
-        ``threading`` is the style of its instances' runtime threads (``--threading``)."""
+        ``threading`` is the style of its instances' runtime threads (``--threading``). A
+        contended window (speed probe) is measured again, up to ``--remeasure`` times, in
+        fresh workers: every attempt stays in the run, its point uses the last."""
         rules = rules or self.rules
         label = self._label(label or f"{self._who(placement_name, threading)} x{n} batch "
                             f"{batch}", repeat)
-        placement, plan, reqs, target, probe, quiet = await self._prepare(
-            placement_name, n, batch, label, rules, threading)
-        outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool, probe)
-        record = records.group_record(len(self.groups), plan, batch, outcome, target,
-                                      self._what(), rules, self.arrays)
-        record.update(threading=threading, isa_cap=split_cap(placement_name)[1])
-        self._check_kernels(record)
-        return self._finish(record, outcome, label, repeat, quiet, probe, extra)
+        for attempt in range(self.settings.remeasure + 1):
+            placement, plan, reqs, target, probe, quiet = await self._prepare(
+                placement_name, n, batch, label, rules, threading)
+            outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool,
+                                      probe)
+            record = records.group_record(len(self.groups), plan, batch, outcome, target,
+                                          self._what(), rules, self.arrays)
+            record.update(threading=threading, isa_cap=split_cap(placement_name)[1])
+            self._check_kernels(record)
+            if attempt:
+                record["attempt"] = attempt
+            record = self._finish(record, outcome, label, repeat, quiet, probe, extra)
+            cause = speedprobe.remeasure_cause(record)
+            if (cause is None or attempt == self.settings.remeasure or outcome.interrupted
+                    or self.stopped):
+                return record
+            self.note_remeasure(record, label, cause)
+            await self.fresh_workers()
+        return record  # pragma: no cover - the loop returns
+
+    def note_remeasure(self, record: dict[str, Any], label: str, cause: str) -> None:
+        """Mark a contended attempt superseded (kept, left out of its point) and say so."""
+        record["superseded"] = True
+        self.reporter.message(f"remeasuring {label}: contended window ({cause})")
 
     async def serve(self, placement_name: str, n: int, rate_qps: float, count: int,
                     policy: Any, label: str | None = None, repeat: int = 0,
@@ -202,6 +221,10 @@ class Session:
             quiet = await noise.wait_quiet(cpus, self.settings.noise_limit,
                                            self.settings.quiet_wait_s)
         probe = noise.WindowProbe(cpus, self.settings.noise_limit) if cpus else None
+        self._reference = None
+        if probe is not None and speedprobe.enabled():  # before this group's workers start
+            await asyncio.to_thread(speedprobe.prepare, cpus)
+            self._reference = await asyncio.to_thread(speedprobe.probe, cpus)  # idle CPUs
         self.reporter.group_started(label, rules)
         return placement, plan, reqs, target, probe, quiet
 
@@ -219,8 +242,11 @@ class Session:
             footprint.record(self.spec.engine, self.spec.model, self.spec.precision,
                              record.get("batch") or 1, max(r for r in rss if isinstance(r, int)),
                              self.spec.cache_dir)
+        if record.get("speed_probe") and getattr(self, "_reference", None):
+            record["speed_probe"]["reference"] = self._reference
         key = points.point_key(record)
         self.groups.append(record)
+        speedprobe.judge(self.groups)  # against the run's best window so far
         self._points[key] = points.point_of(
             [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:

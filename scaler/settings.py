@@ -58,6 +58,7 @@ class Settings:
     seed: int = 0  # of the arrival schedule
     serve_max_batch: int | None = None  # dynamic batching up to this (None: --batch)
     batch_timeout_ms: float = 0.0  # a partial batch leaves after waiting this long
+    remeasure: int = 1  # a contended repeat (speed probe) is measured again up to this often
     noise_limit: float = 0.05  # others' share of the measured CPUs that makes a group noisy
     quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
     stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)

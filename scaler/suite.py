@@ -196,7 +196,8 @@ def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
         note = "no measurable difference (the interval includes 0); " + note
     return _claim("latency", pct, ci, note, compared=f"{side} vs {bare}, mean batch-1 latency",
                   p_value=c["p_value"], significant=c["significant"],
-                  noisy=bool(base.get("noisy") or mine.get("noisy")))
+                  noisy=bool(base.get("noisy") or mine.get("noisy")),
+                  contended=bool(base.get("contended") or mine.get("contended")))
 
 
 def _throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +253,8 @@ def _native_throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, A
     return _claim("throughput", c["ratio"], c["ci95"], note, p_value=c["p_value"],
                   significant=c["significant"], batch=a.get("batch"),
                   compared=f"{b['engine']} int8 over {a['engine']} fp32, batch {a.get('batch')}",
-                  noisy=bool(a.get("noisy") or b.get("noisy")), **extra)
+                  noisy=bool(a.get("noisy") or b.get("noisy")),
+                  contended=bool(a.get("contended") or b.get("contended")), **extra)
 
 
 def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +284,8 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     return _claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
                   compared=f"{side} over {bare} at N={n}", p_value=c["p_value"],
                   significant=c["significant"],
-                  noisy=bool(base.get("noisy") or mine.get("noisy")))
+                  noisy=bool(base.get("noisy") or mine.get("noisy")),
+                  contended=bool(base.get("contended") or mine.get("contended")))
 
 
 def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +315,8 @@ def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
                   compared=f"{best[side]['layout']} batch {best[side]['batch']} over "
                   f"{best[bare]['layout']} batch {best[bare]['batch']}",
                   p_value=c["p_value"], significant=c["significant"],
-                  noisy=bool(a.get("noisy") or b.get("noisy")))
+                  noisy=bool(a.get("noisy") or b.get("noisy")),
+                  contended=bool(a.get("contended") or b.get("contended")))
 
 
 def claim_lines(table: list[dict[str, Any]]) -> list[str]:
@@ -331,6 +335,7 @@ def claim_lines(table: list[dict[str, Any]]) -> list[str]:
                 mine += f" [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]"
         study = f"{c['study']:g}%" if c["unit"].startswith("%") else f"{c['study']:g}x"
         noisy = "  (noisy)" if c.get("noisy") else ""
+        noisy += "  (rests on a contended window)" if c.get("contended") else ""
         out.append(f"  {c['test']:<12} study {study:<7} here {mine:<26} {c['verdict']}{noisy}")
         out.append(f"  {'':<12} {c['what']}" + (f"; {c['compared']}" if c.get("compared")
                                                  else ""))

@@ -15,12 +15,13 @@ from typing import Any
 from scaler import points as points_mod
 from scaler.comparisons import baseline_comparisons, comparison_lines, ratios_over_baseline
 from scaler.engines.kernels import run_kernels
+from scaler.speedprobe import contention_flags
 from scaler.threadreport import thread_lines
 from scaler.threadstyles import label
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p99.9")
 FIGURE_KEYS = ("throughput_ips", "ci95_ips", "repeats_ips", "noisy", "others_cpu_share",
-               "unstable")
+               "unstable", "contended", "remeasured")
 
 
 def _lat(point: dict[str, Any], keys: tuple[str, ...] = LAT_KEYS) -> dict[str, float | None]:
@@ -237,6 +238,7 @@ def figure(p: dict[str, Any], unit: str = "images/s") -> str:
         flags.append(f"NOISY: others used {p.get('others_cpu_share') or 0:.0%} of its CPUs")
     if p.get("unstable"):
         flags.append("UNSTABLE: repeats vary > 5%")
+    flags += contention_flags(p)
     return text + (f"  [{'; '.join(flags)}]" if flags else "")
 
 

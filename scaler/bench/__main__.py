@@ -241,12 +241,19 @@ def run_validation(ctx: Context) -> dict[str, Any]:
     return validation_bench(queries=20_000 if ctx.cfg.quick else 50_000)
 
 
+def run_speedprobe(ctx: Context) -> dict[str, Any]:
+    from scaler.bench.probe import probe_bench
+
+    ctx.say("bench: the speed probe's cost per window edge")
+    return probe_bench()
+
+
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "harness": run_harness, "server": run_server, "peak": run_peak, "matmul": run_matmul,
     "efficiency": run_efficiency,
     "anchor": run_anchor, "anchor_ort": run_anchor_ort, "startup": run_startup,
     "help": run_help, "simulator": run_simulator,
-    "validation": run_validation,
+    "validation": run_validation, "speedprobe": run_speedprobe,
 }
 
 

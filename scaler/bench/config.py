@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SECTIONS = ("harness", "server", "peak", "matmul", "efficiency", "anchor", "anchor_ort",
-            "startup", "help", "simulator", "validation")
+            "startup", "help", "simulator", "validation", "speedprobe")
 
 
 @dataclass(frozen=True)

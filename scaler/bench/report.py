@@ -39,11 +39,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     table = Rows(bool(results.get("quick")))
     for section in (_harness_rows, _coordinator_rows, _server_rows, _peak_rows, _matmul_rows,
                     _efficiency_rows, _goal_rows, _anchor_rows, _startup_rows, _help_rows,
-                    _simulator_rows, _validation_rows):
+                    _simulator_rows, _validation_rows, _speedprobe_rows):
         section(results, table)
     for name, message in results.get("errors", {}).items():
         table.add(name, "section failed", message)
     return table.out
+
+
+def _speedprobe_rows(results: dict[str, Any], table: Rows) -> None:
+    from scaler.bench.probe import rows as probe_rows
+
+    probe_rows(results, table)
 
 
 def _harness_rows(results: dict[str, Any], table: Rows) -> None:

@@ -102,6 +102,9 @@ FleetOpt = Annotated[str | None, typer.Option(
 Repeat = Annotated[int, typer.Option(
     "--repeat", help="measure every group this many times, each in fresh workers, "
     "interleaved; figures get a 95% interval")]
+Remeasure = Annotated[int, typer.Option(
+    "--remeasure", help="measure a repeat whose speed probe ran >10% below the run's best "
+    "(contended) again, up to this many times; every attempt is kept")]
 NoiseLimit = Annotated[float, typer.Option(
     "--noise-limit", help="share of the measured CPUs other processes may use before a group "
     "is marked noisy (0..1)")]
@@ -143,6 +146,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
     check_positive("--ready-timeout", opts.get("ready_timeout_s", 300.0), at_most=week)
     check_positive("--stall-timeout", opts.get("stall_timeout_s", 60.0), at_most=week)
     check_positive("--repeat", opts.get("repeat", 1), at_most=1000)
+    check_positive("--remeasure", opts.get("remeasure", 1), allow_zero=True, at_most=100)
     check_positive("--quiet-wait", opts.get("quiet_wait_s", 0.0), allow_zero=True, at_most=week)
     check_positive("--lock-wait", opts.get("lock_wait", 0.0), allow_zero=True, at_most=week)
     if not 0.0 <= opts.get("noise_limit", 0.05) <= 1.0:
@@ -188,7 +192,8 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         vm_kernel=opts.get("vm_kernel"), **_fleet(opts.get("hosts"), opts.get("fleet")),
         ssh_parallel=check_ssh_parallel(opts.get("ssh_parallel", 32)),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
-        repeat=opts.get("repeat", 1), noise_limit=opts.get("noise_limit", 0.05),
+        repeat=opts.get("repeat", 1), remeasure=opts.get("remeasure", 1),
+        noise_limit=opts.get("noise_limit", 0.05),
         quick=quick, experiment=opts.get("experiment"), target_qps=opts.get("target_qps") or 10.0,
         target_qps_given=opts.get("target_qps") is not None,
         find_peak=opts.get("find_peak", False), seed=opts.get("seed", 0),
@@ -333,7 +338,8 @@ def _opts(given: dict[str, Any]) -> dict[str, Any]:
 
 def latency(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
             placement: PlacementOpt = "pinned", repeat: Repeat = 1,
-            min_duration: MinDuration = None, min_queries: MinQueries = None,
+            remeasure: Remeasure = 1, min_duration: MinDuration = None,
+            min_queries: MinQueries = None,
             warmup: Warmup = None, noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
             stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
@@ -351,6 +357,7 @@ def latency(engine: Engine = None, precision: Precision = "fp32", model: Model =
 
 def throughput(engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
                batch: Batch = 1024, placement: PlacementOpt = "pinned", repeat: Repeat = 1,
+               remeasure: Remeasure = 1,
                min_duration: MinDuration = None, min_queries: MinQueries = None,
                warmup: Warmup = None, noise_limit: NoiseLimit = 0.05,
                quiet_wait: QuietWait = 0.0, cache_dir: CacheDir = None,
@@ -372,7 +379,7 @@ def scaling(instances: Instances = "1-8", placement: PlacementOpt = "shared,pinn
             engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
             smt: Smt = False, cores_per_instance: CoresPerInstance = None,
             oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
-            min_duration: MinDuration = None,
+            remeasure: Remeasure = 1, min_duration: MinDuration = None,
             min_queries: MinQueries = None, warmup: Warmup = None,
             noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
             cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
@@ -395,7 +402,7 @@ def multistream(latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99",
                 precision: Precision = "fp32", model: Model = "resnet50", smt: Smt = False,
                 cores_per_instance: CoresPerInstance = None,
                 oversubscribe: Oversubscribe = False, repeat: Repeat = 1,
-            min_duration: MinDuration = None,
+                remeasure: Remeasure = 1, min_duration: MinDuration = None,
                 min_queries: MinQueries = None, warmup: Warmup = None,
                 noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
                 cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,

@@ -22,8 +22,10 @@ def show(runs: Runs, json: Annotated[bool, typer.Option("--json")] = False) -> N
         if json:
             emit_json(docs[0] if len(docs) == 1 else docs)
             return
-        for d in docs:
-            typer.echo("\n".join(summaries.lines(d)))
+        from scaler.speedprobe import window_lines
+
+        for d, r in zip(docs, loaded):
+            typer.echo("\n".join(summaries.lines(d) + window_lines(r.doc)))
 
 
 def plot(runs: Runs,

@@ -46,6 +46,9 @@ def _row(c: dict[str, Any]) -> list[str]:
     p = c.get("p_value")
     cond = badge("noisy", "noisy", "a side was measured while others used > 5% of its CPUs") \
         if c.get("noisy") else ""
+    if c.get("contended"):
+        cond += (" " if cond else "") + badge("noisy", "contended", "a side rests on a window "
+                                              "whose speed probe ran > 10% below the run's best")
     return [f"<b>{esc(c.get('test'))}</b><br>{esc(c.get('what'))}", study(c), measured(c),
             verdict(c) + (" " + cond if cond else ""), esc(c.get("compared", "-")),
             "-" if p is None else f"{p:.2g}", esc(c.get("note") or "")]

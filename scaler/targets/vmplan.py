@@ -51,6 +51,10 @@ KERNEL_APPEND = "console=ttyS0 panic=-1 loglevel=4 quiet"
 MEMORY_UNIT_MB = 2  # node shares are whole 2 MiB pages (huge pages when asked)
 XAPIC_MAX_ID = 254  # 255 is the xAPIC broadcast id
 MAX_PREALLOC_THREADS = 16
+# TCG's "max" CPU is AMD's vendor without topoext: the guest kernel then finds no SMT and
+# sees every vCPU as its own core (read back in the two-socket testbed); Intel's vendor makes
+# it read the -smp threads from CPUID leaf 0xB, as a KVM guest does
+TCG_CPU = "max,vendor=GenuineIntel"
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class VmPlan:
     def tuning(self) -> dict[str, Any]:
         """Each choice that changes speed, as recorded in results."""
         return {
-            "cpu_model": "host,migratable=off,host-cache-info=on" if self.kvm else "max",
+            "cpu_model": "host,migratable=off,host-cache-info=on" if self.kvm else TCG_CPU,
             "host_cache_info": self.kvm, "kvm_hint_dedicated": self.hint_dedicated,
             "cpu_pm": self.cpu_pm, "dedicated_cpus": self.options.dedicated,
             "mem_merge": False, "prealloc": True, "hugepages": self.options.hugepages,
@@ -172,7 +176,7 @@ class VmPlan:
         accel = "tcg,thread=multi"
         if self.kvm:
             accel = "kvm,kernel-irqchip=split" if self.x2apic else "kvm"
-        cpu = "max"
+        cpu = TCG_CPU
         if self.kvm:
             cpu = "host,migratable=off,host-cache-info=on"
             if self.hint_dedicated:

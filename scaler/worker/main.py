@@ -321,11 +321,14 @@ def load(spec: WorkerSpec) -> tuple[Any, Any, dict[str, Any]]:
     readback = threads.read_back(binding.cpus, before)
     if spec.threading == "model-zoo" and not readback["per_thread_bound"]:
         readback = threads.bind_compact(readback, binding.cpus)
+    from affinity.numamaps import read_numa_maps
+
     report = {
         "instance": spec.instance,
         "pid": os.getpid(),
         "hostname": platform.node(),
         "binding": binding.to_dict(),
+        "memory_nodes": read_numa_maps(),  # where its memory is after warm-up, per node
         "threads": binding.threads,
         "threading": spec.threading,
         "thread_readback": readback,

@@ -174,9 +174,20 @@ def test_bind_in_process_pins_binds_and_exports(restored):
     assert got.to_dict() == {
         "cpus": [0], "cpulist": "0", "requested_cpus": [0], "nodes": [0],
         "memory_bound": got.memory_bound, "memory_reason": got.memory_reason,
-        "memory_policy": got.memory_policy, "threads": 3, "inter_op_threads": 2,
+        "memory_policy": got.memory_policy, "memory_migrated": got.memory_migrated,
+        "threads": 3, "inter_op_threads": 2,
         "threading": "tuned",
     }
+    # one node here: nothing to move (the two-node testbed guest reads the move back)
+    assert got.memory_migrated == ("nothing to move (no other node)" if got.memory_bound else "")
+
+
+def test_migrating_own_pages_says_why_not(tmp_path):
+    from affinity.bind import migrate_own_pages
+
+    assert migrate_own_pages((0,), str(tmp_path / "absent")).startswith("not moved")
+    (tmp_path / "online").write_text("0\n")
+    assert migrate_own_pages((0,), str(tmp_path / "online")) == "nothing to move (no other node)"
 
 
 def test_bind_defaults_style_unsets_every_openmp_variable(restored):

@@ -87,6 +87,7 @@ def test_every_field_of_a_point_of_three_repeats():
         "throughput_ips": 100.0, "repeats_ips": [100.0, 130.0, 90.0],
         "min_ips": 90.0, "max_ips": 130.0, "unstable": True,
         "noisy": True,  # the failed repeat was noisy: the point says so
+        "contended": False, "remeasured": 0,  # no speed probe in these records
         "others_cpu_share": 0.5, "oversubscribed": False,
         "latency_ms": {"p50": 1.0, "p99": 2.0, "mean": 1.2},  # no raw samples: the first's
         "latency_repeats": [{"mean": 1.2, "p50": 1.0, "p99": 2.0},
@@ -253,3 +254,15 @@ def test_too_few_queries_is_judged_on_the_queries_the_point_pools():
     assert [w.split(" from")[0] for w in stats.sample_warnings(750)] == ["p99.9"]
     (alone,) = points.aggregate(groups[:1])  # no raw samples, one repeat: its own count
     assert alone["warnings"] == sorted(groups[0]["warnings"])
+
+
+def test_a_remeasured_contended_attempt_is_kept_but_left_out_of_its_point():
+    groups = [group(0, 100.0, 0), group(1, 40.0, 1), group(2, 98.0, 1)]
+    groups[1].update(superseded=True, speed_probe={"contended": True, "edges": []})
+    groups[2]["speed_probe"] = {"contended": False, "edges": []}
+    (p,) = points.aggregate(groups)
+    assert p["groups"] == [0, 2] and p["repeats_ips"] == [100.0, 98.0]
+    assert p["remeasured"] == 1 and not p["contended"]
+    groups[2]["speed_probe"]["contended"] = True  # every attempt contended: the last stands
+    (p,) = points.aggregate(groups)
+    assert p["contended"] and p["groups"] == [0, 2]

@@ -167,7 +167,8 @@ def test_plan_vm_epyc_nps4_whole_machine_has_eight_guest_nodes(trees):
     assert vm["smp"] == {"sockets": 2, "cores": 16, "threads": 2}
     argv = vm["argv"]
     numa = [a for a in argv if a.startswith("node,nodeid=")]
-    assert len(numa) == 8 and "-overcommit" not in argv and argv[argv.index("-cpu") + 1] == "max"
+    assert len(numa) == 8 and "-overcommit" not in argv
+    assert argv[argv.index("-cpu") + 1] == "max,vendor=GenuineIntel"  # TCG: guest sees SMT
     topo = run_json("topology", "--sysfs-root", trees["epyc-2s-nps4"])
     node_of = {cpu: n["id"] for n in topo["nodes"] for cpu in n["cpus"]}
     for guest in vm["guest_nodes"]:
