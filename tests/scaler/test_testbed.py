@@ -11,6 +11,7 @@ the boot and run take a few minutes; no timing is judged, only read-backs.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -46,6 +47,11 @@ def test_the_guest_is_two_sockets_two_nodes_two_threads_per_core():
 
 @pytest.fixture(scope="module")
 def guest_run(tmp_path_factory):
+    if not os.environ.get("SCALER_TESTBED_TEST"):
+        # one TCG boot took 5-15 minutes of two cores here, alone longer than the whole
+        # suite's budget, and loaded the machine under the serial tests that measure
+        pytest.skip("the two-socket guest boots under TCG for 5-15 min: SCALER_TESTBED_TEST=1 "
+                    "(or make testbed) runs it")
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("QEMU not installed (apt-get install qemu-system-x86)")
     try:
