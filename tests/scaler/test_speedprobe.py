@@ -175,7 +175,6 @@ def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str) -> No
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path):
     found = quota_cgroup(f"scaler-probe-test-{os.getpid()}")
     if isinstance(found, str):
@@ -196,6 +195,9 @@ def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path)
 
 STREAMER = """
 import os, sys, numpy as np
+
+# the probe burns every CPU it is given: beside the tests that measure, never with them
+pytestmark = pytest.mark.serial
 os.sched_setaffinity(0, {int(sys.argv[1])})
 a = np.ones(64 << 17); b = np.empty_like(a)
 print("streaming", flush=True)
@@ -218,7 +220,6 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.serial  # measures (takes the lock): one at a time
 def test_a_memory_streaming_neighbour_on_another_cpu_is_flagged_and_remeasured(tmp_path):
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
