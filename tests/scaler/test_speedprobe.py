@@ -22,6 +22,9 @@ import pytest
 from scaler import speedprobe
 from tests.scaler.helpers import ROOT
 
+# the probe burns every CPU it is given: beside the tests that measure, never with them
+pytestmark = pytest.mark.serial
+
 CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
 CGROUP_V2 = Path("/sys/fs/cgroup")
 SERVICE_S = 0.2  # long beside a loaded machine's wake-up delays (several ms)
@@ -195,9 +198,6 @@ def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path)
 
 STREAMER = """
 import os, sys, numpy as np
-
-# the probe burns every CPU it is given: beside the tests that measure, never with them
-pytestmark = pytest.mark.serial
 os.sched_setaffinity(0, {int(sys.argv[1])})
 a = np.ones(64 << 17); b = np.empty_like(a)
 print("streaming", flush=True)
