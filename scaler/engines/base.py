@@ -8,6 +8,7 @@ heavy import (TensorFlow, LiteRT) happens inside ``load_engine``, never at modul
 
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,3 +60,13 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def installed_version(distributions: tuple[str, ...]) -> str | None:
+    """The version of the first of ``distributions`` that is installed (None: none is)."""
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None

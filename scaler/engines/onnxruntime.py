@@ -25,7 +25,6 @@ which imports no TensorFlow. Precisions:
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import re
 import threading
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.engines import cache, onnx_build, ort_threading
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import EngineError, EngineSpec, installed_version
 from scaler.engines.convert import convert_in_child
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
 from scaler.engines.registry import EngineType, register
@@ -168,28 +167,19 @@ def _is_quantized(path: Path) -> bool:
         raise EngineError(f"cannot read ONNX model {str(path)!r}: {_reason(exc)}") from exc
 
 
-def _version(distributions: tuple[str, ...]) -> str | None:
-    for distribution in distributions:
-        try:
-            return importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def versions(spec: EngineSpec) -> dict[str, str]:
     """What an entry of ``spec`` is made with (package metadata: no heavy import)."""
     out = {}
     if model_kind(spec.model) != "onnx":  # exported from TensorFlow
         for name, distributions in (("tf", TF_DISTRIBUTIONS), ("tf2onnx", ("tf2onnx",)),
                                     ("onnx", ("onnx",))):
-            found = _version(distributions)
+            found = installed_version(distributions)
             if found is None:
                 raise EngineError(f"exporting a Keras or SavedModel model to ONNX needs "
                                   f"{distributions[0]}, which is not installed")
             out[name] = found
     if spec.precision == "int8":
-        out["onnxruntime"] = _version(("onnxruntime",)) or "?"
+        out["onnxruntime"] = installed_version(("onnxruntime",)) or "?"
     return out
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.engines import cache
-from scaler.engines.base import EngineError, EngineSpec
+from scaler.engines.base import EngineError, EngineSpec, installed_version
 from scaler.engines.convert import convert_in_child
 from scaler.engines.kernels import openvino_kernels
 from scaler.engines.models import BUILTIN_SHAPES, model_kind
@@ -257,19 +257,10 @@ def versions() -> dict[str, str]:
     """The versions a converted IR depends on, from package metadata (no heavy import)."""
     out = {"openvino": _version("openvino")}
     for name, distributions in (("nncf", ("nncf",)), ("tf", TF_DISTRIBUTIONS)):
-        found = _installed(distributions)
+        found = installed_version(distributions)
         if found:
             out[name] = found
     return out
-
-
-def _installed(distributions: tuple[str, ...]) -> str | None:
-    for distribution in distributions:
-        try:
-            return importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def _version(distribution: str) -> str:
@@ -293,7 +284,7 @@ def entry_path(spec: EngineSpec) -> Path:
     if stored == "int8":
         made_by.append(f"nncf{_version('nncf')}")
     if model_kind(spec.model) not in ("xml", "onnx"):  # converted from TensorFlow
-        tf_version = _installed(TF_DISTRIBUTIONS)
+        tf_version = installed_version(TF_DISTRIBUTIONS)
         if tf_version is None:
             raise EngineError("converting a Keras or SavedModel model to OpenVINO IR needs "
                               "TensorFlow, which is not installed")
