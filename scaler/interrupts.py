@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 MESSAGE = b"scaler: interrupted\n"
+REDELIVER_S = 0.05  # after the unraisable hook has returned
 _seen = 0
 
 
@@ -46,11 +48,16 @@ def once() -> None:
 def _unraisable(info: Any) -> None:
     """A KeyboardInterrupt raised where Python cannot raise it (a finaliser, a weakref
     callback) would print "Exception ignored ..." and be lost: deliver the Ctrl-C again, so
-    that it lands where it can stop the run. Anything else is reported as Python does."""
+    that it lands where it can stop the run. Not from inside this hook: the handler would run
+    at once, here, and raise where nothing can catch it; a thread sends it a moment later,
+    when the hook has returned (should it land in a finaliser again, the same happens again).
+    Anything else is reported as Python does."""
     global _seen
     if isinstance(info.exc_value, KeyboardInterrupt):
         _seen = 0
-        os.kill(os.getpid(), signal.SIGINT)
+        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
         return
     sys.__unraisablehook__(info)
 

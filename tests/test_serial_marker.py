@@ -56,3 +56,51 @@ def test_a_test_taking_the_measurement_lock_without_the_marker_fails(tmp_path):
                    "test_marked_group"):
         assert f"PASSED test_locks.py::{passed}" in out
     assert "1 passed, 1 error" not in out and "4 passed, 1 error" in out
+
+
+GROUPED = '''
+import os
+import time
+
+import pytest
+
+
+def record(tag):
+    with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}"), "w") as f:
+        f.write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
+    time.sleep(0.2)
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("k", range(6))
+def test_serial(k):
+    record(f"serial{k}")
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_free(k):
+    record(f"free{k}")
+'''
+
+
+def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path):
+    """What ``make test`` relies on: with ``-n 2 --dist loadgroup`` every serial test runs in
+    one worker process, the others on both. (pytest 9.2 with pytest-xdist 3.8 silently
+    dropped the grouping, and tests that measure ran side by side.)"""
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
+    where = tmp_path / "where"
+    where.mkdir()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-W", "ignore::pytest.PytestUnknownMarkWarning", "-n", "2",
+                           "--dist", "loadgroup", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "WHERE": str(where)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = [(p.name.split("-")[0], p.name.split("-")[1], p.read_text()) for p in where.iterdir()]
+    serial = {(pid, worker) for tag, pid, worker in runs if tag.startswith("serial")}
+    free = {(pid, worker) for tag, pid, worker in runs if tag.startswith("free")}
+    assert len(runs) == 12
+    assert len(serial) == 1, f"serial tests ran in {sorted(serial)}"
+    assert len({worker for _, worker in serial | free}) == 2  # really two workers
