@@ -66,6 +66,14 @@ def interrupted() -> bool:
     return _seen > 0
 
 
+def count() -> None:
+    """A Ctrl-C taken by someone else (the event loop's own SIGINT handler while a group
+    measures): counted, so that the next one, once :func:`once`'s handler is back, waits for
+    the stop instead of interrupting it half-way."""
+    global _seen
+    _seen += 1
+
+
 def _handler(signum: int, frame: Any) -> None:
     global _seen
     _seen += 1

@@ -122,6 +122,10 @@ def _signals_cancel(task: asyncio.Task[Any] | None, session: Session,
     assert task is not None
 
     def stop(sig: int) -> None:
+        if sig == signal.SIGINT:
+            from scaler import interrupts
+
+            interrupts.count()
         if sig == signal.SIGHUP and session.stop_cause != HANGUP:
             detach_terminal()
             session.stop_cause = HANGUP
