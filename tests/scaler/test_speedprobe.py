@@ -102,13 +102,13 @@ def quota_cgroup(tmp_name: str) -> tuple[Path, str, str] | str:
 
 
 def set_quota(group: Path, kind: str, on: bool) -> None:
-    """30% of one CPU over 10 ms periods (the probe's chain spans several), or no limit: enough
-    to be seen, and everything under it (worker start included) only about 3x slower."""
+    """10% of one CPU over 10 ms periods (each of the probe's kernels spans several), or no
+    limit."""
     if kind == "v1":
         (group / "cpu.cfs_period_us").write_text("10000")
-        (group / "cpu.cfs_quota_us").write_text("3000" if on else "-1")
+        (group / "cpu.cfs_quota_us").write_text("1000" if on else "-1")
     else:
-        (group / "cpu.max").write_text("3000 10000" if on else "max 10000")
+        (group / "cpu.max").write_text("1000 10000" if on else "max 10000")
 
 
 def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: Path | None
