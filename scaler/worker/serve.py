@@ -14,8 +14,10 @@ query after it arrives however many queries were sent before it: the queries not
 then are dropped, never run, and ``served`` says how many (``dropped``) beside how many
 ran (``queries``). A flooded worker therefore stops within about one service time; its
 coordinator sends ``stop`` when every request is done, or when the probe has ended without
-them (its rate failed), when the rest no longer matters. At most ``READ_AHEAD`` queries are
-read ahead of the one running; the stream (a pipe) holds the rest.
+them (its rate failed), when the rest no longer matters. The waiting queries are read
+ahead without a limit below ``READ_AHEAD`` (a memory guard, about 150 MB of ids: the
+coordinator holds more per request): a limit that a flood reaches would leave the stop
+behind a pipe of queries the worker must first serve.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 from scaler.worker import protocol
 
 POLL_NS = 1_000_000
-READ_AHEAD = 1 << 15
+READ_AHEAD = 1 << 22
 
 
 def input_poller(channel: Any) -> Callable[[], bytes | None]:

@@ -8,6 +8,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -133,3 +134,24 @@ def test_end_of_input_while_serving_ends_the_worker(worker):
     assert worker.next()["type"] == "served"
     assert worker.next()["type"] == "bye"
     assert worker.proc.wait(TIMEOUT_S) == 0
+
+
+def test_a_stop_behind_a_flood_is_read_after_the_query_running():
+    """40,000 queries of a fixed 1 ms (40 s of work, several pipes full) and a stop right
+    behind them: the worker reads ahead while it serves, so it meets the stop within a few
+    queries, not after serving what filled its pipe; every query is run or dropped."""
+    w = Speaker(service_s=0.001)
+    try:
+        assert w.next()["type"] == "ready"
+        flood = (protocol.encode({"type": "serve"}) +
+                 b"".join(protocol.query_frame(q, 1) for q in range(40_000)) +
+                 protocol.encode({"type": "stop"}))
+        writer = threading.Thread(target=w.send, args=(flood,), daemon=True)
+        writer.start()  # the pipe takes 64 KiB: the worker's reads let the rest in
+        while type(m := w.next()) is tuple:
+            pass
+        writer.join(TIMEOUT_S)
+        assert m["type"] == "served" and m["queries"] + m["dropped"] == 40_000
+        assert m["queries"] < 4_000, m  # under a tenth of the work: the stop was read early
+    finally:
+        w.close()
