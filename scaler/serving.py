@@ -18,6 +18,9 @@ time of receipt (VMs, remote hosts). ``scaler.serve_io`` holds the fast path: bi
 the arrival ticker thread, each turn of the event loop issuing every request due. One
 instance at batch 1 is sent its queries as they arrive (its pipe is its queue: the order
 and the start of each query are the shared FIFO's), so no round trip sits between two.
+A run that ends before its requests are done (its rate failed) stops every worker within
+about a query however far over capacity it offered: unsent queries and those a worker has
+not started are dropped and counted (``generator``: ``unsent_at_end``, ``at_stop``).
 """
 
 from __future__ import annotations
