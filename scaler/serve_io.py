@@ -12,6 +12,10 @@ binary frames, a precise arrival clock, and which clock times a completion.
   the loop and the loop issues (which instance takes a request is the loop's decision);
   for one instance at batch 1 the ticker issues itself, straight into the worker's pipe
   (``PipeWriter``). Either way a coordinator that stalls shows as lag.
+- ``halt``: ends the ticker at the end of a run while the workers' output is still read (a
+  worker blocked on a full output pipe reads no input); what the ticker has not written is
+  dropped, so the ``stop`` after it reaches the worker at once, however far over its
+  capacity the run offered.
 - ``shares_clock``: a worker on this machine's boot reads the coordinator's monotonic
   clock, so its own end-of-inference time is the completion time (no trip back through a
   pipe and an event loop in it); any other worker's completion is timed on receipt.
@@ -40,6 +44,7 @@ class Link:
     def __init__(self, worker: Any) -> None:
         self.worker = worker
         self.reader = protocol.FrameReader()
+        self.failed: str | None = None  # why the worker failed, if heard while not listening
 
     def send(self, frame: bytes) -> None:
         stdin = self.worker.proc.stdin
@@ -88,13 +93,15 @@ def fine_timer_slack() -> bool:
 class PipeWriter:
     """Query frames written straight to a worker's stdin pipe from the ticker thread (the
     event loop writes nothing to it while the ticker runs: ``serve`` before, ``stop``
-    after). A full pipe keeps the rest pending for the next try; ``finish`` never leaves a
-    frame cut in half before the event loop writes again."""
+    after). A full pipe keeps the rest pending for the next try; ``finish`` drops what was
+    not written and completes a frame cut in half, so the event loop's ``stop`` is read as
+    a line."""
 
     def __init__(self, fd: int, frame_size: int) -> None:
         self.fd, self.frame_size = fd, frame_size
         self.pending = bytearray()
         self.written = 0
+        self.dropped = 0
 
     @classmethod
     def of(cls, stdin: Any, frame_size: int) -> PipeWriter | None:
@@ -126,16 +133,18 @@ class PipeWriter:
             self.written += n
         return True
 
-    def finish(self, within_s: float = 1.0) -> None:
-        """Flush for up to ``within_s``, then drop whole frames only."""
-        end = time.monotonic() + within_s
-        while not self.flush() and time.monotonic() < end:
-            time.sleep(0.0002)
+    def finish(self, within_s: float = 1.0) -> bool:
+        """End the writes: the frames not written yet are dropped (counted in ``dropped``:
+        requests issued that the worker never got), and the rest of a frame cut in half is
+        written for up to ``within_s`` (the worker must read meanwhile: its output must be
+        read). True when the stream ends on a whole frame (the event loop may write)."""
         cut = -self.written % self.frame_size  # bytes that complete a half-written frame
+        self.dropped += (len(self.pending) - cut) // self.frame_size
         del self.pending[cut:]
         end = time.monotonic() + within_s
         while not self.flush() and time.monotonic() < end:
             time.sleep(0.0002)
+        return not self.pending
 
 
 class Ticker(threading.Thread):
@@ -158,6 +167,8 @@ class Ticker(threading.Thread):
         self.pending = False
         self.halted = False
         self.wakes = 0
+        self.finish_s = 1.0  # how long the writer may take to complete a frame cut in half
+        self.whole = True  # the writer ended on a whole frame
 
     def _issue(self) -> None:
         self.pending = False
@@ -192,8 +203,35 @@ class Ticker(threading.Thread):
                 time.sleep(0.0002)
         finally:
             if writer is not None:
-                writer.finish()
+                self.whole = writer.finish(self.finish_s)
 
-    def halt(self) -> None:
-        self.halted = True
-        self.join(timeout=2 * LONGEST_SLEEP_S + 3.0)
+
+async def halt(ticker: Ticker, links: list[Link], within_s: float) -> bool:
+    """Stop the ticker, and read the workers' output (thrown away: the run has ended) until
+    its thread is over: a worker blocked writing to a full output pipe reads no input, and
+    the ticker's writer may have half a frame to complete (``PipeWriter.finish``) before
+    anything else can be written to that worker. Waiting for the thread in the event
+    loop's own thread would deadlock both for as long as it waits. True when the writer
+    ended on a whole frame (a ``stop`` can follow)."""
+    ticker.halted = True
+    ticker.finish_s = within_s
+    if not ticker.is_alive():
+        return ticker.whole
+
+    from scaler.coordinator import WorkerFailed
+
+    async def discard(link: Link) -> None:
+        try:
+            while True:
+                await link.items()
+        except WorkerFailed as exc:  # the stop reports it
+            link.failed = str(exc)
+
+    readers = [asyncio.ensure_future(discard(link)) for link in links]
+    try:
+        await asyncio.to_thread(ticker.join, within_s + LONGEST_SLEEP_S + 1.0)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return ticker.whole and not ticker.is_alive()

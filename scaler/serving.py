@@ -18,6 +18,9 @@ time of receipt (VMs, remote hosts). ``scaler.serve_io`` holds the fast path: bi
 the arrival ticker thread, each turn of the event loop issuing every request due. One
 instance at batch 1 is sent its queries as they arrive (its pipe is its queue: the order
 and the start of each query are the shared FIFO's), so no round trip sits between two.
+A run that ends before its requests are done (its rate failed) stops every worker within
+about a query however far over capacity it offered: unsent queries and those a worker has
+not started are dropped and counted (``generator``: ``unsent_at_end``, ``at_stop``).
 """
 
 from __future__ import annotations
@@ -166,13 +169,13 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
     bound_s = (rules.latency_bound_ms or 0.0) / 1000.0
     slowest = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     drain_s = max(5.0, 10.0 * bound_s, 3.0 * slowest)
+    stop_s = max(10.0, 3.0 * slowest)  # a worker's stop: the query it runs, then it reads
     shared = [serve_io.shares_clock(i.ready) for i in outcome.instances]
     links = [serve_io.Link(w) for w in workers]
     state = {"over": 0, "issued": 0}
     wake = asyncio.Event()
     ended = asyncio.Event()
     generated = asyncio.Event()
-    failure: list[str] = []
     for w, same_clock in zip(workers, shared):
         w.send("serve", each=not same_clock)
     # one instance at batch 1 takes the queue in order whatever it is sent early: its
@@ -237,7 +240,6 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
             except WorkerFailed as exc:
                 outcome.instances[k].status = "failed"
                 outcome.instances[k].error = str(exc)
-                failure.append(str(exc))
                 ended.set()
                 return
             got_ns = clock()
@@ -308,7 +310,7 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
         last_ns = int(schedule_ns[-1]) if count else t0_ns
         await _until_done(ended, loop.time() + (last_ns - clock()) / 1e9 + drain_s, outcome)
     finally:
-        ticker.halt()
+        ticker.halted = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -321,7 +323,10 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
                                      "ticker thread" if direct else "event loop"),
                                  completion_clock=["worker" if s else "coordinator"
                                                    for s in shared])
-    await _stop(links, outcome, failure)
+    whole = await serve_io.halt(ticker, links, stop_s)  # its last issues now counted too
+    outcome.generator.update(generator_accuracy(schedule, issued, rate_qps, bound_s),
+                             unsent_at_end=writer.dropped if writer else 0)
+    await _stop(links, outcome, stop_s, whole)
 
 
 async def _until_done(ended: asyncio.Event, deadline: float, outcome: ServeOutcome) -> None:
@@ -335,26 +340,41 @@ async def _until_done(ended: asyncio.Event, deadline: float, outcome: ServeOutco
         outcome.drain_timed_out = True
 
 
-async def _stop(links: list[serve_io.Link], outcome: ServeOutcome, failure: list[str]) -> None:
-    """Tell every live worker to stop serving and wait for its ``served``."""
-    for link, inst in zip(links, outcome.instances):
-        if inst.status == "ready" and link.worker.proc.returncode is None:
+async def _stop(links: list[serve_io.Link], outcome: ServeOutcome, within_s: float,
+                whole: bool) -> None:
+    """Tell every live worker to stop serving and wait for its ``served``: it drops the
+    queries it has not started (what each ran and dropped is kept in ``generator`` under
+    ``at_stop``), so this takes about a query. A worker whose input ends in half a frame
+    (``whole`` false: it read nothing for ``within_s``) cannot read a ``stop``: failed."""
+    said: list[dict[str, Any] | None] = [None] * len(links)
+    outcome.generator["at_stop"] = said
+    for k, (link, inst) in enumerate(zip(links, outcome.instances)):
+        if link.failed or (k == 0 and not whole):
+            if inst.status == "ready":
+                inst.status, inst.error = "failed", link.failed or (
+                    f"did not read its queries for {within_s:g} s: it cannot be stopped")
+        elif inst.status == "ready" and link.worker.proc.returncode is None:
             link.worker.send("stop")
 
-    async def served(link: serve_io.Link, inst: InstanceOutcome) -> None:
+    async def served(k: int, link: serve_io.Link, inst: InstanceOutcome) -> None:
         if inst.status != "ready":
             return
+        wait_s = max(within_s, 3 * max((max(s, default=0.0) for s in outcome.service_s),
+                                       default=0.0))
         try:
-            async with asyncio.timeout(max(10.0, 3 * max(
-                    (max(s, default=0.0) for s in outcome.service_s), default=0.0))):
-                while not any(type(i) is dict and i["type"] == "served"
-                              for i in await link.items()):
-                    pass
+            async with asyncio.timeout(wait_s):
+                while not said[k]:
+                    for i in await link.items():
+                        if type(i) is dict and i["type"] == "served":
+                            said[k] = {"queries": i.get("queries"), "dropped": i.get("dropped")}
             inst.status = "complete"
-        except (TimeoutError, WorkerFailed) as exc:
+        except TimeoutError:
+            inst.status, inst.error = "failed", f"did not stop serving within {wait_s:g} s"
+        except WorkerFailed as exc:
             inst.status, inst.error = "failed", f"did not stop serving: {exc}"
 
-    await asyncio.gather(*(served(link, i) for link, i in zip(links, outcome.instances)))
+    await asyncio.gather(*(served(k, link, i)
+                           for k, (link, i) in enumerate(zip(links, outcome.instances))))
 
 
 def generator_accuracy(schedule: Any, issued: Any, rate_qps: float,

@@ -10,7 +10,8 @@ Messages from the worker: ``ready``, ``started``, ``progress``, ``chunk`` (the s
 recorded since the last chunk, about once a second, so a worker that dies keeps what it
 measured), ``reached`` (its count reached the ``report_at`` limit), ``halted`` (its limits
 ended the window), ``capped``, ``samples`` (the rest, and the total), ``done`` (a served
-query's start and end), ``served``, ``error``, ``bye``.
+query's start and end), ``served`` (how many queries ran, how many a ``stop`` dropped before
+they started), ``error``, ``bye``.
 Messages to the worker: ``start`` (closed loop, with the stop rule's limits: ``report_at``,
 ``stop_at``, ``until_ns``; see ``scaler.stoprule``), ``limits`` (new limits), ``serve``
 (then ``query`` frames, each answered by a ``done`` frame), ``stop``, ``exit``.
@@ -38,7 +39,8 @@ from typing import IO, Any
 from scaler.worker.spec import WorkerSpec
 
 PREFIX = "@scaler "
-PROTOCOL_VERSION = 4  # 2: samples in chunks while measuring; 3: binary serve frames; 4: limits
+PROTOCOL_VERSION = 5  # 2: samples in chunks while measuring; 3: binary serve frames; 4: limits;
+# 5: a stop while serving drops the queries not started (``served``: queries, dropped)
 # longest protocol line a reader accepts: a ``samples`` message carries every query's times
 STREAM_LIMIT = 1 << 28
 

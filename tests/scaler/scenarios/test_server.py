@@ -94,6 +94,39 @@ def test_find_peak_on_the_null_engine_always_answers(tmp_path):
         assert any("no rate down to 20 qps" in n for n in doc["notes"])
 
 
+def test_find_peak_from_far_above_capacity_answers_and_keeps_every_probe(tmp_path):
+    """The null engine at a fixed 1 ms a query (capacity 1,000/s, or less on a slow or busy
+    machine, never more) and the search started at 50,000/s, as a start at the harness's
+    flood ceiling does: the first probes flood the instance and fail as rates (over the
+    bound), never as a failed run (every worker stops, the run is complete); the search
+    answers: a peak under capacity (rates over it grow a queue without end) bracketed by a
+    failing rate within the precision, or, on a machine so busy that no rate holds the
+    bound, the verdict at the floor with the latency there; every probe is a group of
+    run.json and a probe of the search."""
+    out = run_server(tmp_path, "--engine", "null", "--find-peak", "--target-qps", "50000",
+                     "--latency-bound-ms", "20", "--stat", "p90", "--min-queries", "64",
+                     "--placement", "pinned", "--min-duration", "0.1", "--warmup", "0",
+                     "--peak-precision", "0.25", env={"SCALER_NULL_SERVICE_S": "0.001"})
+    doc = json.loads((Path(out["run"]) / "run.json").read_text())
+    assert doc["status"] == "complete", doc["partial_reasons"]
+    assert all(g["status"] == "complete" for g in doc["groups"])
+    found = doc["searches"]["pinned x1"]
+    probed = sorted(r["target_qps"] for r in out["results"])
+    assert sorted(p["rate_qps"] for p in found["probes"]) == probed
+    assert found["probes"][0]["rate_qps"] == 50000.0 and not found["probes"][0]["passed"]
+    (top,) = [r for r in out["results"] if r["target_qps"] == 50000.0]
+    assert not top["meets_bound"] and top["achieved_qps"] < 2000
+    peak = out["peak_qps"]["pinned x1"]
+    if peak is not None:
+        assert found["peak_qps"] == peak < 1000
+        assert peak < found["first_failing_qps"] <= 1.25 * peak + 0.01
+        assert not any(r["meets_bound"] for r in out["results"] if r["target_qps"] > peak)
+    else:
+        assert found["lowest_qps"] == found["floor_qps"] == 50.0 == probed[0]
+        assert found["lowest_latency_ms"] is not None
+        assert any("no rate down to 50 qps" in n for n in doc["notes"])
+
+
 def test_find_peak_on_the_tiny_model(tmp_path):
     out = run_server(tmp_path, "--model", "tiny", "--find-peak", "--target-qps", "50",
                      "--latency-bound-ms", "100", "--placement", "pinned", *FAST, timeout=600)

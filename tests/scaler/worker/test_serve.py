@@ -8,6 +8,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -78,24 +79,52 @@ def test_queries_are_answered_in_order_on_the_callers_clock(worker):
 
 
 def test_after_serving_the_reader_thread_takes_the_stream_back(worker):
-    """``stop`` ends serving with ``served``; a closed-loop ``start`` sent right behind it
-    (in the same write) still reaches the worker, and so does ``exit``."""
+    """``stop`` ends serving with ``served`` (how many queries ran, how many it dropped); a
+    closed-loop ``start`` sent right behind it (in the same write) still reaches the
+    worker, and so does ``exit``."""
     assert worker.next()["type"] == "ready"
     worker.send(protocol.encode({"type": "serve"}) + protocol.query_frame(1, 1))
     assert worker.next()[:2] == ("D", 1)
     worker.send(protocol.encode({"type": "stop"}) + protocol.encode({"type": "start"}))
-    assert worker.next()["type"] == "served"
+    assert worker.next() == {"type": "served", "queries": 1, "dropped": 0}
     assert worker.next()["type"] == "started"
     worker.send(protocol.encode({"type": "stop"}))
     while (m := worker.next())["type"] != "samples":
         assert m["type"] in ("progress", "chunk", "capped")
     assert m["queries"] >= 0  # however few ran before the stop: the loop ran and answered
-    worker.send(protocol.encode({"type": "serve"}) + protocol.query_frame(2, 1) +
-                protocol.encode({"type": "exit"}))
+    worker.send(protocol.encode({"type": "serve"}) + protocol.query_frame(2, 1))
     assert worker.next()[:2] == ("D", 2)
-    assert worker.next()["type"] == "served"
+    worker.send(protocol.encode({"type": "exit"}))
+    assert worker.next() == {"type": "served", "queries": 1, "dropped": 0}
     assert worker.next()["type"] == "bye"
     assert worker.proc.wait(TIMEOUT_S) == 0
+
+
+def test_a_stop_drops_the_queries_not_started():
+    """100 queries of a fixed 20 ms (2 s of work) sent at once, then a stop as soon as the
+    first is done: the worker runs at most the query it is in (and those that ended before
+    the stop reached it), drops the rest unstarted, and says how many of each; every query
+    sent is one or the other. A stop sent with the queries, in the same write, drops them
+    all."""
+    w = Speaker(service_s=0.02)
+    try:
+        assert w.next()["type"] == "ready"
+        w.send(protocol.encode({"type": "serve"}) +
+               b"".join(protocol.query_frame(q, 1) for q in range(100)))
+        assert w.next()[:2] == ("D", 0)
+        w.send(protocol.encode({"type": "stop"}))
+        done = [0]
+        while type(m := w.next()) is tuple:
+            done.append(m[1])
+        assert m["type"] == "served" and m["queries"] == len(done)
+        assert done == list(range(len(done)))  # in order, none after the stop was read
+        assert m["queries"] + m["dropped"] == 100 and m["dropped"] > 50
+        w.send(protocol.encode({"type": "serve"}) +
+               b"".join(protocol.query_frame(q, 1) for q in range(10)) +
+               protocol.encode({"type": "stop"}))
+        assert w.next() == {"type": "served", "queries": 0, "dropped": 10}
+    finally:
+        w.close()
 
 
 def test_end_of_input_while_serving_ends_the_worker(worker):
@@ -105,3 +134,24 @@ def test_end_of_input_while_serving_ends_the_worker(worker):
     assert worker.next()["type"] == "served"
     assert worker.next()["type"] == "bye"
     assert worker.proc.wait(TIMEOUT_S) == 0
+
+
+def test_a_stop_behind_a_flood_is_read_after_the_query_running():
+    """40,000 queries of a fixed 1 ms (40 s of work, several pipes full) and a stop right
+    behind them: the worker reads ahead while it serves, so it meets the stop within a few
+    queries, not after serving what filled its pipe; every query is run or dropped."""
+    w = Speaker(service_s=0.001)
+    try:
+        assert w.next()["type"] == "ready"
+        flood = (protocol.encode({"type": "serve"}) +
+                 b"".join(protocol.query_frame(q, 1) for q in range(40_000)) +
+                 protocol.encode({"type": "stop"}))
+        writer = threading.Thread(target=w.send, args=(flood,), daemon=True)
+        writer.start()  # the pipe takes 64 KiB: the worker's reads let the rest in
+        while type(m := w.next()) is tuple:
+            pass
+        writer.join(TIMEOUT_S)
+        assert m["type"] == "served" and m["queries"] + m["dropped"] == 40_000
+        assert m["queries"] < 4_000, m  # under a tenth of the work: the stop was read early
+    finally:
+        w.close()
