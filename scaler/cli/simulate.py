@@ -123,7 +123,8 @@ def simulate(
     repeat: Annotated[int, typer.Option(
         "--repeat", help="server: simulated repeats per probe, pooled as measured")] = 1,
     assume: Annotated[list[str] | None, typer.Option(
-        "--assume", help="set a model parameter, NAME=VALUE (e.g. smt_gain=0.2)")] = None,
+        "--assume", help="set a model parameter, NAME=VALUE (e.g. smt_gain=0.2; with "
+        "runs of several --threading styles also stack_cost or spin_scale)")] = None,
     queries: Annotated[int | None, typer.Option(
         "--queries", help="simulated queries per point (default 200000; multistream "
         "20000 per probe)")] = None,

@@ -18,8 +18,10 @@ from scaler.simulate.layout import recorded_layout
 from scaler.simulate.machine import topology_from_dict
 from scaler.simulate.model import InstanceModel, calibrate, closed_form_ips, virtualized
 from scaler.simulate.terms import (
+    TERMS,
     StyleTerms,
     calibrate_terms,
+    check_terms_given,
     is_tuned,
     measured_layout,
     predict_ips,
@@ -43,7 +45,10 @@ def calibrate_styled(runs: list[Any], keep: Any = None, given: dict[str, float] 
     if not any(base_keep(g) for r in runs for g in r.doc.get("groups", [])):
         raise UsageError("the runs hold no tuned group to calibrate the base model on "
                          "(measure the styles together: --threading tuned,model-zoo)")
-    base = calibrate(runs, keep=base_keep, given=given)
+    given = dict(given or {})
+    check_terms_given(given)
+    base = calibrate(runs, keep=base_keep,
+                     given={k: v for k, v in given.items() if k not in TERMS})
     return base, calibrate_terms(runs, base, keep, given)
 
 

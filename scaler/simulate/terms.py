@@ -314,6 +314,15 @@ def calibrate_terms(runs: list[Any], base: InstanceModel,
         "assumed_values_from": {n: ASSUMED[n] for n in TERMS if sources[n] == "assumed"}})
 
 
+def check_terms_given(given: dict[str, float]) -> None:
+    """UsageError for a style term given (``--assume``) outside its bounds."""
+    for name, value in given.items():
+        if name in TERMS:
+            lo, hi = TERMS[name][1]
+            if not lo <= value <= hi:
+                raise UsageError(f"{name} must lie in [{lo:g}, {hi:g}], not {value:g}")
+
+
 def check_style(terms: StyleTerms, style: str) -> None:
     """UsageError unless the calibration runs measured groups of ``style`` (a style other
     than ``tuned`` is simulated only from its own runs' read-back)."""

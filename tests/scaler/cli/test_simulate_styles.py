@@ -38,6 +38,9 @@ def call(capsys, *argv):
     (["{styled}", "--threading", "model-zoo", "--scenario", "multistream"],
      "scaling scenario only"),
     (["--results", "/nonexistent/results"], "no measured suite under /nonexistent/results"),
+    (["{styled}", "--threading", "model-zoo", "--assume", "stack_cost=-1"],
+     "stack_cost must lie in [0, 10]"),
+    (["{tuned}", "--assume", "stack_cost=0.5"], "unknown model parameter 'stack_cost'"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, runs, tmp_path, argv, needle):
     argv = [a.format(**{k: r.path for k, r in runs.items()}) for a in argv]
@@ -69,6 +72,13 @@ def test_model_zoo_on_the_xeon_prints_the_ratio_at_8_and_its_split(capsys, runs,
                for i in eight["per_instance"])  # thread k of every instance on CPU k
     (x,) = run.doc["explanations"]
     assert x["threading"] == "model-zoo" and x["at"] == 8
+    code, out, err = call(capsys, "simulate", runs["styled"].path, "--machine", "2s28c2t",
+                          "--placement", "shared,vm", "--cores-per-instance", "6", "--smt",
+                          "--threading", "model-zoo", "--instances", "8", "--queries", "2000",
+                          "--assume", "stack_cost=0.5", "--out", tmp_path, "--json")
+    assert code == 0, err
+    held = json.loads(out)["style_terms"]["parameters"]["stack_cost"]
+    assert held == {**held, "value": 0.5, "source": "given"}
 
 
 def test_validate_holds_out_counts_of_each_style(capsys, runs):
