@@ -24,6 +24,7 @@ from scaler.cli import predict as predict_cmd
 from scaler.cli import report as report_cmd
 from scaler.cli import run as run_cmd
 from scaler.cli import show as show_cmd
+from scaler.cli import simulate as simulate_cmd
 from scaler.cli import suite as suite_cmd
 from scaler.cli import topology as topology_cmd
 
@@ -71,7 +72,7 @@ app.command("show")(show_cmd.show)
 app.command("plot")(show_cmd.plot)
 app.command("compare")(show_cmd.compare)
 app.command("fit")(predict_cmd.fit)
-app.command("simulate", help=predict_cmd.SIMULATE_HELP)(predict_cmd.simulate)
+app.command("simulate", help=simulate_cmd.SIMULATE_HELP)(simulate_cmd.simulate)
 app.command("capacity")(predict_cmd.capacity)
 app.command("report", help=report_cmd.REPORT_HELP)(report_cmd.report)
 app.command("export", help=report_cmd.EXPORT_HELP)(report_cmd.export)

@@ -38,35 +38,57 @@ NEUTRAL = {"memory_contention": 0.0, "slice_cost": 0.0, "sync_cost": 0.0, "sync_
 def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
                   baseline: str = "shared", instances: tuple[int, ...] = tuple(range(1, 9)),
                   cores_per_instance: int | None = 6, smt: bool = True, at: int | None = None,
-                  oversubscribe: bool = False, study: dict[str, Any] | None = STUDY
-                  ) -> dict[str, Any]:
+                  oversubscribe: bool = False, study: dict[str, Any] | None = STUDY,
+                  style: str = "tuned", terms: Any = None) -> dict[str, Any]:
     """Curves of ``placement`` and ``baseline`` over ``instances``, their ratio at each N,
     and the Shapley split of log(ratio) at N = ``at`` (default: the largest N) among the
     model's terms that are not at their neutral value.
 
     Returns a dict: ``curves`` (images/s per placement per N), ``ratio`` (per N),
     ``at``, ``ratio_at``, ``ratio_without_terms`` (every term neutral: the layouts alone,
-    Amdahl and fair CPU sharing), ``terms`` (one entry per active term: value, source,
-    Shapley log share, factor, share of the log ratio over the layouts alone, share of the
-    study's log 2.04 when ``study`` is given, and the ratio with that term alone on top of
-    none and with all but it) and ``study``.
+    Amdahl and fair CPU sharing), ``terms`` (one entry per active term: value, 95% interval,
+    source and where an assumed value comes from, Shapley log share, factor, share of the
+    log ratio, of the log ratio over the layouts alone and of the study's log 2.04 when
+    ``study`` is given, and the ratio with that term alone on top of none and with all but
+    it) and ``study``.
+
+    Under a ``style`` other than ``tuned`` both placements run that ``--threading`` style
+    with its fitted ``terms`` (``scaler.simulate.terms``): its spin, and under ``model-zoo``
+    two more terms, ``stacking`` (thread k of every instance bound to core k's first CPU,
+    against the same threads unbound over the instance's CPUs) and ``stack_cost``.
     """
     at = max(instances) if at is None else at
     if at not in instances:
         instances = tuple(sorted({*instances, at}))
-    layouts = {(p, n): plan_layout(topo, p, n, smt, cores_per_instance, oversubscribe)
-               for p in (baseline, placement) for n in instances}
-    values = dict(model.values)
+    styled = style != "tuned" and terms is not None
+    values = dict(terms.values_for(model.values, style) if styled else model.values)
+    neutrals = dict(NEUTRAL)
+    if styled:
+        from scaler.simulate.terms import SPLIT, STACKING_STYLES, stack_factors, styled_layout
+
+        neutrals.update(SPLIT)
+        values["stacking"] = 1.0 if style in STACKING_STYLES else 0.0
+        layouts = {(p, n, on): styled_layout(topo, p, n, style, smt, cores_per_instance,
+                                             oversubscribe, on)
+                   for p in (baseline, placement) for n in instances for on in (True, False)}
+
+        def ips(p: str, n: int, v: dict[str, float]) -> float:
+            lay, bound = layouts[(p, n, bool(v["stacking"]))]
+            return closed_form_ips(lay, v, scale=stack_factors(lay, bound, v))
+    else:
+        plain = {(p, n): plan_layout(topo, p, n, smt, cores_per_instance, oversubscribe)
+                 for p in (baseline, placement) for n in instances}
+
+        def ips(p: str, n: int, v: dict[str, float]) -> float:
+            return closed_form_ips(plain[(p, n)], v)
 
     def ratio(v: dict[str, float], n: int) -> float:
-        return (closed_form_ips(layouts[(placement, n)], v)
-                / closed_form_ips(layouts[(baseline, n)], v))
+        return ips(placement, n, v) / ips(baseline, n, v)
 
-    curves = {p: {n: closed_form_ips(layouts[(p, n)], values) for n in instances}
-              for p in (baseline, placement)}
+    curves = {p: {n: ips(p, n, values) for n in instances} for p in (baseline, placement)}
     ratios = {n: curves[placement][n] / curves[baseline][n] for n in instances}
-    active = [t for t, off in NEUTRAL.items() if values.get(t, off) != off]
-    neutral = {**values, **{t: NEUTRAL[t] for t in active}}
+    active = [t for t, off in neutrals.items() if values.get(t, off) != off]
+    neutral = {**values, **{t: neutrals[t] for t in active}}
     memo: dict[frozenset[str], float] = {}
 
     def log_ratio(on: frozenset[str]) -> float:
@@ -87,29 +109,65 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     everything = log_ratio(frozenset(active))
     study_log = math.log(study["ratio"]) if study else None
     moved = everything - none
-    intervals = model.calibration.get("intervals_95") or {}
-    terms = [{
-        "name": t, "value": values[t], "source": model.sources.get(t, "assumed"),
-        "interval_95": intervals.get(t) if model.sources.get(t) == "measured" else None,
-        "neutral": NEUTRAL[t], "log_share": shapley[t], "factor": math.exp(shapley[t]),
+    whence = {t: _whence(model, t, style, terms if styled else None) for t in neutrals}
+    terms_out = [{
+        "name": t, "value": values[t], "source": whence[t][0], "interval_95": whence[t][1],
+        "from": whence[t][2],
+        "neutral": neutrals[t], "log_share": shapley[t], "factor": math.exp(shapley[t]),
+        "share_of_ratio": shapley[t] / everything if everything else None,
         "share_of_terms": shapley[t] / moved if moved else None,
         "share_of_study": shapley[t] / study_log if study_log else None,
         "ratio_alone": math.exp(log_ratio(frozenset({t}))),
         "ratio_without": math.exp(log_ratio(frozenset(active) - {t})),
     } for t in sorted(active, key=lambda t: -abs(shapley[t]))]
-    idle = [{"name": t, "value": values.get(t, off), "source": model.sources.get(t, "assumed")}
-            for t, off in NEUTRAL.items() if t not in active]
+    idle = [{"name": t, "value": values.get(t, off), "source": whence[t][0]}
+            for t, off in neutrals.items() if t not in active]
     return {
         "machine": topo.sysfs_root, "placement": placement, "baseline": baseline,
         "cores_per_instance": cores_per_instance, "smt": smt,
+        "threading": style if styled else "tuned",
+        "layout_share_of_ratio": none / everything if everything else None,
         "instances": list(instances),
         "curves": {p: {str(n): x for n, x in c.items()} for p, c in curves.items()},
         "ratio": {str(n): r for n, r in ratios.items()},
         "at": at, "ratio_at": math.exp(everything),
         "ratio_without_terms": math.exp(none),
         "layout_share_of_study": none / study_log if study_log else None,
-        "terms": terms, "inactive_terms": idle, "study": study,
+        "terms": terms_out, "inactive_terms": idle, "study": study,
     }
+
+
+def _whence(model: InstanceModel, name: str, style: str, terms: Any
+            ) -> tuple[str, list[float] | None, str]:
+    """A term's source (measured, assumed or given), its 95% interval when measured, and
+    where its value comes from: the runs, or the assumption's citation."""
+    from scaler.simulate.parameters import SOURCES
+
+    if terms is not None and name in ("stacking", "stack_cost", "spin"):
+        from scaler.simulate.terms import ASSUMED
+
+        share, count = terms.shares.get(style, 0.0), terms.instances.get(style, 0)
+        if name == "stacking":
+            n = terms.stacked.get(style, 0)
+            return ("measured" if n else "assumed", None,
+                    f"read back stacked in {n} {style} group(s) of the runs" if n else
+                    f"the style's definition: no {style} group of the runs read back stacked")
+        if name == "spin":
+            src = terms.sources["spin_scale"]
+            return ("measured", terms.spin_interval(style) if src == "measured" else None,
+                    f"min(1, spin_scale {terms.values['spin_scale']:.3g} ({src}) x read-back "
+                    f"idle spin share {share:.2%}, median of {count} {style} instance(s))")
+        src = terms.sources["stack_cost"]
+        return (src, terms.intervals.get("stack_cost") if src == "measured" else None,
+                "fitted on the styles' groups" if src == "measured" else
+                f"assumed {ASSUMED['stack_cost']}")
+    src = model.sources.get(name, "assumed")
+    intervals = model.calibration.get("intervals_95") or {}
+    if src == "measured":
+        return src, intervals.get(name), "fitted on the calibration runs' groups"
+    if src == "given":
+        return src, None, "given with --assume"
+    return src, None, f"assumed {SOURCES.get(name, 'the neutral value')}"
 
 
 def lines(x: dict[str, Any]) -> list[str]:
@@ -134,26 +192,39 @@ def lines(x: dict[str, Any]) -> list[str]:
     if study:
         head += f" = {x['layout_share_of_study']:.0%} of log {study['ratio']:.2f}"
     out.append(head)
-    out.append(f"  {'term':<18} {'value':>9} {'source':<9} {'factor':>7} {'of terms':>9}"
+    if x.get("threading", "tuned") != "tuned":
+        out.append(f"  both placements run --threading {x['threading']}")
+    layouts = x.get("layout_share_of_ratio")
+    if layouts is not None:
+        out.append(f"  of the log ratio at N={x['at']}: the layouts alone {layouts:.0%}, "
+                   "each term below its 'of ratio' share (the shares add up to 100%)")
+    out.append(f"  {'term':<18} {'value':>9} {'95% interval':<19} {'source':<9} "
+               f"{'factor':>7} {'of ratio':>9} {'of terms':>9}"
                + (f" {'of study':>9}" if study else "") + f" {'alone':>7} {'without':>8}")
     weak = False
     for t in x["terms"]:
         source = t["source"]
         if poorly_determined(t["value"], t.get("interval_95")):
             source, weak = source + "*", True
+        ci = t.get("interval_95")
+        ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "-"
         terms = "-" if t["share_of_terms"] is None else f"{t['share_of_terms']:.0%}"
-        out.append(f"  {t['name']:<18} {t['value']:>9.4g} {source:<9} "
-                   f"{t['factor']:>6.3f}x {terms:>9}"
+        of_ratio = "-" if t.get("share_of_ratio") is None else f"{t['share_of_ratio']:.0%}"
+        out.append(f"  {t['name']:<18} {t['value']:>9.4g} {ci_text:<19} {source:<9} "
+                   f"{t['factor']:>6.3f}x {of_ratio:>9} {terms:>9}"
                    + (f" {t['share_of_study']:>8.0%}" if study else "")
                    + f" {t['ratio_alone']:>6.2f}x {t['ratio_without']:>7.2f}x")
     out.append("  factor: the term's Shapley share of the ratio (factors multiply to the ratio "
-               "over the layouts alone); of terms: its share of that change in log"
+               "over the layouts alone); of ratio: its share of the log ratio; of terms: its "
+               "share of the change in log over the layouts alone"
                + ("; of study: its share of log " + f"{study['ratio']:.2f}" if study else "")
                + "; alone: the ratio with only this term on; without: with every term on "
                "but this one")
     if weak:
         out.append("  *: measured, but its 95% interval is wider than the value: the "
                    "calibration runs hardly tell it")
+    out.append("  where each value comes from:")
+    out += [f"    {t['name']}: {t.get('from') or t['source']}" for t in x["terms"]]
     if x.get("inactive_terms"):
         out.append("  at their neutral value, explaining nothing here: " + ", ".join(
             f"{t['name']}={t['value']:g} ({t['source']})" for t in x["inactive_terms"]))

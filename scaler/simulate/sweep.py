@@ -35,12 +35,16 @@ def latency_summary(lat: Any) -> dict[str, Any]:
 
 
 def simulate_closed(model: InstanceModel, layout: Layout, batch: int = 1,
-                    queries: int = 200_000, seed: int = 0) -> dict[str, Any]:
-    """Every instance busy back to back (the scaling scenario): one group record."""
+                    queries: int = 200_000, seed: int = 0, scale: Any = None
+                    ) -> dict[str, Any]:
+    """Every instance busy back to back (the scaling scenario): one group record;
+    ``scale``: a further factor on each instance's query time (``terms.stack_factors``)."""
     from scaler.simulate import des
 
     n = layout.instances
     work, extra, vm = model.instance_arrays(layout, batch)
+    if scale is not None:
+        vm = vm * scale
     warm = max(20 * n, queries // 50)
     done, t0, t1, lat, area = des.run_closed(*layout.arrays(), model.params(), vm, work, extra,
                                              model.shape_array(), warm, queries, seed)
@@ -112,20 +116,31 @@ def _group(model: InstanceModel, layout: Layout, batch: int, per: list[dict[str,
 def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, ...],
                    instances: tuple[int, ...], smt: bool = False, queries: int = 200_000,
                    seed: int = 0, cores_per_instance: int | None = None,
-                   oversubscribe: bool = False) -> list[dict[str, Any]]:
+                   oversubscribe: bool = False, style: str = "tuned",
+                   terms: Any = None) -> list[dict[str, Any]]:
     """A simulated scaling sweep: one group per placement and instance count, each laid out
     by the placement's planner with ``cores_per_instance`` (placements that size instances
-    for the whole machine ignore it)."""
-    layouts = {(placement, n): plan_layout(topo, placement, n, smt, cores_per_instance,
-                                           oversubscribe)
+    for the whole machine ignore it); under a ``style`` other than ``tuned``, as the style
+    lays threads out, with its fitted ``terms`` (``scaler.simulate.terms``)."""
+    from dataclasses import replace
+
+    from scaler.simulate.terms import TUNED, stack_factors, styled_layout
+
+    layouts = {(placement, n): styled_layout(topo, placement, n, style, smt,
+                                             cores_per_instance, oversubscribe)
                for placement in placements for n in instances}  # refusals before simulating
+    styled = style != TUNED and terms is not None
+    if styled:
+        model = replace(model, values=terms.values_for(model.values, style))
     groups = []
     for placement in placements:
         for n in instances:
-            layout = layouts[(placement, n)]
-            g = simulate_closed(model, layout, 1, queries, seed + n)
-            g.update(id=len(groups), label=f"{placement} x{n} batch 1 (simulated)",
-                     series=placement)
+            layout, bound = layouts[(placement, n)]
+            scale = stack_factors(layout, bound, model.values) if styled else None
+            g = simulate_closed(model, layout, 1, queries, seed + n, scale)
+            name = f"{placement}-{style}" if styled else placement
+            g.update(id=len(groups), label=f"{name} x{n} batch 1 (simulated)", series=name,
+                     **({"threading": style} if styled else {}))
             groups.append(g)
     return groups
 

@@ -418,6 +418,9 @@ def read_case(draw: Any, run: str, tmp: Path) -> list[str]:
                                           "x"]),
             "--seed": integers(), "--smt": None,
             "--calibrate-on": instance_lists(),
+            "--threading": choices("tuned", "model-zoo", "defaults", "warp",
+                                   "tuned,model-zoo", ""),
+            "--results": paths(tmp),
         },
     }.get(command, {})
     for name in draw(st.lists(st.sampled_from(sorted(extra) or ["--json"]), max_size=4,

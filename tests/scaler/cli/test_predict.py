@@ -138,7 +138,7 @@ def test_capacity_json(capsys, runs):
       "--cores-per-instance", "6", "--instances", "10"], "--oversubscribe"),
     (["simulate", "{scaling}", "--machine", "2s4c1t", "--cores-per-instance", "9"],
      "more than the 8 usable"),
-    (["simulate", "--out", "/nonexistent/results"], "no measured suite under"),
+    (["simulate", "--results", "/nonexistent/results"], "no measured suite under"),
     (["simulate", "--validate", "{scaling}", "--calibrate-on", "1-6"], "choose others"),
     (["capacity", "{scaling}", "--target-ips", "0", "--latency-bound-ms", "9"], "positive"),
 ])

@@ -250,3 +250,38 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
         assert r.returncode == 2, (r.returncode, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+@pytest.mark.serial  # measures (takes the lock): one at a time
+def test_style_runs_feed_the_simulators_style_terms(ort_cache, tmp_path, capsys):
+    """Issue 26: a real run of two styles records what the simulator's style terms read:
+    model-zoo instances bound thread by thread to the same CPUs (q = 2 threads per CPU at
+    N=2) and each style's idle spin share; ``simulate --threading model-zoo`` calibrates on
+    it. The figures are this (busy) machine's: only their presence and origin are checked.
+    Two groups (N=2 of each style), the serial fraction given: one core count per instance
+    cannot measure it."""
+    from scaler.cli import main
+    from scaler.results import load_run
+    from scaler.simulate.machine import topology_from_dict
+    from scaler.simulate.terms import measured_layout, readback_shares, threads_per_cpu
+
+    folder, _ = ort_cache
+    r = scaler_cmd("scaling", "--engine", "onnxruntime", "--model", "tiny", "--threading",
+                   "tuned,model-zoo", "--placement", "shared", "--instances", "2", *SHORT,
+                   "--cache-dir", folder, "--out", str(tmp_path / "runs"), "--json")
+    assert r.returncode == 0, r.stderr
+    run = load_run(Path(json.loads(r.stdout)["run"]))
+    topo = topology_from_dict(run.doc["host"]["topology"])
+    (zoo,) = [g for g in run.doc["groups"] if g["threading"] == "model-zoo"]
+    layout, bound = measured_layout(topo, zoo)
+    assert bound == (True, True) and list(threads_per_cpu(layout)) == [2.0, 2.0]
+    _, counts = readback_shares([run])
+    assert counts == {"tuned": 2, "model-zoo": 2}
+    code = main(["simulate", str(run.path), "--machine", "2s28c2t", "--placement",
+                 "shared,vm", "--cores-per-instance", "6", "--smt", "--threading",
+                 "model-zoo", "--instances", "1,8", "--queries", "2000", "--assume",
+                 "serial_fraction=0.3", "--out", str(tmp_path / "sims")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "read back stacked in 1 model-zoo group(s)" in out, out
+    assert "style terms for --threading model-zoo" in err

@@ -55,3 +55,51 @@ def fake_measured_run(path, model, machine="1s2c1t", placements=("shared", "pinn
 @pytest.fixture(scope="session")
 def model():
     return make_model()
+
+
+def stacked_factor(stack_cost: float, q: float) -> float:
+    """The stacking term of a 2-thread instance among q threads per CPU, by hand:
+    1 + stack_cost x H(1) x (1 - 1/q), H(1) = 1 (the terms module's docstring)."""
+    return 1.0 + stack_cost * (1.0 - 1.0 / q)
+
+
+def styled_run(path, model, styles=("tuned", "defaults", "model-zoo"), instances=(1, 2, 3, 4),
+               stack_cost=0.3, spin_scale=2.0, shares=None, machine="1s2c1t", pinned=True):
+    """A run of ``styles`` on a 2-core machine whose throughputs are built by hand.
+
+    Tuned groups (shared and, with ``pinned``, pinned) get the model's closed form. Groups of
+    the other styles are shared only: each instance reads back spin share ``shares[style]``
+    (defaults 0.2, model-zoo 0.1) and, under model-zoo, its two compute threads bound to CPUs
+    0 and 1, so N instances put q = N threads on each CPU; their throughput is the closed
+    form with the kernel's spin = min(1, spin_scale x share), divided under model-zoo by
+    ``stacked_factor(stack_cost, N)``."""
+    from scaler.simulate.model import closed_form_ips
+
+    shares = {"tuned": 0.0, "defaults": 0.2, "model-zoo": 0.1, **(shares or {})}
+    topo = parse_machine(machine)
+    groups = []
+    for style in styles:
+        for placement in (("shared", "pinned") if style == "tuned" and pinned else ("shared",)):
+            for n in instances:
+                layout = plan_layout(topo, placement, n)
+                g = sweep.simulate_closed(model, layout, 1, 2_000, n)
+                g.pop("simulated")
+                spin = min(1.0, spin_scale * shares[style]) if shares[style] >= 0.005 else 0.0
+                ips = closed_form_ips(layout, {**model.values, "spin": spin})
+                if style == "model-zoo":
+                    ips /= stacked_factor(stack_cost, n)
+                    for inst in g["per_instance"]:
+                        inst["thread_readback"] = {"process_cpus": "0-1",
+                                                   "bound_cpus": ["0", "1"],
+                                                   "per_thread_bound": True,
+                                                   "bound_by": "runtime"}
+                for inst in g["per_instance"]:
+                    inst["spin"] = {"share": shares[style]}
+                g.update(id=len(groups), target="local", threading=style,
+                         throughput_ips=ips, label=f"{placement}-{style} x{n}")
+                groups.append(g)
+    doc = sweep.run_document("scaling", model, topo, f"--machine {machine}", {}, groups)
+    doc.update(simulated=False)
+    doc.pop("instance_model")
+    doc["host"]["hostname"] = "measured-host"
+    return results.load_run(results.save_run(path, doc, {}))

@@ -115,7 +115,7 @@ def test_recorded_runs_bring_their_memory_binding():
 
 
 def test_remote_memory_lowers_shared_on_2s28c2t_and_leaves_pinned_unchanged():
-    plain, numa = values(), values(numa_penalty=0.3)
+    plain, numa = values(numa_penalty=0.0), values(numa_penalty=0.3)
     for n in range(1, 9):
         shared = plan_layout(XEON, "shared", n, smt=True)
         assert closed_form_ips(shared, numa) < closed_form_ips(shared, plain) * 0.999, n
@@ -135,13 +135,13 @@ def test_remote_memory_term_is_penalty_times_remote_share_times_cross_load():
     0.5 x 56 / (0.5 x 56) = 1 and the term is exactly 1 + p x 0.5."""
     for n in (1, 2, 5):
         shared = plan_layout(XEON, "shared", n, smt=True)
-        base = values(serial_fraction=0.0, sync_cost=0.0, slice_cost=0.0)
+        base = values(serial_fraction=0.0, sync_cost=0.0, slice_cost=0.0, numa_penalty=0.0)
         ratio = closed_form_ips(shared, base) / closed_form_ips(shared, {**base,
                                                                          "numa_penalty": 0.3})
         assert ratio == pytest.approx(1.15, rel=1e-12), n
     # one 28-core instance fully remote, the machine otherwise idle: load 28 / 28 = 1 ...
     remote = _build(XEON, "pinned", [(list(range(28)), 28, [1])], 1.0)
-    base = values(serial_fraction=0.0, memory_contention=0.0)
+    base = values(serial_fraction=0.0, memory_contention=0.0, numa_penalty=0.0)
     ratio = closed_form_ips(remote, base) / closed_form_ips(remote, {**base, "numa_penalty": 0.3})
     assert ratio == pytest.approx(1.3, rel=1e-12)
     # ... and a 7-core one loads the links a quarter as much
