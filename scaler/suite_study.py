@@ -153,26 +153,34 @@ def mechanism(run: Run, point: dict[str, Any]) -> dict[str, Any]:
     by = sorted({(i.get("thread_readback") or {}).get("bound_by") for g in groups
                  for i in g.get("per_instance") or []} - {None})
     cpus = next((s["cpus"] for s in seen if s["kind"] == kind), [])
-    return {"stacking": kind, "cpus": cpus, "bound_by": by,
+    partitions = sorted({str(back["process_cpus"]) for g in groups
+                         for i in g.get("per_instance") or []
+                         if (back := i.get("thread_readback")) and back.get("process_cpus")})
+    return {"stacking": kind, "cpus": cpus, "bound_by": by, "partitions": partitions,
             "spin_share": statistics.median(spins) if spins else None,
             "repeats_read": len(groups)}
 
 
-def why(n: int, stacked: dict[str, Any], tuned: dict[str, Any] | None) -> list[str]:
-    """The mechanisms the study's bare metal showed here (empty when it showed none)."""
+def why(n: int, stacked: dict[str, Any], tuned: dict[str, Any] | None,
+        side: dict[str, Any] | None = None) -> list[str]:
+    """The mechanisms the study's bare metal showed here (empty when it showed none);
+    ``side``: the VM-like side's read-back (its instances' partitions)."""
     out = []
     if stacked["stacking"] == "stacked":
         by = f", bound by {' and '.join(stacked['bound_by'])}" if stacked["bound_by"] else ""
+        parts = (side or {}).get("partitions") or []
+        inside = (f", while each VM-like instance stayed inside its partition (CPUs "
+                  f"{' / '.join(parts)})" if len(parts) > 1 else "")
         out.append(f"the study's bare metal stacked the {n} instances thread by thread on the "
                    f"same CPUs {','.join(map(str, stacked['cpus']))} (thread k of every "
-                   f"instance on CPU k{by}), while each VM-like instance ran on its own CPUs")
+                   f"instance on CPU k{by}){inside}")
     share = stacked["spin_share"]
     if share is not None and share >= SPIN_SHOWN:
         beside = ""
         if tuned and tuned.get("spin_share") is not None:
             beside = f" (tuned: {tuned['spin_share']:.0%})"
         out.append(f"its runtimes spun {share:.0%} of their idle CPU time{beside}, CPU time "
-                   "the stacked instances needed")
+                   "the other instances on those CPUs needed")
     return out
 
 
@@ -209,7 +217,7 @@ def scaling(runs: dict[str, Run], ctx: dict[str, Any], tuned: dict[str, Any],
                        contended=t["contended"], instances=n,
                        sweep={k: tuned.get(k) for k in ("measured", "ci95", "verdict",
                                                        "compared")})
-    shown = why(n, mz, tuned_mech)
+    shown = why(n, mz, tuned_mech, mechanism(run, b))
     reasons = list(shown)
     if not shown and ctx["nodes"] == 1:
         reasons.append("one NUMA node here, and the read-back shows neither stacked threads "

@@ -78,7 +78,8 @@ def measured(run: Run) -> dict[str, Any] | None:
             "precision": a.get("precision"), "bars": [x for x in bars if x],
             "study": suite_study.compare(a, b),
             "tuned": suite_study.compare(*tuned_pair) if tuned_pair else None,
-            "why": suite_study.why(n, mech, tuned_mech), "mechanism": mech}
+            "why": suite_study.why(n, mech, tuned_mech, suite_study.mechanism(run, b)),
+            "mechanism": mech}
 
 
 def _virtual(name: str) -> bool:

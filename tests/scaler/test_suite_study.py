@@ -65,11 +65,13 @@ def test_the_claim_is_vm_like_over_the_studys_bare_metal_with_tuned_beside(tmp_p
     assert t["verdict"] == "differs from the study"
     assert t["sweep"]["measured"] == pytest.approx(1.06)  # the sweep's figure is kept
     reasons = c["note"].split("; ")
+    # the pinned side read back two partitions (four instances on each core at N=8)
     assert reasons[0] == ("the study's bare metal stacked the 8 instances thread by thread on "
                           "the same CPUs 0,1 (thread k of every instance on CPU k, bound by "
-                          "runtime), while each VM-like instance ran on its own CPUs")
+                          "runtime), while each VM-like instance stayed inside its partition "
+                          "(CPUs 0 / 1)")
     assert reasons[1] == ("its runtimes spun 30% of their idle CPU time (tuned: 0%), CPU time "
-                          "the stacked instances needed")
+                          "the other instances on those CPUs needed")
     assert not any("NUMA" in r for r in reasons)  # the mechanism shown replaces it
     assert reasons[2] == "8 instances on 2 cores: oversubscribed"
     assert reasons[3] == "engine onnxruntime int8: onnxruntime: binds and spins"
@@ -98,6 +100,20 @@ def test_the_studys_figure_with_tuned_bare_metal_showing_none_of_it(tmp_path):
     assert lines[3] == (f"  {'':<12} beside it: over tuned bare metal 1.00x [1.00, 1.00]: "
                         "differs from the study: no measurable effect here (the interval "
                         "includes 1) (pinned-tuned over shared-tuned at N=8)")
+
+
+def test_the_why_says_only_what_was_read_back():
+    stacked = {"stacking": "stacked", "cpus": ["0", "1"], "bound_by": [], "spin_share": None}
+    assert suite_study.why(2, stacked, None) == [
+        "the study's bare metal stacked the 2 instances thread by thread on the same CPUs 0,1 "
+        "(thread k of every instance on CPU k)"]  # no side read back: nothing said of it
+    assert suite_study.why(2, stacked, None, {"partitions": ["0-1"]}) == suite_study.why(
+        2, stacked, None)  # one partition is no partitioning
+    unbound = {**stacked, "stacking": "unbound"}
+    assert suite_study.why(2, {**unbound, "spin_share": 0.049}, None) == []
+    assert suite_study.why(2, {**unbound, "spin_share": 0.05}, {"spin_share": None}) == [
+        "its runtimes spun 5% of their idle CPU time, CPU time the other instances on those "
+        "CPUs needed"]
 
 
 def test_without_the_mechanism_one_node_is_the_reason_left(tmp_path):
