@@ -152,8 +152,12 @@ def _advice(m: dict[str, Any]) -> str:
     study, tuned = m["study"], m["tuned"]
     gain = bool(study.get("ci95") and study["ci95"][0] > 1.0)
     if not gain:
-        return ("Here VM-like instances show no measurable advantage over the study's bare "
-                "metal: the study's 2.04x is not reproduced on this machine.")
+        if study.get("ci95") and study["ci95"][1] < 1.0:
+            return ("Here VM-like instances are measurably slower than the study's bare metal: "
+                    "the study's direction is not reproduced on this machine.")
+        return ("Here the interval of VM-like over the study's bare metal includes 1 (or there "
+                "is none): no measurable advantage, and no finding either way; more repeats "
+                "narrow it.")
     if tuned and tuned.get("ci95") and tuned["ci95"][0] <= 1.0 <= tuned["ci95"][1]:
         return ("Tuned bare metal (or pinning each instance to its own cores) recovers the "
                 "VM-like advantage here: it came from how the study's bare metal bound and "

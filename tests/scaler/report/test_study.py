@@ -48,7 +48,9 @@ def test_a_tuned_gain_is_only_part_of_it_and_no_gain_is_said_plainly(tmp_path):
     part = study.measured(study_run(tmp_path, mz=(50.0, 100.0), tuned=(100.0, 120.0)))
     assert study._advice(part).startswith("Tuned bare metal recovers part")
     none = study.measured(study_run(tmp_path, mz=(100.0, 100.0), tuned=(100.0, 100.0)))
-    assert "not reproduced" in study._advice(none)
+    assert "no measurable advantage, and no finding either way" in study._advice(none)
+    slower = study.measured(study_run(tmp_path, mz=(100.0, 90.0)))
+    assert "measurably slower" in study._advice(slower)
 
 
 def test_without_a_model_zoo_run_the_section_says_how_to_measure_it(tmp_path):
