@@ -189,7 +189,7 @@ def _stands_in(side: str | None) -> str:
 
 
 def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
-    pts = _points_of(runs.get("latency"))
+    pts = suite_study.one_style(_points_of(runs.get("latency")))  # both sides of one style (tuned)
     bare = _bare()
     side = _vm_side(pts, bare)
     base = next((p for p in pts if p["placement"] == bare), None)

@@ -213,3 +213,16 @@ def test_the_study_run_is_one_count_both_styles_bare_metal_and_the_first_vm_like
                              "threading": "tuned,model-zoo", "experiment": "scaling-model-zoo"}
     assert "scaling-model-zoo" not in [e.name for e in suite.experiments(
         make, ("pinned",), ("fp32",), {})]
+
+
+def test_a_suite_that_sweeps_styles_claims_latency_within_one_style(tmp_path):
+    # bare metal's first point is model-zoo's: a claim mixing styles would read -47.5%
+    pts = [point("shared", latency=(20.0, 20.0), threading="model-zoo"),
+           point("shared", latency=(10.0, 10.0), threading="tuned"),
+           point("pinned", latency=(10.5, 10.5), threading="tuned"),
+           point("pinned", latency=(30.0, 30.0), threading="model-zoo")]
+    c = claim(suite.claims({"latency": run(tmp_path, "l", pts)}, TOPO_1_NODE), "latency")
+    assert c["measured"] == pytest.approx(5.0)
+    assert suite_study.one_style(pts) == pts[1:3]
+    defaults = [{**p, "threading": "defaults"} for p in pts[1:3]]
+    assert suite_study.one_style([pts[0], *defaults]) == defaults  # no tuned: not the study's

@@ -72,6 +72,12 @@ def test_the_claims_table_shows_suite_json(suite):
                 assert f"[{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" in row
         assert c["verdict"].replace("'", "&#x27;") in row
         assert ("b-noisy" in row) == bool(c.get("noisy"))
+        tuned = c.get("tuned")  # beside the study's bare metal: tuned bare metal, as measured
+        if tuned and tuned.get("measured") is not None:
+            assert f"over tuned bare metal: {tuned['measured']:.2f}x" in row
+    scaling = next(c for c in claims if c["test"] == "scaling")
+    assert scaling["against"] == "the study's bare metal (--threading model-zoo)"
+    assert scaling["compared"].startswith("pinned-model-zoo over shared-model-zoo at N=2")
 
 
 def test_every_noisy_or_unstable_scaling_point_is_marked(suite):
