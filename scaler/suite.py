@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler import significance
+from scaler import significance, suite_study
 from scaler.engines.kernels import run_kernels
 from scaler.results import Run
-from scaler.summaries import doc_points, multistream_results
+from scaler.summaries import doc_points
 
 SUITE_FILE = "suite.json"
 
@@ -61,13 +61,17 @@ GENERATIONS = (("throughput-fp32-skylake", "fp32", "avx512_core"),
 
 def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...],
                 skip: dict[str, str], layout_precision: str = "fp32",
-                generations: str | None = None) -> list[Experiment]:
+                generations: str | None = None,
+                study: dict[str, Any] | None = None) -> list[Experiment]:
     """The suite's runs. ``vm_like``: the placements set against bare metal (``pinned``, and
     ``vm`` when it runs); ``precisions``: fp32 first, then those the CPU and engines run;
     ``layout_precision``: the precision of the bare-metal against VM-like runs, latency and
     scaling (the study's ran fp32; a faster precision makes a short suite possible); ``skip``
     collects experiments left out and why; ``generations``: the engine that runs fp32 and
-    int8 under the study's two generations' ISA caps here (None: none can)."""
+    int8 under the study's two generations' ISA caps here (None: none can); ``study``: the
+    engine, precision and instance count of the run of bare metal as the study ran it
+    (``suite_study``: bare metal and the first VM-like placement under ``tuned`` and
+    ``model-zoo``, at that one count; None: left out)."""
     from scaler import placements
 
     bare = placements.baseline() or "shared"
@@ -86,6 +90,13 @@ def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...
     out.append(Experiment("scaling", "scaling", make("scaling", placement=sides,
                                                      precision=layout_precision,
                                                      experiment="scaling")))
+    if study is not None:
+        name = suite_study.STUDY_RUN
+        out.append(Experiment(name, "scaling", make(
+            "scaling", placement=f"{bare},{vm_like[0]}", precision=study["precision"],
+            engine=study["engine"], instances=str(study["instances"]),
+            threading=f"{suite_study.TUNED},{suite_study.STYLE}", experiment=name,
+            **({"repeat": study["repeat"]} if study.get("repeat") is not None else {}))))
     for precision in ("int8", "fp32"):
         if precision not in precisions:
             skip[f"multistream-{precision}"] = skip.get(f"throughput-{precision}", "")
@@ -100,11 +111,13 @@ def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...
 # -- the claims -------------------------------------------------------------------------------
 
 
-def claims(runs: dict[str, Run], topology: dict[str, Any], notes: dict[str, str] | None = None
-           ) -> list[dict[str, Any]]:
-    """This machine's figure for each of the study's four, from the suite's runs by name."""
+def claims(runs: dict[str, Run], topology: dict[str, Any], notes: dict[str, str] | None = None,
+           study: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """This machine's figure for each of the study's four, from the suite's runs by name;
+    ``study``: the engine of the study's run and why (``suite_study.StudyEngine``)."""
     nodes = len(topology.get("nodes") or []) or 1
-    context = {"nodes": nodes, "cores": topology.get("cores"), **(notes or {})}
+    context = {"nodes": nodes, "cores": topology.get("cores"), **(notes or {}),
+               "study": study}
     return [_latency(runs, context), _throughput(runs, context), _scaling(runs, context),
             _multistream(runs, context)]
 
@@ -176,7 +189,7 @@ def _stands_in(side: str | None) -> str:
 
 
 def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
-    pts = _points_of(runs.get("latency"))
+    pts = suite_study.one_style(_points_of(runs.get("latency")))  # both sides of one style (tuned)
     bare = _bare()
     side = _vm_side(pts, bare)
     base = next((p for p in pts if p["placement"] == bare), None)
@@ -258,13 +271,16 @@ def _native_throughput(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, A
 
 
 def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
-    pts = _points_of(runs.get("scaling"))
+    # the sweep against tuned bare metal (or the sweep's one style when asked without it);
+    # a sweep asked with more styles holds the study's too: ``suite_study`` reads those
+    pts = suite_study.one_style(_points_of(runs.get("scaling")))
     bare = _bare()
     side = _vm_side(pts, bare)
     both = sorted({p["instances"] for p in pts if p["placement"] == bare}
                   & {p["instances"] for p in pts if p["placement"] == side})
     if not both:
-        return _claim("scaling", None, None, "scaling run missing or incomplete")
+        missing = _claim("scaling", None, None, "scaling run missing or incomplete")
+        return suite_study.scaling(runs, ctx, missing, _claim, _vm_side, bare, ctx.get("study"))
     n = 8 if 8 in both else both[-1]
     base = next(p for p in pts if p["placement"] == bare and p["instances"] == n)
     mine = next(p for p in pts if p["placement"] == side and p["instances"] == n)
@@ -281,11 +297,12 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     if base.get("precision") != "fp32":
         reasons.append(f"measured with {base.get('engine')} {base.get('precision')} here "
                        "(the study's scaling ran fp32)")
-    return _claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
-                  compared=f"{side} over {bare} at N={n}", p_value=c["p_value"],
-                  significant=c["significant"],
-                  noisy=bool(base.get("noisy") or mine.get("noisy")),
-                  contended=bool(base.get("contended") or mine.get("contended")))
+    tuned = _claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
+                   compared=f"{side} over {bare} at N={n}", p_value=c["p_value"],
+                   significant=c["significant"],
+                   noisy=bool(base.get("noisy") or mine.get("noisy")),
+                   contended=bool(base.get("contended") or mine.get("contended")))
+    return suite_study.scaling(runs, ctx, tuned, _claim, _vm_side, bare, ctx.get("study"))
 
 
 def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -293,30 +310,7 @@ def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     if run is None:
         return _claim("multistream", None, None,
                       ctx.get("multistream-int8") or "no int8 multistream run")
-    bare = _bare()
-    results = multistream_results(run.doc)
-    best: dict[str, dict[str, Any]] = {}
-    for r in results:
-        if r["meets_bound"] and (r["placement"] not in best or r["throughput_ips"]
-                                 > best[r["placement"]]["throughput_ips"]):
-            best[r["placement"]] = r
-    side = next((p for p in best if p != bare), None)
-    if bare not in best or side is None:
-        return _claim("multistream", None, None,
-                      "no layout of one side meets the bound with int8 here", results=results)
-    pts = {(p.get("layout"), p["batch"]): p for p in _points_of(run)}
-    a = pts[(best[bare]["layout"], best[bare]["batch"])]
-    b = pts[(best[side]["layout"], best[side]["batch"])]
-    c = significance.compare(a["repeats_ips"], b["repeats_ips"])
-    note = "; ".join(filter(None, [
-        "one NUMA node here" if ctx["nodes"] == 1 else "",
-        _stands_in(side)]))
-    return _claim("multistream", c["ratio"], c["ci95"], note,
-                  compared=f"{best[side]['layout']} batch {best[side]['batch']} over "
-                  f"{best[bare]['layout']} batch {best[bare]['batch']}",
-                  p_value=c["p_value"], significant=c["significant"],
-                  noisy=bool(a.get("noisy") or b.get("noisy")),
-                  contended=bool(a.get("contended") or b.get("contended")))
+    return suite_study.multistream(run, ctx, _claim, _bare(), _stands_in)
 
 
 def claim_lines(table: list[dict[str, Any]]) -> list[str]:
@@ -339,8 +333,14 @@ def claim_lines(table: list[dict[str, Any]]) -> list[str]:
         out.append(f"  {c['test']:<12} study {study:<7} here {mine:<26} {c['verdict']}{noisy}")
         out.append(f"  {'':<12} {c['what']}" + (f"; {c['compared']}" if c.get("compared")
                                                  else ""))
+        beside = suite_study.beside_text(c)
+        if beside:
+            out.append(f"  {'':<12} beside it: {beside}")
         if c["note"]:
             out.append(f"  {'':<12} why: {c['note']}")
+        if c.get("study_missing"):
+            out.append(f"  {'':<12} against the study's bare metal: not measured: "
+                       f"{c['study_missing']}")
     return out
 
 

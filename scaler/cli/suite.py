@@ -62,6 +62,10 @@ ScalingInstances = Annotated[str, typer.Option(
 LayoutPrecision = Annotated[str, typer.Option(
     "--layout-precision", help="precision of the bare-metal against VM-like runs (latency and "
     "scaling; the study's: fp32; a faster one shortens the suite)")]
+StudyRepeat = Annotated[int | None, typer.Option(
+    "--study-repeat", help="repeats of the run of bare metal as the study ran it (shared and "
+    "pinned under --threading tuned,model-zoo at the scaling run's largest N; default: "
+    "--repeat)")]
 SearchRepeat = Annotated[int | None, typer.Option(
     "--multistream-repeat", help="repeats of each multistream probe (default: --repeat; a "
     "search's probes run one after another and need 662 queries each for p99)")]
@@ -69,7 +73,8 @@ SearchRepeat = Annotated[int | None, typer.Option(
 
 def suite(quick: Quick = False, instances: Instances = "1-8",
           scaling_instances: ScalingInstances = "", layout_precision: LayoutPrecision = "fp32",
-          multistream_repeat: SearchRepeat = None, batch: Batch = 1024,
+          multistream_repeat: SearchRepeat = None, study_repeat: StudyRepeat = None,
+          batch: Batch = 1024,
           latency_bound_ms: Bound = 33.3, stat: StatOpt = "p99", max_batch: MaxBatch = 256,
           precisions: Precisions = "fp32,int8,bf16", engine: Engine = None,
           model: Model = "resnet50", smt: Smt = False,
@@ -94,7 +99,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
         given = _opts(o)
         for key in ("instances", "scaling_instances", "batch", "latency_bound_ms", "stat",
                     "max_batch", "precisions", "vm", "layout_precision",
-                    "multistream_repeat"):
+                    "multistream_repeat", "study_repeat"):
             given.pop(key)
         per_scenario = {
             "latency": {},
@@ -121,14 +126,21 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
             raise UsageError(f"--layout-precision {layout_precision}: not among the "
                              f"precisions this suite runs ({', '.join(chosen)})")
         generations = _generations(make, skipped) if "int8" in chosen else None
+        if o["study_repeat"] is not None:
+            from scaler.settings import check_positive
+
+            check_positive("--study-repeat", o["study_repeat"], at_most=1000)
+        study = _study(make, o["threading"], (layout_precision, *chosen), skipped)
+        if study is not None and o["study_repeat"] is not None:
+            study["repeat"] = o["study_repeat"]
         plan = suite_mod.experiments(make, vm_like, chosen, skipped, layout_precision,
-                                     generations)
+                                     generations, study)
         for name, why in skipped.items():
             if why:
                 err(f"scaler: note: suite: {name} left out: {why}")
         _run([(e.scenario, e.settings) for e in plan], out, json,
-             suite=lambda folder, runs: _claims(folder, runs, skipped), lock_wait=lock_wait,
-             no_lock=no_lock)
+             suite=lambda folder, runs: _claims(folder, runs, skipped, study),
+             lock_wait=lock_wait, no_lock=no_lock)
 
 
 # --quick: a smoke run of every experiment in about two minutes (whatever the user set
@@ -199,6 +211,46 @@ def _generations(make: Any, skipped: dict[str, str]) -> str | None:
     return None
 
 
+def _study(make: Any, threading: str, precisions: tuple[str, ...], skipped: dict[str, str]
+           ) -> dict[str, Any] | None:
+    """The run of bare metal as the study ran it (``scaler.suite_study``): its engine (the
+    asked ``--engine``, else one whose runtime binds and spins itself), precision (the
+    scaling run's if that engine runs it) and the one instance count (the scaling claim's:
+    8 if swept, else the largest). None when ``--threading`` already sweeps ``model-zoo``
+    (the scaling run holds it) or no engine can run it here (said in ``skipped``)."""
+    from affinity import read_isa
+    from scaler import suite_study
+    from scaler.engines import EngineError, EngineSpec, check_spec
+    from scaler.engines.base import installed_version
+    from scaler.engines.registry import engines
+    from scaler.threadstyles import parse_threading
+
+    if suite_study.STYLE in parse_threading(threading):
+        return None
+    settings = make("scaling")
+
+    def can_run(engine: str | None, precision: str) -> str | None:
+        known = engines().get(engine or "")
+        if known and known.packages and installed_version(known.packages) is None:
+            return f"{engine} is not installed"
+        try:
+            check_spec(EngineSpec(engine=engine or "auto", precision=precision,
+                                  model=settings.model, threading=suite_study.STYLE),
+                       read_isa())
+        except EngineError as exc:
+            return str(exc)
+        return None
+
+    picked = suite_study.pick_engine(settings.engine, tuple(dict.fromkeys(precisions)),
+                                     can_run)
+    if picked is None:
+        skipped[suite_study.STUDY_RUN] = (f"no engine here runs --threading "
+                                          f"{suite_study.STYLE} at these precisions")
+        return None
+    n = 8 if 8 in settings.instances else max(settings.instances)
+    return {**picked.to_dict(), "instances": n}
+
+
 def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:
     """The placements set against bare metal: the pinned-like ones, and the virtualized ones
     that run with hardware virtualization here (or all of them when asked)."""
@@ -218,17 +270,17 @@ def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]
     return tuple(sorted(out, key=lambda name: placements.get(name).virtualized))
 
 
-def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str]
-            ) -> tuple[dict[str, Any], list[str]]:
+def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str],
+            study: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The claims of the suite's runs: saved in ``suite.json``, and as lines."""
     from scaler import suite as suite_mod
 
     if not runs:
         return {}, []
     topology = next(iter(runs.values())).doc["host"]["topology"]
-    table = suite_mod.claims(runs, topology, skipped)
+    table = suite_mod.claims(runs, topology, skipped, study)
     document = {"run": str(folder), "runs": {k: str(r.path) for k, r in runs.items()},
-                "claims": table, "skipped": skipped}
+                "claims": table, "skipped": skipped, "study": study}
     path = suite_mod.save(folder, document)
     report, report_lines = _report(folder)
     lines = ["", *suite_mod.claim_lines(table), "", f"suite summary: {path}", *report_lines]

@@ -276,4 +276,7 @@ ENGINE = register(EngineType(
     # batch 1, 0.82 GB at batch 32 (int8: 0.16 and 0.60)
     memory_gb=(0.345, 0.0148), packages=("onnxruntime", "onnx", "tf2onnx"),
     check=_check, threading=ort_threading.STYLES,
+    study_style="its intra-op pool binds thread k to core k itself (intra_op_thread_affinities) "
+    "and keeps ORT's spin-then-sleep waits, as OpenMP under Model Zoo's KMP_AFFINITY=compact "
+    "and KMP_BLOCKTIME=1 did for the study's Intel TensorFlow",
     isa_note="its MLAS kernels are picked from the CPU's flags at start, with no cap"))

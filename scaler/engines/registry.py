@@ -49,6 +49,9 @@ class EngineType:
     check: Callable[[EngineSpec, tuple[str, ...]], None] | None = None
     # the --threading styles (base.THREADING_STYLES) it can express; others are refused
     threading: tuple[str, ...] = ("tuned",)
+    # how the runtime itself runs the study's bare metal (``model-zoo``: its own threads bind
+    # thread k to core k and spin after work, as OpenMP did); "" when scaler binds them for it
+    study_style: str = ""
     # its kernels honour ONEDNN_MAX_CPU_ISA (--isa caps); False: only --isa native
     isa_caps: bool = False
     isa_note: str = ""  # why it cannot cap, said when it refuses (e.g. "XNNPACK has no switch")

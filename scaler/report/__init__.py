@@ -2,10 +2,11 @@
 
 Modules, one per concern: ``inputs`` (suite and run folders, the bench), ``html`` (building
 blocks and the page), ``fmt`` (figures with intervals and condition badges), one module per
-section (``machine``, ``claims``, ``scaling``, ``throughput``, ``latency``, ``multistream``,
-``prediction``, ``provenance``), ``extrapolate`` (the simulated machine, behind one function)
-and ``calibration`` (which measured runs calibrate the simulator), and ``page`` (the order of
-the sections). Nothing heavy is imported here: ``scaler --help`` stays light.
+section (``machine``, ``claims``, ``study`` (the study's 2.04x for a planner), ``scaling``,
+``throughput``, ``latency``, ``multistream``, ``prediction``, ``provenance``),
+``extrapolate`` (the simulated machine, behind one function) and ``calibration`` (which
+measured runs calibrate the simulator), and ``page`` (the order of the sections). Nothing
+heavy is imported here: ``scaler --help`` stays light.
 """
 
 from __future__ import annotations

@@ -11,10 +11,16 @@ from pathlib import Path
 from scaler.errors import UsageError
 from scaler.results import RUN_FILE, Run, find_runs
 
+STUDY_RUN = "scaling-model-zoo"  # scaler.suite_study.STUDY_RUN (kept light to import)
+
 
 def _kind(run: Run) -> tuple[str, str, str]:
     e = run.doc.get("effective", {})
     return (e.get("engine"), e.get("precision"), e.get("model"))
+
+
+def _experiment(run: Run) -> str | None:
+    return run.doc.get("requested", {}).get("experiment")
 
 
 def _host(run: Run) -> str | None:
@@ -23,8 +29,9 @@ def _host(run: Run) -> str | None:
 
 def calibration_runs(runs: list[Run]) -> tuple[list[Run], Run | None]:
     """The measured runs to calibrate on and the scaling run among them (None without one):
-    the newest measured scaling run (else the newest measured run) and every measured run
-    of the same host and kind (engine, precision, model): one machine, one instance model."""
+    the newest measured scaling run other than a suite's run of the study's bare metal
+    (else the newest measured run) and every measured run of the same host and kind (engine,
+    precision, model): one machine, one instance model."""
     measured = [r for r in runs if not r.doc.get("simulated")]
     if not measured:
         raise UsageError("no measured run to calibrate the simulator on (simulated runs "
@@ -33,7 +40,10 @@ def calibration_runs(runs: list[Run]) -> tuple[list[Run], Run | None]:
     def newest(rs: list[Run]) -> Run | None:
         return max(rs, key=lambda r: str(r.doc.get("created", "")), default=None)
 
-    scaling = newest([r for r in measured if r.scenario == "scaling"])
+    sweeps = [r for r in measured if r.scenario == "scaling"]
+    # a suite's run of the study's bare metal (one instance count, another engine) never
+    # anchors the calibration while the suite's scaling sweep is there
+    scaling = newest([r for r in sweeps if _experiment(r) != STUDY_RUN] or sweeps)
     anchor = scaling or newest(measured)
     return [r for r in measured if _kind(r) == _kind(anchor) and _host(r) == _host(anchor)], \
         scaling

@@ -49,9 +49,19 @@ def _row(c: dict[str, Any]) -> list[str]:
     if c.get("contended"):
         cond += (" " if cond else "") + badge("noisy", "contended", "a side rests on a window "
                                               "whose speed probe ran > 10% below the run's best")
-    return [f"<b>{esc(c.get('test'))}</b><br>{esc(c.get('what'))}", study(c), measured(c),
+    here, why = measured(c), esc(c.get("note") or "")
+    if c.get("against"):
+        here += f"<br><small>against {esc(c['against'])}</small>"
+    tuned = c.get("tuned")
+    if tuned:  # the comparison with tuned bare metal, beside the study's
+        here += ("<br>over tuned bare metal: " + measured(tuned) + " "
+                 + verdict({"verdict": tuned.get("verdict", "not measured")}))
+    if c.get("study_missing"):
+        why += ("<br>" if why else "") + ("against the study's bare metal: not measured: "
+                                          + esc(c["study_missing"]))
+    return [f"<b>{esc(c.get('test'))}</b><br>{esc(c.get('what'))}", study(c), here,
             verdict(c) + (" " + cond if cond else ""), esc(c.get("compared", "-")),
-            "-" if p is None else f"{p:.2g}", esc(c.get("note") or "")]
+            "-" if p is None else f"{p:.2g}", why]
 
 
 def section(inputs: Inputs) -> str:

@@ -21,12 +21,13 @@ from scaler.report import (
     prediction,
     provenance,
     scaling,
+    study,
     throughput,
 )
 from scaler.report.html import badge, esc, note, page
 from scaler.report.inputs import Inputs
 
-SECTION_IDS = ("machine", "claims", "scaling", "throughput", "latency", "multistream",
+SECTION_IDS = ("machine", "claims", "study", "scaling", "throughput", "latency", "multistream",
                "prediction", "provenance")
 
 
@@ -95,6 +96,7 @@ def build(inputs: Inputs, predict: Prediction | None = None) -> tuple[str, list[
     sections = [
         ("machine", machine.TITLE, lambda: machine.section(inputs)),
         ("claims", claims.TITLE, lambda: claims.section(inputs)),
+        ("study", study.TITLE, lambda: study.section(inputs)),
         ("scaling", scaling.TITLE, lambda: scaling.section(inputs)),
         ("throughput", throughput.TITLE, lambda: throughput.section(inputs)),
         ("latency", latency.TITLE, lambda: latency.section(inputs)),

@@ -34,6 +34,7 @@ from typing import Any
 
 from scaler import points as points_mod
 from scaler.errors import ScalerError, UsageError
+from scaler.simulate import capacity_styles as styles
 
 STATS = ("p50", "p90", "p95", "p99", "p99.9", "mean")
 PERCENT = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
@@ -175,7 +176,8 @@ def _layout_fields(run: Any, point: dict[str, Any], groups: dict[Any, dict[str, 
     cores = _cores_each(run, group) if group else []
     pinned = any((i.get("partition") or {}).get("cpus") for i in group.get("per_instance", []))
     topo_cores = int(run.doc["host"]["topology"].get("cores") or 0)
-    return {"placement": point.get("placement"), "instances": point.get("instances"),
+    return {"placement": point.get("placement"), "threading": styles.style_of(point),
+            "instances": point.get("instances"),
             "batch": point.get("batch") or 1,
             "cores_each": min(cores) if cores else None,
             "cores_each_max": max(cores) if cores else None,
@@ -302,10 +304,12 @@ def _cohort_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str = "p99",
-                  headroom: float = DEFAULT_HEADROOM, allow_oversubscribed: bool = False
-                  ) -> dict[str, Any]:
+                  headroom: float = DEFAULT_HEADROOM, allow_oversubscribed: bool = False,
+                  allow_styles: tuple[str, ...] = ()) -> dict[str, Any]:
     """The capacity answer: per cohort a recommendation (or why there is none) and every
-    candidate with its verdict; the runs and groups left out with the reason."""
+    candidate with its verdict; the runs and groups left out with the reason. Unpinned
+    layouts under ``defaults`` or ``model-zoo`` are planned on only when in ``allow_styles``
+    (``capacity_styles``)."""
     if target_ips <= 0:
         raise UsageError(f"--target-ips must be positive, not {target_ips:g}")
     if bound_ms <= 0:
@@ -314,6 +318,7 @@ def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str
         raise UsageError(f"unknown --stat {stat!r}: choose from {', '.join(STATS)}")
     if not 0.0 <= headroom < 1.0:
         raise UsageError(f"--headroom must lie in [0%, 100%), not {headroom:.0%}")
+    styles.check_allowed(allow_styles)
     rows: list[dict[str, Any]] = []
     left: list[dict[str, Any]] = []
     for run in runs:
@@ -332,13 +337,14 @@ def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str
     cohorts: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
         cohorts.setdefault(_cohort_key(row), []).append(row)
-    answers = [_cohort_answer(rs, target_ips, headroom, allow_oversubscribed, bound_ms, stat)
-               for rs in cohorts.values()]
+    answers = [_cohort_answer(rs, target_ips, headroom, allow_oversubscribed, bound_ms, stat,
+                              allow_styles) for rs in cohorts.values()]
     answers.sort(key=lambda c: (c["recommendation"] is None, c["simulated"], c["model"],
                                 c["engine"], c["precision"], c["machine"]))
     recommended = [c for c in answers if c["recommendation"]]
     return {"target_ips": target_ips, "latency_bound_ms": bound_ms, "stat": stat,
             "headroom": headroom, "allow_oversubscribed": allow_oversubscribed,
+            "allow_styles": list(allow_styles),
             "cohorts": answers, "left_out": left,
             "partial_runs": [{"run": str(r.path), "reasons": r.doc.get("partial_reasons") or []}
                              for r in runs if r.doc.get("status") not in ("complete", None)],
@@ -348,11 +354,13 @@ def plan_capacity(runs: list[Any], target_ips: float, bound_ms: float, stat: str
 
 
 def _cohort_answer(rows: list[dict[str, Any]], target_ips: float, headroom: float,
-                   allow_oversubscribed: bool, bound_ms: float, stat: str) -> dict[str, Any]:
+                   allow_oversubscribed: bool, bound_ms: float, stat: str,
+                   allow_styles: tuple[str, ...] = ()) -> dict[str, Any]:
     first = rows[0]
     servers_exist = any(r["kind"] != CLOSED for r in rows)
     for r in rows:
-        r["verdict"] = _verdict(r, servers_exist, allow_oversubscribed)
+        r["verdict"] = (styles.HELD_BACK if styles.held_back(r, allow_styles)
+                        else _verdict(r, servers_exist, allow_oversubscribed))
         if r["planning_ips"] is not None:
             r["servers"], r["utilisation"], r["headroom"] = servers_for(
                 target_ips, r["planning_ips"], headroom)
@@ -399,6 +407,8 @@ def _cohort_answer(rows: list[dict[str, Any]], target_ips: float, headroom: floa
                      "lets one be recommended")
     else:
         status = "no layout keeps the bound"
+    notes += filter(None, [styles.held_back_note(rows), styles.pinned_note(rows, best,
+                                                                          layout_text)])
     return {"model": first["model"], "engine": first["engine"],
             "precision": first["precision"], "isa_cap": first.get("isa_cap", "native"),
             "machine": first["machine"],
@@ -411,7 +421,7 @@ def _cohort_answer(rows: list[dict[str, Any]], target_ips: float, headroom: floa
 
 
 _VERDICT_ORDER = {"recommended": 0, "meets": 1, "oversubscribed": 2, "cannot decide": 3,
-                  "misses the bound": 4, "reference only": 5}
+                  "misses the bound": 4, "reference only": 5, styles.HELD_BACK: 6}
 
 
 def _verdict(r: dict[str, Any], servers_exist: bool, allow_oversubscribed: bool) -> str:
@@ -455,7 +465,7 @@ def layout_text(a: dict[str, Any]) -> str:
     else:
         each = f"{a['cores_each']}-{a['cores_each_max']} cores each"
     batch = f", batch {a['batch']}" if a.get("batch", 1) != 1 else ""
-    return f"{a['instances']} x {a['placement']} ({each}{batch})"
+    return f"{a['instances']} x {styles.named(a['placement'], a)} ({each}{batch})"
 
 
 def _pct(v: float | None) -> str:

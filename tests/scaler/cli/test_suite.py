@@ -36,3 +36,24 @@ def test_an_explicit_layout_precision_outside_the_precisions_is_refused() -> Non
     assert r.returncode == 2
     assert r.stderr.strip() == ("scaler: error: --layout-precision int8: not among the "
                                 "precisions this suite runs (fp32)")
+
+
+def test_a_study_repeat_of_zero_is_refused() -> None:
+    r = scaler_cmd("suite", "--engine", "null", "--study-repeat", "0", timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "scaler: error: --study-repeat must be positive, not 0"
+
+
+def test_the_study_run_takes_the_asked_engine_and_the_sweeps_largest_count() -> None:
+    def make(scenario, **options):
+        return suite_cli._settings(scenario, **{"engine": "null", "instances": "1,2,4",
+                                                **options})
+
+    skipped: dict = {}
+    study = suite_cli._study(make, "tuned", ("int8", "fp32"), skipped)
+    assert study == {"engine": "null", "precision": "int8", "instances": 4,
+                     "why": "null, asked with --engine: no runtime threads to bind or spin "
+                            "(it measures the harness only)"}
+    # a suite that sweeps the study's style in every run needs no run of its own for it
+    assert suite_cli._study(make, "tuned,model-zoo", ("int8",), skipped) is None
+    assert skipped == {}

@@ -29,6 +29,7 @@ INSPECT = """JSON.stringify({
     shown: i.getBoundingClientRect().width, alt: i.alt})),
   links: Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href')),
   scripts: document.scripts.length,
+  study: (document.getElementById('study') || {innerText: ''}).innerText,
   external: Array.from(document.querySelectorAll('[src],[href]')).map(
     e => e.getAttribute('src') || e.getAttribute('href')).filter(
     u => !u.startsWith('data:') && !u.startsWith('#')),
@@ -75,6 +76,13 @@ def test_the_suites_own_report_renders(suite, chromium, tmp_path):
     check_page(page, shot, figures_at_least=8)
     titles = {s["id"]: s["title"] for s in page["sections"]}
     assert titles["claims"].startswith("Claims")
+    # the study's headline: its figure decoded and shown, its one line and the read-back
+    assert titles["study"] == "The study's 2.04x: VM-like against bare metal as the study ran it"
+    (headline,) = [i for i in page["images"] if i["alt"] == "the study's headline"]
+    assert headline["ok"] and headline["shown"] >= 300
+    assert "VM-like over the study's bare metal " in page["study"]
+    assert "; over tuned bare metal " in page["study"]
+    assert "Read back from the workers: " in page["study"]
 
 
 def test_a_report_with_a_prediction_and_mixed_inputs_renders(predicted, chromium, tmp_path):

@@ -72,25 +72,42 @@ def test_the_claims_table_shows_suite_json(suite):
                 assert f"[{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" in row
         assert c["verdict"].replace("'", "&#x27;") in row
         assert ("b-noisy" in row) == bool(c.get("noisy"))
+        tuned = c.get("tuned")  # beside the study's bare metal: tuned bare metal, as measured
+        if tuned and tuned.get("measured") is not None:
+            assert f"over tuned bare metal: {tuned['measured']:.2f}x" in row
+    scaling = next(c for c in claims if c["test"] == "scaling")
+    assert scaling["against"] == "the study's bare metal (--threading model-zoo)"
+    assert scaling["compared"].startswith("pinned-model-zoo over shared-model-zoo at N=2")
 
 
 def test_every_noisy_or_unstable_scaling_point_is_marked(suite):
-    doc = json.loads((runs_of(suite["folder"])["scaling"] / "run.json").read_text())
-    points = {(p["placement"], p["instances"]): p for p in doc["points"]}
+    """Every scaling run's table (the sweep, and the study's run of shared and pinned under
+    tuned and model-zoo, whose series are named with their style)."""
+    from scaler.threadstyles import label
+
+    folders = {path.name: name for name, path in runs_of(suite["folder"]).items()}
     table = section(suite["report"].read_text(), "scaling")
-    seen = 0
-    for row in rows(table):
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
-        if len(cells) != 8:
-            continue  # the comparisons table
-        placement = cells[0].split(" ")[0]
-        p = points[(placement, int(cells[1]))]
-        assert ("b-noisy" in cells[7]) == bool(p["noisy"])
-        assert ("b-unstable" in cells[7]) == bool(p["unstable"])
-        assert f"{p['throughput_ips']:,.0f}" in cells[2] or f"{p['throughput_ips']:.3e}" in \
-            cells[2]
-        seen += 1
-    assert seen == len(points) == 4
+    checked = {}
+    for block in table.split("<h3>")[1:]:
+        folder = re.search(r"<small>\((.*?)\)</small>", block).group(1)
+        name = folders[folder]
+        doc = json.loads((runs_of(suite["folder"])[name] / "run.json").read_text())
+        points = {(label(p), p["instances"]): p for p in doc["points"]}
+        seen = 0
+        for row in rows(block):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            if len(cells) != 8:
+                continue  # the comparisons table
+            p = points[(cells[0].split(" ")[0], int(cells[1]))]
+            assert ("b-noisy" in cells[7]) == bool(p["noisy"])
+            assert ("b-unstable" in cells[7]) == bool(p["unstable"])
+            assert f"{p['throughput_ips']:,.0f}" in cells[2] or \
+                f"{p['throughput_ips']:.3e}" in cells[2]
+            seen += 1
+        assert seen == len(points)
+        checked[name] = seen
+    # the sweep: shared and pinned at N=1,2; the study's: both styles of each at N=2
+    assert checked == {"scaling": 4, "scaling-model-zoo": 4}
 
 
 def test_latency_curves_hold_every_recorded_query(suite):
@@ -245,8 +262,8 @@ def test_the_command_that_made_the_runs_is_shown_once(suite):
     expected = shlex.join(["python", "-m", "scaler", *SUITE_ARGS, "--out",
                            str(suite["folder"].parent)])
     assert prov.count(f"<pre>{expected}</pre>") == 1
-    assert "made: latency, throughput-fp32, throughput-int8, scaling, multistream-int8, " \
-           "multistream-fp32" in prov
+    assert "made: latency, throughput-fp32, throughput-int8, scaling, scaling-model-zoo, " \
+           "multistream-int8, multistream-fp32" in prov
 
 
 def test_emulated_latency_curves_get_a_figure_of_their_own(suite, tmp_path):
