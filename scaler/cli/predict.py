@@ -73,6 +73,10 @@ def capacity(
     allow_oversubscribed: Annotated[bool, typer.Option(
         "--allow-oversubscribed", help="let an oversubscribed layout (more instances or "
         "threads than CPUs, time-sliced) be recommended")] = False,
+    plan_threading: Annotated[str, typer.Option(
+        "--plan-threading", help="also plan on unpinned layouts of these --threading styles "
+        "(defaults, model-zoo: bare metal as the study ran it); otherwise they are listed as "
+        "not planned on")] = "",
     json: Json = False,
 ) -> None:
     """Best layout per server keeping a latency bound, the servers needed for a target
@@ -87,9 +91,17 @@ def capacity(
         check_positive("--target-ips", target_ips)
         check_positive("--latency-bound-ms", latency_bound_ms)
         share = cap.parse_headroom(headroom)
+        styles = tuple(x.strip() for x in plan_threading.split(",") if x.strip())
+        from scaler.engines.base import THREADING_STYLES
+        from scaler.errors import UsageError
+
+        for x in styles:
+            if x not in THREADING_STYLES or x == "tuned":
+                raise UsageError(f"--plan-threading {x}: not a style to plan on (defaults, "
+                                 "model-zoo; tuned layouts are always planned on)")
 
         answer = cap.plan_capacity(find_runs(runs), target_ips, latency_bound_ms, stat,
-                                   share, allow_oversubscribed)
+                                   share, allow_oversubscribed, styles)
         for x in answer["left_out"]:
             err(f"scaler: note: capacity: left out {x['run']} ({x['what']}): {x['reason']}")
         if json:

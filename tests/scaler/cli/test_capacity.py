@@ -158,6 +158,8 @@ def test_too_few_queries_cannot_decide(folder):
     ("scaling", ("--headroom", "20"), "--headroom"),
     ("scaling", ("--headroom", "100%"), "--headroom"),
     ("scaling", ("--stat", "p42"), "--stat"),
+    ("scaling", ("--plan-threading", "fast"), "--plan-threading fast"),
+    ("scaling", ("--plan-threading", "tuned"), "always planned on"),
 ])
 def test_bad_input_is_one_line_exit_2(folder, which, argv, needle):
     r = capacity(folder[which], "--target-ips", "100", "--latency-bound-ms", "100", *argv)
