@@ -116,6 +116,7 @@ ENGINE = register(EngineType(
     # measured here for ResNet50 224x224: 0.75 GB at batch 1, 10.7 GB at 1024
     memory_gb=(0.75, 0.0097), packages=("tensorflow-cpu", "tensorflow", "keras"),
     # stock TF's Eigen pool reads no OpenMP variable and cannot bind thread k to core k:
-    # defaults is what tuned already runs; model-zoo is refused (README, --threading)
+    # defaults is what tuned already runs; under model-zoo scaler binds thread k to CPU k
+    # itself (scaler/worker/threads.py)
     check=_check, threading=THREADING_STYLES,
     isa_caps=True))  # TensorFlow's oneDNN reads ONEDNN_MAX_CPU_ISA

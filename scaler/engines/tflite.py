@@ -184,7 +184,8 @@ ENGINE = register(EngineType(
     # measured here for ResNet50 224x224 int8: 0.1 GB at batch 1, 2.2 GB at 1024
     memory_gb=(0.1, 0.0021), packages=("ai-edge-litert",),
     # XNNPACK's pthreadpool neither reads OpenMP variables nor binds its threads: defaults is
-    # what tuned runs; model-zoo is refused (README, --threading)
+    # what tuned runs; under model-zoo scaler binds thread k to CPU k itself
+    # (scaler/worker/threads.py)
     threading=THREADING_STYLES,
     isa_note="XNNPACK picks its kernels from the CPU's flags and has no cap"))
 
