@@ -2,7 +2,8 @@
 
 A fixture measures, with short windows, a ``results/`` folder holding what a user's would
 after a while: scaling runs of two engines (a real one and the null engine), a latency run,
-two scaling runs named as the README's ``compare`` example names them, and a suite. Each
+two scaling runs named as the README's ``compare`` example names them, a suite, and a run of
+two thread styles where the simulator's styles example reads it. Each
 README line that reads results (show, plot, fit, simulate, capacity, compare, report,
 export) then runs through the shell, globs and all, in README order (``capacity`` reads what
 ``simulate`` wrote). A command either works or refuses in one line naming what to do; none
@@ -59,7 +60,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for args in (["scaling", *tiny, "--instances", "1-4", "--placement", "shared,pinned"],
                  ["scaling", "--engine", "null", "--instances", "1-4"],
                  ["latency", *tiny],
-                 ["suite", "--quick", "--engine", "null", "--precisions", "fp32"]):
+                 ["suite", "--quick", "--engine", "null", "--precisions", "fp32"],
+                 # the thread styles' example reads runs/styles (tflite: scaler binds its
+                 # threads under model-zoo, as the study's launcher did)
+                 ["scaling", *tiny, "--threading", "tuned,model-zoo", "--placement",
+                  "shared,pinned", "--instances", "1,2,4", "--out", "runs/styles"]):
         done = _run([*args, *SHORT], cwd)
         assert done.returncode == 0, done.stderr[-2000:]
     results = cwd / "results"
