@@ -1,6 +1,6 @@
 """The server scenario through the CLI: the peak search and its JSON, on the null engine,
-the sleepy test engine (a known 2 ms service: its peak can be worked out) and the tiny
-model."""
+the sleepy test engine (2 ms a query, more on a busy machine: its peak is judged against
+the service time its worker measured in the same run) and the tiny model."""
 
 from __future__ import annotations
 
