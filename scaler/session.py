@@ -322,7 +322,7 @@ def writer() -> dict[str, Any]:
     import os
     import platform
 
-    from scaler.worker.main import boot_id
+    from scaler.hostfacts import boot_id
 
     return {"pid": os.getpid(), "started": process_start(os.getpid()),
             "hostname": platform.node(), "boot_id": boot_id()}

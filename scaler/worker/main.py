@@ -21,6 +21,7 @@ from array import array
 from typing import IO, Any
 
 from scaler.errors import UsageError
+from scaler.hostfacts import boot_id
 from scaler.worker import protocol
 from scaler.worker import spec as spec_options
 from scaler.worker.serve import serve_loop
@@ -356,15 +357,6 @@ def _rss_peak() -> int | None:
     from scaler.footprint import rss_peak_bytes
 
     return rss_peak_bytes()
-
-
-def boot_id() -> str:
-    """Workers with the same boot id share one monotonic clock (their windows compare)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def samples_message(rec: Recorder) -> dict[str, Any]:
