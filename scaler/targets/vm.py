@@ -48,6 +48,8 @@ from scaler.errors import ScalerError, UsageError
 from scaler.hostfacts import CpuTimes, host_facts, parse_cpu_line
 from scaler.targets import STREAM_LIMIT, guest
 from scaler.targets.accel import Accel, QemuFacts, detect_accel, probe_qemu, resolve_accel
+from scaler.targets.guestkernel import Kernel, find_kernel
+from scaler.targets.guestroot import GuestRoot, guest_root
 from scaler.targets.qmp import Qmp, QmpError, listening_socket
 from scaler.targets.relay import RelayedProcess
 from scaler.targets.vmchecks import (
@@ -102,7 +104,7 @@ class VmInstance:
     memory_policy: str = ""
     memory_bound: bool = False
     memory_reason: str = ""
-    guest_root: guest.GuestRoot | None = None
+    guest_root: GuestRoot | None = None
     failure: str | None = None
     guest_isa: list[str] | None = None
     isa_missing: list[str] = field(default_factory=list)
@@ -175,10 +177,10 @@ class VmTarget:
         self._serial = 0
         self.kernel, self._base, self.qemu_facts = self.check(kernel)
 
-    def check(self, kernel: str | None) -> tuple[guest.Kernel, bytes, QemuFacts]:
+    def check(self, kernel: str | None) -> tuple[Kernel, bytes, QemuFacts]:
         """The kernel, the shared initramfs (modules read and decompressed now) and what
         QEMU says of itself with this accelerator; UsageError naming what is wrong."""
-        found = guest.find_kernel(kernel)
+        found = find_kernel(kernel)
         base = guest.check_kernel(found)
         return found, base, probe_qemu(self.qemu, self.accel.name)
 
@@ -280,13 +282,13 @@ class VmTarget:
             os.unlink(stem + ".img")  # QEMU has read it by the time QMP answers
         return proc
 
-    def guest_root(self, spec: WorkerSpec, cwd: str) -> guest.GuestRoot:
+    def guest_root(self, spec: WorkerSpec, cwd: str) -> GuestRoot:
         """What the guest of a worker sees (see ``guest.guest_root``): the Python
         environment, the project, the libraries, the model cache and a model path."""
         from scaler.engines.cache import cache_root
 
         plugin_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        return guest.guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
+        return guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
                                               *plugin_paths], cwd)
 
     def _guest_argv(self, args: Iterable[str]) -> list[str]:
