@@ -239,7 +239,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
     base = results.check_output_dir(out)
     results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
     runstate.correct_stale(base)  # runs left "running" by a coordinator now gone
-    from scaler.targets.vm import sweep_stale_dirs
+    from scaler.targets.vmfiles import sweep_stale_dirs
 
     sweep_stale_dirs()
     if suite is not None:
