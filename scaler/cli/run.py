@@ -232,18 +232,18 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import interrupts, lock, plots, results, runstate, summaries
+    from scaler import interrupts, lock, plots, results, runfolders, runstate, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
-    base = results.check_output_dir(out)
-    results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    base = runfolders.check_output_dir(out)
+    runfolders.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
     runstate.correct_stale(base)  # runs left "running" by a coordinator now gone
     from scaler.targets.vmfiles import sweep_stale_dirs
 
     sweep_stale_dirs()
     if suite is not None:
-        base = results.new_run_path(base, "suite")
+        base = runfolders.new_run_path(base, "suite")
         base.mkdir(parents=True)
     rep = reporter()
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
@@ -267,7 +267,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
                 runner.run(main())
         finally:
             held.release()
-            results.release_claims(base.parent if suite is not None else base)
+            runfolders.release_claims(base.parent if suite is not None else base)
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:
