@@ -5,229 +5,31 @@ coordinator starts every worker, waits for each ``ready`` under a deadline, send
 to all in one go, stops them when the run rules are met, and collects raw samples. It waits
 on the workers' streams with deadlines and never polls with sleep. Whatever happens (a worker
 that dies, errors or stalls; Ctrl-C; SIGTERM) every worker is gone when ``run_group`` returns,
-and the samples of the instances that finished are kept.
+and the samples of the instances that finished are kept. The rules and what came of a group
+are ``scaler.outcomes``; a worker process and the pool of warm ones ``scaler.workerproc``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
-import os
-import signal
 import time
-from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from scaler.errors import ScalerError
 from scaler.noise import WindowProbe
+from scaler.outcomes import GroupOutcome, InstanceOutcome, RunRules
 from scaler.stoprule import Watch
 from scaler.stoprule import allowed_over as _allowed_over
 from scaler.targets import Target
-from scaler.worker import protocol
 from scaler.worker.protocol import WorkerRequest
+from scaler.workerproc import Worker, WorkerFailed, WorkerPool, close_workers
 
-__all__ = ["GroupOutcome", "InstanceOutcome", "RunRules", "WorkerPool", "WorkerRequest",
-           "_allowed_over", "run_group"]
-
-STDERR_TAIL_LINES = 40
-
-
-@dataclass(frozen=True)
-class RunRules:
-    """LoadGen-style run rules: at least ``min_duration_s`` AND at least ``min_queries``."""
-
-    min_duration_s: float = 10.0
-    min_queries: int = 100  # over all instances of the group
-    warmup_s: float = 2.0
-    max_duration_s: float = 600.0  # stop even if min_queries is not reached (then say so)
-    ready_timeout_s: float = 300.0
-    stall_timeout_s: float = 60.0  # longest silence from a running worker
-    # a latency bound the group is tested against (multistream): the measurement ends early
-    # once more queries are over it than ``bound_percentile`` could still allow at
-    # ``min_queries`` (LoadGen's early stopping: the probe cannot pass any more)
-    latency_bound_ms: float | None = None
-    bound_percentile: float | None = None  # e.g. 0.99
-
-
-@dataclass
-class InstanceOutcome:
-    index: int
-    partition: dict[str, Any] | None
-    status: str = "starting"  # ready, complete, failed
-    error: str | None = None
-    ready: dict[str, Any] = field(default_factory=dict)
-    start_ns: Any = None  # array('q') of query start times (monotonic ns)
-    end_ns: Any = None
-    stderr_tail: list[str] = field(default_factory=list)
-    # samples received in chunks while measuring; a failed worker keeps them
-    _starts: list[Any] = field(default_factory=list, repr=False)
-    _ends: list[Any] = field(default_factory=list, repr=False)
-
-    def absorb(self, message: dict[str, Any]) -> None:
-        """Keep the samples of a ``chunk`` or ``samples`` message."""
-        self._starts.append(protocol.unpack_int64(message["start_ns"]))
-        self._ends.append(protocol.unpack_int64(message["end_ns"]))
-
-    def gather(self) -> None:
-        """Join the samples received so far (all of them, or those before a failure)."""
-        if self._starts:
-            start, end = array("q"), array("q")
-            for part in self._starts:
-                start.extend(part)
-            for part in self._ends:
-                end.extend(part)
-            self.start_ns, self.end_ns = start, end
-
-    @property
-    def samples_until_failure(self) -> bool:
-        return self.status != "complete" and self.start_ns is not None
-
-
-@dataclass
-class GroupOutcome:
-    instances: list[InstanceOutcome]
-    interrupted: bool = False
-    under_min_queries: bool = False
-    capped_early: list[int] = field(default_factory=list)  # hit --max-queries before the
-    # min duration: the duration rule was not met for them
-    wall_s: float = 0.0
-    bound_failed: bool = False  # stopped early: too many queries over the latency bound
-    noise: dict[str, Any] = field(default_factory=dict)  # the noise meter of the window
-    speed_probe: dict[str, Any] = field(default_factory=dict)  # speedprobe at both edges
-    stall_s: float | None = None  # the silence after which a worker counted as stalled
-    # the closed-loop window: requested queries and duration, what ended it, each worker's
-    # start (``scaler.stoprule``); the record adds the recorded counts from the samples
-    window: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return not self.interrupted and all(i.status == "complete" for i in self.instances)
-
-    @property
-    def errors(self) -> list[str]:
-        return [f"instance {i.index}: {i.error}" for i in self.instances if i.error]
-
-
-class WorkerFailed(Exception):
-    pass
-
-
-class Worker:
-    """One running worker process and its protocol streams."""
-
-    def __init__(self, request: WorkerRequest, proc: asyncio.subprocess.Process) -> None:
-        self.request = request
-        self.proc = proc
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
-
-    async def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.stderr_tail.append(line.decode(errors="replace").rstrip())
-
-    def send(self, type_: str, **fields: Any) -> None:
-        stdin = self.proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                stdin.write(protocol.encode({"type": type_, **fields}))
-
-    async def recv(self) -> dict[str, Any]:
-        """The next protocol message; WorkerFailed when the worker exits or reports an error."""
-        assert self.proc.stdout is not None
-        while True:
-            line = await self.proc.stdout.readline()
-            if not line:
-                code = await self._exit_code()
-                raise WorkerFailed(f"exited with code {code} {self._stderr_hint()}".rstrip())
-            message = protocol.decode(line)
-            if message is None:
-                continue
-            if message["type"] == "error":
-                raise WorkerFailed(f"{message.get('kind', 'error')}: {message.get('message')}")
-            return message
-
-    async def _exit_code(self) -> int | None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            return await asyncio.wait_for(self.proc.wait(), 5.0)
-        return None
-
-    def _stderr_hint(self) -> str:
-        tail = [line for line in self.stderr_tail if line.strip()]
-        return f"(stderr: {tail[-1].strip()[:200]})" if tail else ""
-
-    async def close(self, grace_s: float = 2.0) -> None:
-        """Ask the worker to exit; kill its process group if it does not within ``grace_s``.
-        Whatever the worker forked and left behind in its group (a library's helper process
-        that outlives it: openvino's telemetry did) is killed once the worker has gone."""
-        if self.proc.returncode is None:
-            self.send("exit")
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace_s)
-            except TimeoutError:
-                self.kill()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.proc.wait(), 5.0)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the group outlives its leader
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._stderr_task, 2.0)
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-
-
-class WorkerPool:
-    """Warm workers kept between the groups of one scenario.
-
-    Starting a TensorFlow worker (import, model build, tracing, warm-up) costs seconds of CPU,
-    and a 1..8 sweep that starts fresh workers for every N spends most of its time there. A
-    worker that finished a group cleanly is kept idle (blocked on its stdin: no CPU) and
-    handed to a later group that asks for exactly the same instance: same target, arguments
-    and partition. Idle workers that the next group does not want are closed before it starts.
-    """
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[Any, ...], list[tuple[Worker, dict[str, Any]]]] = {}
-
-    @staticmethod
-    def _key(target: Target, request: WorkerRequest) -> tuple[Any, ...]:
-        return (id(target), request.spec, request.host,
-                json.dumps(request.partition, sort_keys=True))
-
-    def take(self, target: Target, request: WorkerRequest
-             ) -> tuple[Worker, dict[str, Any]] | None:
-        found = self._idle.get(self._key(target, request))
-        while found:
-            worker, ready = found.pop()
-            if worker.proc.returncode is None:
-                return worker, ready
-        return None
-
-    def put(self, target: Target, request: WorkerRequest, worker: Worker,
-            ready: dict[str, Any]) -> None:
-        self._idle.setdefault(self._key(target, request), []).append((worker, ready))
-
-    async def release_except(self, target: Target, requests: list[WorkerRequest]) -> None:
-        """Close the idle workers that none of ``requests`` wants (frees their memory before
-        the next group's memory check and start)."""
-        wanted = {self._key(target, r) for r in requests}
-        unwanted = [w for key, entries in self._idle.items() if key not in wanted
-                    for w, _ in entries]
-        self._idle = {k: v for k, v in self._idle.items() if k in wanted}
-        await close_workers(unwanted)
-
-    async def close(self) -> None:
-        idle = [w for entries in self._idle.values() for w, _ in entries]
-        self._idle.clear()
-        await close_workers(idle)
+# what the callers of run_group import from here (serving reuses the start and release)
+__all__ = ["GroupOutcome", "InstanceOutcome", "RunRules", "Worker", "WorkerFailed", "WorkerPool",
+           "WorkerRequest", "_allowed_over", "close_workers", "release_workers", "run_group",
+           "start_workers"]
 
 
 EventSink = Callable[..., None]
@@ -485,7 +287,3 @@ async def _collect(workers: list[Worker | None], outcome: GroupOutcome,
             inst.status, inst.error = "failed", str(exc)
 
     await asyncio.gather(*(samples(w, i) for w, i in live))
-
-
-async def close_workers(workers: list[Worker]) -> None:
-    await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)

@@ -301,7 +301,7 @@ def export(runs: list[Run], out: Path, fmt: str = "csv") -> dict[str, Any]:
     disk, Ctrl-C) leaves ``out`` as it was."""
     import shutil
 
-    from scaler.results import check_output_dir
+    from scaler.runfolders import check_output_dir
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}: choose from {', '.join(FORMATS)}")

@@ -1,6 +1,6 @@
 """Host facts that change a measurement, bare metal or VM: frequency governor and turbo,
 transparent huge pages, KSM, huge pages, whether this machine is itself a VM, and the CPU
-time stolen from it.
+time stolen from it; its boot id (workers of one boot share one monotonic clock).
 
 Every reader takes a ``root`` laid out like ``/`` (``root/sys/...``, ``root/proc/...``) so
 tests can read trees they wrote; a file that is absent (containers, VMs without cpufreq)
@@ -141,3 +141,12 @@ def host_facts(root: str = "/", cpus: Iterable[int] | None = None) -> dict[str, 
         "steal_share_since_boot": (round(times.steal / times.total, 6)
                                    if times and times.total else None),
     }
+
+
+def boot_id() -> str:
+    """Workers with the same boot id share one monotonic clock (their windows compare)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""

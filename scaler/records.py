@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from scaler import stats
-from scaler.coordinator import GroupOutcome, InstanceOutcome, RunRules
+from scaler.outcomes import GroupOutcome, InstanceOutcome, RunRules
 from scaler.placements import GroupPlan
 from scaler.stoprule import window_record
 from scaler.targets import Target

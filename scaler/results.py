@@ -1,21 +1,19 @@
-"""Run folders: a versioned ``run.json``, raw samples in ``samples.npz``, and plots.
+"""Runs: a versioned ``run.json`` and raw samples (``samples/gN.npz``) saved and loaded.
 
 A run folder is written under a temporary name and renamed into place, later saves replace
 each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
-full or read-only folder) is a one-line error that leaves the previous save. What dead
-writers leave behind is swept by the next run. ``load_run`` checks the schema version and
-the document's shape, upgrades older documents and says clearly what is wrong with a foreign
-or corrupt folder.
+full or read-only folder) is a one-line error that leaves the previous save. ``load_run``
+checks the schema version and the document's shape, upgrades older documents and says
+clearly what is wrong with a foreign or corrupt folder. Where run folders go, how their names
+are claimed and what dead writers left is swept: ``scaler.runfolders``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -23,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler.errors import ScalerError, UsageError
+from scaler.errors import ResultsError, ResultsWriteError, UsageError
+from scaler.runfolders import RUN_FILE, SAMPLES_DIR, SAMPLES_FILE, TMP_SUFFIX, claim_path
+
+# simulate/sweep.py still names these two here
+from scaler.runfolders import check_output_dir as check_output_dir
+from scaler.runfolders import new_run_path as new_run_path
 
 SCHEMA_VERSION = 2  # 2: points across repeats, the noise meter per group
-RUN_FILE = "run.json"
-SAMPLES_FILE = "samples.npz"  # schema 1: every group's samples in one file
-SAMPLES_DIR = "samples"  # schema 2: one file per group, written once
-TMP_SUFFIX = ".tmp-"  # .NAME.tmp-PID: a folder or file being written (see save_run)
-CLAIM_SUFFIX = ".claim"  # .NAME.claim: a run folder name taken (see new_run_path)
-_STALE = re.compile(r"\..+\.(?:tmp|old)-(\d+)")
 
 
 def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
@@ -49,12 +46,6 @@ def _upgrade_1(doc: dict[str, Any]) -> dict[str, Any]:
 
 # schema_version -> function upgrading a document of that version to the next one
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
-
-
-class ResultsError(ScalerError):
-    """A run folder that cannot be read or written (bad input: exit code 2)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -80,74 +71,6 @@ class Run:
                 out.update(load_samples_file(path))
         check_samples(self.path, self.doc.get("groups", []), out)
         return out
-
-
-def check_output_dir(out: str | Path) -> Path:
-    """The folder runs are written into: created if needed, refused if not writable."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {path}: {exc.strerror}") from None
-    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {path} is not a writable folder")
-    return path
-
-
-def new_run_path(out: Path, scenario: str) -> Path:
-    """A fresh run folder name under ``out``, claimed for this process.
-
-    Two runs started in the same second into the same folder would otherwise pick one name
-    and replace each other's saves. The name is claimed with a hidden ``.NAME.claim`` file
-    created exclusively (holding this pid); ``save_run`` drops it once the folder exists,
-    :func:`release_claims` drops the claims of a run that never saved, and
-    :func:`sweep_stale` those of dead processes.
-    """
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    n = 1
-    while True:
-        path = out / (f"{scenario}-{stamp}" if n == 1 else f"{scenario}-{stamp}-{n}")
-        n += 1
-        if path.exists():
-            continue
-        try:
-            fd = os.open(_claim(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ResultsWriteError(f"cannot write in the results folder {out}: "
-                                    f"{exc.strerror or exc}") from None
-        try:
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError as exc:
-            _claim(path).unlink(missing_ok=True)
-            raise ResultsWriteError(f"cannot write in the results folder {out}: "
-                                    f"{exc.strerror or exc}") from None
-        finally:
-            os.close(fd)
-        if path.exists():  # made by a writer that does not claim (an older scaler)
-            _claim(path).unlink(missing_ok=True)
-            continue
-        return path
-
-
-def _claim(path: Path) -> Path:
-    return path.with_name(f".{path.name}{CLAIM_SUFFIX}")
-
-
-def release_claims(out: Path) -> None:
-    """Drop this process's claims in ``out`` (names of runs that never saved a folder)."""
-    with contextlib.suppress(OSError):
-        for claim in out.glob(f".*{CLAIM_SUFFIX}"):
-            if _pid_in(claim) == os.getpid():
-                claim.unlink(missing_ok=True)
-
-
-def _pid_in(claim: Path) -> int | None:
-    try:
-        return int(claim.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def host_info() -> dict[str, Any]:
@@ -181,13 +104,6 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     return None
 
 
-class ResultsWriteError(ResultsError):
-    """The results folder cannot take a save (full, read-only, gone): exit code 2, and the run
-    folder keeps its previous save."""
-
-    exit_code = 2
-
-
 def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
     """Save a run folder: ``run.json`` and each group's raw samples (``samples/gN.npz``).
 
@@ -213,7 +129,7 @@ def save_run(path: Path, doc: dict[str, Any], arrays: dict[str, Any]) -> Path:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             with contextlib.suppress(OSError):
-                _claim(path).unlink(missing_ok=True)
+                claim_path(path).unlink(missing_ok=True)
             _fsync_dir(path.parent)
             return path
         _save_into(path, text, arrays)
@@ -261,54 +177,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def sweep_stale(out: Path, _depth: int = 3) -> list[Path]:
-    """Remove what dead writers left in ``out``: temporary folders and files of a save
-    (``.NAME.tmp-PID``, in ``out``, in its run and suite folders and their samples) and name
-    claims whose process is gone. Returns what was removed."""
-    removed: list[Path] = []
-    try:
-        entries = list(out.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("."):
-            if _depth > 0 and entry.is_dir() and not entry.is_symlink() and (
-                    name == SAMPLES_DIR or (entry / RUN_FILE).is_file()
-                    or name.startswith("suite-")):
-                removed += sweep_stale(entry, _depth - 1)
-            continue
-        match = _STALE.fullmatch(name)
-        if match:
-            pid = int(match.group(1))
-        elif name.endswith(CLAIM_SUFFIX):
-            pid = _pid_in(entry) or 0
-        else:
-            continue
-        if pid == os.getpid() or _alive(pid):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()
-        if not entry.exists():
-            removed.append(entry)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def _json_default(value: Any) -> Any:

@@ -28,7 +28,7 @@ FAILED_SAVE_DIR = "failed-saves"  # under the cache root: one small file per run
 def writer_gone(doc: dict[str, Any]) -> bool:
     """True when the process that wrote a running run is no longer alive (same machine and
     boot only: elsewhere nothing can be told)."""
-    from scaler.worker.main import boot_id
+    from scaler.hostfacts import boot_id
 
     w = doc.get("writer")
     if not isinstance(w, dict) or not w.get("pid") or w.get(

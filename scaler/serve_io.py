@@ -74,7 +74,7 @@ class Link:
 
 def shares_clock(ready: dict[str, Any]) -> bool:
     """Whether a worker's monotonic clock is this process's (same boot of the same kernel)."""
-    from scaler.worker.main import boot_id
+    from scaler.hostfacts import boot_id
 
     mine = boot_id()
     return bool(mine) and ready.get("boot_id") == mine and \

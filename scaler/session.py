@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from affinity import Topology
-from scaler import footprint, noise, placements, points, records, results, speedprobe, summaries
+from scaler import (
+    footprint,
+    noise,
+    placements,
+    points,
+    records,
+    results,
+    runfolders,
+    speedprobe,
+    summaries,
+)
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec
 from scaler.fleets import Fleet
@@ -44,7 +54,7 @@ class Session:
         self.fleet: Fleet | None = None  # the machines of --fleet/--hosts, probed by setup()
         self.fleet_key = "hosts"  # the run document's key for the fleet
         self.targets: dict[str, Target] = {}  # per placement, made on its first group
-        self.path = results.new_run_path(out, settings.experiment or scenario)
+        self.path = runfolders.new_run_path(out, settings.experiment or scenario)
         self.groups: list[dict[str, Any]] = []
         self._points: dict[tuple[Any, ...], dict[str, Any]] = {}  # by key, as groups arrive
         self.arrays: dict[str, Any] = {}
@@ -322,7 +332,7 @@ def writer() -> dict[str, Any]:
     import os
     import platform
 
-    from scaler.worker.main import boot_id
+    from scaler.hostfacts import boot_id
 
     return {"pid": os.getpid(), "started": process_start(os.getpid()),
             "hostname": platform.node(), "boot_id": boot_id()}

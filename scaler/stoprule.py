@@ -56,7 +56,7 @@ def allowed_over(rules: Any) -> int | None:
 
 
 def _boot_id() -> str:
-    from scaler.worker.main import boot_id
+    from scaler.hostfacts import boot_id
 
     return boot_id()
 

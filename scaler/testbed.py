@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler.errors import ScalerError, UsageError
-from scaler.targets import guest
+from scaler.targets import guest, guestkernel, guestroot
 from scaler.targets.qmp import listening_socket
 from scaler.targets.vmplan import Boot, GuestNode, VmOptions, VmPlan
 
@@ -129,12 +129,12 @@ def run(commands: Sequence[Sequence[str]], out: Path, *, accel: str = "auto",
                          "(apt-get install qemu-system-x86)")
     found = resolve_accel(accel, qemu=qemu)
     probe_qemu(qemu, found.name)  # QEMU runs at all with this accelerator
-    kern = guest.find_kernel(kernel)
+    kern = guestkernel.find_kernel(kernel)
     plan = testbed_plan(found.name, memory_mb)
     out.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
     paths = [str(cache_root(None)), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
-    root = guest.guest_root(python, paths, cwd)
+    root = guestroot.guest_root(python, paths, cwd)
     with tempfile.TemporaryDirectory(prefix="scaler-testbed-") as tmp:
         initrd = os.path.join(tmp, "initrd.img")
         with open(initrd, "wb") as f:

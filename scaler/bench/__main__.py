@@ -282,10 +282,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from affinity import plan, read_topology
     from scaler import results as run_results
+    from scaler import runfolders
 
     args = parse_args(argv)
     cfg = config(args.quick, args.max_wait)
-    out = run_results.check_output_dir(args.out)
+    out = runfolders.check_output_dir(args.out)
     topology = read_topology()
     whole = plan(topology, 1).partitions[0]
 

@@ -2,7 +2,7 @@
 engine through the whole coordinator.
 
 Overhead is measured inside ONE pinned child process (``python -m scaler.bench.harness``),
-loaded exactly as a worker loads (``scaler.worker.main.load``: pin with ``affinity.bind``,
+loaded exactly as a worker loads (``scaler.worker.load.load``: pin with ``affinity.bind``,
 load the engine, warm up). It then alternates, for equal time slices, a bare loop
 ``for _ in range(n): engine.infer(x)``, the worker's real ``timed_loop`` (progress messages
 included, written through the worker's ``Channel`` to /dev/null) and a second bare loop as a
@@ -38,7 +38,7 @@ def alternate(engine: Any, inputs: Any, channel: Any, slice_s: float, rounds: in
     ``timed_loop``, and a second bare loop (the control: bare against bare shows how much
     two identical slices differ here, the floor under any overhead this can resolve). The
     order rotates every round so no kind always runs first or last."""
-    from scaler.worker.main import timed_loop
+    from scaler.worker.loop import timed_loop
 
     infer = engine.infer
     clock = time.monotonic_ns
@@ -190,7 +190,9 @@ async def _null_group(cpus: list[int], nodes: list[int], min_duration_s: float,
 
 def child_main(argv: list[str] | None = None) -> int:
     """The pinned child: the worker's own argument parsing and load, then ``alternate``."""
-    from scaler.worker.main import Channel, load, parse_args
+    from scaler.worker.channel import Channel
+    from scaler.worker.load import load
+    from scaler.worker.main import parse_args
 
     p = argparse.ArgumentParser(prog="python -m scaler.bench.harness", add_help=False)
     p.add_argument("--slice-s", type=float, required=True)

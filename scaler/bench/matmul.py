@@ -102,7 +102,7 @@ def measure_matmul(cpu: int, precisions: list[str], size: int, seconds: float,
 
 def main(argv: list[str] | None = None) -> int:
     from affinity import bind
-    from scaler.engines.openvino import without_telemetry
+    from scaler.engines.openvino_ir import without_telemetry
 
     p = argparse.ArgumentParser(prog="python -m scaler.bench.matmul", description=__doc__)
     p.add_argument("--cpu", type=int, required=True)

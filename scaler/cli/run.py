@@ -14,8 +14,44 @@ import typer
 
 from scaler import placements, threadstyles
 from scaler.cli.common import IsaOpt, ThreadingOpt, emit_json, err, errors_to_exit
-from scaler.cli.fleet_options import SshParallel, check_ssh_parallel
-from scaler.engines import registry as engines
+from scaler.cli.fleet_options import SshParallel, check_ssh_parallel, fleet_settings
+from scaler.cli.run_options import (
+    POOLED,
+    QUICK,
+    RULES,
+    AccelOpt,
+    Batch,
+    Bound,
+    CacheDir,
+    CoresPerInstance,
+    Engine,
+    FleetOpt,
+    Hosts,
+    Instances,
+    Json,
+    LockWait,
+    MaxBatch,
+    MinDuration,
+    MinQueries,
+    Model,
+    NoiseLimit,
+    NoLock,
+    Out,
+    Oversubscribe,
+    PlacementOpt,
+    Precision,
+    QuietWait,
+    ReadyTimeout,
+    Remeasure,
+    Repeat,
+    Smt,
+    StallTimeout,
+    StatOpt,
+    VmHugepages,
+    VmKernel,
+    VmMemory,
+    Warmup,
+)
 from scaler.errors import ScalerError, UsageError
 from scaler.layoutnames import parse_isa
 from scaler.settings import (
@@ -27,99 +63,6 @@ from scaler.settings import (
     parse_instances,
     parse_memory_mb,
 )
-
-QUICK = {"min_duration_s": 2.0, "min_queries": 10, "warmup_s": 0.5}
-
-Engine = Annotated[str | None, typer.Option("--engine", help=engines.help_text())]
-Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8")]
-def _model_help() -> str:
-    from scaler.engines.models import BUILTIN_SHAPES
-
-    files = ["SavedModel folder", ".keras",
-             *(s for e in engines.engines().values() for s in e.native_suffixes)]
-    return f"{', '.join(BUILTIN_SHAPES)}, or a path: {' / '.join(files)}"
-
-
-Model = Annotated[str, typer.Option("--model", help=_model_help())]
-# per-scenario defaults of the run rules (LoadGen-like): (min_duration_s, min_queries, warmup_s)
-RULES = {"latency": (10.0, 1024, 2.0), "throughput": (10.0, 2, 0.0), "scaling": (10.0, 200, 2.0),
-         "multistream": (5.0, 32, 1.0), "server": (10.0, 100, 1.0)}
-
-
-def _rule_help(what: str, index: int, unit: str) -> str:
-    defaults = ", ".join(f"{k} {v[index]:g}{unit}" for k, v in RULES.items())
-    pooled = "; latency and scaling: over all repeats" if index == 1 else ""
-    return f"{what} (default: {defaults}{pooled}; --quick: {QUICK_HELP[index]})"
-
-
-QUICK_HELP = ("2 s", "10", "0.5 s")
-POOLED = ("latency", "scaling")  # scenarios whose default query count is split over repeats
-MinDuration = Annotated[float | None, typer.Option(
-    "--min-duration", help=_rule_help("seconds each measurement lasts at least", 0, " s"))]
-MinQueries = Annotated[int | None, typer.Option(
-    "--min-queries", help=_rule_help("queries each measurement completes at least (over all "
-                                     "instances; multistream probes take at least what early "
-                                     "stopping needs)", 1, ""))]
-Warmup = Annotated[float | None, typer.Option(
-    "--warmup", help=_rule_help("seconds of warm-up per worker, not counted", 2, " s"))]
-Out = Annotated[Path, typer.Option("--out", help="folder to write run folders into")]
-Json = Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")]
-PlacementOpt = Annotated[str, typer.Option(
-    "--placement", help=f"{placements.help_text()} (comma-separated for scaling)")]
-Instances = Annotated[str, typer.Option("--instances", help="instance counts, e.g. 1-8 or 1,2,4")]
-Batch = Annotated[int, typer.Option("--batch", help="images per query")]
-Smt = Annotated[bool, typer.Option("--smt", help="give pinned instances both SMT siblings")]
-CoresPerInstance = Annotated[int | None, typer.Option(
-    "--cores-per-instance", metavar="K", help="fixed-size instances: K physical cores each (2K "
-    "CPUs with --smt) for pinned and vm, placed NUMA-locally, the rest of the machine idle; "
-    "shared instances keep every CPU (default: the machine shared out evenly)")]
-Oversubscribe = Annotated[bool, typer.Option(
-    "--oversubscribe", help="with --cores-per-instance: let N x K exceed the usable cores "
-    "(cores shared round-robin) instead of refusing")]
-Bound = Annotated[float, typer.Option("--latency-bound-ms", help="batch latency bound (ms)")]
-StatOpt = Annotated[str, typer.Option("--stat", help="latency statistic for the bound: "
-                                                     "p99, p90, p50 or mean")]
-MaxBatch = Annotated[int, typer.Option("--max-batch", help="largest batch to try")]
-CacheDir = Annotated[str | None, typer.Option(
-    "--cache-dir", help="converted-model cache folder")]
-ReadyTimeout = Annotated[float, typer.Option(
-    "--ready-timeout", help="seconds a worker may take to load and warm up")]
-VmMemory = Annotated[str | None, typer.Option(
-    "--vm-memory", help="memory of each VM, e.g. 2G (default: enough for the model)")]
-VmKernel = Annotated[str | None, typer.Option(
-    "--vm-kernel", help="kernel the VMs boot (default: the newest /boot/vmlinuz-*)")]
-AccelOpt = Annotated[str, typer.Option(
-    "--accel", help="VM acceleration: auto (KVM where it works, else TCG emulation), kvm "
-    "(refused, saying why, where KVM cannot run) or tcg")]
-VmHugepages = Annotated[bool, typer.Option(
-    "--vm-hugepages", help="back VM memory with 2 MiB huge pages (reserve them first)")]
-Hosts = Annotated[str | None, typer.Option(
-    "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
-FleetOpt = Annotated[str | None, typer.Option(
-    "--fleet", help="machines to run the workers on: ssh:FILE (as --hosts FILE) or "
-    "slurm[:PARTITION[:NODES]] (job steps of one Slurm allocation; see README)")]
-
-Repeat = Annotated[int, typer.Option(
-    "--repeat", help="measure every group this many times, each in fresh workers, "
-    "interleaved; figures get a 95% interval")]
-Remeasure = Annotated[int, typer.Option(
-    "--remeasure", help="measure a repeat whose speed probe ran >10% below the run's best "
-    "(contended) again, up to this many times; every attempt is kept")]
-NoiseLimit = Annotated[float, typer.Option(
-    "--noise-limit", help="share of the measured CPUs other processes may use before a group "
-    "is marked noisy (0..1)")]
-QuietWait = Annotated[float, typer.Option(
-    "--quiet-wait", help="seconds to wait before each group for others to use less than the "
-    "noise limit of its CPUs (0: do not wait)")]
-StallTimeout = Annotated[float, typer.Option(
-    "--stall-timeout", help="seconds a measuring worker may stay silent before it counts as "
-    "stalled and is killed (at least 10 queries' time)")]
-LockWait = Annotated[float, typer.Option(
-    "--lock-wait", help="seconds to wait for another run measuring on the same CPUs "
-    "(default: refuse at once)")]
-NoLock = Annotated[bool, typer.Option(
-    "--no-lock", help="measure even while another run measures on the same CPUs (both runs "
-    "record the overlap)")]
 
 MAX_QPS = 1e7  # requests per second of the server scenario's schedule
 MAX_SCHEDULE = 5e7  # requests in one schedule (an array of their arrival times)
@@ -189,7 +132,7 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         max_batch=opts.get("max_batch", 256), cache_dir=opts.get("cache_dir"),
         ready_timeout_s=opts.get("ready_timeout_s", 300.0),
         vm_memory_mb=parse_memory_mb(opts["vm_memory"]) if opts.get("vm_memory") else None,
-        vm_kernel=opts.get("vm_kernel"), **_fleet(opts.get("hosts"), opts.get("fleet")),
+        vm_kernel=opts.get("vm_kernel"), **fleet_settings(opts.get("hosts"), opts.get("fleet")),
         ssh_parallel=check_ssh_parallel(opts.get("ssh_parallel", 32)),
         vm_accel=opts.get("accel", "auto"), vm_hugepages=opts.get("vm_hugepages", False),
         repeat=opts.get("repeat", 1), remeasure=opts.get("remeasure", 1),
@@ -205,23 +148,6 @@ def _settings(scenario: str, quick: bool = False, **opts: Any) -> Settings:
         max_duration_s=max(600.0, 3 * rules["min_duration_s"]), **rules)
 
 
-def _fleet(hosts: str | None, fleet: str | None) -> dict[str, str | None]:
-    """``--hosts FILE`` and ``--fleet`` as settings: ``ssh:FILE`` is ``--hosts FILE``."""
-    if fleet is None:
-        return {"hosts_file": hosts, "fleet": None}
-    from scaler import fleets
-
-    if hosts is not None:
-        raise UsageError("give --hosts FILE or --fleet, not both (--fleet ssh:FILE is --hosts "
-                         "FILE)")
-    choice = fleets.parse(fleet)
-    if choice.provider == "ssh":
-        if not choice.arg:
-            raise UsageError("--fleet ssh needs the hosts file: --fleet ssh:FILE")
-        return {"hosts_file": choice.arg, "fleet": None}
-    return {"hosts_file": None, "fleet": str(choice)}
-
-
 def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
          suite: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None,
          lock_wait: float = 0.0, no_lock: bool = False) -> None:
@@ -232,18 +158,18 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
 
     import uvloop
 
-    from scaler import interrupts, lock, plots, results, runstate, summaries
+    from scaler import interrupts, lock, plots, results, runfolders, runstate, summaries
     from scaler import scenarios as sc
     from scaler.progress import reporter
 
-    base = results.check_output_dir(out)
-    results.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
+    base = runfolders.check_output_dir(out)
+    runfolders.sweep_stale(base)  # what dead runs left: temporary saves, VM folders
     runstate.correct_stale(base)  # runs left "running" by a coordinator now gone
-    from scaler.targets.vm import sweep_stale_dirs
+    from scaler.targets.vmfiles import sweep_stale_dirs
 
     sweep_stale_dirs()
     if suite is not None:
-        base = results.new_run_path(base, "suite")
+        base = runfolders.new_run_path(base, "suite")
         base.mkdir(parents=True)
     rep = reporter()
     prepared = [(name, s, sc.prepare(s)) for name, s in scenarios]  # validate all first
@@ -267,7 +193,7 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
                 runner.run(main())
         finally:
             held.release()
-            results.release_claims(base.parent if suite is not None else base)
+            runfolders.release_claims(base.parent if suite is not None else base)
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:

@@ -41,13 +41,13 @@ def plot(runs: Runs,
              "them: engine, model, machine, date)")] = None) -> None:
     """Draw scaling curves, latency percentiles and multistream searches of runs."""
     with errors_to_exit(), reading_runs(runs):
-        from scaler import plots, results
+        from scaler import plots, results, runfolders
 
         formats = plots.parse_formats(format)
         from scaler.runsets import without_null
 
         loaded = without_null(results.find_runs(runs), "plot", err)
-        folder = results.check_output_dir(out) if out else loaded[0].path
+        folder = runfolders.check_output_dir(out) if out else loaded[0].path
         from scaler import runstate
 
         runstate.correct_stale(folder, 0)  # a run folder left "running": say it is partial

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from affinity.cpulist import format_cpulist
 from scaler.errors import UsageError
-from scaler.targets import guest
+from scaler.targets import guestkernel, guestroot
 from scaler.targets.accel import ACCELS, Q35_MAX_CPUS, Accel, probe_qemu, resolve_accel
 from scaler.targets.vmchecks import default_memory_mb
 from scaler.targets.vmplan import Boot, VmOptions, VmPlan, vm_plan
@@ -69,7 +69,7 @@ def dry_run(topology: Topology, plan: Plan, accel: str = "auto", memory_mb: int 
     if own and not found.emulated and found.caps.get("max_vcpus"):
         max_vcpus = min(max_vcpus, found.caps["max_vcpus"])
     try:
-        kernel_path = guest.find_kernel(kernel).path
+        kernel_path = guestkernel.find_kernel(kernel).path
     except UsageError:
         if kernel is not None:
             raise
@@ -96,7 +96,7 @@ def _shares() -> tuple[str, ...]:
     from scaler.engines.cache import cache_root
 
     try:
-        return guest.guest_root(sys.executable, [str(cache_root(None))]).shares
+        return guestroot.guest_root(sys.executable, [str(cache_root(None))]).shares
     except UsageError:
         return ()
 

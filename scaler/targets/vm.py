@@ -28,26 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import fcntl
-import glob
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from affinity.cpulist import format_cpulist
-from scaler.errors import ScalerError, UsageError
-from scaler.hostfacts import CpuTimes, host_facts, parse_cpu_line
+from scaler.errors import UsageError
+from scaler.hostfacts import host_facts, parse_cpu_line
 from scaler.targets import STREAM_LIMIT, guest
 from scaler.targets.accel import Accel, QemuFacts, detect_accel, probe_qemu, resolve_accel
+from scaler.targets.guestkernel import Kernel, find_kernel
+from scaler.targets.guestroot import GuestRoot, guest_root
 from scaler.targets.qmp import Qmp, QmpError, listening_socket
 from scaler.targets.relay import RelayedProcess
 from scaler.targets.vmchecks import (
@@ -57,6 +51,9 @@ from scaler.targets.vmchecks import (
     default_memory_mb,
     isa_verdict,
 )
+from scaler.targets.vmfiles import VmFiles, sweep_stale_dirs
+from scaler.targets.vminstance import VmError, VmInstance
+from scaler.targets.vmpin import confine, pin_vcpus, read_memory_policy
 from scaler.targets.vmplan import Boot, VmOptions, VmPlan, vm_plan
 from scaler.worker import protocol
 
@@ -68,10 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["Accel", "VmError", "VmTarget", "detect_accel", "isa_verdict", "resolve_accel"]
 
 QEMU = "qemu-system-x86_64"
-PR_SET_PDEATHSIG = 1
 QMP_TIMEOUT_S = 60.0  # QEMU start-up until its monitor answers (2 busy cores: be generous)
-VM_DIR_PREFIX = "scaler-vm-"  # + coordinator pid: the run's VM files in the temporary folder
-OWNER_FILE = ".owner"  # flocked by the coordinator while it lives
 # environment passed on to the guest's worker (the rest of the host's is not)
 GUEST_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "SCALER_CACHE_DIR", "XDG_CACHE_HOME",
                   "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PATH", "SCALER_PLUGINS",
@@ -80,63 +74,6 @@ GUEST_ENV_KEYS = ("HOME", "LANG", "LC_ALL", "SCALER_CACHE_DIR", "XDG_CACHE_HOME"
 _NOISE = re.compile(r"reboot: Power down|ACPI: PM: Preparing to enter|sysrq: Power Off"
                     r"|^SeaBIOS|^Booting from ROM|^Probing EDD")
 _BIND_REFUSED = "cannot bind memory to host NUMA nodes"
-
-
-class VmError(ScalerError):
-    """A VM could not be set up as asked (pinning refused, QMP broken)."""
-
-
-@dataclass
-class VmInstance:
-    """One VM as started: its plan, what was verified, and what its guest reported."""
-
-    index: int
-    partition: dict[str, Any]
-    plan: VmPlan
-    qmp_path: str
-    process: RelayedProcess | None = None
-    qemu_pid: int | None = None
-    vcpus: list[dict[str, Any]] = field(default_factory=list)
-    qemu_threads: int = 0
-    threads_on_partition: bool | None = None
-    memory_policy: str = ""
-    memory_bound: bool = False
-    memory_reason: str = ""
-    guest_root: guest.GuestRoot | None = None
-    failure: str | None = None
-    guest_isa: list[str] | None = None
-    isa_missing: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    stat_first: CpuTimes | None = None
-    stat_last: CpuTimes | None = None
-    stat_mark: CpuTimes | None = None  # the latest at the previous info(): one group's share
-
-    def info(self) -> dict[str, Any]:
-        proc = self.process
-        ready = proc.first_message_at if proc else None
-        steal: dict[str, Any] = {"sampled_every_s": guest.STAT_INTERVAL_S}
-        if self.stat_first and self.stat_last:
-            steal["share_since_boot"] = _rounded(self.stat_last.steal_share_since(
-                self.stat_first))
-            steal["share_since_last_record"] = _rounded(self.stat_last.steal_share_since(
-                self.stat_mark or self.stat_first))
-            self.stat_mark = self.stat_last
-        return {
-            "qemu_pid": self.qemu_pid, "memory_mb": self.plan.memory_mb,
-            "memory_policy": self.memory_policy, "memory_bound": self.memory_bound,
-            "memory_reason": self.memory_reason, "vcpus": self.vcpus,
-            "qemu_threads": self.qemu_threads,
-            "qemu_threads_on_partition": self.threads_on_partition,
-            "boot_to_ready_s": round(ready - proc.started, 3) if proc and ready else None,
-            "plan": self.plan.to_dict(), "guest_isa": self.guest_isa,
-            "isa_missing": self.isa_missing, "warnings": self.warnings,
-            "guest_steal": steal, "failure": self.failure,
-            "guest_root": self.guest_root.to_dict() if self.guest_root else None,
-        }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
 
 
 class VmTarget:
@@ -175,10 +112,10 @@ class VmTarget:
         self._serial = 0
         self.kernel, self._base, self.qemu_facts = self.check(kernel)
 
-    def check(self, kernel: str | None) -> tuple[guest.Kernel, bytes, QemuFacts]:
+    def check(self, kernel: str | None) -> tuple[Kernel, bytes, QemuFacts]:
         """The kernel, the shared initramfs (modules read and decompressed now) and what
         QEMU says of itself with this accelerator; UsageError naming what is wrong."""
-        found = guest.find_kernel(kernel)
+        found = find_kernel(kernel)
         base = guest.check_kernel(found)
         return found, base, probe_qemu(self.qemu, self.accel.name)
 
@@ -280,13 +217,13 @@ class VmTarget:
             os.unlink(stem + ".img")  # QEMU has read it by the time QMP answers
         return proc
 
-    def guest_root(self, spec: WorkerSpec, cwd: str) -> guest.GuestRoot:
+    def guest_root(self, spec: WorkerSpec, cwd: str) -> GuestRoot:
         """What the guest of a worker sees (see ``guest.guest_root``): the Python
         environment, the project, the libraries, the model cache and a model path."""
         from scaler.engines.cache import cache_root
 
         plugin_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        return guest.guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
+        return guest_root(self.python, [spec.model, str(cache_root(spec.cache_dir)),
                                               *plugin_paths], cwd)
 
     def _guest_argv(self, args: Iterable[str]) -> list[str]:
@@ -350,7 +287,7 @@ class VmTarget:
                 *self.qemu_argv(inst, initrd, sock.fileno()), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=console_w,
                 limit=STREAM_LIMIT, pass_fds=(sock.fileno(),), start_new_session=True,
-                preexec_fn=_confine(inst.plan.cpus))
+                preexec_fn=confine(inst.plan.cpus))
         except BaseException as exc:
             os.close(console_r)
             if isinstance(exc, (OSError, subprocess.SubprocessError)):
@@ -401,71 +338,11 @@ class VmTarget:
             inst.failure = f"QEMU failed to start (exit code {proc.returncode})"
             return
         try:
-            await self._pin(inst, qmp, proc.pid)
-            self._read_memory_policy(inst, proc.pid)
+            await pin_vcpus(inst, qmp, proc.pid)
+            read_memory_policy(inst, proc.pid, self.bind_memory, self.bind_refusal)
             await qmp.execute("cont")
         finally:
             qmp.close()
-
-    async def _pin(self, inst: VmInstance, qmp: Qmp, pid: int) -> None:
-        """vCPU k on the plan's k-th CPU; every other QEMU thread on the partition."""
-        cpus = list(inst.plan.cpus)
-        vcpus = sorted(await qmp.execute("query-cpus-fast"), key=lambda c: c["cpu-index"])
-        if len(vcpus) != len(cpus):
-            raise VmError(f"QEMU reports {len(vcpus)} vCPUs, expected {len(cpus)}")
-        if len({c["thread-id"] for c in vcpus}) != len(vcpus):
-            raise VmError("vCPUs share a host thread (single-threaded TCG?): cannot pin 1:1")
-        inst.vcpus = []
-        vcpu_threads = set()
-        for vcpu, cpu in zip(vcpus, cpus):
-            tid = int(vcpu["thread-id"])
-            try:
-                os.sched_setaffinity(tid, {cpu})
-                got = sorted(os.sched_getaffinity(tid))
-            except OSError as exc:
-                raise VmError(f"cannot pin vCPU {vcpu['cpu-index']} (thread {tid}) to CPU "
-                              f"{cpu}: {exc.strerror}") from None
-            if got != [cpu]:
-                raise VmError(f"vCPU {vcpu['cpu-index']} thread {tid} is allowed on "
-                              f"{format_cpulist(got)} after pinning to {cpu}")
-            vcpu_threads.add(tid)
-            props = vcpu.get("props") or {}
-            inst.vcpus.append({"vcpu": vcpu["cpu-index"], "thread_id": tid, "cpu": cpu,
-                               **{k: props[k] for k in ("socket-id", "core-id", "thread-id",
-                                                        "node-id") if k in props}})
-        allowed = set(cpus)
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        on_partition = True
-        for tid in tids:
-            if tid in vcpu_threads:
-                continue
-            with contextlib.suppress(OSError):  # a thread may end meanwhile
-                if not os.sched_getaffinity(tid) <= allowed:
-                    os.sched_setaffinity(tid, allowed)
-                on_partition &= os.sched_getaffinity(tid) <= allowed
-        inst.qemu_threads, inst.threads_on_partition = len(tids), on_partition
-
-    def _read_memory_policy(self, inst: VmInstance, pid: int) -> None:
-        """Each guest node's backend must show ``bind:<its host node>`` in numa_maps."""
-        nodes = [node.host_node for node in inst.plan.nodes]
-        if not self.bind_memory:
-            inst.memory_reason = f"mbind refused, VM memory not bound: {self.bind_refusal}"
-        elif not inst.partition.get("nodes"):
-            inst.memory_reason = "no nodes in the partition"
-        policies = set()
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/numa_maps") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 1 and parts[1].startswith("bind:"):
-                    policies.add(parts[1])
-        inst.memory_policy = ",".join(sorted(policies)) or "default"
-        wanted = {f"bind:{node}" for node in nodes}
-        bound = self.bind_memory and bool(inst.partition.get("nodes"))
-        inst.memory_bound = bound and policies == wanted
-        if bound:
-            inst.memory_reason = "bound" if inst.memory_bound else (
-                f"asked for {','.join(sorted(wanted))}, QEMU's numa_maps show "
-                f"{inst.memory_policy}")
 
     def _summary(self, inst: VmInstance) -> Callable[[RelayedProcess, int | None], str | None]:
         """The line added to the VM's stderr when QEMU ends, unless the worker ended well."""
@@ -487,53 +364,6 @@ class VmTarget:
         return summary
 
 
-class VmFiles:
-    """The folder of one run's VM files (initramfs images, QMP sockets): named
-    ``scaler-vm-PID-*`` in the temporary folder, and locked (``flock`` on ``.owner``) while
-    its coordinator lives, so a later run can tell it from a dead coordinator's and sweep it."""
-
-    def __init__(self, parent: str | None = None) -> None:
-        self.path = tempfile.mkdtemp(prefix=f"{VM_DIR_PREFIX}{os.getpid()}-", dir=parent)
-        self._owner = os.open(os.path.join(self.path, OWNER_FILE),
-                              os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._owner, fcntl.LOCK_EX)
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.close(self._owner)
-
-
-def sweep_stale_dirs(parent: str | None = None) -> list[str]:
-    """Remove VM folders whose coordinator is gone (its ``.owner`` lock is free); folders of
-    an older scaler without an owner file once a day old. Returns what was removed."""
-    parent = parent or tempfile.gettempdir()
-    removed = []
-    for folder in glob.glob(os.path.join(glob.escape(parent), f"{VM_DIR_PREFIX}*")):
-        if os.path.islink(folder) or not os.path.isdir(folder):
-            continue
-        owner = os.path.join(folder, OWNER_FILE)
-        try:
-            fd = os.open(owner, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            with contextlib.suppress(OSError):
-                if time.time() - os.stat(folder).st_mtime > 86400:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
-            continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # its coordinator is alive
-        finally:
-            os.close(fd)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
 async def _read_pipe(fd: int) -> asyncio.StreamReader:
     """A StreamReader over the read end of an os.pipe (closed at end of file)."""
     loop = asyncio.get_running_loop()
@@ -541,15 +371,3 @@ async def _read_pipe(fd: int) -> asyncio.StreamReader:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
                                  os.fdopen(fd, "rb", 0))
     return reader
-
-
-def _confine(cpus: Iterable[int]) -> Callable[[], None]:
-    """Run in the forked child before exec: CPU affinity and death with the coordinator."""
-    allowed = set(cpus)
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        os.sched_setaffinity(0, allowed)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return preexec

@@ -181,9 +181,10 @@ def have_qemu() -> bool:
         return False
     from scaler.errors import UsageError
     from scaler.targets import guest
+    from scaler.targets.guestkernel import find_kernel
 
     try:
-        guest.check_kernel(guest.find_kernel(None))
+        guest.check_kernel(find_kernel(None))
     except UsageError:
         return False
     return True

@@ -70,3 +70,10 @@ def test_this_machine():
     thp = "/sys/kernel/mm/transparent_hugepage/enabled"
     if os.path.exists(thp):
         assert facts["thp"]["enabled"] in ("always", "madvise", "never")
+
+
+def test_boot_id_is_this_boots():
+    from scaler.hostfacts import boot_id
+
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        assert boot_id() == f.read().strip() != ""

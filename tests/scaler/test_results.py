@@ -1,4 +1,4 @@
-"""Run folders: atomic save, load with schema checks, upgrade of old versions."""
+"""Runs: atomic save, load with schema checks, upgrade of old versions (see test_runfolders)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaler import results
+from scaler import results, runfolders
 from scaler.errors import ScalerError, UsageError
 
 
@@ -75,13 +75,6 @@ def test_old_schema_versions_are_upgraded(tmp_path, monkeypatch):
     monkeypatch.setitem(results.UPGRADES, 1, lambda d: {**d, "schema_version": 2, "new": True})
     (tmp_path / "run.json").write_text(json.dumps({"schema_version": 1, "scenario": "latency"}))
     assert results.load_run(tmp_path).doc["new"] is True
-
-
-def test_unwritable_output_folder(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(UsageError, match="cannot create output folder"):
-        results.check_output_dir(blocker / "sub")
 
 
 def test_a_committed_schema_1_run_is_upgraded_to_points(tmp_path):
@@ -229,32 +222,7 @@ def test_schema_1_samples_in_one_file_are_still_read(tmp_path):
     assert results.load_run(path).samples()["g0_i0_end_ns"].tolist() == [0, 1, 2, 3, 4]
 
 
-# --- folders ---------------------------------------------------------------------------
-
-
-def test_check_output_dir_creates_nested_folders(tmp_path):
-    out = results.check_output_dir(str(tmp_path / "a" / "b"))
-    assert out == tmp_path / "a" / "b" and out.is_dir()
-    assert results.check_output_dir(out) == out  # existing: fine
-
-
-def test_new_run_path_never_reuses_a_folder(tmp_path, monkeypatch):
-    import datetime
-
-    class Frozen(datetime.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return cls(2024, 5, 6, 7, 8, 9)
-
-    monkeypatch.setattr(results._dt, "datetime", Frozen)
-    first = results.new_run_path(tmp_path, "scaling")
-    assert first == tmp_path / "scaling-20240506-070809"
-    first.mkdir()
-    second = results.new_run_path(tmp_path, "scaling")
-    assert second == tmp_path / "scaling-20240506-070809-2"
-    second.mkdir()
-    assert results.new_run_path(tmp_path, "scaling").name == "scaling-20240506-070809-3"
-    assert results.new_run_path(tmp_path, "latency").name == "latency-20240506-070809"
+# --- finding runs, what a run records ----------------------------------------------------
 
 
 def test_find_runs_reads_runs_and_suites(tmp_path):
@@ -400,7 +368,7 @@ def test_a_folder_turned_read_only_keeps_the_previous_save(small_fs):
         results.save_run(path, {"scenario": "latency", "groups": gs(1, 2)}, {})
     assert marks(results.load_run(path).doc) == [1]
     with pytest.raises(results.ResultsWriteError, match="cannot write in the results folder"):
-        results.new_run_path(small_fs, "latency")
+        runfolders.new_run_path(small_fs, "latency")
 
 
 def test_a_first_save_that_fails_says_nothing_was_written(small_fs):
@@ -411,58 +379,14 @@ def test_a_first_save_that_fails_says_nothing_was_written(small_fs):
 
 def test_two_runs_started_in_one_second_get_two_folders(tmp_path):
     """Today both would get the same name, and each save of one replaces the other's."""
-    a = results.new_run_path(tmp_path, "scaling")
-    b = results.new_run_path(tmp_path, "scaling")
+    a = runfolders.new_run_path(tmp_path, "scaling")
+    b = runfolders.new_run_path(tmp_path, "scaling")
     assert a != b and a.name.startswith("scaling-") and b.name.startswith("scaling-")
     results.save_run(a, {"scenario": "scaling", "groups": gs("a")}, {})
     results.save_run(b, {"scenario": "scaling", "groups": gs("b")}, {})
     assert marks(results.load_run(a).doc) == ["a"]
     assert marks(results.load_run(b).doc) == ["b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, b.name])
-
-
-def test_claims_of_a_run_that_never_saved_are_released(tmp_path):
-    path = results.new_run_path(tmp_path, "latency")
-    assert [p.name for p in tmp_path.iterdir()] == [f".{path.name}.claim"]
-    results.release_claims(tmp_path)
-    assert not list(tmp_path.iterdir())
-
-
-def dead_pid() -> int:
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait(30)
-    return child.pid
-
-
-def test_what_dead_writers_left_is_swept_and_nothing_else(tmp_path):
-    import os
-
-    dead, me = dead_pid(), os.getpid()
-    stale = [tmp_path / f".scaling-1.tmp-{dead}", tmp_path / f".scaling-2.old-{dead}"]
-    live = [tmp_path / f".scaling-3.tmp-{me}", tmp_path / "scaling-4", tmp_path / ".hidden"]
-    for folder in stale + live:
-        folder.mkdir()
-        (folder / "run.json").write_text("{}")
-    (tmp_path / ".scaling-5.claim").write_text(f"{dead}\n")
-    (tmp_path / ".scaling-6.claim").write_text(f"{os.getppid()}\n")
-    removed = results.sweep_stale(tmp_path)
-    assert sorted(removed) == sorted([*stale, tmp_path / ".scaling-5.claim"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [p.name for p in live] + [".scaling-6.claim"])
-
-
-def test_half_written_files_of_a_dead_writer_inside_run_folders_are_swept(tmp_path):
-    dead = dead_pid()
-    run = tmp_path / "suite-1" / "scaling-1"
-    results.save_run(run, {"scenario": "scaling", "groups": []}, {"g0_i0_end_ns": np.arange(3)})
-    stale = [run / f".run.json.tmp-{dead}", run / "samples" / f".g1.npz.tmp-{dead}"]
-    for path in stale:
-        path.write_text("half")
-    assert sorted(results.sweep_stale(tmp_path)) == sorted(stale)
-    assert results.load_run(run).samples()["g0_i0_end_ns"].tolist() == [0, 1, 2]
 
 
 # --- schema 1 upgraded by hand-made documents ------------------------------------------------
@@ -603,37 +527,6 @@ def test_write_text_atomically_writes_a_hidden_temporary_beside_the_file(tmp_pat
     (src,) = seen
     assert src.parent == tmp_path and src.name.startswith(".summary.json.")
     assert src.name.endswith(".tmp") and path.read_text() == "{}\n"
-
-
-def test_a_folder_this_user_cannot_write_is_refused():
-    """As a user without write access (as root: with the real user id set to nobody's, which
-    os.access checks), an existing folder is refused with a one-line UsageError."""
-    import os
-    import shutil
-    import tempfile
-
-    top = Path(tempfile.mkdtemp(prefix="scaler-test-"))  # under /tmp: every user may enter
-    try:
-        top.chmod(0o755)
-        folder = top / "readonly"
-        folder.mkdir(mode=0o755)
-        if os.geteuid() == 0:
-            os.setreuid(65534, 0)  # real uid nobody, effective uid still root (to switch back)
-            try:
-                assert os.access(folder, os.F_OK) and not os.access(folder, os.W_OK)
-                with pytest.raises(UsageError) as info:
-                    results.check_output_dir(folder)
-            finally:
-                os.setreuid(0, 0)
-        else:
-            folder.chmod(0o555)
-            with pytest.raises(UsageError) as info:
-                results.check_output_dir(folder)
-            folder.chmod(0o755)
-        assert str(info.value) == f"output folder {folder} is not a writable folder"
-        assert results.check_output_dir(folder) == folder  # its owner may write
-    finally:
-        shutil.rmtree(top)
 
 
 def test_a_failed_first_save_raises_its_own_error_when_cleanup_has_nothing_to_do(tmp_path):

@@ -55,7 +55,7 @@ def guest_run(tmp_path_factory):
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("QEMU not installed (apt-get install qemu-system-x86)")
     try:
-        from scaler.targets.guest import find_kernel
+        from scaler.targets.guestkernel import find_kernel
 
         find_kernel(None)
     except UsageError as exc:

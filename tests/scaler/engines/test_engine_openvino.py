@@ -89,7 +89,7 @@ def test_bf16_runs_the_fp32_ir(openvino_cache):
     """bf16 is a precision hint on the fp32 IR: no entry of its own (checked here without
     running bf16, which needs the CPU)."""
     from scaler.engines.base import EngineSpec
-    from scaler.engines.openvino import entry_path
+    from scaler.engines.openvino_ir import entry_path
 
     folder, first = openvino_cache
     bf16 = EngineSpec(engine="openvino", model="tiny", precision="bf16", cache_dir=folder)

@@ -1,8 +1,7 @@
-"""The VM's boot pieces without booting: kernel discovery, module order, the cpio writer."""
+"""The VM's boot pieces without booting: kernel discovery, module order, the initramfs."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -14,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from scaler.errors import UsageError
-from scaler.targets import guest
+from scaler.targets import guest, guestkernel
 from tests.scaler.helpers import ROOT
 
 
-def newest_or_skip() -> guest.Kernel:
+def newest_or_skip() -> guestkernel.Kernel:
     try:
-        return guest.find_kernel(None)
+        return guestkernel.find_kernel(None)
     except UsageError as exc:
         pytest.skip(f"no usable host kernel: {exc}")
 
@@ -39,25 +38,26 @@ def test_a_file_that_is_no_kernel_is_a_usage_error(tmp_path, content, message):
     path = tmp_path / "vmlinuz"
     path.write_bytes(content)
     with pytest.raises(UsageError, match=message):
-        guest.find_kernel(str(path))
+        guestkernel.find_kernel(str(path))
 
 
 def test_a_missing_kernel_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
-        guest.find_kernel(str(tmp_path / "nope"))
+        guestkernel.find_kernel(str(tmp_path / "nope"))
     with pytest.raises(UsageError, match="no kernel matches"):
-        guest.newest_kernel(str(tmp_path / "vmlinuz-*"))
+        guestkernel.newest_kernel(str(tmp_path / "vmlinuz-*"))
 
 
 def test_newest_kernel_orders_by_version(tmp_path):
     for name in ("vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "vmlinuz-5.10.0-30-amd64"):
         (tmp_path / name).write_bytes(b"")
-    assert guest.newest_kernel(str(tmp_path / "vmlinuz-*")).endswith("6.1.0-10-amd64")
+    assert guestkernel.newest_kernel(str(tmp_path / "vmlinuz-*")).endswith("6.1.0-10-amd64")
 
 
 def test_modules_come_after_their_dependencies():
     kernel = newest_or_skip()
-    order = [os.path.basename(p).split(".ko")[0] for p in guest.module_files(kernel.modules_dir)]
+    order = [os.path.basename(p).split(".ko")[0]
+             for p in guestkernel.module_files(kernel.modules_dir)]
     deps: dict[str, list[str]] = {}
     with open(os.path.join(kernel.modules_dir, "modules.dep")) as f:
         for line in f:
@@ -69,7 +69,7 @@ def test_modules_come_after_their_dependencies():
     assert {"virtio_pci", "virtio_console", "9pnet_virtio", "9p"} <= set(order) | builtin(kernel)
 
 
-def builtin(kernel: guest.Kernel) -> set[str]:
+def builtin(kernel: guestkernel.Kernel) -> set[str]:
     with open(os.path.join(kernel.modules_dir, "modules.builtin")) as f:
         return {os.path.basename(p).split(".ko")[0] for p in f.read().split()}
 
@@ -134,7 +134,7 @@ def compress(data: bytes, suffix: str) -> bytes:
 
 
 def module_tree(root, suffix: str, leave_out: tuple[str, ...] = (),
-                builtin: tuple[str, ...] = ()) -> tuple[guest.Kernel, dict[str, bytes]]:
+                builtin: tuple[str, ...] = ()) -> tuple[guestkernel.Kernel, dict[str, bytes]]:
     """A /lib/modules/RELEASE folder of (not loadable) modules compressed like a distro's."""
     folder = root / "6.8.0-test"
     contents = {}
@@ -152,7 +152,7 @@ def module_tree(root, suffix: str, leave_out: tuple[str, ...] = (),
     (folder / "modules.dep").write_text("\n".join(dep_lines) + "\n")
     (folder / "modules.builtin").write_text(
         "".join(f"kernel/{name}.ko\n" for name in builtin))
-    return guest.Kernel("/boot/vmlinuz-6.8.0-test", "6.8.0-test", str(folder)), contents
+    return guestkernel.Kernel("/boot/vmlinuz-6.8.0-test", "6.8.0-test", str(folder)), contents
 
 
 def unpack(archive: bytes, out) -> None:
@@ -167,7 +167,7 @@ def unpack(archive: bytes, out) -> None:
 @pytest.mark.parametrize("suffix", [".zst", ".xz", ".gz", ""])
 def test_compressed_modules_are_unpacked_into_the_initramfs(tmp_path, suffix):
     try:
-        guest.find_busybox()
+        guestkernel.find_busybox()
     except UsageError as exc:
         pytest.skip(str(exc))
     kernel, contents = module_tree(tmp_path, suffix)
@@ -183,7 +183,7 @@ def test_compressed_modules_are_unpacked_into_the_initramfs(tmp_path, suffix):
 
 def test_built_in_drivers_need_no_module(tmp_path):
     kernel, contents = module_tree(tmp_path, "", builtin=("virtio", "virtio_ring", "virtio_pci"))
-    names = {os.path.basename(p) for p in guest.module_files(kernel.modules_dir)}
+    names = {os.path.basename(p) for p in guestkernel.module_files(kernel.modules_dir)}
     assert names == {"virtio_console.ko", "9pnet.ko", "9pnet_virtio.ko", "9p.ko"}
 
 
@@ -202,7 +202,7 @@ def test_a_listed_module_file_that_is_gone(tmp_path):
     os.unlink(os.path.join(kernel.modules_dir, MODULES["9p"][0] + ".xz"))
     with pytest.raises(UsageError, match=r"modules.dep lists kernel/fs/9p/9p.ko.xz but the "
                                          r"file is not there"):
-        guest.module_files(kernel.modules_dir)
+        guestkernel.module_files(kernel.modules_dir)
 
 
 def test_a_corrupt_compressed_module_is_a_usage_error(tmp_path):
@@ -220,9 +220,9 @@ def test_a_root_only_kernel_image_says_how_to_fix_it():
         image = Path(folder, "vmlinuz-root-only")
         image.write_bytes(Path(kernel.path).read_bytes()[:0x10200])
         image.chmod(0o600)  # as Ubuntu installs /boot/vmlinuz-*
-        code = ("import os; from scaler.targets import guest; from scaler.errors import "
+        code = ("import os; from scaler.targets import guestkernel; from scaler.errors import "
                 "UsageError; os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
-                f"try: guest.kernel_version({str(image)!r})\n"
+                f"try: guestkernel.kernel_version({str(image)!r})\n"
                 "except UsageError as e: print(e)")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=60, cwd=ROOT)
@@ -236,111 +236,12 @@ def test_zstd_frames_decompress():
     data = os.urandom(1000) * 50
     packed = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True,
                             timeout=30).stdout
-    assert guest.zstd_decompress(packed) == data
+    assert guestkernel.zstd_decompress(packed) == data
     with pytest.raises(UsageError, match="zstd -d failed"):
-        guest.zstd_decompress(b"garbage", "x.ko.zst")
+        guestkernel.zstd_decompress(b"garbage", "x.ko.zst")
 
 
 def test_the_init_script_samples_guest_cpu_times():
     assert guest.STAT_MARK.strip() in guest.INIT_SCRIPT
     assert f"sleep {guest.STAT_INTERVAL_S}" in guest.INIT_SCRIPT and "head" in \
         guest.BUSYBOX_APPLETS
-
-
-# -- the guest root: the worker's environment, and nothing else of the host -----------------
-
-def test_the_guest_sees_the_environment_not_the_host_root():
-    from scaler.engines.cache import cache_root
-
-    root = guest.guest_root(sys.executable, ["resnet50", str(cache_root(None))], cwd=str(ROOT))
-    assert "/" not in root.shares and not any(s in ("/etc", "/home", "/root", "/var", "/usr")
-                                              for s in root.shares)
-    assert any(str(ROOT).startswith(s) for s in root.shares)  # the project (and its venv)
-    assert any(os.path.realpath(sys.base_prefix) in s or s in os.path.realpath(sys.base_prefix)
-               for s in root.shares)  # the stdlib of the base interpreter
-    libc = next(line.split()[-1] for line in open("/proc/self/maps") if "libc.so" in line)
-    assert any(libc.startswith(s + "/") for s in root.shares)
-    for a, b in zip(root.shares, root.shares[1:]):
-        assert not b.startswith(a + "/")  # none inside another
-    # the interpreter is reachable through the links and files of the guest root
-    paths = {p for p, _ in root.links} | {p for p, _ in root.files}
-    assert os.path.realpath(sys.executable) in paths or any(
-        os.path.realpath(sys.executable).startswith(s + "/") for s in root.shares)
-    assert "/etc/ld.so.cache" in paths or not os.path.exists("/etc/ld.so.cache")
-
-
-def test_an_existing_model_path_is_shared_with_its_links(tmp_path):
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "m.tflite").write_bytes(b"x")
-    (tmp_path / "link").symlink_to(models)
-    root = guest.guest_root(sys.executable, ["link/m.tflite"], cwd=str(tmp_path))
-    assert str(models) in root.shares
-    assert (str(tmp_path / "link"), str(models)) in root.links
-
-
-EMULATE_INIT = r"""
-set -e
-A=$1; shift; R=$A/newroot
-# what the VM's /init does, with bind mounts in place of 9p shares (see guest.INIT_SCRIPT)
-mkdir -p $R/proc $R/sys $R/dev $R/run/tmp $R/run/scaler $R/tmp && chmod 1777 $R/tmp $R/run/tmp
-mount -t proc proc $R/proc && mount --rbind /sys $R/sys && mount --rbind /dev $R/dev
-share() {
-  mkdir -p "$R$2" && mount --bind "$2" "$R$2" && mount -o remount,bind,ro "$R$2"
-}
-. $A/scaler/shares
-cp "$BUSYBOX" $R/run/scaler/busybox
-. $A/scaler/job
-mkdir -p "$R$SCALER_CWD"
-cd /
-B=/run/scaler/busybox
-exec chroot $R $B sh -c 'cd "$1" || cd /; shift; exec '$B' env "$@"' sh "$SCALER_CWD" "$@"
-"""
-
-CHECK = r"""
-import json, os, sys
-from scaler.engines import EngineSpec, load_engine
-engine = load_engine(EngineSpec(engine="null", model="tiny"))
-engine.infer(engine.make_input())
-import numpy, uvloop, scaler.worker.main  # the worker's own imports
-seen = {p: os.path.exists(p) for p in sys.argv[1:]}
-try:
-    open(os.path.join(os.getcwd(), "scaler-guest-write-test"), "w")
-    wrote = True
-except OSError:
-    wrote = False
-print(json.dumps({"cwd": os.getcwd(), "seen": seen, "wrote": wrote, "prefix": sys.prefix}))
-"""
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and chroot")
-def test_a_worker_runs_in_exactly_the_guest_root(tmp_path):
-    """The job archive a VM gets, unpacked and mounted as its /init would (bind mounts for
-    9p, on this host, in a private mount namespace): the worker's imports and engine load
-    from the shares alone, the project is read-only, and the host's secrets are absent.
-    (The emulated-VM tests in test_vm.py boot the same archive in QEMU.)"""
-    for tool in ("unshare", "cpio", "chroot"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"no {tool}")
-    busybox = guest.find_busybox()
-    root = guest.guest_root(sys.executable, [], cwd=str(ROOT))
-    hidden = ["/etc/passwd", "/etc/shadow", "/root/.ssh", "/home", "/var/log",
-              str(tmp_path / "secret")]
-    (tmp_path / "secret").write_text("x")
-    archive = guest.job_archive(["-i", "HOME=/root", f"PATH={os.environ['PATH']}",
-                                 sys.executable, "-c", CHECK, *hidden], "vm0", str(ROOT), root)
-    unpacked = tmp_path / "initramfs"
-    unpacked.mkdir()
-    subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], input=archive,
-                   cwd=unpacked, check=True, timeout=60)
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                           EMULATE_INIT, "sh", str(unpacked)], capture_output=True, text=True,
-                          timeout=240, env={**os.environ, "BUSYBOX": busybox})
-    probe = ROOT / "scaler-guest-write-test"
-    if probe.exists():  # the share was writable: the assertion below fails; tidy up first
-        probe.unlink()
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["cwd"] == str(ROOT) and report["prefix"] == sys.prefix
-    assert report["wrote"] is False  # read-only
-    assert report["seen"] == dict.fromkeys(hidden, False)

@@ -235,7 +235,7 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
 
 
 def test_a_guest_that_cannot_run_the_precision_turns_ready_into_an_error():
-    from scaler.targets.vm import VmInstance
+    from scaler.targets.vminstance import VmInstance
     from scaler.worker import protocol
 
     vm = vm_target_or_skip()

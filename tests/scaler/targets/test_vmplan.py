@@ -251,7 +251,7 @@ def test_qemu_numbers_the_vcpus_as_planned(trees, tmp_path, name, n, smt):
     """vCPU k's (socket, core, thread, node) as QEMU reports them: a guest core holds the
     CPUs of one host core, a guest node the CPUs of its host node; each guest node's memory
     backend is preallocated, unmerged, of the planned size."""
-    from scaler.targets.guest import find_kernel
+    from scaler.targets.guestkernel import find_kernel
 
     try:
         kernel = find_kernel(None).path
