@@ -14,7 +14,6 @@ LIMIT = 400
 KNOWN_EXCEPTIONS = frozenset({
     "scaler/simulate/capacity.py",
     "scaler/simulate/des.py",
-    "scaler/simulate/serve.py",
 })
 
 

@@ -3,11 +3,11 @@
 A fixture measures, with short windows, a ``results/`` folder holding what a user's would
 after a while: scaling runs of two engines (a real one and the null engine), a latency run,
 two scaling runs named as the README's ``compare`` example names them, a suite, and a run of
-two thread styles where the simulator's styles example reads it. Each
-README line that reads results (show, plot, fit, simulate, capacity, compare, report,
-export) then runs through the shell, globs and all, in README order (``capacity`` reads what
-``simulate`` wrote). A command either works or refuses in one line naming what to do; none
-prints a traceback.
+two thread styles where the simulator's styles example reads it. Each README line that reads
+results (show, plot, fit, simulate, capacity, compare, report, export) then runs through the
+shell, globs and all, in README order, two at a time (``capacity`` reads what ``simulate``
+wrote: it waits for the commands before it). A command either works or refuses in one line
+naming what to do; none prints a traceback.
 """
 
 from __future__ import annotations
@@ -82,14 +82,32 @@ def test_the_readme_has_the_commands() -> None:
     assert seen == READS
 
 
+def _shell(command: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    shell = str(SCALER) + command.removeprefix(".venv/bin/scaler")
+    return subprocess.run(["bash", "-c", shell], cwd=folder, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
 def test_readme_commands_run_as_written(folder: Path) -> None:
+    """Two commands at a time (they read, and each writes only its own new files), in README
+    order: a ``capacity`` command, which reads what the ``simulate`` commands before it
+    wrote, starts once every command before it has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    commands = readme_commands()
+    done: dict[int, subprocess.CompletedProcess[str]] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = {}
+        for k, command in enumerate(commands):
+            if command.split()[1] == "capacity":
+                done.update({j: f.result() for j, f in pending.items()})
+                pending = {}
+            pending[k] = pool.submit(_shell, command, folder)
+        done.update({j: f.result() for j, f in pending.items()})
     outcomes = []
-    for command in readme_commands():
-        shell = str(SCALER) + command.removeprefix(".venv/bin/scaler")
-        done = subprocess.run(["bash", "-c", shell], cwd=folder, capture_output=True,
-                              text=True, timeout=TIMEOUT)
-        assert "Traceback" not in done.stderr, (command, done.stderr[-2000:])
-        outcomes.append((command, done.returncode, done.stdout, done.stderr))
+    for k, command in enumerate(commands):
+        assert "Traceback" not in done[k].stderr, (command, done[k].stderr[-2000:])
+        outcomes.append((command, done[k].returncode, done[k].stdout, done[k].stderr))
     failed = [(c, rc, e.strip().splitlines()[-1:]) for c, rc, _, e in outcomes if rc != 0]
     assert not failed, failed
     by = {c: (out, e) for c, _, out, e in outcomes}

@@ -191,7 +191,7 @@ def simulate(
 
         calibration = find_runs(runs or [])
         if validate and scenario == "server":
-            from scaler.simulate import serve
+            from scaler.cli import simulate_serve
 
             if calibrate_on:
                 from scaler.errors import UsageError
@@ -199,7 +199,8 @@ def simulate(
                 raise UsageError("--calibrate-on is for scaling runs: a server run is "
                                  "validated on a model calibrated on the runs given")
 
-            serve.validate_command(find_runs(validate), calibration, queries, given, out, json)
+            simulate_serve.validate_command(find_runs(validate), calibration, queries, given,
+                                            out, json)
             return
         if validate:
             held, extra = find_runs(validate), []
@@ -235,9 +236,9 @@ def simulate(
             calibration, used = default_calibration(results_dir)
             err(f"scaler: note: {used}")
         if scenario == "server":
-            from scaler.simulate import serve
+            from scaler.cli import simulate_serve
 
-            serve.command(calibration, given, machine, topology, sysfs_root, counts,
+            simulate_serve.command(calibration, given, machine, topology, sysfs_root, counts,
                           placements, smt, serving, find_peak, out, json)
             return
         from scaler.cli.simulate_steps import simulate_runs
