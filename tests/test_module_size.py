@@ -13,7 +13,6 @@ LIMIT = 400
 # shrinks.
 KNOWN_EXCEPTIONS = frozenset({
     "scaler/simulate/capacity.py",
-    "scaler/simulate/des.py",
 })
 
 

@@ -1,7 +1,7 @@
 """The instance model and its calibration from measured runs.
 
 A query takes ``(t1 · (1 + b·(batch − 1)) + vm_overhead) · slowdown`` milliseconds, where t1
-is one image alone on one dedicated core and the slowdown (``des.slowdown``) depends on the
+is one image alone on one dedicated core and the slowdown (``rates.slowdown``) depends on the
 layout and who else is busy. Calibration is a bounded least-squares fit, in log space, of
 the throughput every measured group would have under the model to the throughput it had.
 A parameter is fitted only when the measured groups can tell it apart from the others
@@ -36,7 +36,7 @@ def virtualized(placement: str) -> bool:
 @dataclass(frozen=True)
 class Observation:
     """One measured group: its recorded layout, the per-instance load features with every
-    instance busy and every thread runnable (``des.features``) and its throughput."""
+    instance busy and every thread runnable (``rates.features``) and its throughput."""
 
     run: str
     group: dict[str, Any]
@@ -67,7 +67,7 @@ class InstanceModel:
     calibration: dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> Any:
-        """The kernel's parameter vector (see ``des.P_*``)."""
+        """The kernel's parameter vector (see ``rates.P_*``)."""
         return _params(self.values)
 
     def work_ms(self, batch: int) -> float:
@@ -141,14 +141,14 @@ def observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None 
 
 def static_features(layout: Layout) -> tuple[Any, Any, Any, Any]:
     """Cores' worth, waiting share, node load and remote share of each instance with every
-    instance busy and every thread runnable (``des.features``, no SMT gain)."""
+    instance busy and every thread runnable (``rates.features``, no SMT gain)."""
     import numpy as np
 
-    from scaler.simulate import des
+    from scaler.simulate import rates
 
     n = layout.instances
     e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
-    des.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
+    rates.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
                  np.ones(n, np.bool_), np.ones(n), layout.cpu_core, layout.core_node,
                  layout.node_size, 0.0, 0.0, layout.n_cores, e, waiting, mem, serial,
                  remote)
@@ -316,7 +316,7 @@ def poorly_determined(value: float, interval: list[float] | None) -> bool:
 
 
 def _params(v: dict[str, float]) -> Any:
-    """The kernel's parameter vector (see ``des.P_*``)."""
+    """The kernel's parameter vector (see ``rates.P_*``)."""
     import numpy as np
 
     return np.array([v["serial_fraction"], v["memory_contention"], v["slice_cost"],
@@ -339,12 +339,12 @@ def closed_form_ips(lay: Layout, v: dict[str, float], batch: int = 1,
     factor on each instance's query time (the style terms, ``terms.stack_factors``)."""
     import numpy as np
 
-    from scaler.simulate import des
+    from scaler.simulate import rates
 
     n = lay.instances
     vm = virtualized(lay.placement) if vm is None else vm
     factor = np.zeros(n)
-    des.rates(lay.ptr, lay.cpus, lay.threads, lay.mptr, lay.mnodes, np.ones(n, np.bool_),
+    rates.rates(lay.ptr, lay.cpus, lay.threads, lay.mptr, lay.mnodes, np.ones(n, np.bool_),
               lay.cpu_core, lay.core_node, lay.node_size, lay.n_cores, _params(v),
               np.full(n, 1.0 + v["vm_slowdown"] if vm else 1.0), factor)
     if scale is not None:

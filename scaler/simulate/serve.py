@@ -12,7 +12,7 @@ a measurement with the same settings would find if the instance model were the m
   completion or the batch timer, as ``serving._serve`` does;
 - a query is padded to the engine's batch (``max_batch``), so its work is that batch's,
   drawn from the calibrated instance model and served at the rate the layout's sharing
-  gives it (``des.rates``, recomputed whenever an instance goes busy or idle, as the
+  gives it (``rates.rates``, recomputed whenever an instance goes busy or idle, as the
   closed-loop model does): N instances slow each other as they do in the scaling model;
 - latency counts from the scheduled arrival; a probe ends as soon as more requests are
   over the bound than its percentile allows (``coordinator._allowed_over``), and a

@@ -16,7 +16,7 @@ model explain their throughput:
   stragglers: a parallel step ends when the last of the instance's threads, each queued
   behind q - 1 others that are not scheduled with it, has run, so a query takes
   ``1 + stack_cost x H(threads - 1) ** sync_growth x (1 - 1/q)`` times longer (the sync
-  cost's thread-count law, ``des.sync_growth``). Fitted on groups whose instances stacked.
+  cost's thread-count law, ``rates.sync_growth``). Fitted on groups whose instances stacked.
 - **spin-waiting.** A waiting thread that spins keeps its CPU from the other instances: the
   kernel's ``spin``. A style's spin is ``min(1, spin_scale x s)``, s the median read-back
   idle spin share of its instances (0 below ``SPIN_FLOOR``); one ``spin_scale`` for every
@@ -156,7 +156,7 @@ def stack_factors(layout: Layout, bound: tuple[bool, ...], v: dict[str, float]) 
     (1 - 1/q) for a multi-threaded instance bound thread by thread with q > 1, else 1."""
     import numpy as np
 
-    from scaler.simulate.des import sync_growth
+    from scaler.simulate.rates import sync_growth
 
     q = threads_per_cpu(layout)
     out = np.ones(layout.instances)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from scaler.errors import UsageError
-from scaler.simulate import des
+from scaler.simulate import rates
 from scaler.simulate.layout import _build, plan_layout
 from scaler.simulate.machine import parse_machine
 from scaler.simulate.model import closed_form_ips, static_features
@@ -153,12 +153,12 @@ def test_remote_memory_term_is_penalty_times_remote_share_times_cross_load():
 # -- the sync cost's thread-count law --------------------------------------------------------
 
 def test_sync_growth_is_the_harmonic_law():
-    assert des.harmonic(1) == 1.0 and des.harmonic(3) == pytest.approx(11 / 6)
-    assert des.sync_growth(2.0, 1.0) == 1.0 and des.sync_growth(1.0, 1.0) == 1.0
-    assert des.sync_growth(3.0, 1.0) == pytest.approx(1.5)
-    assert des.sync_growth(112.0, 1.0) == pytest.approx(sum(1 / k for k in range(1, 112)))
-    assert des.sync_growth(112.0, 0.0) == 1.0
-    assert des.sync_growth(112.0, 0.5) == pytest.approx(math.sqrt(des.harmonic(111)))
+    assert rates.harmonic(1) == 1.0 and rates.harmonic(3) == pytest.approx(11 / 6)
+    assert rates.sync_growth(2.0, 1.0) == 1.0 and rates.sync_growth(1.0, 1.0) == 1.0
+    assert rates.sync_growth(3.0, 1.0) == pytest.approx(1.5)
+    assert rates.sync_growth(112.0, 1.0) == pytest.approx(sum(1 / k for k in range(1, 112)))
+    assert rates.sync_growth(112.0, 0.0) == 1.0
+    assert rates.sync_growth(112.0, 0.5) == pytest.approx(math.sqrt(rates.harmonic(111)))
 
 
 @pytest.mark.parametrize("machine,threads", [("1s2c1t", 2), ("1s4c1t", 4), ("1s8c1t", 8)])
@@ -171,7 +171,7 @@ def test_sync_cost_grows_with_the_thread_count_only_beyond_two(machine, threads)
     for growth in (0.0, 1.0):
         costly = {**base, "sync_cost": 0.2, "sync_growth": growth}
         ratio = closed_form_ips(layout, base) / closed_form_ips(layout, costly)
-        expected = 1 + 0.2 * des.harmonic(threads - 1) ** growth * 0.5
+        expected = 1 + 0.2 * rates.harmonic(threads - 1) ** growth * 0.5
         assert ratio == pytest.approx(expected, rel=1e-12)
         if threads == 2:  # what a 2-thread calibration measures carries over unchanged
             assert ratio == pytest.approx(1.1, rel=1e-12)
@@ -231,7 +231,7 @@ def test_a_fully_serial_instance_takes_a_free_cpu_of_its_pool():
     assert closed_form_ips(layout, v) == pytest.approx(2 * 1000 / v["t1_ms"], rel=1e-9)
     n = layout.instances
     e, waiting, mem, serial, remote = (np.zeros(n) for _ in range(5))
-    des.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
+    rates.features(layout.ptr, layout.cpus, layout.threads, layout.mptr, layout.mnodes,
                  np.ones(n, np.bool_), np.full(n, 0.5), layout.cpu_core, layout.core_node,
                  layout.node_size, 0.0, 0.0, layout.n_cores, e, waiting, mem, serial,
                  remote)
