@@ -79,6 +79,17 @@ def _safe(draw: Callable[[], str], what: str, problems: list[str]) -> str:
         return note(badge("failed", "not drawn") + f" {esc(type(exc).__name__)}: {esc(exc)}")
 
 
+def _study_sim(inputs: Inputs, predict: Prediction | None) -> dict | None:
+    """The study section's simulated part on ``--machine`` (vm beside shared, as the study
+    ran), None when no machine was asked for."""
+    if predict is None:
+        return None
+    from scaler.report.study_sim import simulate
+
+    return simulate(inputs.measured(), predict.machine, predict.instances, predict.given,
+                    predict.cores_per_instance, predict.smt)
+
+
 def build(inputs: Inputs, predict: Prediction | None = None) -> tuple[str, list[str]]:
     """The report's HTML and the problems met while drawing it (one line each)."""
     problems: list[str] = []
@@ -96,7 +107,7 @@ def build(inputs: Inputs, predict: Prediction | None = None) -> tuple[str, list[
     sections = [
         ("machine", machine.TITLE, lambda: machine.section(inputs)),
         ("claims", claims.TITLE, lambda: claims.section(inputs)),
-        ("study", study.TITLE, lambda: study.section(inputs)),
+        ("study", study.TITLE, lambda: study.section(inputs, _study_sim(inputs, predict))),
         ("scaling", scaling.TITLE, lambda: scaling.section(inputs)),
         ("throughput", throughput.TITLE, lambda: throughput.section(inputs)),
         ("latency", latency.TITLE, lambda: latency.section(inputs)),
