@@ -130,8 +130,7 @@ def section(inputs: Inputs, sim: dict[str, Any] | None = None) -> str:
         if simulated:
             out.append(figure(study_figure([], simulated), "the study's headline, simulated",
                               CAPTION_SIM.format(machine=sim["machine"]).strip()))
-        if sim is not None:
-            out.append(study_sim.html(sim))
+        out.append(study_sim.html(sim))
         return "\n".join(out)
     out = [f"<p>{esc(INTRO)}</p>"]
     others = [r for r in scaling if all(r is not m["run"] for m in found)]
@@ -160,8 +159,7 @@ def section(inputs: Inputs, sim: dict[str, Any] | None = None) -> str:
                           "green: pinned partitions standing in for VMs; purple: VMs (real "
                           "ones only; another run's VMs in a panel of their own)."
                           + (CAPTION_SIM.format(machine=sim["machine"]) if curves else "")))
-    if sim is not None:
-        out.append(study_sim.html(sim))
+    out.append(study_sim.html(sim))
     return "\n".join(out)
 
 
