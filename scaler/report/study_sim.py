@@ -15,6 +15,7 @@ When the terms cannot be calibrated, :func:`simulate` says why in one line inste
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from scaler.errors import UsageError
@@ -125,7 +126,7 @@ def html(sim: dict[str, Any] | None) -> str:
            f"<p>{badge('simulated', 'simulated')} <b>{esc(line)}</b> <small>(model figures "
            f"without an interval of their own; {esc(p)} instances: {esc(size)}; each ratio "
            f"with both sides under the same style; calibrated on "
-           f"{esc(', '.join(sim['calibration_runs']))})</small></p>"]
+           f"{esc(', '.join(Path(r).name for r in sim['calibration_runs']))})</small></p>"]
     if sim["study"]:
         out.append(note(esc(f"The study measured {sim['study']['ratio']:.2f}x at "
                             f"N={sim['study']['instances']}.")))
