@@ -120,3 +120,27 @@ def test_styles_without_model_zoo_are_refused_in_one_line(tmp_path):
     sim = study_sim.simulate([run], "2s28c2t")
     assert "--threading model-zoo" in sim["refused"] and "defaults" in sim["refused"]
     assert "\n" not in sim["refused"]
+
+
+def test_the_page_passes_machine_to_the_section_and_a_failure_keeps_the_measurements(
+        styles, tmp_path, monkeypatch):
+    from scaler.report import page
+
+    inputs = Inputs([study_run(tmp_path), styles], [])
+    predict = page.Prediction("2s28c2t", (1, 8), queries=1000, cores_per_instance=6, smt=True)
+    sim = page._study_sim(inputs, predict, [])
+    assert sim["over_study"] == pytest.approx(
+        sim["curves"]["vm-model-zoo"]["8"] / sim["curves"]["shared-model-zoo"]["8"])
+    assert sim["instances"] == [1, 8] and sim["study"]["ratio"] == 2.04
+    assert page._study_sim(inputs, None, []) is None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("topology unreadable")
+
+    monkeypatch.setattr(study_sim, "simulate", broken)
+    problems: list[str] = []
+    sim = page._study_sim(inputs, predict, problems)
+    assert problems == ["study: simulation: RuntimeError: topology unreadable"]
+    html = study.section(inputs, sim)
+    assert "<b>VM-like over the study&#x27;s bare metal" in html  # the measurements stay
+    assert "not simulated</span> the simulation failed: RuntimeError: topology unreadable" in html
