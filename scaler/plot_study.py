@@ -1,6 +1,8 @@
 """The figure of the study's headline: images/s of tuned bare metal, bare metal as the study
 ran it (``--threading model-zoo``), pinned and VMs at one instance count, with the 95%
-intervals across repeats (headless, Agg). Takes plain bars so it knows nothing of runs."""
+intervals across repeats (headless, Agg), and beside them, when given, the simulated curves
+of another machine (``report --machine``). Takes plain bars and curves so it knows nothing
+of runs."""
 
 from __future__ import annotations
 
@@ -10,19 +12,24 @@ from typing import Any
 COLORS = {"tuned": "#4c72b0", "study": "#c44e52", "pinned": "#55a868", "vm": "#8172b2"}
 
 
-def study_figure(panels: list[dict[str, Any]]) -> Any:
+def study_figure(panels: list[dict[str, Any]], simulated: dict[str, Any] | None = None
+                 ) -> Any:
     """One panel per measured set (``{"title", "bars": [{"label", "kind", "ips",
     "ci95"}]}``): a bar per side with its interval as an error bar; a bar without an
-    interval (one repeat) is hatched."""
+    interval (one repeat) is hatched. ``simulated`` (``{"title", "curves": [{"label",
+    "kind", "tuned", "points": {N: ips}}]}``) adds a last panel of dashed curves over N, open
+    markers (a model has no interval); tuned curves dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not panels:
+    if not panels and simulated is None:
         raise ValueError("no panel to draw")
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 4.2 * len(panels)), 4.2),
-                             squeeze=False)
+    count = len(panels) + (simulated is not None)
+    fig, axes = plt.subplots(1, count, figsize=(max(6.5, 4.2 * count), 4.2), squeeze=False)
+    if simulated is not None:
+        _curves(axes[0][-1], simulated)
     for ax, panel in zip(axes[0], panels):
         bars = panel["bars"]
         xs = range(len(bars))
@@ -44,3 +51,17 @@ def study_figure(panels: list[dict[str, Any]]) -> Any:
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _curves(ax: Any, panel: dict[str, Any]) -> None:
+    for c in panel["curves"]:
+        ns = sorted(c["points"])
+        ax.plot(ns, [c["points"][n] for n in ns], linestyle=":" if c.get("tuned") else "--",
+                marker="o", markerfacecolor="none", color=COLORS.get(c["kind"], "#999999"),
+                label=c["label"])
+    ax.set_xlabel("instances")
+    ax.set_ylabel("images/s, all instances (simulated)")
+    ax.set_title(panel["title"], fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)

@@ -23,7 +23,8 @@ REPORT_HELP = "\n\n".join([
     "distributions from the raw samples, the multistream search, noisy and emulated points "
     "marked, software versions and the commands that reproduce every run. With --machine, "
     "the simulated curves of another machine, the calibration's held-out error and every "
-    "assumed parameter.",
+    "assumed parameter; in the study section, the study's bare metal, tuned bare metal and "
+    "VMs simulated there from the --threading style terms, with the split among them.",
 ])
 EXPORT_HELP = "\n\n".join([
     "Tidy tables of runs for pandas and notebooks (CSV, or Parquet with pyarrow).",

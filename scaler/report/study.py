@@ -109,16 +109,29 @@ def vm_panels(runs: list[Run], n: int) -> list[dict[str, Any]]:
     return out
 
 
-def section(inputs: Inputs) -> str:
-    from scaler.plot_study import study_figure
+CAPTION_SIM = (" Last panel, dashed and open markers: simulated on {machine} (a model "
+               "calibrated on this machine's runs of the styles, no interval); dotted: tuned.")
 
+
+def section(inputs: Inputs, sim: dict[str, Any] | None = None) -> str:
+    """The section; ``sim`` is ``study_sim.simulate``'s answer when ``--machine`` was given
+    (its curves join the first figure, its line and split follow)."""
+    from scaler.plot_study import study_figure
+    from scaler.report import study_sim
+
+    simulated = study_sim.panel(sim) if sim and "refused" not in sim else None
     scaling = [r for r in inputs.runs if r.scenario == "scaling" and not r.doc.get("simulated")]
     found = [m for r in scaling if suite_study.has_style(r) and (m := measured(r)) is not None]
     if not found:
-        return note(esc(INTRO) + "<br>No run among the inputs measured bare metal as the study "
+        out = [note(esc(INTRO) + "<br>No run among the inputs measured bare metal as the study "
                     "ran it: <code>scaler suite</code> measures it (run "
                     f"<code>{suite_study.STUDY_RUN}</code>), as does <code>scaler scaling "
-                    f"--placement shared,pinned --threading tuned,{suite_study.STYLE}</code>.")
+                    f"--placement shared,pinned --threading tuned,{suite_study.STYLE}</code>.")]
+        if simulated:
+            out.append(figure(study_figure([], simulated), "the study's headline, simulated",
+                              CAPTION_SIM.format(machine=sim["machine"]).strip()))
+        out.append(study_sim.html(sim))
+        return "\n".join(out)
     out = [f"<p>{esc(INTRO)}</p>"]
     others = [r for r in scaling if all(r is not m["run"] for m in found)]
     for m in found:
@@ -136,14 +149,17 @@ def section(inputs: Inputs) -> str:
         panels = [p for p in ({"title": f"{m['run'].path.name}: {m['engine']} "
                                         f"{m['precision']}, N={m['n']}", "bars": m["bars"]},
                               *vm_panels(others, m["n"])) if p["bars"]]
-        if not panels:
+        curves, simulated = simulated, None  # the simulated panel joins the first figure
+        if not panels and curves is None:
             continue
-        out.append(figure(study_figure(panels), "the study's headline",
+        out.append(figure(study_figure(panels, curves), "the study's headline",
                           "Median images/s of all instances across repeats, 95% intervals as "
                           "error bars (hatched: one repeat, no interval). Red: bare metal as "
                           "the study ran it (--threading model-zoo); blue: tuned bare metal; "
                           "green: pinned partitions standing in for VMs; purple: VMs (real "
-                          "ones only; another run's VMs in a panel of their own)."))
+                          "ones only; another run's VMs in a panel of their own)."
+                          + (CAPTION_SIM.format(machine=sim["machine"]) if curves else "")))
+    out.append(study_sim.html(sim))
     return "\n".join(out)
 
 
