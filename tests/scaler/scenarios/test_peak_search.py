@@ -115,5 +115,22 @@ def test_rates_and_answers_are_rounded_to_a_thousandth():
 
 
 def test_record_needs_a_rate_first():
-    with pytest.raises(AssertionError, match="record\\(\\) follows next\\(\\)"):
+    with pytest.raises(AssertionError, match="^record\\(\\) follows next\\(\\)$"):
         PeakSearch(10.0, 0.1).record(True)
+
+
+def test_fractional_rates_keep_three_decimals():
+    s = PeakSearch(2.5004, 0.1, floor=1.0)
+    # 2.5004 fails, 1.2502 passes; bisect 1.8753 and 1.56275 (fail), 1.406475 and
+    # 1.4846125 (pass): 1.56275 / 1.4846125 is within 10%
+    assert drive(s, peak=1.5) == [2.5, 1.25, 1.875, 1.563, 1.406, 1.485]
+    found = s.answer()
+    assert [p["rate_qps"] for p in found["probes"]] == [2.5, 1.25, 1.875, 1.563, 1.406, 1.485]
+    assert (found["start_qps"], found["peak_qps"], found["first_failing_qps"]) == (
+        2.5, 1.485, 1.563)
+    assert PeakSearch(2.5004, 0.1, floor=1.2345).answer()["floor_qps"] == 1.234
+
+
+def test_a_search_stops_after_64_probes_by_default():
+    s = PeakSearch(1.0, 0.1, floor=1.0)
+    assert len(drive(s, peak=float("inf"))) == 64
