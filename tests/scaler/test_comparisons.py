@@ -23,8 +23,8 @@ def series(placement, points, threading=None, engine="tf", precision="fp32", isa
 
 def test_each_placement_over_bare_metal_at_every_n_measured_in_both():
     shared = series("shared", [(1, [100.0], [10.0], {}), (2, [100.0], [20.0], {})])
-    pinned = series("pinned", [(1, [150.0], [5.0], {}), (2, [50.0], [40.0], {"noisy": True}),
-                               (4, [300.0], [1.0], {})])
+    pinned = series("pinned", [(1, [150.0], [5.0], {}), (4, [300.0], [1.0], {}),
+                               (2, [50.0], [40.0], {"noisy": True})])
     out = baseline_comparisons([pinned, shared])
     assert [(c["placement"], c["baseline"], c["instances"], c["ratio"]) for c in out] == [
         ("pinned", "shared", 1, 1.5), ("pinned", "shared", 2, 0.5)]  # N=4: no bare metal

@@ -81,3 +81,9 @@ def test_thread_lines_keep_the_groups_that_read_back_in_order():
     assert [line.split(" x1")[0] for line in thread_lines([a, b, c])] == ["threads first",
                                                                            "threads second"]
     assert thread_lines([b]) == []
+
+
+def test_every_partition_is_checked_against_all_before_it():
+    # the third overlaps the first, not the second
+    assert stacking([inst("0", []), inst("1", []), inst("0", [])])["kind"] == "unbound"
+    assert stacking([inst("0", []), inst(None, [])])["kind"] == "unbound"  # not read back

@@ -305,3 +305,33 @@ def test_a_server_recommendation_prints_requests_and_the_oversubscription():
     answer["stat"] = "p50"
     assert lines(answer)[1].startswith("  latency: conservative p50 (LoadGen early stopping, "
                                        "99% confidence: at least 11 queries")
+
+
+def test_each_server_layout_is_its_own_row(tmp_path):
+    base = point(2, target=20.0, p99=10.0)
+    variants = [base, {**base, "placement": "vm"}, {**base, "instances": 4},
+                {**base, "batch": 8}, {**base, "model": "m2"}, {**base, "engine": "tflite"},
+                {**base, "precision": "int8"}]
+    answer = plan_capacity([server_run(tmp_path, variants)], 100.0, 50.0)
+    rows = [r for c in answer["cohorts"] for r in c["candidates"]]
+    assert sorted((r["placement"], r["instances"], r["batch"], r["model"], r["engine"],
+                   r["precision"]) for r in rows) == sorted([
+        ("pinned", 2, 1, "resnet50", "tf", "fp32"), ("vm", 2, 1, "resnet50", "tf", "fp32"),
+        ("pinned", 4, 1, "resnet50", "tf", "fp32"), ("pinned", 2, 8, "resnet50", "tf", "fp32"),
+        ("pinned", 2, 1, "m2", "tf", "fp32"), ("pinned", 2, 1, "resnet50", "tflite", "fp32"),
+        ("pinned", 2, 1, "resnet50", "tf", "int8")])
+    assert all(r["rates_tried"] == [20.0] for r in rows)
+
+
+def test_a_server_row_takes_the_noise_of_the_rate_it_uses(tmp_path):
+    probes = [point(2, target=20.0, p99=10.0, probe=True),
+              point(2, target=40.0, p99=30.0, probe=True, noisy=True, others_cpu_share=0.05),
+              point(2, target=60.0, p99=80.0, probe=True, samples=700)]
+    (c,) = plan_capacity([server_run(tmp_path, probes)], 100.0, 50.0)["cohorts"]
+    best = c["recommendation"]
+    assert (best["noisy"], best["others_cpu_share"]) == (True, 0.05)
+    assert "measured while other processes used 5% of its CPUs (noisy)" in c["notes"]
+    (c,) = plan_capacity([server_run(tmp_path, probes)], 100.0, 5.0)["cohorts"]
+    (row,) = c["candidates"]  # none kept 5 ms: the highest rate's figures
+    assert (row["latency_ms"], row["latency_estimate"], row["samples"]) == (80.0,
+                                                                            "conservative", 700)
