@@ -108,3 +108,29 @@ def test_a_row_without_a_planning_figure_has_no_servers(tmp_path):
     (row,) = c["candidates"]
     assert {k: row[k] for k in ("servers", "utilisation", "headroom")} == {
         "servers": None, "utilisation": None, "headroom": None}
+
+
+def test_a_simulated_run_decides_on_the_plain_percentile(tmp_path):
+    pts = [point(2, ips=100.0, p99=20.0)]  # plain p99 18 ms, conservative 20 ms
+    r = run(tmp_path, [group(0, "pinned", 2, 100.0, 20.0, cpus_each=4)], points=pts,
+            simulated=True)
+    (c,) = plan_capacity([r], 100.0, 19.0)["cohorts"]
+    best = c["recommendation"]
+    assert (best["latency_ms"], best["latency_estimate"]) == (18.0, "simulated")
+
+
+def test_a_stopped_probe_with_few_queries_misses_rather_than_cannot_decide(tmp_path):
+    probes = [point(2, target=20.0, p99=90.0, probe=True, samples=100, bound_failed=True)]
+    (c,) = plan_capacity([server_run(tmp_path, probes)], 100.0, 50.0)["cohorts"]
+    (row,) = c["candidates"]
+    assert (row["verdict"], row["undecided"]) == ("misses the bound", None)
+
+
+def test_every_reason_a_run_was_left_out_is_named(tmp_path):
+    runs = [run(tmp_path, [group(0, "pinned", 1, 5.0, 1.0, cpus_each=1)], name, engine="null")
+            for name in ("a", "b")]
+    with pytest.raises(UsageError) as raised:
+        plan_capacity(runs, 100.0, 50.0)
+    why = "null engine: it does no inference (it measures the harness itself)"
+    assert str(raised.value) == (f"no run here can support a capacity answer ({tmp_path / 'a'}: "
+                                 f"{why}; {tmp_path / 'b'}: {why})")
