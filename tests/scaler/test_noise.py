@@ -50,7 +50,9 @@ def test_a_busy_loop_on_the_measured_cpu_makes_the_group_noisy():
     assert seen["noisy"] is True
     assert seen["others_cpu_share"] > 0.6  # the loop has the CPU nearly to itself
     assert seen["workers_cpu_share"] < 0.2  # the sleeping worker hardly runs
-    assert seen["window_s"] >= 2.0 and seen["cpus"] == [0]
+    # the meter's window is the coordinator's reading around the workers' 2 s (they begin
+    # together a moment after it starts and stop at their own rule): a few ms either way
+    assert seen["window_s"] >= RULES.min_duration_s - 0.05 and seen["cpus"] == [0]
 
 
 def test_a_quiet_window_is_not_noisy():

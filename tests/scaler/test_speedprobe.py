@@ -158,16 +158,19 @@ def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: P
     return json.loads(run_json.read_text()), lines
 
 
-def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str) -> None:
+def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str | tuple[str, ...]
+                                 ) -> None:
+    figures = (figure,) if isinstance(figure, str) else figure
     groups = run["groups"]
     second = [g for g in groups if g["label"].endswith("(repeat 2/3)")]
     disturbed = second[0]
     probe = disturbed["speed_probe"]
-    assert probe["contended"] and figure in probe["cause"], (probe, lines[-20:])
+    assert probe["contended"] and any(f in probe["cause"] for f in figures), (probe, lines[-20:])
     assert disturbed["superseded"]  # kept in run.json, left out of the point
     assert len(second) >= 2 and second[1]["attempt"] == 1
     assert any(line.startswith("remeasuring pinned x1 batch 1 (repeat 2/3): contended "
-                               "window (") and figure in line for line in lines), lines[-20:]
+                               "window (") and any(f in line for f in figures)
+               for line in lines), lines[-20:]
     (point,) = run["points"]
     assert disturbed["id"] not in point["groups"] and second[-1]["id"] in point["groups"]
     assert point["remeasured"] >= 1
@@ -196,7 +199,8 @@ def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path)
                       CGROUP_V2 / "cgroup.procs", "w") as f:
                 f.write(pid)
         group.rmdir()
-    check_flagged_and_remeasured(run, lines, "chain")
+    # a quota slows whichever kernel spans a throttled period: chain or stream (best of 3 each)
+    check_flagged_and_remeasured(run, lines, ("chain", "stream"))
 
 
 STREAMER = """
