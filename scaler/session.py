@@ -256,7 +256,7 @@ class Session:
             record["speed_probe"]["reference"] = self._reference
         key = points.point_key(record)
         self.groups.append(record)
-        speedprobe.judge(self.groups)  # against the run's best window so far
+        speedprobe.judge(self.groups)  # against the run's idle speed so far
         self._points[key] = points.point_of(
             [g for g in self.groups if points.point_key(g) == key], self.arrays)
         if outcome.interrupted:

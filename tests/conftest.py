@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-# The per-window speed probe re-measures a window that ran >10% below the run's best: on a
+# The per-window speed probe re-measures a window that ran >10% below the run's idle speed: on a
 # machine shared by parallel tests that is most windows, tests counting groups would count
 # re-measures, and every re-measure is a window more. Off for the whole suite (inherited by
 # every CLI child: tests/, tests/faults/ and tests/scaler/ alike); the tests of the probe turn

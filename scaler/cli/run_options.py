@@ -86,7 +86,7 @@ Repeat = Annotated[int, typer.Option(
     "--repeat", help="measure every group this many times, each in fresh workers, "
     "interleaved; figures get a 95% interval")]
 Remeasure = Annotated[int, typer.Option(
-    "--remeasure", help="measure a repeat whose speed probe ran >10% below the run's best "
+    "--remeasure", help="measure a repeat whose speed probe ran >10% below the run's idle speed "
     "(contended) again, up to this many times; every attempt is kept")]
 NoiseLimit = Annotated[float, typer.Option(
     "--noise-limit", help="share of the measured CPUs other processes may use before a group "

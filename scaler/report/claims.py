@@ -47,8 +47,9 @@ def _row(c: dict[str, Any]) -> list[str]:
     cond = badge("noisy", "noisy", "a side was measured while others used > 5% of its CPUs") \
         if c.get("noisy") else ""
     if c.get("contended"):
-        cond += (" " if cond else "") + badge("noisy", "contended", "a side rests on a window "
-                                              "whose speed probe ran > 10% below the run's best")
+        cond += (" " if cond else "") + badge(
+            "noisy", "contended", "a side rests on a window whose speed probe ran > 10% below "
+            "the run's idle speed")
     here, why = measured(c), esc(c.get("note") or "")
     if c.get("against"):
         here += f"<br><small>against {esc(c['against'])}</small>"

@@ -72,7 +72,7 @@ def flags(p: dict[str, Any], doc: dict[str, Any] | None = None) -> str:
                          f"repeats vary by {cv:.0%} (> 5%)" if cv else "repeats vary > 5%"))
     if p.get("contended"):
         out.append(badge("noisy", "contended", "a window's speed probe ran > 10% below the "
-                         "run's best (re-measures kept in run.json)"))
+                         "run's idle speed (re-measures kept in run.json)"))
     if p.get("oversubscribed"):
         out.append(badge("oversub", "oversubscribed", "more instances than cores"))
     if p.get("emulated") or doc.get("emulated"):

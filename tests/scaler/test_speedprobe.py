@@ -55,6 +55,24 @@ def test_windows_are_judged_against_the_runs_best_with_the_figures_as_cause():
     assert speedprobe.line(skipped) == "speed probe: not measured (SCALER_SPEED_PROBE=off)"
 
 
+def test_with_idle_references_a_window_is_judged_against_their_median_not_the_best():
+    """Hand-made: references of the idle CPUs at 100, 100 and 112 M ops/s (median 100); a
+    window at 91 is 9% below the median (clean) though 19% below the best reference; one at
+    89 is 11% below it (contended), and the cause names the idle speed."""
+    def with_ref(chain: float, ref: float):
+        w = window(chain, 10)
+        w["speed_probe"]["reference"] = {"per_cpu": {"0": {"chain_mops": ref,
+                                                          "stream_gbps": 10}}}
+        return w
+
+    runs = [with_ref(100, 100), with_ref(91, 112), with_ref(89, 100)]
+    speedprobe.judge(runs)
+    assert [r["speed_probe"]["contended"] for r in runs] == [False, False, True]
+    assert runs[1]["speed_probe"]["chain_mops_of_best"] == 0.91
+    assert runs[2]["speed_probe"]["cause"] == ("chain 89 M dependent ops/s is 11% below the "
+                                               "run's idle speed 100")
+
+
 def test_the_slowest_cpu_and_edge_decides():
     two = {"status": "complete", "speed_probe": {"edges": [
         {"per_cpu": {"0": {"chain_mops": 100, "stream_gbps": 5}, "1": {"chain_mops": 60,
