@@ -73,6 +73,20 @@ def test_with_idle_references_a_window_is_judged_against_their_median_not_the_be
                                                "run's idle speed 100")
 
 
+def test_a_group_whose_own_runtimes_spin_is_not_judged():
+    """Hand-made: a model-zoo group's edges read 88% below (its own ORT pools spin between
+    queries on the probed CPUs): recorded, not contended, and not the run's baseline either;
+    a tuned group at the same figure is contended."""
+    spun = {**window(100, 3.6), "threading": "model-zoo"}
+    tuned = {**window(100, 3.6), "threading": "tuned"}
+    runs = [window(100, 31), spun, tuned]
+    speedprobe.judge(runs)
+    assert not spun["speed_probe"]["contended"] and "spin" in spun["speed_probe"]["not_judged"]
+    assert speedprobe.remeasure_cause(spun) is None
+    assert tuned["speed_probe"]["contended"] and "stream 3.6" in tuned["speed_probe"]["cause"]
+    assert "not judged (threading model-zoo" in speedprobe.line(spun)
+
+
 def test_the_slowest_cpu_and_edge_decides():
     two = {"status": "complete", "speed_probe": {"edges": [
         {"per_cpu": {"0": {"chain_mops": 100, "stream_gbps": 5}, "1": {"chain_mops": 60,
