@@ -51,16 +51,19 @@ def test_the_search_always_answers(log_service, bound_factor, n):
     if found["peak_qps"] is not None:
         peak, bad = found["peak_qps"], found["first_failing_qps"]
         assert (peak, True) in probes and (bad, False) in probes
-        assert peak < bad and (bad - peak) / peak <= PRECISION + 1e-6
+        # rates are kept to 1/1000 qps: at a few qps that rounding is a part in a thousand
+        assert peak < bad and (bad - peak) / peak <= PRECISION + 1e-3 / peak + 1e-6
         assert peak <= 1.1 * capacity  # no queue holds a bound beyond capacity
         assert bound_factor > 1.0  # a request alone takes the service time
     else:
         floor = min(floor_qps(bound_ms), found["start_qps"])  # a start under it is the floor
-        assert found["floor_qps"] == pytest.approx(floor, rel=1e-3)
-        assert found["lowest_qps"] == pytest.approx(floor, rel=1e-3)
+        assert found["floor_qps"] == pytest.approx(floor, rel=1e-3, abs=1e-3)  # to 1/1000
+        assert found["lowest_qps"] == pytest.approx(floor, rel=1e-3, abs=1e-3)
         assert all(not ok for _, ok in probes)
         low = found["lowest_latency_ms"]
-        assert low is not None and low >= min(service_ms, bound_ms)  # what failed it
+        # what failed it; None when the lowest probe stopped before enough requests ended
+        # for its percentile (the search then says the latency is unknown)
+        assert low is None or low >= min(service_ms, bound_ms)
     if bound_factor >= 3.0:  # at one request per bound-length a request rarely waits
         assert found["peak_qps"] is not None
 
