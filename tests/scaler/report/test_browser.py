@@ -90,8 +90,10 @@ def test_a_report_with_a_prediction_and_mixed_inputs_renders(predicted, chromium
     page = render(chromium, predicted, shot)
     check_page(page, shot, figures_at_least=10)
     assert page["sections"][SECTION_IDS.index("prediction")]["title"].endswith("2s28c2t")
-    # the study section simulated on --machine from the suite's styled run (its read-back
-    # stacks the null instances: structural, not a matter of speed), with the terms' split
+    # the study section simulated on --machine from the suite's styled run, with the terms'
+    # split. Whether the null instances' read-back shows them stacked was not structural after
+    # all: one fresh-clone run of 2026-12-07 read none stacked ("stack_cost=0 (assumed)");
+    # left open (issue 26 note), so only the split's presence is asserted here
     assert "Simulated on 2s28c2t at N=8: vm over the study's bare metal " in page["study"]
     assert "; over tuned bare metal " in page["study"]
-    assert "read back stacked in " in page["study"] and "stack_cost" in page["study"]
+    assert "stack_cost" in page["study"]
