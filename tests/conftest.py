@@ -18,6 +18,11 @@ import pytest
 # every CLI child: tests/, tests/faults/ and tests/scaler/ alike); the tests of the probe turn
 # it on for their own runs (tests/scaler/test_speedprobe.py).
 os.environ.setdefault("SCALER_SPEED_PROBE", "off")
+# A run's automatic figures (matplotlib's import and a PNG: 1.2 s of CPU, more than a short
+# test run measures) are left out of every test's runs; the tests of the figures turn them on
+# (tests/scaler/cli/test_run.py, test_predict.py, test_simulate_server.py; scaler plot and the
+# report draw their own figures and are tested as they are).
+os.environ.setdefault("SCALER_PLOTS", "off")
 
 
 @pytest.fixture(scope="session")

@@ -217,10 +217,11 @@ def _run(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
             continue  # stopped before its first save
         run = results.load_run(session.path)
         runs[session.settings.experiment or session.scenario] = run
-        try:
-            plots.save_figures(plots.figures_for([run]), run.path)
-        except Exception as exc:  # a plot must never cost the measurement
-            err(f"scaler: warning: plots of {run.path} failed: {exc}")
+        if plots.automatic():
+            try:
+                plots.save_figures(plots.figures_for([run]), run.path)
+            except Exception as exc:  # a plot must never cost the measurement
+                err(f"scaler: warning: plots of {run.path} failed: {exc}")
         summary = run.doc["summary"]
         if suite is not None:
             summary_all[session.settings.experiment or session.scenario] = summary

@@ -44,10 +44,11 @@ def command(calibration: list[Any], given: dict[str, float], machine: str | None
     doc = run_document(run, topo, source, requested)
     doc["searches"] = searches
     path, summary = save(doc, out)
-    try:
-        plots.save_figures(plots.figures_for([results.load_run(path)]), path)
-    except Exception as exc:  # a plot must never cost the result
-        err(f"scaler: warning: plots of {path} failed: {exc}")
+    if plots.automatic():
+        try:
+            plots.save_figures(plots.figures_for([results.load_run(path)]), path)
+        except Exception as exc:  # a plot must never cost the result
+            err(f"scaler: warning: plots of {path} failed: {exc}")
     if as_json:
         emit_json({**summary, "searches": searches, "model_parameters": {
             k: {"value": model.values[k], "source": model.sources[k]} for k in model.values}})

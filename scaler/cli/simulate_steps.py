@@ -99,10 +99,11 @@ def simulate_runs(calibration: list[Any], given: dict[str, float], machine: str 
     if explanations:
         doc["explanations"] = explanations
     path, summary = sweep.save(doc, out)
-    try:
-        plots.save_figures(plots.figures_for([results.load_run(path)]), path)
-    except Exception as exc:  # a plot must never cost the result
-        err(f"scaler: warning: plots of {path} failed: {exc}")
+    if plots.automatic():
+        try:
+            plots.save_figures(plots.figures_for([results.load_run(path)]), path)
+        except Exception as exc:  # a plot must never cost the result
+            err(f"scaler: warning: plots of {path} failed: {exc}")
     if as_json:
         emit_json({**summary, "model_parameters": {
             k: {"value": model.values[k], "source": model.sources[k]} for k in model.values},

@@ -9,6 +9,7 @@ virtualization) are not timing results: they are refused beside real ones unless
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,19 @@ from scaler.results import Run
 from scaler.summaries import doc_points
 
 # the figures and helpers callers import from scaler.plots
-__all__ = ["FORMATS", "figures_for", "latency_cdf_figure", "latency_figure", "machine_name",
-           "multistream_figure", "parse_formats", "placement_color", "run_labels",
+__all__ = ["FORMATS", "automatic", "figures_for", "latency_cdf_figure", "latency_figure",
+           "machine_name", "multistream_figure", "parse_formats", "placement_color", "run_labels",
            "save_figures", "scaling_figure", "server_figure", "throughput_figure"]
 
 FORMATS = ("png", "svg", "pdf")
+
+
+def automatic() -> bool:
+    """Whether a command that writes a run also draws its figures into the run's folder:
+    not where ``SCALER_PLOTS=off`` (scripts of many runs, and the test suite: matplotlib's
+    import and a PNG cost a short run more than its measurement); ``scaler plot`` draws them
+    later from run.json alike."""
+    return os.environ.get("SCALER_PLOTS", "").lower() != "off"
 
 
 def figures_for(runs: list[Run], allow_emulated: bool = False,

@@ -60,7 +60,9 @@ def test_fit_json(capsys, runs):
     assert code == 0 and "lambda" in out and "R²" in out
 
 
-def test_simulate_scaling_json_is_the_scaling_summary_plus_simulated(capsys, runs, tmp_path):
+def test_simulate_scaling_json_is_the_scaling_summary_plus_simulated(capsys, runs, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("SCALER_PLOTS", "on")  # off for the suite (tests/conftest.py)
     code, out, _ = call(capsys, "simulate", runs["scaling"].path, runs["solo"].path,
                         "--machine", "2s4c2t", "--instances", "1-3", "--placement",
                         "shared,pinned,vm", "--queries", "5000", "--out", tmp_path, "--json")

@@ -21,7 +21,8 @@ SHORT = ["--min-duration", "1", "--min-queries", "5", "--warmup", "0.2"]
 
 def test_scaling_shared_and_pinned_json(tmp_path):
     r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned",
-                   "--model", "tiny", *SHORT, "--out", str(tmp_path), "--json")
+                   "--model", "tiny", *SHORT, "--out", str(tmp_path), "--json",
+                   env={"SCALER_PLOTS": "on"})  # off for the suite (tests/conftest.py)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert Path(summary["run"]).is_dir()
@@ -200,6 +201,9 @@ def test_results_go_to_stdout_and_progress_to_stderr(tmp_path):
     assert r.stdout.startswith("latency: null fp32") and "latency: mean" in r.stdout
     assert "starting workers" in r.stderr and "starting workers" not in r.stdout
     assert "[1/1] shared x1 batch 1" in r.stderr  # the sweep says where it is
+    # SCALER_PLOTS=off (the suite's default, tests/conftest.py) leaves the figures out; the
+    # first test of this file draws them with it on
+    assert list(tmp_path.rglob("run.json")) and not list(tmp_path.rglob("*.png"))
 
 
 def test_version_and_rule_defaults_in_help():

@@ -22,7 +22,8 @@ def test_simulate_server_on_a_bigger_machine_writes_a_server_run(tmp_path):
     r = scaler_cmd("simulate", *map(str, CALIBRATION), "--scenario", "server",
                    "--machine", "2s28c2t", "--placement", "shared,pinned",
                    "--instances", "1,2", "--latency-bound-ms", "2000", "--out",
-                   str(tmp_path), "--json", timeout=600)
+                   str(tmp_path), "--json", timeout=600,
+                   env={"SCALER_PLOTS": "on"})  # off for the suite (tests/conftest.py)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["scenario"] == "server" and summary["simulated"] is True
