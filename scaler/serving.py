@@ -42,6 +42,7 @@ from scaler.coordinator import (
     WorkerFailed,
     WorkerPool,
     release_workers,
+    speed_edge,
     start_workers,
 )
 from scaler.noise import WindowProbe
@@ -135,8 +136,13 @@ async def serve_group(requests: list[WorkerRequest], rules: RunRules, target: Ta
     try:
         await start_workers(requests, target, workers, outcome, rules, on_event, pool)
         if all(i.status == "ready" for i in outcome.instances):
-            live = [w for w in workers if w is not None]
-            await _serve(live, outcome, rules, rate_qps, count, seed, policy, on_event, probe)
+            edges = outcome.speed_probe.setdefault("edges", [])
+            if probe is not None:  # the speed probe: the workers idle on both edges
+                edges.append(await speed_edge(probe.cpus))
+            await _serve([w for w in workers if w is not None], outcome, rules, rate_qps,
+                         count, seed, policy, on_event, probe)
+            if probe is not None:
+                edges.append(await speed_edge(probe.cpus))
     except asyncio.CancelledError:
         outcome.interrupted = True
         on_event("interrupted")
@@ -330,9 +336,8 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
 
 
 async def _until_done(ended: asyncio.Event, deadline: float, outcome: ServeOutcome) -> None:
-    """Wait until every request is done or the run must end; the backlog gets until
-    ``deadline`` (loop time: the drain time after the last arrival; a rate far over
-    capacity never drains: that is its answer)."""
+    """Wait until every request is done or until ``deadline`` (loop time: the drain time
+    after the last arrival; a rate far over capacity never drains: that is its answer)."""
     try:
         async with asyncio.timeout_at(deadline):
             await ended.wait()

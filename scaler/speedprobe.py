@@ -283,9 +283,11 @@ def line(record: dict[str, Any]) -> str | None:
         return f"speed probe: not measured ({why})"
     verdict = (f"CONTENDED: {p['cause']}" if p.get("contended") else
                f"not judged ({p['not_judged']})" if p.get("not_judged") else "clean")
+    # ``*_of_best``: the share of what the window was judged against (the run's idle speed;
+    # its best window in runs without idle references: the key keeps its first name)
     return (f"speed probe: chain {chain:g} M ops/s ({p.get('chain_mops_of_best', 1):.0%} of "
-            f"best), stream {stream:g} GB/s ({p.get('stream_gbps_of_best', 1):.0%} of best), "
-            f"{verdict}")
+            f"the run's speed), stream {stream:g} GB/s ({p.get('stream_gbps_of_best', 1):.0%} "
+            f"of the run's speed), {verdict}")
 
 
 def window_lines(doc: dict[str, Any]) -> list[str]:

@@ -143,13 +143,20 @@ def set_quota(group: Path, kind: str, on: bool) -> None:
         (group / "cpu.max").write_text("1000 10000" if on else "max 10000")
 
 
-def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: Path | None
-                  ) -> tuple[dict, list[str]]:
-    """Run ``scaler scaling`` with 3 repeats; call ``disturb()`` when the second repeat's
-    workers start and ``undisturb()`` when the tool says it re-measures (or at the end)."""
+# a closed-loop group on one CPU, and an open-loop one (the server scenario, on the machine's
+# CPUs: 5 requests at 4 qps, judged on the mean: no percentile needs more requests)
+SCALING = ["scaling", "--cores-per-instance", "1"]
+SERVER = ["server", "--target-qps", "4", "--stat", "mean"]
+
+
+def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: Path | None,
+                  scenario: list[str] = SCALING) -> tuple[dict, list[str]]:
+    """Run ``scaler scaling`` (or ``scenario``) with 3 repeats; call ``disturb()`` when the
+    second repeat's workers start and ``undisturb()`` when the tool says it re-measures (or
+    at the end)."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "scaler", "scaling", "--engine", "null", "--placement",
-           "pinned", "--instances", "1", "--cores-per-instance", "1", "--repeat", "3",
+    cmd = [sys.executable, "-m", "scaler", *scenario, "--engine", "null", "--placement",
+           "pinned", "--instances", "1", "--repeat", "3",
            "--remeasure", "2", "--min-duration", "1", "--min-queries", "5", "--warmup", "0",
            "--no-lock",
            "--out", str(out), *args]
@@ -190,8 +197,8 @@ def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: P
     return json.loads(run_json.read_text()), lines
 
 
-def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str | tuple[str, ...]
-                                 ) -> None:
+def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str | tuple[str, ...],
+                                 who: str = "pinned x1 batch 1") -> None:
     figures = (figure,) if isinstance(figure, str) else figure
     groups = run["groups"]
     second = [g for g in groups if g["label"].endswith("(repeat 2/3)")]
@@ -200,12 +207,16 @@ def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str | tupl
     assert probe["contended"] and any(f in probe["cause"] for f in figures), (probe, lines[-20:])
     assert disturbed["superseded"]  # kept in run.json, left out of the point
     assert len(second) >= 2 and second[1]["attempt"] == 1
-    assert any(line.startswith("remeasuring pinned x1 batch 1 (repeat 2/3): contended "
-                               "window (") and any(f in line for f in figures)
-               for line in lines), lines[-20:]
+    assert any(line.startswith(f"remeasuring {who} (repeat 2/3): contended window (")
+               and any(f in line for f in figures) for line in lines), lines[-20:]
+    assert all(len(g["speed_probe"]["edges"]) == 2 for g in groups)  # both edges, each window
     (point,) = run["points"]
     assert disturbed["id"] not in point["groups"] and second[-1]["id"] in point["groups"]
     assert point["remeasured"] >= 1
+    if who.endswith("qps"):  # served: the same arrivals again (one seed a repeat)
+        assert second[-1]["seed"] == disturbed["seed"]
+        assert second[-1]["status"] == "complete" and second[-1]["valid"]
+        return
     # the figure kept for the disturbed repeat agrees with an undisturbed repeat's (the
     # first or the third, whichever is nearer: the machine is shared while tests run)
     final = second[-1]["throughput_ips"]
@@ -216,14 +227,17 @@ def check_flagged_and_remeasured(run: dict, lines: list[str], figure: str | tupl
 
 
 @pytest.mark.timeout(400)
-def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path):
+@pytest.mark.parametrize("scenario", ["scaling", "server"])
+def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path, scenario):
+    """A closed-loop window and an open-loop (served) one alike."""
     found = quota_cgroup(f"scaler-probe-test-{os.getpid()}")
     if isinstance(found, str):
         pytest.skip(found)
     group, _, kind = found
+    command = SERVER if scenario == "server" else SCALING
     try:
         run, lines = run_disturbed(tmp_path, [], lambda: set_quota(group, kind, True),
-                                   lambda: set_quota(group, kind, False), group)
+                                   lambda: set_quota(group, kind, False), group, command)
     finally:
         set_quota(group, kind, False)
         for pid in (group / "cgroup.procs").read_text().split():  # our children, if any
@@ -232,7 +246,9 @@ def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path)
                 f.write(pid)
         group.rmdir()
     # a quota slows whichever kernel spans a throttled period: chain or stream (best of 3 each)
-    check_flagged_and_remeasured(run, lines, ("chain", "stream"))
+    check_flagged_and_remeasured(run, lines, ("chain", "stream"),
+                                 "pinned x1 at 4 qps" if scenario == "server" else
+                                 "pinned x1 batch 1")
 
 
 STREAMER = """
