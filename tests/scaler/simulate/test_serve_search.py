@@ -64,7 +64,11 @@ def test_the_search_always_answers(log_service, bound_factor, n):
         # what failed it; None when the lowest probe stopped before enough requests ended
         # for its percentile (the search then says the latency is unknown)
         assert low is None or low >= min(service_ms, bound_ms)
-    if bound_factor >= 3.0:  # at one request per bound-length a request rarely waits
+    # at the floor (one request per bound-length) the load is S/B: from a bound of 5 service
+    # times up a request rarely waits and the floor passes; at 3.0-3.5 (n=1) the conservative
+    # p99 of 1500 requests at a load of 1/3 is over the bound (found by a fresh hypothesis
+    # database: service 1 ms, bound 3 ms; scanned in steps of 0.1 up to 6: 3.6 and up pass)
+    if bound_factor >= 5.0:
         assert found["peak_qps"] is not None
 
 
