@@ -62,13 +62,17 @@ def tiny_model(size: int = MATRIX, seed: int = 0) -> bytes:
 
 def gap_series(style: str, threads: int, gaps_ms: tuple[float, ...], repeats: int,
                seed: int = 0) -> dict[str, Any]:
-    """In this process: per repeat, the CPU per pool thread (ms) over each gap (ms)."""
+    """In this process, confined to one CPU of each of ``threads`` physical cores (the
+    window is per thread; a few threads keep every one of them woken by each run): per
+    repeat, the CPU per pool thread (ms) over each gap (ms)."""
     import numpy as np
     import onnxruntime as ort
 
     from scaler.engines import ort_threading
 
-    plan = ort_threading.plan_threads(style, threads, 1)
+    cores = ort_threading.allowed_cores(os.sched_getaffinity(0))[:threads]
+    os.sched_setaffinity(0, {cpus[0] for _, cpus in cores})
+    plan = ort_threading.plan_threads(style, len(cores), 1)
     session = ort.InferenceSession(tiny_model(), ort_threading.session_options(plan),
                                    providers=["CPUExecutionProvider"])
     pool = plan.intra_op_threads - 1
@@ -96,14 +100,14 @@ def gap_series(style: str, threads: int, gaps_ms: tuple[float, ...], repeats: in
             "config": plan.config, "series": series}
 
 
-def measure(style: str = "defaults", threads: int | None = None,
+def measure(style: str = "defaults", threads: int = 2,
             gaps_ms: tuple[float, ...] = GAPS_MS, repeats: int = REPEATS,
             timeout_s: float = 120.0) -> dict[str, Any]:
-    """Measure ``style``'s spin window in a child process; the series and the window
-    (``spinwindow.summarize`` over the repeats, fitted on the measured wall gaps)."""
+    """Measure ``style``'s spin window in a child process on ``threads`` cores; the series
+    and the window (``spinwindow.summarize`` over the repeats, fitted on the measured wall
+    gaps)."""
     from scaler import spinwindow
 
-    threads = threads or len(os.sched_getaffinity(0))
     cmd = [sys.executable, "-m", "scaler.engines.ort_spin", "--child", style, str(threads),
            str(repeats), ",".join(f"{g:g}" for g in gaps_ms)]
     try:

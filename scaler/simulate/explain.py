@@ -161,9 +161,12 @@ def _whence(model: InstanceModel, name: str, style: str, terms: Any,
             given = terms.given_window()
             src = "given" if given is not None else own["source"] if own else "assumed"
             text = spin_at[1] if spin_at else ""
+            ident = terms.calibration.get("spin_window_identified")
             return (src, spin_at[2] if spin_at else None,
                     f"{style} spins (read-back idle spin share {share:.2%}, median of "
-                    f"{count} instance(s)); on the baseline at this N: {text}")
+                    f"{count} instance(s)); on the baseline at this N: {text}"
+                    + ("" if ident in (True, None) else "; the window's cut is not "
+                       f"identified on the calibration runs: {ident}"))
         src = terms.sources["stack_cost"]
         return (src, terms.intervals.get("stack_cost") if src == "measured" else None,
                 "fitted on the styles' groups" if src == "measured" else

@@ -345,10 +345,10 @@ def calibrate_terms(runs: list[Any], base: InstanceModel,
     return StyleTerms(values, sources, intervals, shares, counts, stacked, {
         "groups": groups, "rms_log_error": rms,
         "spin_window_cuts": len(cut),
-        "spin_window_identified": bool(cut) or "not on these runs: no measured group's wait "
-        "takes more CPU than its runtime's window, so every waiting thread spun through its "
-        "waits here; the window acts only where a wait takes more (e.g. many instances "
-        "stacked on a large machine, or a short window given with --assume)",
+        "spin_window_identified": bool(cut) or "no measured group's wait takes more CPU "
+        "than its runtime's window, so every waiting thread spun through its waits here; "
+        "the window acts only where a wait takes more (many instances stacked on a large "
+        "machine, or a short window given with --assume)",
         "not_measured": {n: WHY_NOT[n] for n in TERMS if sources[n] == "assumed"},
         "assumed_values_from": {n: ASSUMED[n] for n in TERMS if sources[n] == "assumed"}},
         windows=spun)
@@ -394,5 +394,5 @@ def term_lines(terms: StyleTerms, style: str) -> list[str]:
                   "every wait: the upper bound)"))
     ident = terms.calibration.get("spin_window_identified")
     if terms.spin(style) and ident is not True and ident is not None:
-        out.append(f"  the window's effect is identified {ident}")
+        out.append(f"  the window's cut is not identified on these runs: {ident}")
     return out

@@ -27,6 +27,7 @@ from scaler.simulate.terms import (
     predict_ips,
     stack_factors,
     styled_layout,
+    term_lines,
     threads_per_cpu,
 )
 from tests.scaler.simulate.conftest import (
@@ -181,7 +182,10 @@ def test_terms_the_groups_cannot_tell_stay_assumed(hand):
     only_one = calibrate_terms([hand], make_model(), keep=lambda g: g["instances"] == 1)
     assert only_one.sources == {"spin_window_ms": "assumed", "stack_cost": "assumed"}
     assert set(only_one.calibration["not_measured"]) == {"spin_window_ms", "stack_cost"}
-    assert "not on these runs" in only_one.calibration["spin_window_identified"]
+    assert "no measured group's wait" in only_one.calibration["spin_window_identified"]
+    text = "\n".join(term_lines(only_one, "model-zoo"))
+    assert "the window's cut is not identified on these runs" in text
+    assert "read back: at least 30 ms" in text
     given = calibrate_terms([hand], make_model(), given={"stack_cost": 0.3})
     assert given.sources["stack_cost"] == "given" and given.values["stack_cost"] == 0.3
     # a window given for the simulated runtime leaves the measured groups on their own
