@@ -96,7 +96,8 @@ def gap_series(style: str, threads: int, gaps_ms: tuple[float, ...], repeats: in
             cpu.append(((p1 - p0) - (t1 - t0)) * 1000.0 / pool)
             wall.append((w1 - w0) * 1000.0)
         series.append({"gaps_ms": gaps, "wall_ms": wall, "cpu_per_pool_thread_ms": cpu})
-    return {"style": style, "intra_op_threads": plan.intra_op_threads, "pool_threads": pool,
+    return {"style": style, "version": ort.__version__,
+            "intra_op_threads": plan.intra_op_threads, "pool_threads": pool,
             "config": plan.config, "series": series}
 
 
@@ -107,7 +108,12 @@ def measure(style: str = "defaults", threads: int = 2,
     and the window (``spinwindow.summarize`` over the repeats, fitted on the measured wall
     gaps)."""
     from scaler import spinwindow
+    from scaler.engines.ort_threading import STYLES
 
+    if style not in STYLES:
+        raise ValueError(f"unknown threading style {style!r}: choose from {', '.join(STYLES)}")
+    if repeats < 1 or len(set(gaps_ms)) < 2 or min(gaps_ms) <= 0:
+        raise ValueError("a spin measurement needs 1+ repeats and 2+ positive gap lengths")
     cmd = [sys.executable, "-m", "scaler.engines.ort_spin", "--child", style, str(threads),
            str(repeats), ",".join(f"{g:g}" for g in gaps_ms)]
     try:
@@ -122,9 +128,7 @@ def measure(style: str = "defaults", threads: int = 2,
     raw = json.loads(done.stdout)
     fit = spinwindow.summarize([(r["wall_ms"], r["cpu_per_pool_thread_ms"])
                                 for r in raw["series"]])
-    import onnxruntime as ort
-
-    return {"schema": SCHEMA, "runtime": "onnxruntime", "version": ort.__version__,
+    return {"schema": SCHEMA, "runtime": "onnxruntime",
             "method": "CPU per pool thread over idle gaps after a run; knee of "
                       "rate x min(gap, window) per repeat (scaler.spinwindow)",
             "source": "EigenNonBlockingThreadPool.h ThreadPoolTempl::WorkerLoop: 2^20 "

@@ -2,7 +2,7 @@
 instances only for min(wait, window) of each wait.
 
 A spinning runtime's pool thread spins a bounded time, then blocks: ONNX Runtime 2^20
-pause iterations (``ThreadPoolTempl::WorkerLoop``; about 35 ms of CPU on the Xeon this was
+pause iterations (``ThreadPoolTempl::WorkerLoop``; 30-35 ms of CPU on the Xeon this was
 built on, measured by ``scaler.engines.ort_spin``), OpenMP ``KMP_BLOCKTIME`` ms (200 by
 default, 1 under Intel Model Zoo's launcher).
 

@@ -49,3 +49,11 @@ def test_a_foreign_file_is_refused(tmp_path):
         ort_spin.load(bad)
     with pytest.raises(ValueError, match="cannot read"):
         ort_spin.load(tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("argv,needle", [(["--styles", "warp"], "unknown threading style"),
+                                         (["--repeats", "0"], "1+ repeats")])
+def test_bad_input_is_one_line_exit_2(argv, needle):
+    done = subprocess.run([sys.executable, "-m", "scaler.engines.ort_spin", *argv],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and needle in done.stderr
