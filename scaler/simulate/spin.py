@@ -84,6 +84,20 @@ def windowed(v: dict[str, float], layout: Any) -> dict[str, float]:
     return {**v, "spin": v["spin"] * fraction(window, wait_cpu_ms(layout))}
 
 
+def readback_shares(runs: list[Any], style_of: Any
+                    ) -> tuple[dict[str, float], dict[str, int]]:
+    """Per style, the median read-back idle spin share of its instances, and how many."""
+    shares: dict[str, list[float]] = {}
+    for run in runs:
+        for g in run.doc.get("groups", []):
+            for inst in g.get("per_instance") or ():
+                share = (inst.get("spin") or {}).get("share")
+                if share is not None and not g.get("simulated"):
+                    shares.setdefault(style_of(g), []).append(float(share))
+    return ({s: statistics.median(x) for s, x in shares.items()},
+            {s: len(x) for s, x in shares.items()})
+
+
 def readback_windows(runs: list[Any], style_of: Any) -> dict[str, dict[str, Any]]:
     """Per spinning style: the most CPU one pool thread (a compute thread other than the
     caller) spun over the read-back idle gap, in ms, over the style's instances (a lower

@@ -34,7 +34,6 @@ to the core's first CPU (every unpinned instance on the same CPUs), ``defaults``
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +59,7 @@ from scaler.simulate.spin import (
     wait_cpu_ms,
     windowed,
 )
+from scaler.simulate.spin import readback_shares as spin_shares
 
 TUNED = "tuned"
 STACKING_STYLES = ("model-zoo",)  # styles that bind thread k of every instance to core k
@@ -276,15 +276,7 @@ def _observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None
 
 def readback_shares(runs: list[Any]) -> tuple[dict[str, float], dict[str, int]]:
     """Per style, the median read-back idle spin share of its instances, and how many."""
-    shares: dict[str, list[float]] = {}
-    for run in runs:
-        for g in run.doc.get("groups", []):
-            for inst in g.get("per_instance") or ():
-                share = (inst.get("spin") or {}).get("share")
-                if share is not None and not g.get("simulated"):
-                    shares.setdefault(style_of(g), []).append(float(share))
-    return ({s: statistics.median(x) for s, x in shares.items()},
-            {s: len(x) for s, x in shares.items()})
+    return spin_shares(runs, style_of)
 
 
 def calibrate_terms(runs: list[Any], base: InstanceModel,
