@@ -27,7 +27,7 @@ e.g. 1 for the study's OpenMP under the Model Zoo launcher: used for simulated l
 for the calibration groups, which ran their own runtime), a file of
 ``scaler.engines.ort_spin`` (measured here, with its spread over repeats), or the runs'
 read-back (the most CPU a pool thread spun over the worker's one 0.1 s idle gap after
-warm-up: at least the window's CPU when the gap's CPU share cut the spin short). Without any,
+warm-up: a lower bound of the window where the gap's CPU share cut the spin short). Without any,
 a spinning thread spins through every wait (spin 1, the upper bound), and the split says so.
 """
 
