@@ -48,11 +48,14 @@ SIMULATE_HELP = "\n\n".join([
     "with its value, 95% interval and source (measured, or assumed with its citation).",
     "With --threading model-zoo (or defaults) every simulated instance runs that style, "
     "calibrated from the runs' groups of it (scaler scaling --threading tuned,model-zoo): "
-    "the base model is fitted on the tuned groups; a style's spin is its read-back idle "
-    "spin share times spin_scale, and under model-zoo thread k of every instance is bound "
-    "to core k's first CPU (stacked: SMT siblings idle, no balancing) with stack_cost for "
-    "the barrier stragglers, both fitted on the styles' groups. The split then has the "
-    "terms stacking, stack_cost and spin.",
+    "the base model is fitted on the tuned groups; a spinning style's threads spin through "
+    "a wait only for their runtime's window (--spin-window, else read back), which a wait "
+    "of (q - 1) scheduler slices on CPUs holding q threads may outlast, and under "
+    "model-zoo thread k of every instance is bound to core k's first CPU (stacked: SMT "
+    "siblings idle, no balancing) with stack_cost for the barrier stragglers, fitted on the "
+    "styles' groups. The split then has the terms stacking, stack_cost and spin. "
+    "--assume spin_window_ms=1 simulates the study's OpenMP under Model Zoo's "
+    "KMP_BLOCKTIME=1 (the runs keep their own runtime's window).",
     "Not modelled: time-slice quanta (the latency spread of oversubscribed layouts), "
     "interconnect topology beyond one cross-node load, and host noise present while "
     "calibrating.",
@@ -124,7 +127,13 @@ def simulate(
         "--repeat", help="server: simulated repeats per probe, pooled as measured")] = 1,
     assume: Annotated[list[str] | None, typer.Option(
         "--assume", help="set a model parameter, NAME=VALUE (e.g. smt_gain=0.2; with "
-        "runs of several --threading styles also stack_cost or spin_scale)")] = None,
+        "runs of several --threading styles also stack_cost, or spin_window_ms: the "
+        "simulated runtime's spin window, e.g. 1 for OpenMP under Model Zoo's "
+        "KMP_BLOCKTIME=1)")] = None,
+    spin_window: Annotated[Path | None, typer.Option(
+        "--spin-window", help="with --threading: the runtime's spin windows measured here "
+        "(python -m scaler.engines.ort_spin --out FILE); default: the runs' read-back")]
+    = None,
     queries: Annotated[int | None, typer.Option(
         "--queries", help="simulated queries per point (default 200000; multistream "
         "20000 per probe)")] = None,
@@ -146,6 +155,7 @@ def simulate(
         from scaler.settings import check_positive, parse_instances
 
         given = _assumptions(assume or [])
+        windows = _windows(spin_window)
         if scenario == "server":
             check_positive("--batch", batch)
             check_positive("--repeat", repeat)
@@ -226,7 +236,7 @@ def simulate(
 
             validate_runs([r for r in held if id(r) in usable],
                           [r for r in extra if id(r) in usable], calibrate_on, queries, seed,
-                          given, json)
+                          given, json, windows)
             return
         if calibration:
             calibration = one_kind(calibration, "simulate", err)
@@ -245,7 +255,7 @@ def simulate(
 
         simulate_runs(calibration, given, machine, topology, sysfs_root, scenario, counts,
                       placements, smt, latency_bound_ms, stat, fps, max_batch, queries, seed,
-                      out, json, cores_per_instance, oversubscribe, style)
+                      out, json, cores_per_instance, oversubscribe, style, windows)
 
 
 def _count(items: list[Any], what: str) -> str:
@@ -288,6 +298,19 @@ def _assumptions(items: list[str]) -> dict[str, float]:
         if not sep:
             raise UsageError(f"bad --assume {item!r}: expected NAME=NUMBER, e.g. smt_gain=0.2")
     return given
+
+
+def _windows(path: Path | None) -> dict[str, Any] | None:
+    """The ``ort_spin`` measurement at ``path`` (None without one)."""
+    if path is None:
+        return None
+    from scaler.engines.ort_spin import load
+    from scaler.errors import UsageError
+
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise UsageError(f"--spin-window: {exc}") from exc
 
 
 def _placements(text: str) -> tuple[str, ...]:

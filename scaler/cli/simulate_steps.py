@@ -12,15 +12,15 @@ from scaler.cli.common import emit_json, err
 
 
 def validate_runs(runs: list[Any], extra: list[Any], calibrate_on: str | None,
-                  queries: int | None, seed: int, given: dict[str, float], as_json: bool
-                  ) -> None:
+                  queries: int | None, seed: int, given: dict[str, float], as_json: bool,
+                  windows: dict[str, Any] | None = None) -> None:
     """Hold-out validation: per ``--threading`` style when the runs hold several."""
     from scaler.settings import parse_instances
     from scaler.simulate import stylecheck, validate
 
     split = parse_instances(calibrate_on) if calibrate_on else None
     if stylecheck.styled([*runs, *extra]):  # runs of several --threading styles
-        report, model, terms = stylecheck.validate_styles(runs, extra, split, given)
+        report, model, terms = stylecheck.validate_styles(runs, extra, split, given, windows)
         if as_json:
             emit_json(report)
             return
@@ -49,7 +49,7 @@ def simulate_runs(calibration: list[Any], given: dict[str, float], machine: str 
                   bound: float, stat: str, fps: float | None, max_batch: int,
                   queries: int | None, seed: int, out: Path, as_json: bool,
                   cores_per_instance: int | None = None, oversubscribe: bool = False,
-                  style: str = "tuned") -> None:
+                  style: str = "tuned", windows: dict[str, Any] | None = None) -> None:
     """Calibrate (the base model and, with styled runs, the style terms), simulate the
     sweep under ``style``, save it, and print it with the split of its ratio."""
     from scaler import plots, results, summaries
@@ -60,7 +60,7 @@ def simulate_runs(calibration: list[Any], given: dict[str, float], machine: str 
 
     terms = None
     if stylecheck.styled(calibration):  # the base model on the tuned groups alone
-        model, terms = stylecheck.calibrate_styled(calibration, given=given)
+        model, terms = stylecheck.calibrate_styled(calibration, given=given, windows=windows)
         check_style(terms, style)
     elif style != "tuned":
         from scaler.errors import UsageError

@@ -64,6 +64,7 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     values = dict(terms.values_for(model.values, style) if styled else model.values)
     neutrals = dict(NEUTRAL)
     if styled:
+        from scaler.simulate.spin import windowed
         from scaler.simulate.terms import SPLIT, STACKING_STYLES, stack_factors, styled_layout
 
         neutrals.update(SPLIT)
@@ -74,7 +75,7 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
 
         def ips(p: str, n: int, v: dict[str, float]) -> float:
             lay, bound = layouts[(p, n, bool(v["stacking"]))]
-            return closed_form_ips(lay, v, scale=stack_factors(lay, bound, v))
+            return closed_form_ips(lay, windowed(v, lay), scale=stack_factors(lay, bound, v))
     else:
         plain = {(p, n): plan_layout(topo, p, n, smt, cores_per_instance, oversubscribe)
                  for p in (baseline, placement) for n in instances}
@@ -109,9 +110,12 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     everything = log_ratio(frozenset(active))
     study_log = math.log(study["ratio"]) if study else None
     moved = everything - none
-    whence = {t: _whence(model, t, style, terms if styled else None) for t in neutrals}
+    spin_at = terms.spin_on(style, layouts[(baseline, at, True)][0]) if styled else None
+    whence = {t: _whence(model, t, style, terms if styled else None, spin_at)
+              for t in neutrals}
     terms_out = [{
-        "name": t, "value": values[t], "source": whence[t][0], "interval_95": whence[t][1],
+        "name": t, "value": spin_at[0] if t == "spin" and spin_at else values[t],
+        "source": whence[t][0], "interval_95": whence[t][1],
         "from": whence[t][2],
         "neutral": neutrals[t], "log_share": shapley[t], "factor": math.exp(shapley[t]),
         "share_of_ratio": shapley[t] / everything if everything else None,
@@ -137,8 +141,8 @@ def explain_ratio(model: InstanceModel, topo: Topology, placement: str = "vm",
     }
 
 
-def _whence(model: InstanceModel, name: str, style: str, terms: Any
-            ) -> tuple[str, list[float] | None, str]:
+def _whence(model: InstanceModel, name: str, style: str, terms: Any,
+            spin_at: tuple[float, str] | None = None) -> tuple[str, list[float] | None, str]:
     """A term's source (measured, assumed or given), its 95% interval when measured, and
     where its value comes from: the runs, or the assumption's citation."""
     from scaler.simulate.parameters import SOURCES
@@ -153,10 +157,16 @@ def _whence(model: InstanceModel, name: str, style: str, terms: Any
                     f"read back stacked in {n} {style} group(s) of the runs" if n else
                     f"the style's definition: no {style} group of the runs read back stacked")
         if name == "spin":
-            src = terms.sources["spin_scale"]
-            return ("measured", terms.spin_interval(style) if src == "measured" else None,
-                    f"min(1, spin_scale {terms.values['spin_scale']:.3g} ({src}) x read-back "
-                    f"idle spin share {share:.2%}, median of {count} {style} instance(s))")
+            own = terms.windows.get(style)
+            given = terms.given_window()
+            src = "given" if given is not None else own["source"] if own else "assumed"
+            text = spin_at[1] if spin_at else ""
+            ident = terms.calibration.get("spin_window_identified")
+            return (src, spin_at[2] if spin_at else None,
+                    f"{style} spins (read-back idle spin share {share:.2%}, median of "
+                    f"{count} instance(s)); on the baseline at this N: {text}"
+                    + ("" if ident in (True, None) else "; the window's cut is not "
+                       f"identified on the calibration runs: {ident}"))
         src = terms.sources["stack_cost"]
         return (src, terms.intervals.get("stack_cost") if src == "measured" else None,
                 "fitted on the styles' groups" if src == "measured" else

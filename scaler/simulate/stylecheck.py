@@ -35,10 +35,12 @@ def styled(runs: list[Any]) -> bool:
     return any(not is_tuned(g) for r in runs for g in r.doc.get("groups", []))
 
 
-def calibrate_styled(runs: list[Any], keep: Any = None, given: dict[str, float] | None = None
+def calibrate_styled(runs: list[Any], keep: Any = None, given: dict[str, float] | None = None,
+                     windows: dict[str, Any] | None = None
                      ) -> tuple[InstanceModel, StyleTerms]:
     """The base model on the ``tuned`` groups of ``runs`` and the style terms on the others
-    (both restricted to the groups ``keep`` accepts)."""
+    (both restricted to the groups ``keep`` accepts); ``windows``: an ``ort_spin``
+    measurement of the runtime's spin windows."""
     def base_keep(g: dict[str, Any]) -> bool:
         return is_tuned(g) and (keep is None or keep(g))
 
@@ -49,7 +51,7 @@ def calibrate_styled(runs: list[Any], keep: Any = None, given: dict[str, float] 
     check_terms_given(given)
     base = calibrate(runs, keep=base_keep,
                      given={k: v for k, v in given.items() if k not in TERMS})
-    return base, calibrate_terms(runs, base, keep, given)
+    return base, calibrate_terms(runs, base, keep, given, windows)
 
 
 def predict_group(topo: Any, group: dict[str, Any], base: InstanceModel,
@@ -63,7 +65,8 @@ def predict_group(topo: Any, group: dict[str, Any], base: InstanceModel,
 
 
 def validate_styles(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, ...] | None,
-                    given: dict[str, float] | None = None
+                    given: dict[str, float] | None = None,
+                    windows: dict[str, Any] | None = None
                     ) -> tuple[dict[str, Any], InstanceModel, StyleTerms]:
     """Calibrate on ``calibrate_on`` instance counts (default: up to cores + 1) of ``runs``
     plus every group of ``extra``; predict every point of every style of ``runs``."""
@@ -88,7 +91,7 @@ def validate_styles(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, 
     extra_ids = {id(g) for r in extra for g in r.doc["groups"]}
     base, terms = calibrate_styled(
         [*runs, *extra], keep=lambda g: g["instances"] in cal or id(g) in extra_ids,
-        given=given)
+        given=given, windows=windows)
     topo = topology_from_dict(runs[0].doc["host"]["topology"], str(runs[0].path))
     points = []
     for (style, placement, n, batch), groups in sorted(points_by.items()):

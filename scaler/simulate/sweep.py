@@ -124,6 +124,7 @@ def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, 
     lays threads out, with its fitted ``terms`` (``scaler.simulate.terms``)."""
     from dataclasses import replace
 
+    from scaler.simulate.spin import windowed
     from scaler.simulate.terms import TUNED, stack_factors, styled_layout
 
     layouts = {(placement, n): styled_layout(topo, placement, n, style, smt,
@@ -137,7 +138,8 @@ def scaling_groups(model: InstanceModel, topo: Topology, placements: tuple[str, 
         for n in instances:
             layout, bound = layouts[(placement, n)]
             scale = stack_factors(layout, bound, model.values) if styled else None
-            g = simulate_closed(model, layout, 1, queries, seed + n, scale)
+            here = replace(model, values=windowed(model.values, layout)) if styled else model
+            g = simulate_closed(here, layout, 1, queries, seed + n, scale)
             name = f"{placement}-{style}" if styled else placement
             g.update(id=len(groups), label=f"{name} x{n} batch 1 (simulated)", series=name,
                      **({"threading": style} if styled else {}))

@@ -18,11 +18,12 @@ model explain their throughput:
   ``1 + stack_cost x H(threads - 1) ** sync_growth x (1 - 1/q)`` times longer (the sync
   cost's thread-count law, ``rates.sync_growth``). Fitted on groups whose instances stacked.
 - **spin-waiting.** A waiting thread that spins keeps its CPU from the other instances: the
-  kernel's ``spin``. A style's spin is ``min(1, spin_scale x s)``, s the median read-back
-  idle spin share of its instances (0 below ``SPIN_FLOOR``); one ``spin_scale`` for every
-  style, fitted on groups of a spinning style whose instances share CPUs: the read-back
-  spans a 0.1 s idle gap while the waits inside a query are far shorter, so a bounded
-  spinner spins through a larger share of those.
+  kernel's ``spin``. A style spins when the median read-back idle spin share of its
+  instances reaches ``SPIN_FLOOR``; its runtime then spins for a bounded window per wait and
+  blocks, so on a layout its spin is ``min(1, window / the CPU a wait would take)``
+  (``scaler.simulate.spin``: the window measured, read back or given, the wait from the
+  scheduler's slice). Nothing about it is fitted: a fitted scale was not identified on a
+  small machine (it sat on its bound).
 
 Simulated layouts of a style (:func:`styled_layout`) follow the style's rules on any
 machine: ``model-zoo`` gives every instance one thread per physical core of its CPUs, bound
@@ -32,7 +33,7 @@ to the core's first CPU (every unpinned instance on the same CPUs), ``defaults``
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,31 +49,40 @@ from scaler.simulate.model import (
     static_features,
     virtualized,
 )
+from scaler.simulate.spin import (
+    OPENMP_SOURCE,
+    SPIN_FLOOR,
+    file_windows,
+    fraction,
+    on_layout,
+    readback_windows,
+    wait_cpu_ms,
+    windowed,
+)
+from scaler.simulate.spin import readback_shares as spin_shares
 
 TUNED = "tuned"
 STACKING_STYLES = ("model-zoo",)  # styles that bind thread k of every instance to core k
 # name -> (assumed value, bounds, meaning)
 TERMS: dict[str, tuple[float, tuple[float, float], str]] = {
-    "spin_scale": (1.0, (0.0, 1000.0),
-                   "a style's in-query spin over its read-back idle spin share: its spin is "
-                   "min(1, spin_scale x share)"),
+    "spin_window_ms": (math.nan, (0.0, 1e6),
+                       "CPU ms a waiting thread of the simulated runtime spins before it "
+                       "blocks: spin = min(1, window / the CPU a wait would take); given "
+                       "only (--assume), else each style's own, measured or read back"),
     "stack_cost": (0.0, (0.0, 10.0),
                    "barrier stragglers of instances bound thread by thread to the same CPUs: "
                    "query time x (1 + stack_cost x H(threads - 1)^sync_growth x (1 - 1/q)), "
                    "q threads per bound CPU"),
 }
 ASSUMED = {
-    "spin_scale": "1: the read-back idle spin share taken as the share of in-query waits a "
-                  "thread spins through",
+    "spin_window_ms": "each style's own window: " + OPENMP_SOURCE,
     "stack_cost": "0: stacked threads cost nothing beyond their CPU share unless runs show it",
 }
 WHY_NOT = {
-    "spin_scale": "needs groups of a spinning style (read-back idle spin share >= "
-                  "0.5%) whose instances share CPUs (shared, N >= 2)",
+    "spin_window_ms": "never fitted: the simulated runtime's window, given with --assume",
     "stack_cost": "needs groups whose instances read back stacked (thread k of every "
                   "instance bound to the same CPU: shared --threading model-zoo, N >= 2)",
 }
-SPIN_FLOOR = 0.005  # median read-back idle spin shares below this: the style does not spin
 SPLIT = {"stacking": 0.0, "stack_cost": 0.0}  # the style terms of a split and their neutrals
 
 
@@ -179,28 +189,47 @@ class StyleTerms:
     instances: dict[str, int]  # style -> instances whose spin share was read back
     stacked: dict[str, int]  # style -> groups read back stacked
     calibration: dict[str, Any] = field(default_factory=dict)
+    # style -> its runtime's window: ms (CPU per wait), interval, source, from
+    windows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def spin(self, style: str, scale: float | None = None) -> float:
-        """The kernel's spin of ``style`` (its read-back share scaled, at most 1)."""
-        share = self.shares.get(style, 0.0)
-        scale = self.values["spin_scale"] if scale is None else scale
-        return 0.0 if share < SPIN_FLOOR else min(1.0, scale * share)
+    def spin(self, style: str) -> float:
+        """1 when ``style`` spins (its read-back share reaches the floor), else 0; the
+        window cuts it on each layout (``spin.windowed``)."""
+        return 0.0 if self.shares.get(style, 0.0) < SPIN_FLOOR else 1.0
 
-    def spin_interval(self, style: str) -> list[float] | None:
-        ci = self.intervals.get("spin_scale")
-        return None if ci is None else [self.spin(style, ci[0]), self.spin(style, ci[1])]
+    def given_window(self) -> float | None:
+        w = self.values.get("spin_window_ms")
+        return None if w is None or math.isnan(w) else float(w)
 
-    def values_for(self, base: dict[str, float], style: str) -> dict[str, float]:
-        """The base model's values with ``style``'s spin and the stack cost."""
+    def window(self, style: str, target: bool = True) -> float | None:
+        """The window (CPU ms per wait) of ``style``'s runtime: for simulated layouts
+        (``target``) the given one first, for its measured groups its own; None: unknown."""
+        given = self.given_window() if target else None
+        own = self.windows.get(style)
+        return given if given is not None else own["ms"] if own else None
+
+    def values_for(self, base: dict[str, float], style: str, target: bool = True
+                   ) -> dict[str, float]:
+        """The base model's values with ``style``'s spin, its window and the stack cost."""
         if style == TUNED:
             return dict(base)
-        return {**base, "spin": self.spin(style), "stack_cost": self.values["stack_cost"]}
+        window = self.window(style, target)
+        return {**base, "spin": self.spin(style), "stack_cost": self.values["stack_cost"],
+                **({"spin_window_ms": window} if window is not None else {})}
+
+    def spin_on(self, style: str, layout: Layout) -> tuple[float, str, list[float] | None]:
+        """The kernel's spin of ``style`` on a simulated ``layout``, where it comes from, and
+        its interval from the window's (``spin.on_layout``)."""
+        return on_layout(self.spin(style), self.windows.get(style), self.given_window(),
+                         layout)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"parameters": {n: {"value": self.values[n], "source": self.sources[n],
+        return {"parameters": {n: {"value": None if math.isnan(self.values[n])
+                                   else self.values[n], "source": self.sources[n],
                                    "interval_95": self.intervals.get(n),
                                    "meaning": TERMS[n][2]} for n in TERMS},
                 "readback_spin_share": self.shares, "readback_instances": self.instances,
+                "spin_windows": self.windows,
                 "stacked_groups": self.stacked, "calibration": self.calibration}
 
 
@@ -222,8 +251,9 @@ class _Obs:
 def predict_ips(base: dict[str, float], terms: StyleTerms, layout: Layout,
                 bound: tuple[bool, ...], style: str, batch: int = 1,
                 vm: bool | None = None) -> float:
-    """Images/s of a layout of ``style`` under the base values and the style terms."""
-    v = terms.values_for(base, style)
+    """Images/s of a layout of ``style`` under the base values and the style terms, with the
+    style's own window (a measured group ran its own runtime, whatever is given)."""
+    v = windowed(terms.values_for(base, style, target=False), layout)
     return closed_form_ips(layout, v, batch, vm, stack_factors(layout, bound, v))
 
 
@@ -246,34 +276,27 @@ def _observations(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None
 
 def readback_shares(runs: list[Any]) -> tuple[dict[str, float], dict[str, int]]:
     """Per style, the median read-back idle spin share of its instances, and how many."""
-    shares: dict[str, list[float]] = {}
-    for run in runs:
-        for g in run.doc.get("groups", []):
-            for inst in g.get("per_instance") or ():
-                share = (inst.get("spin") or {}).get("share")
-                if share is not None and not g.get("simulated"):
-                    shares.setdefault(style_of(g), []).append(float(share))
-    return ({s: statistics.median(x) for s, x in shares.items()},
-            {s: len(x) for s, x in shares.items()})
+    return spin_shares(runs, style_of)
 
 
 def calibrate_terms(runs: list[Any], base: InstanceModel,
                     keep: Callable[[dict[str, Any]], bool] | None = None,
-                    given: dict[str, float] | None = None) -> StyleTerms:
-    """Fit ``spin_scale`` and ``stack_cost`` to the measured groups of styles other than
-    ``tuned`` (those ``keep`` accepts), the base model held fixed: a bounded least-squares
-    fit in log space, as ``model.calibrate``; each term is fitted only when the groups can
-    tell it (``WHY_NOT``), else it keeps its assumption; ``given`` values are held."""
+                    given: dict[str, float] | None = None,
+                    windows: dict[str, Any] | None = None) -> StyleTerms:
+    """Fit ``stack_cost`` to the measured groups of styles other than ``tuned`` (those
+    ``keep`` accepts), the base model held fixed: a bounded least-squares fit in log space,
+    as ``model.calibrate``, fitted only when the groups can tell it (``WHY_NOT``), else it
+    keeps its assumption; ``given`` values are held. Each spinning style's window is the
+    ``windows`` measurement's (an ``ort_spin`` file) where it has one, else the runs'
+    read-back (``spin.readback_windows``)."""
     import numpy as np
     from scipy import optimize
 
     given = {k: v for k, v in (given or {}).items() if k in TERMS}
     shares, counts = readback_shares(runs)
+    spun = readback_windows(runs, style_of) | (file_windows(windows) if windows else {})
     obs = _observations(runs, keep)
-    found = {
-        "spin_scale": any(o.sharing and shares.get(o.style, 0.0) >= SPIN_FLOOR for o in obs),
-        "stack_cost": any(o.stacked for o in obs),
-    }
+    found = {"spin_window_ms": False, "stack_cost": any(o.stacked for o in obs)}
     names = [n for n in TERMS if found[n] and n not in given]
     values = {n: TERMS[n][0] for n in TERMS} | given
     stacked = {}
@@ -286,13 +309,14 @@ def calibrate_terms(runs: list[Any], base: InstanceModel,
         measured = np.log([o.group["throughput_ips"] for o in obs])
 
         def residuals(x: Any) -> Any:
-            t = StyleTerms({**values, **dict(zip(names, x))}, {}, {}, shares, counts, stacked)
+            t = StyleTerms({**values, **dict(zip(names, x))}, {}, {}, shares, counts, stacked,
+                           windows=spun)
             return np.log([predict_ips(base.values, t, o.layout, o.bound, o.style, o.group[
                 "batch"], virtualized(o.group["placement"])) for o in obs]) - measured
 
         best = None
-        for scale in (1.0, 10.0, 100.0):  # the spin share saturates: a few starts
-            x0 = np.clip([scale if n == "spin_scale" else 0.1 for n in names], lo, hi)
+        for start in (0.1, 1.0):  # a few starts
+            x0 = np.clip([start] * len(names), lo, hi)
             trial = optimize.least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac",
                                            method="trf")
             if best is None or trial.cost < best.cost:
@@ -302,16 +326,24 @@ def calibrate_terms(runs: list[Any], base: InstanceModel,
         intervals = _intervals(best, names, lo, hi)
     sources = {n: "measured" if n in names else "given" if n in given else "assumed"
                for n in TERMS}
-    fitted = StyleTerms(values, sources, intervals, shares, counts, stacked)
+    fitted = StyleTerms(values, sources, intervals, shares, counts, stacked, windows=spun)
     groups = [{"run": o.run, "style": o.style, "placement": o.group["placement"],
                "instances": o.group["instances"], "stacked": o.stacked,
                "measured_ips": o.group["throughput_ips"],
                "model_ips": predict_ips(base.values, fitted, o.layout, o.bound, o.style,
                                         o.group["batch"])} for o in obs]
+    cut = [o for o in obs if fitted.spin(o.style) and fitted.window(o.style, False) is not None
+           and fraction(fitted.window(o.style, False), wait_cpu_ms(o.layout)) < 1.0]
     return StyleTerms(values, sources, intervals, shares, counts, stacked, {
         "groups": groups, "rms_log_error": rms,
+        "spin_window_cuts": len(cut),
+        "spin_window_identified": bool(cut) or "no measured group's wait takes more CPU "
+        "than its runtime's window, so every waiting thread spun through its waits here; "
+        "the window acts only where a wait takes more (many instances stacked on a large "
+        "machine, or a short window given with --assume)",
         "not_measured": {n: WHY_NOT[n] for n in TERMS if sources[n] == "assumed"},
-        "assumed_values_from": {n: ASSUMED[n] for n in TERMS if sources[n] == "assumed"}})
+        "assumed_values_from": {n: ASSUMED[n] for n in TERMS if sources[n] == "assumed"}},
+        windows=spun)
 
 
 def check_terms_given(given: dict[str, float]) -> None:
@@ -340,11 +372,19 @@ def term_lines(terms: StyleTerms, style: str) -> list[str]:
               f"{terms.instances.get(style, 0)} instance(s); {terms.stacked.get(style, 0)} "
               "group(s) read back stacked)" if share is not None else "")]
     for name, (_, _, meaning) in TERMS.items():
-        ci = terms.intervals.get(name)
-        out.append(f"  {name:<12} {terms.values[name]:>9.4g}  {terms.sources[name]:<8}  "
+        ci, value = terms.intervals.get(name), terms.values[name]
+        if math.isnan(value):  # a window not given: each style's own, below
+            continue
+        out.append(f"  {name:<14} {value:>9.4g}  {terms.sources[name]:<8}  "
                    + (f"95% [{ci[0]:.4g}, {ci[1]:.4g}]  " if ci else "") + meaning)
         if terms.sources[name] == "assumed":
-            out.append(f"  {'':<12} {'':>9}  {'':<8}  assumed {ASSUMED[name]} "
+            out.append(f"  {'':<14} {'':>9}  {'':<8}  assumed {ASSUMED[name]} "
                        f"({WHY_NOT[name]})")
-    out.append(f"  spin (kernel) {terms.spin(style):.4g}")
+    own = terms.windows.get(style)
+    out.append(f"  spins: {'yes' if terms.spin(style) else 'no'}; its runtime's window: "
+               + (own["from"] if own else "none measured or read back (spins through "
+                  "every wait: the upper bound)"))
+    ident = terms.calibration.get("spin_window_identified")
+    if terms.spin(style) and ident is not True and ident is not None:
+        out.append(f"  the window's cut is not identified on these runs: {ident}")
     return out

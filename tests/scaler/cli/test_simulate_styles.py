@@ -115,3 +115,36 @@ def test_without_runs_the_newest_suite_is_looked_for_where_suite_writes(capsys, 
     code, _, err = call(capsys, "simulate", "--results", moved, "--out", "sims",
                         "--instances", "1-2", "--queries", "2000")
     assert code == 0 and f"{moved}/{suite.name}" in err, err
+
+
+def test_the_spin_window_cuts_the_stacked_spin_on_the_xeon(capsys, runs, tmp_path):
+    """The hand runs read back a 30 ms model-zoo window: on 8 stacked Xeon instances a wait
+    would take 7/8 x 3 ms = 2.625 ms of CPU, so they spin through it (spin 1). A measured
+    window of 1 ms (a file of ``scaler.engines.ort_spin``) or a given one spins 1 / 2.625."""
+    window = tmp_path / "window.json"
+    window.write_text(json.dumps({"schema": "scaler.spin_window/1", "styles": {"model-zoo": {
+        "spins": True, "spin_cpu_ms": 1.0, "spin_cpu_range_ms": [0.9, 1.1],
+        "runtime": "onnxruntime", "version": "1.x", "repeats": 3, "censored": False}}}))
+    argv = ["simulate", runs["styled"].path, "--machine", "2s28c2t", "--placement",
+            "shared,vm", "--cores-per-instance", "6", "--smt", "--threading", "model-zoo",
+            "--instances", "8", "--queries", "2000", "--out", tmp_path, "--json"]
+
+    def spin_term(*extra):
+        code, out, err = call(capsys, *argv, *extra)
+        assert code == 0, err
+        (x,) = json.loads(out)["explanations"]
+        return x["ratio_at"], next(t for t in x["terms"] if t["name"] == "spin")
+
+    ratio, own = spin_term()
+    assert own["value"] == 1.0 and "at least 30 ms" in own["from"]
+    cut_ratio, cut = spin_term("--spin-window", window)
+    assert cut["value"] == pytest.approx(1 / 2.625) and cut["source"] == "measured"
+    assert cut["interval_95"] == pytest.approx([0.9 / 2.625, 1.1 / 2.625])
+    assert "measured here" in cut["from"] and "range [0.9, 1.1] over 3 repeats" in cut["from"]
+    assert cut_ratio < ratio  # bare metal loses less to spinning
+    _, given = spin_term("--assume", "spin_window_ms=1")
+    assert given["value"] == pytest.approx(1 / 2.625) and given["source"] == "given"
+    for bad, needle in ((tmp_path / "none.json", "cannot read spin window file"),
+                        (runs["styled"].path / "run.json", "not a spin window file")):
+        code, _, err = call(capsys, *argv, "--spin-window", bad)
+        assert code == 2 and err.count("\n") == 1 and needle in err, err

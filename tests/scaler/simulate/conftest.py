@@ -63,19 +63,28 @@ def stacked_factor(stack_cost: float, q: float) -> float:
     return 1.0 + stack_cost * (1.0 - 1.0 / q)
 
 
+def spin_by_hand(window_ms: float, n: int) -> float:
+    """The kernel's spin of N 2-thread instances sharing 2 CPUs (q = N threads per CPU), by
+    hand: a wait of (N - 1) base slices of 1.5 ms (0.75 ms x (1 + log2 2)) takes 1/N of it
+    in CPU, and a thread spins at most the window of it: min(1, window / ((N-1)/N x 1.5))."""
+    return 1.0 if n < 2 else min(1.0, window_ms / ((n - 1) / n * 1.5))
+
+
 def styled_run(path, model, styles=("tuned", "defaults", "model-zoo"), instances=(1, 2, 3, 4),
-               stack_cost=0.3, spin_scale=2.0, shares=None, machine="1s2c1t", pinned=True):
+               stack_cost=0.3, windows=None, shares=None, machine="1s2c1t", pinned=True):
     """A run of ``styles`` on a 2-core machine whose throughputs are built by hand.
 
     Tuned groups (shared and, with ``pinned``, pinned) get the model's closed form. Groups of
     the other styles are shared only: each instance reads back spin share ``shares[style]``
-    (defaults 0.2, model-zoo 0.1) and, under model-zoo, its two compute threads bound to CPUs
-    0 and 1, so N instances put q = N threads on each CPU; their throughput is the closed
-    form with the kernel's spin = min(1, spin_scale x share), divided under model-zoo by
-    ``stacked_factor(stack_cost, N)``."""
+    (defaults 0.2, model-zoo 0.1) and its one pool thread's spin CPU over the gap,
+    ``windows[style]`` ms (defaults 0.5, model-zoo 30), and under model-zoo its two compute
+    threads bound to CPUs 0 and 1, so N instances put q = N threads on each CPU; their
+    throughput is the closed form with the kernel's spin = ``spin_by_hand(window, N)`` (0
+    below the share floor), divided under model-zoo by ``stacked_factor(stack_cost, N)``."""
     from scaler.simulate.model import closed_form_ips
 
     shares = {"tuned": 0.0, "defaults": 0.2, "model-zoo": 0.1, **(shares or {})}
+    windows = {"tuned": 0.0, "defaults": 0.5, "model-zoo": 30.0, **(windows or {})}
     topo = parse_machine(machine)
     groups = []
     for style in styles:
@@ -84,7 +93,7 @@ def styled_run(path, model, styles=("tuned", "defaults", "model-zoo"), instances
                 layout = plan_layout(topo, placement, n)
                 g = sweep.simulate_closed(model, layout, 1, 2_000, n)
                 g.pop("simulated")
-                spin = min(1.0, spin_scale * shares[style]) if shares[style] >= 0.005 else 0.0
+                spin = spin_by_hand(windows[style], n) if shares[style] >= 0.005 else 0.0
                 ips = closed_form_ips(layout, {**model.values, "spin": spin})
                 if style == "model-zoo":
                     ips /= stacked_factor(stack_cost, n)
@@ -94,7 +103,8 @@ def styled_run(path, model, styles=("tuned", "defaults", "model-zoo"), instances
                                                    "per_thread_bound": True,
                                                    "bound_by": "runtime"}
                 for inst in g["per_instance"]:
-                    inst["spin"] = {"share": shares[style]}
+                    inst["spin"] = {"share": shares[style], "gap_s": 0.1, "threads": 2,
+                                    "cpu_s": windows[style] / 1000.0}
                 g.update(id=len(groups), target="local", threading=style,
                          throughput_ips=ips, label=f"{placement}-{style} x{n}")
                 groups.append(g)
