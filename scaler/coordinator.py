@@ -21,15 +21,13 @@ from scaler.errors import ScalerError
 from scaler.noise import WindowProbe
 from scaler.outcomes import GroupOutcome, InstanceOutcome, RunRules
 from scaler.stoprule import Watch
-from scaler.stoprule import allowed_over as _allowed_over
 from scaler.targets import Target
 from scaler.worker.protocol import WorkerRequest
 from scaler.workerproc import Worker, WorkerFailed, WorkerPool, close_workers
 
 # what the callers of run_group import from here (serving reuses the start and release)
 __all__ = ["GroupOutcome", "InstanceOutcome", "RunRules", "Worker", "WorkerFailed", "WorkerPool",
-           "WorkerRequest", "_allowed_over", "close_workers", "release_workers", "run_group",
-           "start_workers"]
+           "WorkerRequest", "close_workers", "release_workers", "run_group", "start_workers"]
 
 
 EventSink = Callable[..., None]

@@ -254,10 +254,11 @@ def acquire(cpus: Iterable[int], wait_s: float = 0.0, no_lock: bool = False,
 
 
 def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
-    """Every CPU of this machine a run's groups would measure on: the partitions of each
-    placement at each instance count, all usable CPUs for an unpinned one; what the fleet
-    says (none for --hosts machines or a Slurm allocation) on a fleet."""
+    """Every CPU of this machine a run's groups would measure on, each as the session plans
+    it (``scaler.groupcpus``), every usable CPU for a group its placement refuses to plan;
+    on a fleet, what it says (none for --hosts machines or a Slurm allocation)."""
     from scaler import fleets, placements
+    from scaler.groupcpus import group_cpus
 
     remote = fleets.lock_cpus(settings, topology)
     if remote is not None:  # a fleet: the CPUs of this machine it measures (usually none)
@@ -268,12 +269,11 @@ def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
         placement = placements.get(name)
         for n in settings.instances:
             try:
-                planned = placement.plan(topology, n, smt=settings.smt).instances
+                cpus.update(group_cpus(placement, topology, n, smt=settings.smt,
+                                       cores_per_instance=settings.cores_per_instance,
+                                       oversubscribe=settings.oversubscribe) or ())
             except ScalerError:  # that group will say so when its turn comes: lock them all
-                planned = ()
                 cpus.update(usable)
-            for inst in planned:
-                cpus.update(inst.cpus if inst.cpus is not None else usable)
             if cpus >= usable:
                 return frozenset(cpus)  # every CPU already: no need to plan further
     return frozenset(cpus)

@@ -161,7 +161,7 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
                  on_event: Callable[..., None], probe: WindowProbe | None) -> None:
     import numpy as np
 
-    from scaler.coordinator import _allowed_over
+    from scaler.stoprule import allowed_over
 
     n = len(workers)
     clock = time.monotonic_ns
@@ -171,7 +171,7 @@ async def _serve(workers: list[Worker], outcome: ServeOutcome, rules: RunRules,
     served_by = np.full(count, -1, dtype=np.int64)
     outcome.service_s = [[] for _ in range(n)]
     queue = _Queue(n, policy)
-    allowed = _allowed_over(rules)  # None: no bound to fail
+    allowed = allowed_over(rules)  # None: no bound to fail
     bound_s = (rules.latency_bound_ms or 0.0) / 1000.0
     slowest = max(float(i.ready.get("warmup_last_query_s", 0)) for i in outcome.instances)
     drain_s = max(5.0, 10.0 * bound_s, 3.0 * slowest)

@@ -29,6 +29,7 @@ from scaler import (
 from scaler.coordinator import RunRules, WorkerPool, run_group
 from scaler.engines import EngineSpec
 from scaler.fleets import Fleet
+from scaler.groupcpus import measured_cpus, plan_group
 from scaler.layoutnames import split_cap
 from scaler.lock import MeasurementLock
 from scaler.placements import GroupPlan, InstancePlan, Placement
@@ -121,10 +122,9 @@ class Session:
                           threading=threading, isa=isa)
 
     def plan(self, placement: Placement, n: int) -> GroupPlan:
-        plan = placement.plan(self.topology, n, smt=self.settings.smt,
-                              cores_per_instance=self.settings.cores_per_instance)
-        placements.check_oversubscription(plan, self.settings.oversubscribe)
-        return plan
+        return plan_group(placement, self.topology, n, smt=self.settings.smt,
+                          cores_per_instance=self.settings.cores_per_instance,
+                          oversubscribe=self.settings.oversubscribe)
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -359,12 +359,3 @@ def process_start(pid: int) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
 
-
-def measured_cpus(plan: GroupPlan, topology: Topology) -> tuple[int, ...] | None:
-    """The CPUs a group measures on here: its partitions, or every usable CPU when an
-    instance is unpinned; None when its instances run on other machines."""
-    if any(i.host for i in plan.instances):
-        return None
-    if any(i.cpus is None for i in plan.instances):
-        return tuple(topology.usable_cpus)
-    return tuple(sorted({c for i in plan.instances for c in i.cpus or ()}))

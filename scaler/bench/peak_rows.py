@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.bench.rows import Rows, _section, cond
+from scaler.bench.rows import Rows, cond, section_of
 
 
 def peak_rows(results: dict[str, Any], table: Rows) -> None:
-    p = _section(results, "peak")
+    p = section_of(results, "peak")
     for prec, peak in (p.get("precisions") or {}).items():
         unit = "GOP/s" if prec == "int8" else "GFLOP/s"
         clock = ""
@@ -28,8 +28,8 @@ def peak_rows(results: dict[str, Any], table: Rows) -> None:
 def matmul_rows(results: dict[str, Any], table: Rows) -> None:
     """The large-matmul ceiling per precision, as a share of the instruction peak per core
     (a share above 100% means the kernel ran on a unit whose peak was not measured)."""
-    m = _section(results, "matmul")
-    peaks = _section(results, "peak").get("precisions") or {}
+    m = section_of(results, "matmul")
+    peaks = section_of(results, "peak").get("precisions") or {}
     for prec, row in (m.get("precisions") or {}).items():
         kernel = ", ".join(k["kernel"] for k in row.get("kernels", [])) or "kernel not read back"
         value = f"{row['median_gops']:.1f} G(FL)OP/s ({kernel})"

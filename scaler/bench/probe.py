@@ -26,14 +26,14 @@ def probe_bench(reps: int = 9) -> dict[str, Any]:
 
 
 def rows(results: dict[str, Any], table: Any) -> None:
-    from scaler.bench.report import _cond, _section
+    from scaler.bench.rows import cond, section_of
 
-    sp = _section(results, "speedprobe")
+    sp = section_of(results, "speedprobe")
     if "median_edge_ms" not in sp:
         return
     table.add("speedprobe", f"one edge on CPUs {len(sp['cpus'])} at once (median of "
               f"{len(sp['edge_ms'])})", f"{sp['median_edge_ms']:.1f} ms", "<= 20 ms",
-              sp["median_edge_ms"] <= 20, cond=_cond(sp))
+              sp["median_edge_ms"] <= 20, cond=cond(sp))
     table.add("speedprobe", f"two edges over a {WINDOW_S:g} s window",
               f"{sp['share_of_window']:.2%}", f"< {TARGET_SHARE:.0%}",
-              sp["share_of_window"] < TARGET_SHARE, cond=_cond(sp))
+              sp["share_of_window"] < TARGET_SHARE, cond=cond(sp))

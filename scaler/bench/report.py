@@ -15,8 +15,7 @@ from typing import Any
 
 from scaler.bench.peak_rows import matmul_rows as _matmul_rows
 from scaler.bench.peak_rows import peak_rows as _peak_rows
-from scaler.bench.rows import Rows, _infers, _section
-from scaler.bench.rows import cond as _cond
+from scaler.bench.rows import Rows, cond, infers, section_of
 
 TARGETS = {
     "harness_overhead_pct": 1.0,  # the timed loop costs under 1% of throughput
@@ -55,18 +54,18 @@ def _speedprobe_rows(results: dict[str, Any], table: Rows) -> None:
 def _harness_rows(results: dict[str, Any], table: Rows) -> None:
     """Timed loop vs bare loop per engine; a harness-only engine gives the loop's cost."""
     loop_us = None
-    for e in _section(results, "harness").get("engines", []):
-        model = f" {e['model']}" if _infers(e["engine"]) else ""
+    for e in section_of(results, "harness").get("engines", []):
+        model = f" {e['model']}" if infers(e["engine"]) else ""
         figure = (f"timed loop vs bare loop, {e['engine']} {e['precision']}{model} "
                   f"batch {e['batch']}")
         if "error" in e:
             table.add("harness", figure, f"failed: {e['error']}")
-        elif not _infers(e["engine"]):  # a ratio against doing nothing: only the cost means much
+        elif not infers(e["engine"]):  # a ratio against doing nothing: only the cost means much
             table.add("harness", figure,
                       f"bare {e['bare_us_per_query']:.3f} µs/query, timed "
                       f"{e['timed_us_per_query']:.3f}: the loop adds "
                       f"{e['extra_us_per_query']:.3f} µs per query (median of {e['rounds']})",
-                      cond=_cond(e))
+                      cond=cond(e))
             loop_us = e["extra_us_per_query"]
         else:
             _overhead_row(e, figure, loop_us, table)
@@ -85,37 +84,37 @@ def _overhead_row(e: dict[str, Any], figure: str, loop_us: float | None, table: 
               f"{e['overhead_pct']:+.3f}% (median ratio {e['median_ratio']:.4f}, rounds "
               f"{e['ratio_min']:.4f}-{e['ratio_max']:.4f}{control}; bare "
               f"{e['bare_us_per_query'] / 1000:.3f} ms/query{predicted})",
-              f"< {limit:g}%", met, _cond(e))
+              f"< {limit:g}%", met, cond(e))
 
 
 def _coordinator_rows(results: dict[str, Any], table: Rows) -> None:
-    h = _section(results, "harness")
+    h = section_of(results, "harness")
     c = h.get("coordinator_null")
     if c and "error" in c:
         table.add("harness", "null engine through run_group", f"failed: {c['error']}")
     elif c:
         bare = next((e for e in h.get("engines", [])
-                     if not _infers(e["engine"]) and "error" not in e), None)
+                     if not infers(e["engine"]) and "error" not in e), None)
         vs = f"; bare null loop {bare['bare_us_per_query']:.3f} µs" if bare else ""
         limit = TARGETS["coordinator_us_per_query"]
         table.add("harness", f"null engine through run_group (median of {c['repeats']})",
                   f"{c['us_per_query']:.3f} µs/query{vs}", f"< {limit:g} µs",
-                  c["us_per_query"] < limit, _cond(c))
+                  c["us_per_query"] < limit, cond(c))
 
 
 def _server_rows(results: dict[str, Any], table: Rows) -> None:
     from scaler.bench.server import table_rows
 
-    s = _section(results, "server")
+    s = section_of(results, "server")
     if "error" in s:
         table.add("server", "open-loop harness", f"failed: {s['error']}")
     for figure, value, target, met in table_rows(s):
-        table.add("server", figure, value, target, met, _cond(s))
+        table.add("server", figure, value, target, met, cond(s))
 
 
 def _efficiency_rows(results: dict[str, Any], table: Rows) -> None:
     """Every layout of every engine x precision, then its best."""
-    for prec in _section(results, "efficiency").get("precisions", []):
+    for prec in section_of(results, "efficiency").get("precisions", []):
         name = f"{prec['engine']} {prec['precision']}"
         if "skipped" in prec or "error" in prec:
             what = f"skipped: {prec['skipped']}" if "skipped" in prec else \
@@ -124,7 +123,7 @@ def _efficiency_rows(results: dict[str, Any], table: Rows) -> None:
             continue
         for layout in prec["layouts"]:
             table.add("efficiency", f"{name} {prec['model']}: {layout['label']}",
-                      _layout_value(layout), cond=_cond(layout))
+                      _layout_value(layout), cond=cond(layout))
         best = prec.get("best")
         if best:
             table.add("efficiency", f"best {name}",
@@ -156,9 +155,9 @@ def _shares(prec: dict[str, Any]) -> str:
 def best_per_precision(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Precision -> the engine x precision entry whose best layout is fastest."""
     out: dict[str, dict[str, Any]] = {}
-    for prec in _section(results, "efficiency").get("precisions", []):
+    for prec in section_of(results, "efficiency").get("precisions", []):
         best = prec.get("best")
-        if not best or not _infers(prec["engine"]):
+        if not best or not infers(prec["engine"]):
             continue
         current = out.get(prec["precision"])
         if current is None or best["throughput_ips"] > current["best"]["throughput_ips"]:
@@ -183,7 +182,7 @@ def _goal_rows(results: dict[str, Any], table: Rows) -> None:
     int8 against the default fp32 engine (the study's)."""
     from scaler.engines.registry import default_engine
 
-    if not _section(results, "efficiency"):
+    if not section_of(results, "efficiency"):
         return
     best = best_per_precision(results)
     for precision in ("fp32", "bf16", "int8"):
@@ -209,7 +208,7 @@ def _goal_rows(results: dict[str, Any], table: Rows) -> None:
         table.add("goals", f"best {precision} of any engine", value + f" = {fraction:.1%}",
                   target, fraction >= limit)
     baseline_engine = default_engine("fp32")
-    baseline = next((p for p in _section(results, "efficiency").get("precisions", [])
+    baseline = next((p for p in section_of(results, "efficiency").get("precisions", [])
                      if (p["engine"], p["precision"]) == (baseline_engine, "fp32")
                      and p.get("best")), None)
     if baseline and "int8" in best:
@@ -229,7 +228,7 @@ ANCHORS = (("anchor", "benchmark_app", "benchmark_app_images_per_s"),
 
 def _anchor_rows(results: dict[str, Any], table: Rows) -> None:
     for name, tool, key in ANCHORS:
-        a = _section(results, name)
+        a = section_of(results, name)
         for run in a.get("runs", []):
             _anchor_row(table, a["engine"], tool, run, key)
 
@@ -250,11 +249,11 @@ def _anchor_row(table: Rows, engine: str, tool: str, run: dict[str, Any], key: s
               f"{run['median_ratio']:.3f} (rounds {low:.3f}-{high:.3f}{level}{verdict}); "
               f"scaler {run['scaler_images_per_s']:.1f}, {tool} {run[key]:.1f} images/s "
               f"(medians of {run['rounds']}, {run['seconds']:g} s each)",
-              f">= {limit:g}", met, _cond(run))
+              f">= {limit:g}", met, cond(run))
 
 
 def _startup_rows(results: dict[str, Any], table: Rows) -> None:
-    s = _section(results, "startup")
+    s = section_of(results, "startup")
     for key, run in s.items():
         if not isinstance(run, dict) or "seconds" not in run:
             continue
@@ -263,40 +262,40 @@ def _startup_rows(results: dict[str, Any], table: Rows) -> None:
             conversion = (f", conversion {run['conversion_s']:.1f} s"
                           if run.get("conversion_s") else "")
             detail += f" (cache {run['cache']}{conversion})"
-        model = f" ({run['model']})" if _infers(run["engine"]) else ""
+        model = f" ({run['model']})" if infers(run["engine"]) else ""
         table.add("startup", f"invocation -> first timed query, {key.replace('_', ' ')}{model}",
-                  detail, cond=_cond(s))
+                  detail, cond=cond(s))
     if "cache_as_expected" in s:
         table.add("startup", "cold run converted, warm run hit the cache",
                   "yes" if s["cache_as_expected"] else "NO", "yes", s["cache_as_expected"])
 
 
 def _help_rows(results: dict[str, Any], table: Rows) -> None:
-    hp = _section(results, "help")
+    hp = section_of(results, "help")
     if "median_s" in hp:
         table.add("startup", f"scaler --help (median of {len(hp['all_s'])})",
-                  f"{hp['median_s']:.3f} s", cond=_cond(hp))
+                  f"{hp['median_s']:.3f} s", cond=cond(hp))
         heavy = ", ".join(hp["heavy_modules"]) or "none"
         table.add("startup", "scaler --help imports TensorFlow / heavy modules", heavy, "none",
                   not hp["heavy_modules"])
 
 
 def _simulator_rows(results: dict[str, Any], table: Rows) -> None:
-    sim = _section(results, "simulator")
+    sim = section_of(results, "simulator")
     if "skipped" in sim:
         table.add("simulator", "scaler.simulate.bench", f"skipped: {sim['skipped']}")
     for key, value in (sim.get("result") or {}).items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             table.add("simulator", key,
                       f"{value:,.3g}" if isinstance(value, float) else f"{value:,}",
-                      cond=_cond(sim))
+                      cond=cond(sim))
 
 
 def engine_table_lines(results: dict[str, Any]) -> list[str]:
     """Engine x precision: the best layout's images/s and its share of the measured peak of
     its precision (and of the fp32 peak), as Markdown lines; empty without an efficiency
     section."""
-    entries = _section(results, "efficiency").get("precisions", [])
+    entries = section_of(results, "efficiency").get("precisions", [])
     if not entries:
         return []
     lines = ["| engine | precision | best layout | images/s | share of its precision's peak "
@@ -328,7 +327,7 @@ def _validation_rows(results: dict[str, Any], table: Rows) -> None:
     judged in ``--quick`` too, since the runs are the committed real ones either way."""
     from scaler.bench import validation
 
-    table.out += validation.rows(_section(results, "validation"))
+    table.out += validation.rows(section_of(results, "validation"))
 
 
 def table_lines(results: dict[str, Any]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _section(results: dict[str, Any], name: str) -> dict[str, Any]:
+def section_of(results: dict[str, Any], name: str) -> dict[str, Any]:
     return results.get("sections", {}).get(name) or {}
 
 
@@ -17,7 +17,7 @@ def cond(section: dict[str, Any]) -> str:
     return f"load {m['loadavg_start'][0]:.2f}, others {m['foreign_share']:.0%}"
 
 
-def _infers(engine: str) -> bool:
+def infers(engine: str) -> bool:
     """Whether ``engine`` runs a model (the registry says; an engine no longer registered
     in a re-judged old file counts as one)."""
     from scaler.engines.registry import engines

@@ -8,8 +8,8 @@ from typing import Any
 
 from scaler.simulate.serve import (
     ServeSettings,
-    _no_server_runs,
     check_settings,
+    no_server_runs,
     run_document,
     server_groups,
 )
@@ -30,7 +30,7 @@ def command(calibration: list[Any], given: dict[str, float], machine: str | None
     from scaler.simulate.sweep import save
 
     check_settings(settings)
-    _no_server_runs(calibration)
+    no_server_runs(calibration)
     model = calibrate(calibration).with_given(given)
     topo, source = load_machine(machine, topology, sysfs_root,
                                 calibration[0].doc["host"]["topology"],

@@ -28,7 +28,7 @@ from scaler.simulate.rates import rates
 
 
 @njit(cache=True)
-def _draw(shape):
+def draw(shape):
     pos = np.random.random() * (shape.shape[0] - 1)
     k = int(pos)
     return shape[k] + (pos - k) * (shape[k + 1] - shape[k])
@@ -49,7 +49,7 @@ def run_closed(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size,
     start = np.zeros(n)
     finish = np.zeros(n)
     for i in range(n):
-        finish[i] = (work_ms[i] * _draw(shape) + extra_ms[i]) * factor[i]
+        finish[i] = (work_ms[i] * draw(shape) + extra_ms[i]) * factor[i]
     tree = _tree(finish)
     done = np.zeros(n, np.int64)
     lat = np.empty(n_queries)
@@ -67,7 +67,7 @@ def run_closed(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size,
         elif q == n_warm - 1:
             t0 = t
         start[j] = t
-        finish[j] = t + (work_ms[j] * _draw(shape) + extra_ms[j]) * factor[j]
+        finish[j] = t + (work_ms[j] * draw(shape) + extra_ms[j]) * factor[j]
         _tree_update(tree, finish, j)
     return done, t0, t, lat, n * (t - t0)
 
@@ -118,8 +118,8 @@ def _next_event(finish, next_arrival):
 
 
 @njit(cache=True)
-def _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes, cpu_core,
-            core_node, node_size, n_cores, params, vm_slow):
+def rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes, cpu_core,
+           core_node, node_size, n_cores, params, vm_slow):
     """After an instance went busy or idle: bank the work done at the old rates, compute the
     new slowdowns, and move every finish time to the new rate."""
     n = active.shape[0]
@@ -179,7 +179,7 @@ def run_open(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size, n
             next_arrival[j] = phase_ms[j] + arrived[j] * interval_ms
             if not active[j]:
                 active[j] = True
-                remaining[j] = work_ms[j] * _draw(shape) + extra_ms[j]
+                remaining[j] = work_ms[j] * draw(shape) + extra_ms[j]
                 changed = True
         else:
             completed[j] += 1
@@ -189,13 +189,13 @@ def run_open(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size, n
                 counted += 1
                 done[j] += 1
             if arrived[j] > completed[j]:
-                remaining[j] = work_ms[j] * _draw(shape) + extra_ms[j]
+                remaining[j] = work_ms[j] * draw(shape) + extra_ms[j]
                 finish[j] = t + remaining[j] * factor[j]
             else:
                 active[j] = False
                 finish[j] = np.inf
                 changed = True
         if changed:
-            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes,
-                    cpu_core, core_node, node_size, n_cores, params, vm_slow)
+            rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes,
+                   cpu_core, core_node, node_size, n_cores, params, vm_slow)
     return done, lat[:counted], area, arrivals_in, in_system

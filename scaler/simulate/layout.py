@@ -1,11 +1,12 @@
 """Where each simulated instance runs, as flat arrays for the compiled kernel.
 
 A layout is the CPUs, thread count and memory nodes of every instance plus the machine's CPU ->
-core -> node maps. Simulated layouts come from the placement's own planner (``Placement.plan``,
-with ``cores_per_instance`` passed through), so a simulated pinned or vm instance gets exactly
-the partition ``scaler scaling`` would give it, and its memory nodes are the ones the plan
-binds (none for an unbound instance); layouts of measured groups are rebuilt from the
-partitions and memory bindings the run recorded.
+core -> node maps. Simulated layouts come from the placement's own planner through
+``scaler.groupcpus.plan_group`` (the plan the lock and the session use: ``smt``,
+``cores_per_instance`` and ``oversubscribe`` passed through), so a simulated pinned or vm
+instance gets exactly the partition ``scaler scaling`` would give it, and its memory nodes
+are the ones the plan binds (none for an unbound instance); layouts of measured groups are
+rebuilt from the partitions and memory bindings the run recorded.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def _machine_maps(topo: Topology) -> tuple[dict[int, int], Any, Any, Any, dict[i
     return cpu_index, cpu_core, core_node, node_size, node_index
 
 
-def _build(topo: Topology, placement: str,
-           parts: list[tuple[list[int], int, list[int] | None]], oversubscription: float,
-           warnings: tuple[str, ...] = (), cores_per_instance: int | None = None,
-           oversubscribed: bool | None = None) -> Layout:
+def build_layout(topo: Topology, placement: str,
+                 parts: list[tuple[list[int], int, list[int] | None]], oversubscription: float,
+                 warnings: tuple[str, ...] = (), cores_per_instance: int | None = None,
+                 oversubscribed: bool | None = None) -> Layout:
     """``parts``: each instance's CPUs, threads and memory nodes (None: unbound);
     ``oversubscribed``: the placement's own verdict, as measured runs record it (``shared``
     counts instances against cores, not threads); None: more threads than CPUs."""
@@ -117,17 +118,18 @@ def plan_layout(topo: Topology, placement: str, n: int, smt: bool = False,
     planned thread count and memory nodes. Fixed-size instances that need more cores than
     the machine has are refused unless ``oversubscribe`` (``check_oversubscription``)."""
     from scaler import placements
+    from scaler.groupcpus import plan_group
 
-    planned = placements.get(placement).plan(topo, n, smt=smt,
-                                             cores_per_instance=cores_per_instance)
-    placements.check_oversubscription(planned, oversubscribe)
+    planned = plan_group(placements.get(placement), topo, n, smt=smt,
+                         cores_per_instance=cores_per_instance, oversubscribe=oversubscribe)
     usable = list(topo.usable_cpus)
     parts = [(list(i.cpus) if i.cpus is not None else usable, i.threads,
               list(i.nodes) if i.cpus is not None and i.nodes else None)
              for i in planned.instances]
-    return _build(topo, placement, parts, float(planned.layout.get("oversubscription", 1.0)),
-                  planned.warnings, planned.layout.get("cores_per_instance"),
-                  planned.layout.get("oversubscribed"))
+    return build_layout(topo, placement, parts,
+                        float(planned.layout.get("oversubscription", 1.0)), planned.warnings,
+                        planned.layout.get("cores_per_instance"),
+                        planned.layout.get("oversubscribed"))
 
 
 def inherited_memory_nodes(policy: str | None) -> list[int] | None:
@@ -167,6 +169,7 @@ def recorded_layout(topo: Topology, group: dict[str, Any]) -> Layout:
                 "memory_bound") else None)
         parts.append((list(cpus), int(inst.get("threads") or len(cpus)),
                       list(memory) if memory else None))
-    return _build(topo, group["placement"], parts, float(group.get("oversubscription") or 1.0),
-                  cores_per_instance=group.get("cores_per_instance"),
-                  oversubscribed=group.get("oversubscribed"))
+    return build_layout(topo, group["placement"], parts,
+                        float(group.get("oversubscription") or 1.0),
+                        cores_per_instance=group.get("cores_per_instance"),
+                        oversubscribed=group.get("oversubscribed"))

@@ -15,7 +15,7 @@ a measurement with the same settings would find if the instance model were the m
   gives it (``rates.rates``, recomputed whenever an instance goes busy or idle, as the
   closed-loop model does): N instances slow each other as they do in the scaling model;
 - latency counts from the scheduled arrival; a probe ends as soon as more requests are
-  over the bound than its percentile allows (``coordinator._allowed_over``), and a
+  over the bound than its percentile allows (``stoprule.allowed_over``), and a
   backlog that has not drained ``max(5 s, 10 x bound, 3 x a query)`` after the last
   arrival makes the run invalid;
 - a probe passes when every repeat is valid and the early-stopping estimate of the pooled
@@ -73,15 +73,16 @@ class ServeSettings:
         """Requests over the bound a probe of ``count`` may hold (-1: no bound)."""
         from dataclasses import replace
 
-        from scaler.coordinator import RunRules, _allowed_over
+        from scaler.outcomes import RunRules
         from scaler.scenarios.server import PERCENTILE
+        from scaler.stoprule import allowed_over
 
         p = PERCENTILE.get(self.stat)
         if p is None:
             return -1
-        allowed = _allowed_over(replace(RunRules(), min_queries=count,
-                                        latency_bound_ms=self.latency_bound_ms,
-                                        bound_percentile=p))
+        allowed = allowed_over(replace(RunRules(), min_queries=count,
+                                       latency_bound_ms=self.latency_bound_ms,
+                                       bound_percentile=p))
         return -1 if allowed is None else allowed
 
     @classmethod
@@ -324,7 +325,7 @@ def check_settings(settings: ServeSettings) -> None:
         raise UsageError("--repeat must be at least 1")
 
 
-def _no_server_runs(calibration: list[Any]) -> None:
+def no_server_runs(calibration: list[Any]) -> None:
     from scaler.errors import UsageError
 
     if any(r.scenario == "server" for r in calibration):

@@ -1,5 +1,5 @@
 """The simulated server's event loop, compiled (numba): Poisson arrivals into one FIFO queue
-served by N instances whose rates follow the layout's sharing (``des._rerate``). The rules it
+served by N instances whose rates follow the layout's sharing (``des.rerate``). The rules it
 mirrors and the settings it takes are in ``scaler.simulate.serve``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from scaler.simulate.des import _draw, _rerate
+from scaler.simulate.des import draw, rerate
 
 
 @njit(cache=True)
@@ -131,11 +131,11 @@ def run_serve(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size, 
             head += take
             started[i] = t
             active[i] = True
-            remaining[i] = work_ms[i] * _draw(shape) + extra_ms[i]
+            remaining[i] = work_ms[i] * draw(shape) + extra_ms[i]
             busy += 1
             changed = True
         if changed:
-            _rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes,
-                    cpu_core, core_node, node_size, n_cores, params, vm_slow)
+            rerate(t, active, remaining, finish, factor, ptr, cpus, threads, mptr, mnodes,
+                   cpu_core, core_node, node_size, n_cores, params, vm_slow)
     return (done, served_by, q_inst[:n_queries], q_start[:n_queries], q_end[:n_queries],
             q_size[:n_queries], bound_failed, drain_failed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from scaler.simulate.serve import Served, ServeSettings, _no_server_runs
+from scaler.simulate.serve import Served, ServeSettings, no_server_runs
 
 
 def validate(measured: list[Any], calibration: list[Any], queries: int | None,
@@ -26,7 +26,7 @@ def validate(measured: list[Any], calibration: list[Any], queries: int | None,
     if not servers:
         raise UsageError("--validate with --scenario server needs a measured server run "
                          "(scaler server --find-peak)")
-    _no_server_runs(calibration)
+    no_server_runs(calibration)
     if not calibration:
         raise UsageError("--validate with --scenario server needs calibration runs (scaling "
                          "or latency runs of the same engine) as arguments")

@@ -27,7 +27,7 @@ from scaler.simulate.terms import (
     predict_ips,
     style_of,
 )
-from scaler.simulate.validate import TARGET_ERROR, _host, default_split
+from scaler.simulate.validate import TARGET_ERROR, default_split, host_of
 
 
 def styled(runs: list[Any]) -> bool:
@@ -70,7 +70,7 @@ def validate_styles(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, 
                     ) -> tuple[dict[str, Any], InstanceModel, StyleTerms]:
     """Calibrate on ``calibrate_on`` instance counts (default: up to cores + 1) of ``runs``
     plus every group of ``extra``; predict every point of every style of ``runs``."""
-    hosts = {_host(r) for r in runs}
+    hosts = {host_of(r) for r in runs}
     if len(hosts) > 1:
         raise UsageError("--validate runs come from different hosts: "
                          + "; ".join(sorted(hosts)))

@@ -40,7 +40,8 @@ from typing import Any
 
 from affinity import Topology
 from scaler.errors import UsageError
-from scaler.simulate.layout import Layout, _build, plan_layout, recorded_layout
+from scaler.simulate.layout import Layout, plan_layout, recorded_layout
+from scaler.simulate.layout import build_layout as _build
 from scaler.simulate.machine import topology_from_dict
 from scaler.simulate.model import (
     InstanceModel,

@@ -56,7 +56,7 @@ def validate(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, ...] | 
     A point's measured figure is the median over the repeats; errors are
     predicted / measured − 1. Returns the report and the calibrated model.
     """
-    hosts = {_host(r) for r in runs}
+    hosts = {host_of(r) for r in runs}
     if len(hosts) > 1:
         raise UsageError("--validate runs come from different hosts: "
                          + "; ".join(sorted(hosts)))
@@ -97,7 +97,7 @@ def validate(runs: list[Any], extra: list[Any], calibrate_on: tuple[int, ...] | 
     }, model
 
 
-def _host(run: Any) -> str:
+def host_of(run: Any) -> str:
     """A host's identity as runs record it: the hostname alone is not one (cloud VMs are
     often all called ``vm``), so its CPU count and ISA flags are added."""
     host = run.doc["host"]
@@ -156,7 +156,7 @@ def validate_references(root: Path = REFERENCE, queries: int = 20_000
         report, model = validate(ref.runs, ref.extra, queries=queries)
         others = [c["others_mean"] for c in ref.conditions if c.get("others_mean") is not None]
         out.append({
-            "set": ref.name, "host": _host(ref.runs[0]), "runs": len(ref.runs),
+            "set": ref.name, "host": host_of(ref.runs[0]), "runs": len(ref.runs),
             "repeats": min(p["repeats"] for p in report["points"]),
             "extra_runs": len(ref.extra), "calibrated_on": report["calibrated_on"],
             "held_out": report["held_out"], "held_out_error": report["held_out_error"],

@@ -6,15 +6,8 @@ from __future__ import annotations
 import pytest
 
 from scaler.errors import UsageError
-from scaler.simulate.capacity import (
-    _estimate_text,
-    _ms,
-    _oversub_text,
-    _pct,
-    decision,
-    parse_headroom,
-    plan_capacity,
-)
+from scaler.simulate.capacity import decision, parse_headroom, plan_capacity
+from scaler.simulate.capacity_text import _estimate_text, _ms, _oversub_text, _pct
 from tests.scaler.simulate.test_capacity import group, run
 from tests.scaler.simulate.test_capacity_server import point, server_run
 

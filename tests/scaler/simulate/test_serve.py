@@ -237,7 +237,7 @@ def test_simulated_peak_of_mm1_is_where_p99_meets_the_bound():
 
 def test_a_probe_over_the_bound_stops_early_like_the_measured_one():
     """Far above capacity with a bound: the probe ends once more requests are over the
-    bound than p99 allows at its size (coordinator._allowed_over), marked bound_failed,
+    bound than p99 allows at its size (stoprule.allowed_over), marked bound_failed,
     with fewer requests completed than scheduled."""
     settings = serve.ServeSettings(latency_bound_ms=50.0, stat="p99", queries=2000)
     g = serve.Served(textbook(), settings).serve(pinned(1), 300.0)

@@ -17,7 +17,7 @@ import pytest
 
 from scaler.errors import UsageError
 from scaler.simulate import rates
-from scaler.simulate.layout import _build, plan_layout
+from scaler.simulate.layout import build_layout, plan_layout
 from scaler.simulate.machine import parse_machine
 from scaler.simulate.model import closed_form_ips, static_features
 from tests.scaler.simulate.conftest import make_model
@@ -81,7 +81,7 @@ def test_remote_share_follows_where_threads_and_memory_are():
         counts.append(1 - counts[0])
         assert r == pytest.approx(1 - sum(w * w for w in counts), abs=1e-12)
     # CPUs of node 0, memory bound to node 1 (numactl --cpunodebind=0 --membind=1)
-    remote = _build(XEON, "pinned", [(list(range(28)), 28, [1])], 1.0)
+    remote = build_layout(XEON, "pinned", [(list(range(28)), 28, [1])], 1.0)
     assert remote_share(remote) == [1.0]
 
 
@@ -140,12 +140,12 @@ def test_remote_memory_term_is_penalty_times_remote_share_times_cross_load():
                                                                          "numa_penalty": 0.3})
         assert ratio == pytest.approx(1.15, rel=1e-12), n
     # one 28-core instance fully remote, the machine otherwise idle: load 28 / 28 = 1 ...
-    remote = _build(XEON, "pinned", [(list(range(28)), 28, [1])], 1.0)
+    remote = build_layout(XEON, "pinned", [(list(range(28)), 28, [1])], 1.0)
     base = values(serial_fraction=0.0, memory_contention=0.0, numa_penalty=0.0)
     ratio = closed_form_ips(remote, base) / closed_form_ips(remote, {**base, "numa_penalty": 0.3})
     assert ratio == pytest.approx(1.3, rel=1e-12)
     # ... and a 7-core one loads the links a quarter as much
-    small = _build(XEON, "pinned", [(list(range(7)), 7, [1])], 1.0)
+    small = build_layout(XEON, "pinned", [(list(range(7)), 7, [1])], 1.0)
     ratio = closed_form_ips(small, base) / closed_form_ips(small, {**base, "numa_penalty": 0.3})
     assert ratio == pytest.approx(1 + 0.3 * 7 / 28, rel=1e-12)
 
