@@ -11,12 +11,14 @@ from affinity import Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
 from scaler.cli.fleetview import FleetOpt, ReadyTimeout
+from scaler.cli.placement_options import placement_settings, with_placement_options
 from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
 
 if TYPE_CHECKING:
     from scaler.placements.base import DryRunView
 
 
+@with_placement_options
 def plan(
     instances: Annotated[
         int, typer.Option("--instances", "-n", metavar="N", help="Number of instances.")
@@ -47,24 +49,11 @@ def plan(
             "nodes, QEMU command line); default: the partitions only.",
         ),
     ] = None,
-    vm_memory: Annotated[
-        str | None,
-        typer.Option("--vm-memory", help="Memory of each VM, e.g. 2G (vm placement)."),
-    ] = None,
-    vm_kernel: Annotated[
-        str | None,
-        typer.Option("--vm-kernel", help="Kernel the VMs would boot (vm placement)."),
-    ] = None,
-    accel: Annotated[
-        str, typer.Option("--accel", help="auto, kvm or tcg (vm placement).")
-    ] = "auto",
-    vm_hugepages: Annotated[
-        bool, typer.Option("--vm-hugepages", help="Huge-page guest memory (vm placement).")
-    ] = False,
     sysfs_root: SysfsRoot = "/sys",
     json_output: JsonOutput = False,
     fleet: FleetOpt = None,
     ready_timeout: ReadyTimeout = 300.0,
+    **placement_options: Any,
 ) -> None:
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():
@@ -89,11 +78,10 @@ def plan(
         view = None
         if placement is not None:
             from scaler import placements
-            from scaler.settings import Settings, parse_memory_mb
+            from scaler.settings import Settings
 
-            settings = Settings(placements=(placement,), smt=smt, vm_kernel=vm_kernel,
-                                vm_memory_mb=parse_memory_mb(vm_memory) if vm_memory else None,
-                                vm_accel=accel, vm_hugepages=vm_hugepages)
+            settings = Settings(placements=(placement,), smt=smt,
+                                placement_options=placement_settings(placement_options))
             view = placements.get(placement).dry_run(topo, result, settings)
         if json_output:
             emit_json(plan_json(result, view))

@@ -83,6 +83,16 @@ class Placement:
     virtualized: ClassVar[bool] = False  # the simulator's vm_* terms apply to its instances
     # why it cannot run on the machines of --hosts ("" when it can), after "the NAME placement"
     local_only: ClassVar[str] = ""
+    # its own options: a frozen dataclass of ``scaler.placements.options.option`` fields (the
+    # command line's flags, ``Settings.placement_options[name]``, run.json's requested keys)
+    options: ClassVar[type | None] = None
+
+    def check_options(self, options: Any) -> None:
+        """Refuse options this placement cannot use (UsageError, one line)."""
+
+    def options_of(self, settings: Settings) -> Any:
+        """This placement's options in ``settings`` (its defaults where none were given)."""
+        return settings.options_of(self.name)
 
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:
@@ -163,10 +173,18 @@ _PLACEMENTS: dict[str, Placement] = {}
 
 
 def register(placement: Placement) -> Placement:
-    """Add a placement instance to the registry (plug-ins call this when imported)."""
+    """Add a placement instance to the registry (plug-ins call this when imported).
+    ValueError for a name, option flag or option record key already taken."""
+    import dataclasses
+
+    from scaler.placements.options import check_clashes
+    from scaler.settings import Settings
+
     name = placement.name
     if name in _PLACEMENTS and type(_PLACEMENTS[name]) is not type(placement):
         raise ValueError(f"placement {name!r} is already registered")
+    check_clashes(placement, _PLACEMENTS.values(),
+                  [f.name for f in dataclasses.fields(Settings)])
     _PLACEMENTS[name] = placement
     return placement
 
