@@ -186,7 +186,7 @@ def why(n: int, stacked: dict[str, Any], tuned: dict[str, Any] | None,
 
 def side_of(points: list[dict[str, Any]], bare: str, pick: Callable[..., str | None]
             ) -> str | None:
-    """The VM-like placement of the study run (``pick``: ``suite._vm_side``)."""
+    """The VM-like placement of the study run (``pick``: ``suite_sides.vm_side``)."""
     return pick([p for p in points if _style(p) == STYLE], bare)
 
 
@@ -227,10 +227,10 @@ def scaling(runs: dict[str, Run], ctx: dict[str, Any], tuned: dict[str, Any],
     engine = a.get("engine")
     reasons.append(f"engine {engine} {a.get('precision')}: " + (
         (study or {}).get("why") or "the engine the suite ran"))
-    from scaler.suite import _stands_in
+    from scaler.suite_sides import stands_in
 
-    if _stands_in(side):
-        reasons.append(_stands_in(side))
+    if stands_in(side):
+        reasons.append(stands_in(side))
     keep = ("test", "measured", "ci95", "verdict", "compared", "p_value", "significant",
             "noisy", "contended", "note", "instances", "sweep")
     out = claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,

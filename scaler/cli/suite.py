@@ -248,22 +248,15 @@ def _study(make: Any, threading: str, precisions: tuple[str, ...], skipped: dict
 
 
 def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:
-    """The placements set against bare metal: the pinned-like ones, and the virtualized ones
-    that run with hardware virtualization here (or all of them when asked)."""
-    from scaler import fleets, placements
+    """The placements set against bare metal, as each declares (``scaler.suite_sides``)."""
+    from scaler import suite_sides
+    from scaler.errors import UsageError
 
-    settings = make("latency")
-    out = []
-    for p in placements.placements().values():
-        if p.baseline or p.local_only and fleets.wanted(settings):
-            continue
-        if p.virtualized:
-            notes = p.notes(settings)
-            if notes and not asked:
-                skipped[p.name] = notes[0] + " (add --vm to measure them anyway)"
-                continue
-        out.append(p.name)
-    return tuple(sorted(out, key=lambda name: placements.get(name).virtualized))
+    sides = suite_sides.vm_like(make("latency"), asked, skipped)
+    if not sides:
+        raise UsageError("no placement joins the suite as the VM-like side here: "
+                         f"{'; '.join(skipped.values()) or 'none declares it'}")
+    return sides
 
 
 def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str],

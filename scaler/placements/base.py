@@ -86,6 +86,12 @@ class Placement:
     # its own options: a frozen dataclass of ``scaler.placements.options.option`` fields (the
     # command line's flags, ``Settings.placement_options[name]``, run.json's requested keys)
     options: ClassVar[type | None] = None
+    # how ``scaler suite`` uses it (``scaler.suite_sides``): "baseline" (bare metal: the side
+    # the others are set against), "vm-like" (set against bare metal) or "" (left out)
+    suite_side: ClassVar[str] = ""
+    # a vm-like side that joins the suite only where its timings are real (``emulation``
+    # says why not), unless the suite is asked for it (``--vm``)
+    suite_only_when_real: ClassVar[bool] = False
 
     def check_options(self, options: Any) -> None:
         """Refuse options this placement cannot use (UsageError, one line)."""
@@ -124,6 +130,24 @@ class Placement:
     def notes(self, settings: Settings) -> list[str]:
         """What a user should know before the run starts (printed on stderr)."""
         return []
+
+    def emulation(self, settings: Settings) -> str:
+        """Why this placement's timings would not be real here ("" when they are: e.g. VMs
+        under TCG emulation)."""
+        return ""
+
+    def joins_suite(self, settings: Settings, asked: bool) -> tuple[str, str]:
+        """How this placement joins ``scaler suite`` here: its side ("baseline", "vm-like"
+        or "": not at all) and why a declared side is left out ("" when it is not)."""
+        from scaler.fleets import wanted
+
+        if not self.suite_side or self.local_only and wanted(settings):
+            return "", ""
+        if self.suite_only_when_real and not asked:
+            why = self.emulation(settings)
+            if why:
+                return "", f"{why} (add --vm to measure them anyway)"
+        return self.suite_side, ""
 
     def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
                      worker_gb: float) -> None:

@@ -47,6 +47,7 @@ class Vm(Pinned):
     summary = "N QEMU VMs, each with its vCPUs pinned 1:1 to its own cores"
     marker = "^"
     virtualized = True
+    suite_only_when_real = True  # the suite sets VMs against bare metal only where they are
     local_only = ("boots VMs on this machine: it cannot be combined with --hosts (list "
                   "existing VMs in the hosts file instead)")
     options = VmOptions
@@ -100,14 +101,18 @@ class Vm(Pinned):
                           {"accel": vms.accel.name, "accel_reason": vms.accel.reason,
                            "notes": list(vms.notes)}, format_vms(vms))
 
-    def notes(self, settings: Settings) -> list[str]:
+    def emulation(self, settings: Settings) -> str:
         from scaler.targets.accel import resolve_accel
 
         accel = resolve_accel(self.options_of(settings).accel)
         if not accel.emulated:
-            return []
-        return [f"VMs run under TCG emulation ({accel.reason}), about 100x slower; their "
-                "results are marked emulated"]
+            return ""
+        return (f"VMs run under TCG emulation ({accel.reason}), about 100x slower; their "
+                "results are marked emulated")
+
+    def notes(self, settings: Settings) -> list[str]:
+        why = self.emulation(settings)
+        return [why] if why else []
 
     def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
                      worker_gb: float) -> None:
