@@ -101,7 +101,7 @@ class Session:
             close()
 
     def placement(self, name: str) -> Placement:
-        placement = placements.get(name)
+        placement = placements.get(name).configured(self.settings)  # with the run's options
         return self.fleet.wrap(placement) if self.fleet else placement
 
     def target(self, placement: Placement) -> Target:

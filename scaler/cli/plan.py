@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from affinity import Plan, Topology, format_cpulist, read_topology
+from affinity import Partition, Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
 from scaler.cli.fleetview import FleetOpt, ReadyTimeout
@@ -15,7 +16,7 @@ from scaler.cli.placement_options import placement_settings, with_placement_opti
 from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
 
 if TYPE_CHECKING:
-    from scaler.placements.base import DryRunView
+    from scaler.placements.base import DryRunView, GroupPlan
 
 
 @with_placement_options
@@ -82,7 +83,10 @@ def plan(
 
             settings = Settings(placements=(placement,), smt=smt,
                                 placement_options=placement_settings(placement_options))
-            view = placements.get(placement).dry_run(topo, result, settings)
+            chosen = placements.get(placement).configured(settings)
+            result = placement_plan(topo, result, chosen.plan(
+                topo, instances, smt=smt, cores_per_instance=cores_per_instance))
+            view = chosen.dry_run(topo, result, settings)
         if json_output:
             emit_json(plan_json(result, view))
         else:
@@ -90,6 +94,20 @@ def plan(
             if view is not None:
                 lines += view.lines
             typer.echo("\n".join(lines))
+
+
+def placement_plan(topo: Topology, result: Plan, group: GroupPlan) -> Plan:
+    """The partitions as the placement itself plans them (``result``: the even plan, kept
+    when the placement's instances are unpinned: it says so in its dry run)."""
+    if any(i.cpus is None for i in group.instances):
+        return result
+    core_of = {c: core for core in topo.usable_cores for c in core.cpus}
+    parts = tuple(Partition(i.index, tuple(i.cpus or ()), tuple(i.nodes or ()),
+                            len({core_of.get(c, c) for c in i.cpus or ()}))
+                  for i in group.instances)
+    return replace(result, partitions=parts,
+                   oversubscribed=bool(group.layout.get("oversubscribed")),
+                   oversubscription=float(group.layout.get("oversubscription", 1.0)))
 
 
 def plan_json(result: Plan, view: DryRunView | None) -> dict[str, Any]:

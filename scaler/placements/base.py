@@ -93,12 +93,34 @@ class Placement:
     # says why not), unless the suite is asked for it (``--vm``)
     suite_only_when_real: ClassVar[bool] = False
 
+    _chosen: Any = None  # the options of a run (``configured``); None: the defaults
+
     def check_options(self, options: Any) -> None:
         """Refuse options this placement cannot use (UsageError, one line)."""
 
     def options_of(self, settings: Settings) -> Any:
         """This placement's options in ``settings`` (its defaults where none were given)."""
         return settings.options_of(self.name)
+
+    @property
+    def chosen(self) -> Any:
+        """The options this instance plans with (``plan`` has no settings): a run's, once
+        ``configured``; the defaults in the registry's instance (None: it declares none)."""
+        cls = type(self).options
+        if self._chosen is not None or cls is None:
+            return self._chosen
+        return cls()
+
+    def configured(self, settings: Settings) -> Placement:
+        """This placement as a run with ``settings`` uses it: a copy whose ``chosen`` are
+        the run's options (itself when it declares none)."""
+        if type(self).options is None:
+            return self
+        import copy
+
+        clone = copy.copy(self)
+        clone._chosen = self.options_of(settings)
+        return clone
 
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:
