@@ -50,6 +50,14 @@ def load() -> None:
             return
 
 
+def refuse(message: str) -> None:
+    """Keep a plug-in's fault found after it loaded (an option that clashes with a command's):
+    ``check`` reports the first one."""
+    global _failure
+    if _failure is None:
+        _failure = message
+
+
 def check() -> None:
     """UsageError (one line, exit 2) when a plug-in failed to load."""
     load()

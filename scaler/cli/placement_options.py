@@ -33,15 +33,20 @@ def _parameter(spec: OptionSpec) -> inspect.Parameter:
 
 def with_placement_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` (which takes ``**placement_options``) with one typer option per placement
-    option; a flag the function declares itself is an error of the program."""
+    option. One that clashes with the function's own is left out and reported as a plug-in
+    failure (``scaler.plugins.check``: one line, exit 2)."""
     sig = inspect.signature(func, eval_str=True)
     own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
     names = {p.name for p in own}
-    added = [_parameter(s) for s in specs()]
-    for p in added:
-        if p.name in names:
-            raise ValueError(f"{func.__name__}: placement option --{p.name} clashes with its "
-                             "own option")
+    added = []
+    for spec in specs():
+        if spec.param in names:  # the command's own option wins; the run refuses to start
+            from scaler import plugins
+
+            plugins.refuse(f"placement {spec.placement!r}: option {spec.flag} clashes with an "
+                           f"option of `scaler {func.__name__}`")
+            continue
+        added.append(_parameter(spec))
     keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
     at = next((k for k, p in enumerate(keyword) if p.name == "out"), len(keyword))
     params = keyword[:at] + added + keyword[at:]

@@ -145,3 +145,23 @@ def test_target_records_of_old_runs_still_read():
     new = {"targets": {"vm": {"accel": "kvm"}}, "vm": "not this"}
     assert target_record(new, "vm") == {"accel": "kvm"}
     assert target_record(new, "pinned") is None
+
+
+def test_a_plugin_option_that_clashes_with_a_commands_own_is_a_one_line_error(tmp_path):
+    (tmp_path / "clashing_plugin.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from scaler.placements import Placement, register\n"
+        "from scaler.placements.options import option\n"
+        "@dataclass(frozen=True)\n"
+        "class Opts:\n"
+        "    size: int = option(1, flag='--batch', help='clashes', record_key='clash_size')\n"
+        "class Clash(Placement):\n"
+        "    name = 'clash'\n"
+        "    summary = 'test'\n"
+        "    options = Opts\n"
+        "register(Clash())\n")
+    env = {"SCALER_PLUGINS": "clashing_plugin", "PYTHONPATH": f"{tmp_path}{os.pathsep}{PATH}"}
+    r = scaler_cmd("scaling", "--help", env=env, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--batch clashes with an option of `scaler" in lines[0], r.stderr
