@@ -163,8 +163,9 @@ def server(target_qps: Annotated[float | None, typer.Option(
            seed: Annotated[int, typer.Option("--seed", help="seed of the arrival schedule")]
            = 0,
            engine: Engine = None, precision: Precision = "fp32", model: Model = "resnet50",
-           smt: Smt = False, repeat: Repeat = 1, min_duration: MinDuration = None,
-           min_queries: MinQueries = None, warmup: Warmup = None,
+           smt: Smt = False, repeat: Repeat = 1, remeasure: Remeasure = 1,
+           min_duration: MinDuration = None, min_queries: MinQueries = None,
+           warmup: Warmup = None,
            noise_limit: NoiseLimit = 0.05, quiet_wait: QuietWait = 0.0,
            cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
            stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
