@@ -266,7 +266,7 @@ def run_cpus(settings: Settings, topology: Topology) -> frozenset[int]:
     usable = frozenset(topology.usable_cpus)
     cpus: set[int] = set()
     for name in settings.placements:
-        placement = placements.get(name)
+        placement = placements.get(name).configured(settings)  # with the run's options
         for n in settings.instances:
             try:
                 cpus.update(group_cpus(placement, topology, n, smt=settings.smt,

@@ -1,7 +1,9 @@
 """Plug-ins: modules that register engines or placements without editing scaler.
 
-A plug-in is a module that calls ``scaler.engines.registry.register(...)`` and/or
-``scaler.placements.register(...)`` when imported. It is named either in the environment
+A plug-in is a module that calls ``scaler.engines.registry.register(...)``,
+``scaler.placements.register(...)`` (a placement, with its own options), ``scaler.fleets.register``
+(a fleet provider for ``--fleet NAME``) and/or ``scaler.targets.register`` (a target type whose
+stale-state sweep runs before each run) when imported. It is named either in the environment
 variable ``SCALER_PLUGINS`` (comma-separated module names, importable from ``PYTHONPATH``),
 or by an installed package's entry point in the group ``scaler.plugins``. The environment
 variable reaches every process scaler starts on this machine (workers inherit it), so a
@@ -46,6 +48,14 @@ def load() -> None:
             _failure = (f"plug-in {point.name!r} ({point.value}): cannot load: "
                         f"{type(exc).__name__}: {exc}")
             return
+
+
+def refuse(message: str) -> None:
+    """Keep a plug-in's fault found after it loaded (an option that clashes with a command's):
+    ``check`` reports the first one."""
+    global _failure
+    if _failure is None:
+        _failure = message
 
 
 def check() -> None:

@@ -26,9 +26,7 @@ def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:
     if inst.error:
         entry["error"] = inst.error
         entry["stderr_tail"] = inst.stderr_tail[-15:]
-    instance_info = getattr(target, "instance_info", None)
-    if instance_info is not None:
-        entry.update(instance_info(inst.index))
+    entry.update(target.instance_info(inst.index))
     if inst.ready:
         entry.update({k: inst.ready.get(k) for k in READY_KEYS},
                      reused=bool(inst.ready.get("reused")))

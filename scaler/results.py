@@ -293,3 +293,21 @@ def write_text_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+# the run document's own keys: never a target's record in an old run
+_RUN_KEYS = frozenset({"schema_version", "scenario", "status", "writer", "partial_reasons",
+                       "notes", "created", "command", "requested", "effective", "host",
+                       "emulated", "groups", "points", "harness", "searches", "hosts", "lock",
+                       "targets", "summary"})
+
+
+def target_record(doc: dict[str, Any], placement: str) -> dict[str, Any] | None:
+    """What a run recorded about the target of ``placement``'s workers (``describe()``: e.g.
+    a VM's accelerator, kernel and QEMU): under ``targets`` since the placement-options
+    change, at the top level under the placement's name in older runs."""
+    record = (doc.get("targets") or {}).get(placement)
+    if record is None and placement not in _RUN_KEYS:
+        old = doc.get(placement)
+        record = old if isinstance(old, dict) else None
+    return record

@@ -96,15 +96,13 @@ class Session:
     def close(self) -> None:
         """Release what the targets hold (a VM's files); their workers are gone by then."""
         for target in self.targets.values():
-            close = getattr(target, "close", None)
-            if close is not None:
-                close()
+            target.close()
         close = getattr(self.fleet, "close", None)  # what the fleet holds (an allocation)
         if close is not None:
             close()
 
     def placement(self, name: str) -> Placement:
-        placement = placements.get(name)
+        placement = placements.get(name).configured(self.settings)  # with the run's options
         return self.fleet.wrap(placement) if self.fleet else placement
 
     def target(self, placement: Placement) -> Target:
@@ -321,10 +319,10 @@ class Session:
             doc[self.fleet_key] = self.fleet.describe()
         if self.lock is not None:
             doc["lock"] = self.lock.describe()
-        for name, target in self.targets.items():
-            describe = getattr(target, "describe", None)
-            if describe is not None and name not in doc:  # e.g. "vm": accel, kernel, QEMU
-                doc[name] = describe()
+        described = {name: target.describe() for name, target in self.targets.items()}
+        described = {name: record for name, record in described.items() if record is not None}
+        if described:  # by placement, e.g. "vm": accel, kernel, QEMU (results.target_record)
+            doc["targets"] = described
         doc["summary"] = summaries.summarize({**doc, "schema_version": results.SCHEMA_VERSION},
                                              str(self.path))
         return doc

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -40,10 +41,9 @@ class Settings:
     stat: Stat = Stat.p99
     max_batch: int = 256
     cache_dir: str | None = None
-    vm_memory_mb: int | None = None  # None: enough for the model (vm placement)
-    vm_kernel: str | None = None  # None: the newest /boot/vmlinuz-*
-    vm_accel: str = "auto"  # auto, kvm (refused where KVM cannot run) or tcg (vm placement)
-    vm_hugepages: bool = False  # guest RAM from 2 MiB huge pages (vm placement)
+    # each placement's own options by its name (``Placement.options``: e.g. "vm" holds the
+    # VM's memory, kernel, accel and huge pages); a placement not here has its defaults
+    placement_options: Mapping[str, Any] = field(default_factory=dict)
     hosts_file: str | None = None  # run workers on the machines of this TOML file (SSH)
     ssh_parallel: int = 32  # --hosts: ssh processes connecting at once, at most
     fleet: str | None = None  # --fleet PROVIDER[:ARG] other than ssh (scaler.fleets.wanted)
@@ -63,8 +63,27 @@ class Settings:
     quiet_wait_s: float = 0.0  # before each group, wait up to this long for a quiet machine
     stall_timeout_s: float = 60.0  # a measuring worker silent this long is stalled (killed)
 
+    def options_of(self, placement: str) -> Any:
+        """The options of the placement named ``placement`` (its defaults when none were
+        given; None when it declares none)."""
+        if placement in self.placement_options:
+            return self.placement_options[placement]
+        from scaler.placements import find
+
+        known = find(placement)
+        cls = type(known).options if known is not None else None
+        return cls() if cls is not None else None
+
     def to_dict(self) -> dict[str, Any]:
+        """As run.json records it (``requested``): every registered placement's options
+        under their own keys (``vm_memory_mb``, ...), given or default."""
+        from scaler.placements import placements
+        from scaler.placements.options import record
+
         d = asdict(self)
+        del d["placement_options"]
+        for name, placement in placements().items():
+            d.update(record(placement, self.placement_options.get(name)))
         d["placements"] = list(self.placements)
         d["threading"] = list(self.threading)
         d["isa"] = list(self.isa)

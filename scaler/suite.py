@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler import significance, suite_study
+from scaler import significance, suite_sides, suite_study
 from scaler.engines.kernels import run_kernels
 from scaler.results import Run
+from scaler.suite_sides import stands_in, vm_side
 from scaler.summaries import doc_points
 
 SUITE_FILE = "suite.json"
@@ -72,9 +73,7 @@ def experiments(make: Make, vm_like: tuple[str, ...], precisions: tuple[str, ...
     engine, precision and instance count of the run of bare metal as the study ran it
     (``suite_study``: bare metal and the first VM-like placement under ``tuned`` and
     ``model-zoo``, at that one count; None: left out)."""
-    from scaler import placements
-
-    bare = placements.baseline() or "shared"
+    bare = suite_sides.bare()
     sides = ",".join((bare, *vm_like))
     out = [Experiment("latency", "latency", make("latency", placement=sides,
                                                  precision=layout_precision,
@@ -159,39 +158,10 @@ def _points_of(run: Run | None) -> list[dict[str, Any]]:
     return [p for p in doc_points(run.doc) if p.get("complete")] if run else []
 
 
-def _vm_side(points: list[dict[str, Any]], bare: str) -> str | None:
-    """The VM-like placement measured: a real (not emulated) VM if there is one, else the
-    first non-baseline placement."""
-    others = [p for p in points if p["placement"] != bare]
-    real_vm = [p for p in others if _virtualized(p["placement"]) and not p.get("emulated")]
-    pick = real_vm or [p for p in others if not _virtualized(p["placement"])]
-    return pick[0]["placement"] if pick else None
-
-
-def _virtualized(name: str) -> bool:
-    from scaler.placements import find
-
-    known = find(name)
-    return bool(known and known.virtualized)
-
-
-def _bare() -> str:
-    from scaler.placements import baseline
-
-    return baseline() or "shared"
-
-
-def _stands_in(side: str | None) -> str:
-    if side and not _virtualized(side):
-        return (f"{side} partitions stand in for VMs (no hardware virtualization here, or "
-                "VMs not asked for): no hypervisor exits or guest scheduling to pay")
-    return ""
-
-
 def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     pts = suite_study.one_style(_points_of(runs.get("latency")))  # both sides of one style (tuned)
-    bare = _bare()
-    side = _vm_side(pts, bare)
+    bare = suite_sides.bare()
+    side = vm_side(pts, bare)
     base = next((p for p in pts if p["placement"] == bare), None)
     mine = next((p for p in pts if p["placement"] == side), None)
     if base is None or mine is None:
@@ -202,7 +172,7 @@ def _latency(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
         return _claim("latency", None, None, c.get("note", ""))
     pct = (c["ratio"] - 1.0) * 100.0
     ci = [(c["ci95"][0] - 1) * 100.0, (c["ci95"][1] - 1) * 100.0] if c["ci95"] else None
-    note = _stands_in(side) or "measured in real VMs against bare metal"
+    note = stands_in(side) or "measured in real VMs against bare metal"
     if base.get("precision") != "fp32":
         note += f"; measured with {base.get('engine')} {base.get('precision')} here"
     if ci and ci[0] <= 0.0 <= ci[1]:
@@ -274,13 +244,13 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     # the sweep against tuned bare metal (or the sweep's one style when asked without it);
     # a sweep asked with more styles holds the study's too: ``suite_study`` reads those
     pts = suite_study.one_style(_points_of(runs.get("scaling")))
-    bare = _bare()
-    side = _vm_side(pts, bare)
+    bare = suite_sides.bare()
+    side = vm_side(pts, bare)
     both = sorted({p["instances"] for p in pts if p["placement"] == bare}
                   & {p["instances"] for p in pts if p["placement"] == side})
     if not both:
         missing = _claim("scaling", None, None, "scaling run missing or incomplete")
-        return suite_study.scaling(runs, ctx, missing, _claim, _vm_side, bare, ctx.get("study"))
+        return suite_study.scaling(runs, ctx, missing, _claim, vm_side, bare, ctx.get("study"))
     n = 8 if 8 in both else both[-1]
     base = next(p for p in pts if p["placement"] == bare and p["instances"] == n)
     mine = next(p for p in pts if p["placement"] == side and p["instances"] == n)
@@ -292,8 +262,8 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     if ctx.get("cores") and n > ctx["cores"]:
         reasons.append(f"{n} instances on {ctx['cores']} cores: both layouts are "
                        "oversubscribed, time-sliced alike")
-    if _stands_in(side):
-        reasons.append(_stands_in(side))
+    if stands_in(side):
+        reasons.append(stands_in(side))
     if base.get("precision") != "fp32":
         reasons.append(f"measured with {base.get('engine')} {base.get('precision')} here "
                        "(the study's scaling ran fp32)")
@@ -302,7 +272,7 @@ def _scaling(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
                    significant=c["significant"],
                    noisy=bool(base.get("noisy") or mine.get("noisy")),
                    contended=bool(base.get("contended") or mine.get("contended")))
-    return suite_study.scaling(runs, ctx, tuned, _claim, _vm_side, bare, ctx.get("study"))
+    return suite_study.scaling(runs, ctx, tuned, _claim, vm_side, bare, ctx.get("study"))
 
 
 def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +280,7 @@ def _multistream(runs: dict[str, Run], ctx: dict[str, Any]) -> dict[str, Any]:
     if run is None:
         return _claim("multistream", None, None,
                       ctx.get("multistream-int8") or "no int8 multistream run")
-    return suite_study.multistream(run, ctx, _claim, _bare(), _stands_in)
+    return suite_study.multistream(run, ctx, _claim, suite_sides.bare(), stands_in)
 
 
 def claim_lines(table: list[dict[str, Any]]) -> list[str]:

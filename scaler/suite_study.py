@@ -90,32 +90,34 @@ def study_run(runs: dict[str, Run]) -> Run | None:
 
 def has_style(run: Run) -> bool:
     """Whether the run measured a complete point under the study's style."""
-    return any(p.get("threading") == STYLE for p in _points(run))
+    return any(p.get("threading") == STYLE for p in complete_points(run))
 
 
-def _points(run: Run | None) -> list[dict[str, Any]]:
+def complete_points(run: Run | None) -> list[dict[str, Any]]:
+    """The complete points of a run (none without a run)."""
     from scaler.summaries import doc_points
 
     return [p for p in doc_points(run.doc) if p.get("complete")] if run else []
 
 
-def _style(p: dict[str, Any]) -> str:
+def style_of(p: dict[str, Any]) -> str:
+    """The threading style of a point (``tuned`` in runs from before the styles)."""
     return p.get("threading") or TUNED
 
 
 def one_style(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The points of ``tuned`` if there are any, else of the first style measured other than
     the study's (the sweep a tuned claim reads)."""
-    styles = list(dict.fromkeys(_style(p) for p in points))
+    styles = list(dict.fromkeys(style_of(p) for p in points))
     pick = TUNED if TUNED in styles else next((s for s in styles if s != STYLE), None)
-    return [p for p in points if _style(p) == pick]
+    return [p for p in points if style_of(p) == pick]
 
 
 def pair(points: list[dict[str, Any]], bare: str, side: str, style: str,
          n: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The bare-metal and VM-like points of one style at N, or None."""
     def one(placement: str) -> dict[str, Any] | None:
-        return next((p for p in points if p["placement"] == placement and _style(p) == style
+        return next((p for p in points if p["placement"] == placement and style_of(p) == style
                      and p["instances"] == n), None)
 
     a, b = one(bare), one(side)
@@ -125,7 +127,7 @@ def pair(points: list[dict[str, Any]], bare: str, side: str, style: str,
 def common_n(points: list[dict[str, Any]], bare: str, side: str) -> int | None:
     """8 if bare metal and the VM-like side were measured at it under the study's style,
     else the largest such count."""
-    counts = [{p["instances"] for p in points if p["placement"] == place and _style(p) == STYLE}
+    counts = [{p["instances"] for p in points if p["placement"] == place and style_of(p) == STYLE}
               for place in (bare, side)]
     both = sorted(counts[0] & counts[1])
     if not both:
@@ -186,8 +188,8 @@ def why(n: int, stacked: dict[str, Any], tuned: dict[str, Any] | None,
 
 def side_of(points: list[dict[str, Any]], bare: str, pick: Callable[..., str | None]
             ) -> str | None:
-    """The VM-like placement of the study run (``pick``: ``suite._vm_side``)."""
-    return pick([p for p in points if _style(p) == STYLE], bare)
+    """The VM-like placement of the study run (``pick``: ``suite_sides.vm_side``)."""
+    return pick([p for p in points if style_of(p) == STYLE], bare)
 
 
 def scaling(runs: dict[str, Run], ctx: dict[str, Any], tuned: dict[str, Any],
@@ -196,7 +198,7 @@ def scaling(runs: dict[str, Run], ctx: dict[str, Any], tuned: dict[str, Any],
     """The scaling claim against the study's bare metal, with ``tuned`` (the sweep's claim
     against tuned bare metal) beside it; ``tuned`` alone, saying why, without a study run."""
     run = study_run(runs)
-    pts = _points(run)
+    pts = complete_points(run)
     side = side_of(pts, bare, pick) if run else None
     n = common_n(pts, bare, side) if side else None
     if run is None or side is None or n is None:
@@ -227,10 +229,10 @@ def scaling(runs: dict[str, Run], ctx: dict[str, Any], tuned: dict[str, Any],
     engine = a.get("engine")
     reasons.append(f"engine {engine} {a.get('precision')}: " + (
         (study or {}).get("why") or "the engine the suite ran"))
-    from scaler.suite import _stands_in
+    from scaler.suite_sides import stands_in
 
-    if _stands_in(side):
-        reasons.append(_stands_in(side))
+    if stands_in(side):
+        reasons.append(stands_in(side))
     keep = ("test", "measured", "ci95", "verdict", "compared", "p_value", "significant",
             "noisy", "contended", "note", "instances", "sweep")
     out = claim("scaling", c["ratio"], c["ci95"], "; ".join(reasons), instances=n,
@@ -269,8 +271,8 @@ def multistream(run: Run, ctx: dict[str, Any], claim: Callable[..., dict[str, An
     from scaler.summaries import multistream_results
 
     results = multistream_results(run.doc)
-    pts = {(p.get("layout"), p["batch"]): p for p in _points(run)}
-    style = {layout: _style(p) for (layout, _), p in pts.items()}
+    pts = {(p.get("layout"), p["batch"]): p for p in complete_points(run)}
+    style = {layout: style_of(p) for (layout, _), p in pts.items()}
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
         key = (r["placement"], style.get(r["layout"], TUNED))

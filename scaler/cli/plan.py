@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from affinity import Plan, Topology, format_cpulist, read_topology
+from affinity import Partition, Plan, Topology, format_cpulist, read_topology
 from affinity import plan as make_plan
 from scaler.cli.common import emit_json, errors_to_exit
 from scaler.cli.fleetview import FleetOpt, ReadyTimeout
+from scaler.cli.placement_options import placement_settings, with_placement_options
 from scaler.cli.topology import JsonOutput, SysfsRoot, format_table
 
 if TYPE_CHECKING:
-    from scaler.placements.base import DryRunView
+    from scaler.placements.base import DryRunView, GroupPlan
 
 
+@with_placement_options
 def plan(
     instances: Annotated[
         int, typer.Option("--instances", "-n", metavar="N", help="Number of instances.")
@@ -47,24 +50,11 @@ def plan(
             "nodes, QEMU command line); default: the partitions only.",
         ),
     ] = None,
-    vm_memory: Annotated[
-        str | None,
-        typer.Option("--vm-memory", help="Memory of each VM, e.g. 2G (vm placement)."),
-    ] = None,
-    vm_kernel: Annotated[
-        str | None,
-        typer.Option("--vm-kernel", help="Kernel the VMs would boot (vm placement)."),
-    ] = None,
-    accel: Annotated[
-        str, typer.Option("--accel", help="auto, kvm or tcg (vm placement).")
-    ] = "auto",
-    vm_hugepages: Annotated[
-        bool, typer.Option("--vm-hugepages", help="Huge-page guest memory (vm placement).")
-    ] = False,
     sysfs_root: SysfsRoot = "/sys",
     json_output: JsonOutput = False,
     fleet: FleetOpt = None,
     ready_timeout: ReadyTimeout = 300.0,
+    **placement_options: Any,
 ) -> None:
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():
@@ -89,12 +79,14 @@ def plan(
         view = None
         if placement is not None:
             from scaler import placements
-            from scaler.settings import Settings, parse_memory_mb
+            from scaler.settings import Settings
 
-            settings = Settings(placements=(placement,), smt=smt, vm_kernel=vm_kernel,
-                                vm_memory_mb=parse_memory_mb(vm_memory) if vm_memory else None,
-                                vm_accel=accel, vm_hugepages=vm_hugepages)
-            view = placements.get(placement).dry_run(topo, result, settings)
+            settings = Settings(placements=(placement,), smt=smt,
+                                placement_options=placement_settings(placement_options))
+            chosen = placements.get(placement).configured(settings)
+            result = placement_plan(topo, result, chosen.plan(
+                topo, instances, smt=smt, cores_per_instance=cores_per_instance))
+            view = chosen.dry_run(topo, result, settings)
         if json_output:
             emit_json(plan_json(result, view))
         else:
@@ -102,6 +94,20 @@ def plan(
             if view is not None:
                 lines += view.lines
             typer.echo("\n".join(lines))
+
+
+def placement_plan(topo: Topology, result: Plan, group: GroupPlan) -> Plan:
+    """The partitions as the placement itself plans them (``result``: the even plan, kept
+    when the placement's instances are unpinned: it says so in its dry run)."""
+    if any(i.cpus is None for i in group.instances):
+        return result
+    core_of = {c: core for core in topo.usable_cores for c in core.cpus}
+    parts = tuple(Partition(i.index, tuple(i.cpus or ()), tuple(i.nodes or ()),
+                            len({core_of.get(c, c) for c in i.cpus or ()}))
+                  for i in group.instances)
+    return replace(result, partitions=parts,
+                   oversubscribed=bool(group.layout.get("oversubscribed")),
+                   oversubscription=float(group.layout.get("oversubscription", 1.0)))
 
 
 def plan_json(result: Plan, view: DryRunView | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The options of the scenario commands (``scaler.cli.run``; ``suite`` shares them) and the
-run rules' defaults per scenario that their help shows."""
+run rules' defaults per scenario that their help shows. The placements' own options
+(``--vm-memory``, ...) are declared by the placements (``scaler.cli.placement_options``)."""
 
 from __future__ import annotations
 
@@ -67,15 +68,6 @@ CacheDir = Annotated[str | None, typer.Option(
     "--cache-dir", help="converted-model cache folder")]
 ReadyTimeout = Annotated[float, typer.Option(
     "--ready-timeout", help="seconds a worker may take to load and warm up")]
-VmMemory = Annotated[str | None, typer.Option(
-    "--vm-memory", help="memory of each VM, e.g. 2G (default: enough for the model)")]
-VmKernel = Annotated[str | None, typer.Option(
-    "--vm-kernel", help="kernel the VMs boot (default: the newest /boot/vmlinuz-*)")]
-AccelOpt = Annotated[str, typer.Option(
-    "--accel", help="VM acceleration: auto (KVM where it works, else TCG emulation), kvm "
-    "(refused, saying why, where KVM cannot run) or tcg")]
-VmHugepages = Annotated[bool, typer.Option(
-    "--vm-hugepages", help="back VM memory with 2 MiB huge pages (reserve them first)")]
 Hosts = Annotated[str | None, typer.Option(
     "--hosts", help="TOML file of machines to run the workers on over SSH (see README)")]
 FleetOpt = Annotated[str | None, typer.Option(

@@ -13,8 +13,8 @@ import typer
 
 from scaler.cli.common import IsaOpt, ThreadingOpt, err, errors_to_exit
 from scaler.cli.fleet_options import SshParallel
-from scaler.cli.run import (
-    AccelOpt,
+from scaler.cli.placement_options import with_placement_options
+from scaler.cli.run_options import (
     Batch,
     Bound,
     CacheDir,
@@ -39,14 +39,9 @@ from scaler.cli.run import (
     Smt,
     StallTimeout,
     StatOpt,
-    VmHugepages,
-    VmKernel,
-    VmMemory,
     Warmup,
-    _opts,
-    _run,
-    _settings,
 )
+from scaler.cli.runner import command_options, run_scenarios, settings_for
 
 Quick = Annotated[bool, typer.Option(
     "--quick", help="a smoke run in about two minutes: short windows, one repeat, N = 1,2, "
@@ -71,6 +66,7 @@ SearchRepeat = Annotated[int | None, typer.Option(
     "search's probes run one after another and need 662 queries each for p99)")]
 
 
+@with_placement_options
 def suite(quick: Quick = False, instances: Instances = "1-8",
           scaling_instances: ScalingInstances = "", layout_precision: LayoutPrecision = "fp32",
           multistream_repeat: SearchRepeat = None, study_repeat: StudyRepeat = None,
@@ -85,10 +81,10 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
           cache_dir: CacheDir = None, ready_timeout: ReadyTimeout = 300.0,
           stall_timeout: StallTimeout = 60.0, threading: ThreadingOpt = "tuned",
           isa: IsaOpt = "native",
-          vm_memory: VmMemory = None, vm_kernel: VmKernel = None, accel: AccelOpt = "auto",
-          vm_hugepages: VmHugepages = False, hosts: Hosts = None, fleet: FleetOpt = None,
+          hosts: Hosts = None, fleet: FleetOpt = None,
           ssh_parallel: SshParallel = 32, out: Out = Path("results"),
-          json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False) -> None:
+          json: Json = False, lock_wait: LockWait = 0.0, no_lock: NoLock = False,
+          **placement_options: Any) -> None:
     """The study's four comparisons on this machine (bare metal against VM-like, fp32
     against int8), the claims table beside the study's figures, plots and a report."""
     with errors_to_exit():
@@ -96,7 +92,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
 
         o = _quick(locals()) if quick else dict(locals())
         layout_by_quick = o["layout_precision"] != layout_precision
-        given = _opts(o)
+        given = command_options(o)
         for key in ("instances", "scaling_instances", "batch", "latency_bound_ms", "stat",
                     "max_batch", "precisions", "vm", "layout_precision",
                     "multistream_repeat", "study_repeat"):
@@ -113,7 +109,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
         precisions, layout_precision, vm = o["precisions"], o["layout_precision"], o["vm"]
 
         def make(scenario: str, **options: Any) -> Any:
-            return _settings(scenario, **{**given, **per_scenario[scenario], **options})
+            return settings_for(scenario, **{**given, **per_scenario[scenario], **options})
 
         skipped: dict[str, str] = {}
         chosen = _precisions(precisions, make, skipped)
@@ -138,7 +134,7 @@ def suite(quick: Quick = False, instances: Instances = "1-8",
         for name, why in skipped.items():
             if why:
                 err(f"scaler: note: suite: {name} left out: {why}")
-        _run([(e.scenario, e.settings) for e in plan], out, json,
+        run_scenarios([(e.scenario, e.settings) for e in plan], out, json,
              suite=lambda folder, runs: _claims(folder, runs, skipped, study),
              lock_wait=lock_wait, no_lock=no_lock)
 
@@ -252,22 +248,15 @@ def _study(make: Any, threading: str, precisions: tuple[str, ...], skipped: dict
 
 
 def _vm_like(make: Any, asked: bool, skipped: dict[str, str]) -> tuple[str, ...]:
-    """The placements set against bare metal: the pinned-like ones, and the virtualized ones
-    that run with hardware virtualization here (or all of them when asked)."""
-    from scaler import fleets, placements
+    """The placements set against bare metal, as each declares (``scaler.suite_sides``)."""
+    from scaler import suite_sides
+    from scaler.errors import UsageError
 
-    settings = make("latency")
-    out = []
-    for p in placements.placements().values():
-        if p.baseline or p.local_only and fleets.wanted(settings):
-            continue
-        if p.virtualized:
-            notes = p.notes(settings)
-            if notes and not asked:
-                skipped[p.name] = notes[0] + " (add --vm to measure them anyway)"
-                continue
-        out.append(p.name)
-    return tuple(sorted(out, key=lambda name: placements.get(name).virtualized))
+    sides = suite_sides.vm_like(make("latency"), asked, skipped)
+    if not sides:
+        raise UsageError("no placement joins the suite as the VM-like side here: "
+                         f"{'; '.join(skipped.values()) or 'none declares it'}")
+    return sides
 
 
 def _claims(folder: Path, runs: dict[str, Any], skipped: dict[str, str],

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from affinity.cpulist import format_cpulist
 from scaler.fleets.slurm import Allocation, SlurmError, last_line
 from scaler.targets import STREAM_LIMIT
+from scaler.targets.base import Target, register
 from scaler.targets.relay import RelayedProcess
 from scaler.worker import protocol
 
@@ -102,7 +103,8 @@ class StepProcess(RelayedProcess):
                                  start_new_session=True)
 
 
-class SlurmTarget:
+@register
+class SlurmTarget(Target):
     """Starts each request as a step on its node (``request.host``)."""
 
     name = "slurm"

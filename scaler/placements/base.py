@@ -83,6 +83,44 @@ class Placement:
     virtualized: ClassVar[bool] = False  # the simulator's vm_* terms apply to its instances
     # why it cannot run on the machines of --hosts ("" when it can), after "the NAME placement"
     local_only: ClassVar[str] = ""
+    # its own options: a frozen dataclass of ``scaler.placements.options.option`` fields (the
+    # command line's flags, ``Settings.placement_options[name]``, run.json's requested keys)
+    options: ClassVar[type | None] = None
+    # how ``scaler suite`` uses it (``scaler.suite_sides``): "baseline" (bare metal: the side
+    # the others are set against), "vm-like" (set against bare metal) or "" (left out)
+    suite_side: ClassVar[str] = ""
+    # a vm-like side that joins the suite only where its timings are real (``emulation``
+    # says why not), unless the suite is asked for it (``--vm``)
+    suite_only_when_real: ClassVar[bool] = False
+
+    _chosen: Any = None  # the options of a run (``configured``); None: the defaults
+
+    def check_options(self, options: Any) -> None:
+        """Refuse options this placement cannot use (UsageError, one line)."""
+
+    def options_of(self, settings: Settings) -> Any:
+        """This placement's options in ``settings`` (its defaults where none were given)."""
+        return settings.options_of(self.name)
+
+    @property
+    def chosen(self) -> Any:
+        """The options this instance plans with (``plan`` has no settings): a run's, once
+        ``configured``; the defaults in the registry's instance (None: it declares none)."""
+        cls = type(self).options
+        if self._chosen is not None or cls is None:
+            return self._chosen
+        return cls()
+
+    def configured(self, settings: Settings) -> Placement:
+        """This placement as a run with ``settings`` uses it: a copy whose ``chosen`` are
+        the run's options (itself when it declares none)."""
+        if type(self).options is None:
+            return self
+        import copy
+
+        clone = copy.copy(self)
+        clone._chosen = self.options_of(settings)
+        return clone
 
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:
@@ -114,6 +152,24 @@ class Placement:
     def notes(self, settings: Settings) -> list[str]:
         """What a user should know before the run starts (printed on stderr)."""
         return []
+
+    def emulation(self, settings: Settings) -> str:
+        """Why this placement's timings would not be real here ("" when they are: e.g. VMs
+        under TCG emulation)."""
+        return ""
+
+    def joins_suite(self, settings: Settings, asked: bool) -> tuple[str, str]:
+        """How this placement joins ``scaler suite`` here: its side ("baseline", "vm-like"
+        or "": not at all) and why a declared side is left out ("" when it is not)."""
+        from scaler.fleets import wanted
+
+        if not self.suite_side or self.local_only and wanted(settings):
+            return "", ""
+        if self.suite_only_when_real and not asked:
+            why = self.emulation(settings)
+            if why:
+                return "", f"{why} (add --vm to measure them anyway)"
+        return self.suite_side, ""
 
     def check_memory(self, target: Target, plan: GroupPlan, settings: Settings,
                      worker_gb: float) -> None:
@@ -163,10 +219,18 @@ _PLACEMENTS: dict[str, Placement] = {}
 
 
 def register(placement: Placement) -> Placement:
-    """Add a placement instance to the registry (plug-ins call this when imported)."""
+    """Add a placement instance to the registry (plug-ins call this when imported).
+    ValueError for a name, option flag or option record key already taken."""
+    import dataclasses
+
+    from scaler.placements.options import check_clashes
+    from scaler.settings import Settings
+
     name = placement.name
     if name in _PLACEMENTS and type(_PLACEMENTS[name]) is not type(placement):
         raise ValueError(f"placement {name!r} is already registered")
+    check_clashes(placement, _PLACEMENTS.values(),
+                  [f.name for f in dataclasses.fields(Settings)])
     _PLACEMENTS[name] = placement
     return placement
 

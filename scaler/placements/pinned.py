@@ -21,6 +21,7 @@ class Pinned(Placement):
     name = "pinned"
     summary = "N processes, each pinned to its own cores and NUMA memory"
     marker = "s"
+    suite_side = "vm-like"
 
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:

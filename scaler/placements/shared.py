@@ -18,6 +18,7 @@ class Shared(Placement):
     summary = "N unpinned processes, each with threads for the whole machine (bare metal)"
     marker = "o"
     baseline = True
+    suite_side = "baseline"
 
     def plan(self, topology: Topology, n: int, *, smt: bool = False,
              cores_per_instance: int | None = None) -> GroupPlan:

@@ -54,11 +54,12 @@ def _bar(label: str, kind: str, p: dict[str, Any] | None) -> dict[str, Any] | No
 
 def measured(run: Run) -> dict[str, Any] | None:
     """One run's comparison at N: its bars, the two ratios and the read-back, or None."""
-    from scaler.suite import _bare, _vm_side
+    from scaler.suite_sides import bare as bare_placement
+    from scaler.suite_sides import vm_side
 
-    pts = suite_study._points(run)
-    bare = _bare()
-    side = suite_study.side_of(pts, bare, _vm_side)
+    pts = suite_study.complete_points(run)
+    bare = bare_placement()
+    side = suite_study.side_of(pts, bare, vm_side)
     n = suite_study.common_n(pts, bare, side) if side else None
     if side is None or n is None:
         return None
@@ -83,27 +84,27 @@ def measured(run: Run) -> dict[str, Any] | None:
 
 
 def _virtual(name: str) -> bool:
-    from scaler.suite import _virtualized
+    from scaler.suite_sides import virtualized
 
-    return _virtualized(name)
+    return virtualized(name)
 
 
 def vm_panels(runs: list[Run], n: int) -> list[dict[str, Any]]:
     """Real VMs at N in other scaling runs, each beside that run's tuned bare metal."""
-    from scaler.suite import _bare
+    from scaler.suite_sides import bare
 
     out = []
     for run in runs:
-        pts = suite_study._points(run)
+        pts = suite_study.complete_points(run)
         vms = [p for p in pts if _virtual(p["placement"]) and not p.get("emulated")
                and p["instances"] == n]
-        base = next((p for p in pts if p["placement"] == _bare() and p["instances"] == n
-                     and suite_study._style(p) == suite_study.TUNED), None)
+        base = next((p for p in pts if p["placement"] == bare() and p["instances"] == n
+                     and suite_study.style_of(p) == suite_study.TUNED), None)
         if not vms:
             continue
         e = run.doc.get("effective", {})
-        bars = [_bar(f"{_bare()}, tuned", "tuned", base)]
-        bars += [_bar(f"{p['placement']}, {suite_study._style(p)}", "vm", p) for p in vms]
+        bars = [_bar(f"{bare()}, tuned", "tuned", base)]
+        bars += [_bar(f"{p['placement']}, {suite_study.style_of(p)}", "vm", p) for p in vms]
         out.append({"title": f"{run.path.name}: {e.get('engine')} {e.get('precision')}, N={n}",
                     "bars": [x for x in bars if x]})
     return out

@@ -49,7 +49,7 @@ def prepare(settings: Settings, sysfs_root: str = "/sys") -> tuple[EngineSpec, T
         check_spec(replace(spec, isa=cap), topology.isa)
     check_model_file(spec.model)  # its bytes are its format, before anything starts
     for name in settings.placements:
-        placements.get(name).preflight(settings, topology, spec)
+        placements.get(name).configured(settings).preflight(settings, topology, spec)
     from scaler import footprint
 
     footprint.preflight(settings, topology, spec)  # every model's workers fit, before any starts

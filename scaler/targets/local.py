@@ -8,12 +8,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from scaler.targets import STREAM_LIMIT
+from scaler.targets.base import Target, register
 
 if TYPE_CHECKING:
     from scaler.worker.protocol import WorkerRequest
 
 
-class LocalTarget:
+@register
+class LocalTarget(Target):
     name = "local"
     emulated = False
 

@@ -31,6 +31,7 @@ from scaler.clip import clip
 from scaler.errors import ScalerError
 from scaler.hosts import Host
 from scaler.targets import STREAM_LIMIT, Target
+from scaler.targets.base import register
 from scaler.targets.relay import RelayedProcess
 
 if TYPE_CHECKING:
@@ -191,7 +192,8 @@ async def _spawn(host: Host, argv: list[str], stdin: int) -> asyncio.subprocess.
                         "(apt-get install openssh-client)") from None
 
 
-class SshTarget:
+@register
+class SshTarget(Target):
     """Workers on one remote host; the request's partition is in that host's CPU numbers."""
 
     name = "ssh"
@@ -252,7 +254,8 @@ class SshTarget:
         return explain_failure(self.host, code, "\n".join(proc.tail))
 
 
-class FleetTarget:
+@register
+class FleetTarget(Target):
     """Routes each request to the target of its host (one SshTarget per host)."""
 
     def __init__(self, routes: Mapping[str, Target]) -> None:
@@ -269,5 +272,5 @@ class FleetTarget:
         return await self.routes[request.host].start(request)
 
     def instance_info(self, index: int) -> dict[str, Any]:
-        info = getattr(self.routes.get(self._host_of.get(index, "")), "instance_info", None)
-        return info(index) if info else {}
+        route = self.routes.get(self._host_of.get(index, ""))
+        return route.instance_info(index) if route is not None else {}

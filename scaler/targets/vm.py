@@ -40,6 +40,7 @@ from scaler.errors import UsageError
 from scaler.hostfacts import host_facts, parse_cpu_line
 from scaler.targets import STREAM_LIMIT, guest
 from scaler.targets.accel import Accel, QemuFacts, detect_accel, probe_qemu, resolve_accel
+from scaler.targets.base import Target, register
 from scaler.targets.guestkernel import Kernel, find_kernel
 from scaler.targets.guestroot import GuestRoot, guest_root
 from scaler.targets.qmp import Qmp, QmpError, listening_socket
@@ -76,7 +77,8 @@ _NOISE = re.compile(r"reboot: Power down|ACPI: PM: Preparing to enter|sysrq: Pow
 _BIND_REFUSED = "cannot bind memory to host NUMA nodes"
 
 
-class VmTarget:
+@register
+class VmTarget(Target):
     """Starts each worker in its own VM on the request's partition (see the module doc).
 
     Construction checks everything that can be checked without a guest (QEMU, KVM or the
@@ -177,6 +179,11 @@ class VmTarget:
         else:
             check_node_memory(parts, self.memory_mb)
         return self.memory_mb
+
+    @classmethod
+    def sweep_stale(cls) -> list[str]:
+        """The folders of VMs whose scaler process died (``vmfiles.sweep_stale_dirs``)."""
+        return sweep_stale_dirs()
 
     def close(self) -> None:
         """Remove the VMs' files (initramfs images, sockets); the VMs are gone by then."""

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from scaler import suite
+from scaler import suite, suite_sides
 from scaler.results import Run
 
 TOPO_1_NODE = {"nodes": [{"id": 0}], "cores": 2}
@@ -85,7 +85,7 @@ def test_scaling_claim_of_two_runs_ten_percent_apart_reads_vm_like_over_bare_met
     assert c["instances"] == 8 and c["compared"] == "pinned over shared at N=8"
     assert c["study"] == 2.04 and c["unit"] == "x" and c["significant"] is True
     assert c["noisy"] is False
-    assert c["note"] == suite._stands_in("pinned")  # two NUMA nodes, 8 <= 64 cores, fp32
+    assert c["note"] == suite_sides.stands_in("pinned")  # two NUMA nodes, 8 <= 64 cores, fp32
     assert c["note"].startswith("pinned partitions stand in for VMs")
 
 
@@ -111,7 +111,7 @@ def test_scaling_reasons_name_one_node_oversubscription_and_precision(tmp_path):
                           "avoid")
     assert reasons[1] == ("8 instances on 2 cores: both layouts are oversubscribed, "
                           "time-sliced alike")
-    assert reasons[2] == suite._stands_in("pinned")
+    assert reasons[2] == suite_sides.stands_in("pinned")
     assert reasons[3] == "measured with openvino int8 here (the study's scaling ran fp32)"
     assert len(reasons) == 4
     assert c["noisy"] is True  # one side noisy is enough
@@ -157,7 +157,7 @@ def test_latency_overhead_of_five_percent_is_more_than_the_bound(tmp_path):
     assert c["verdict"] == "differs: more overhead than the study's bound"
     assert c["unit"] == "% latency overhead"
     assert c["compared"] == "pinned vs shared, mean batch-1 latency"
-    assert c["note"] == suite._stands_in("pinned") and c["significant"] is True
+    assert c["note"] == suite_sides.stands_in("pinned") and c["significant"] is True
 
 
 def test_latency_overhead_of_one_percent_in_a_real_vm_is_within_the_bound(tmp_path):
@@ -254,7 +254,7 @@ def test_multistream_claim_compares_each_sides_best_layout_under_the_bound(tmp_p
     assert c["measured"] == pytest.approx(1.18) and c["ci95"] == pytest.approx([1.18, 1.18])
     assert c["verdict"] == "differs from the study"
     assert c["compared"] == "pinned-2x1 batch 2 over shared-1x2 batch 2"
-    assert c["note"] == suite._stands_in("pinned")
+    assert c["note"] == suite_sides.stands_in("pinned")
 
 
 def test_multistream_probe_that_stopped_early_or_is_incomplete_does_not_meet_the_bound(tmp_path):
@@ -278,7 +278,7 @@ def test_multistream_without_an_int8_run_says_why(tmp_path):
     one_node = [probe("shared", "s", 1, 10.0, 100.0), probe("pinned", "p", 1, 10.0, 100.0)]
     c = claim(suite.claims({"multistream-int8": multistream_run(tmp_path, one_node)},
                            TOPO_1_NODE), "multistream")
-    assert c["note"] == "one NUMA node here; " + suite._stands_in("pinned")
+    assert c["note"] == "one NUMA node here; " + suite_sides.stands_in("pinned")
 
 
 # -- the table as the user reads it ------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from scaler import suite, suite_study
+from scaler import suite, suite_sides, suite_study
 from scaler.results import Run
 from tests.scaler.test_suite_claims import TOPO_1_NODE, TOPO_2_NODES, claim, point, probe, run
 
@@ -75,7 +75,7 @@ def test_the_claim_is_vm_like_over_the_studys_bare_metal_with_tuned_beside(tmp_p
     assert not any("NUMA" in r for r in reasons)  # the mechanism shown replaces it
     assert reasons[2] == "8 instances on 2 cores: oversubscribed"
     assert reasons[3] == "engine onnxruntime int8: onnxruntime: binds and spins"
-    assert reasons[4] == suite._stands_in("pinned")
+    assert reasons[4] == suite_sides.stands_in("pinned")
     assert c["mechanism"]["study"]["stacking"] == "stacked"
     assert c["mechanism"]["study"]["spin_share"] == pytest.approx(0.3)
     assert c["mechanism"]["tuned"]["stacking"] == "unbound"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from scaler.cli import suite as suite_cli
+from scaler.cli.runner import settings_for
 from tests.scaler.helpers import scaler_cmd
 
 pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
@@ -46,8 +47,7 @@ def test_a_study_repeat_of_zero_is_refused() -> None:
 
 def test_the_study_run_takes_the_asked_engine_and_the_sweeps_largest_count() -> None:
     def make(scenario, **options):
-        return suite_cli._settings(scenario, **{"engine": "null", "instances": "1,2,4",
-                                                **options})
+        return settings_for(scenario, **{"engine": "null", "instances": "1,2,4", **options})
 
     skipped: dict = {}
     study = suite_cli._study(make, "tuned", ("int8", "fp32"), skipped)

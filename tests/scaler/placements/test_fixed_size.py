@@ -12,6 +12,7 @@ import pytest
 from affinity import read_topology
 from scaler import placements
 from scaler.errors import UsageError
+from scaler.placements.vm import VmOptions
 from scaler.settings import Settings
 from tests.affinity.fixtures.make_sysfs import machines, write
 
@@ -72,7 +73,7 @@ def test_vm_preflight_plans_the_fixed_size_vms():
     here = read_topology()
     cores = len(here.usable_cores)
     ok = Settings(engine="null", placements=("vm",), instances=(1, cores),
-                  cores_per_instance=1, vm_accel="tcg")
+                  cores_per_instance=1, placement_options={"vm": VmOptions(accel="tcg")})
     try:
         scenarios.prepare(ok)
     except UsageError as exc:
@@ -80,6 +81,6 @@ def test_vm_preflight_plans_the_fixed_size_vms():
             pytest.skip(f"no bootable host kernel: {exc}")
         raise
     too_many = Settings(engine="null", placements=("vm",), instances=(cores + 1,),
-                        cores_per_instance=1, vm_accel="tcg")
+                        cores_per_instance=1, placement_options={"vm": VmOptions(accel="tcg")})
     with pytest.raises(UsageError, match="--oversubscribe"):
         scenarios.prepare(too_many)

@@ -24,6 +24,8 @@ import pytest
 from affinity import plan, read_topology
 from scaler.coordinator import RunRules, WorkerRequest, run_group
 from scaler.errors import UsageError
+from scaler.results import target_record
+from scaler.targets.base import Target
 from scaler.targets.qmp import Qmp
 from scaler.worker.spec import WorkerSpec
 from tests.scaler.helpers import ROOT, alive, run_async, scaler_cmd
@@ -47,7 +49,7 @@ def vm_target_or_skip():
         pytest.skip(f"no bootable host kernel: {exc}")
 
 
-class Checked:
+class Checked(Target):
     """The VM target, asking QEMU through QMP right after each start what it pinned where."""
 
     def __init__(self, vm) -> None:
@@ -127,7 +129,7 @@ def test_latency_in_one_vm_is_marked_emulated(tmp_path, no_leftover_vms):
     doc = json.loads((Path(summary["run"]) / "run.json").read_text())
     (group,) = doc["groups"]
     assert group["target"] == "vm" and group["placement"] == "vm"
-    emulated = doc["vm"]["accel"] == "tcg"
+    emulated = target_record(doc, "vm")["accel"] == "tcg"
     assert doc["emulated"] is emulated and group["emulated"] is emulated
     assert summary["emulated"] is emulated
     if emulated:
