@@ -10,18 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("scaler", "affinity")
-# Left to other helpers this session (issue 24): the lead removes each once it is gone. An
-# entry no longer found fails the test: the list only shrinks.
-KNOWN_EXCEPTIONS = frozenset({
-    ("scaler/cli/suite.py", "scaler.cli.run._opts"),
-    ("scaler/cli/suite.py", "scaler.cli.run._run"),
-    ("scaler/cli/suite.py", "scaler.cli.run._settings"),
-    ("scaler/report/study.py", "scaler.suite._bare"),
-    ("scaler/report/study.py", "scaler.suite._vm_side"),
-    ("scaler/report/study.py", "scaler.suite._virtualized"),
-    ("scaler/suite_study.py", "scaler.suite._stands_in"),
-    ("scaler/simulate/terms.py", "scaler.simulate.model._intervals"),
-})
+# None left (issue 24). An entry no longer found fails the test: the list only shrinks.
+KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 def _module_of(path: str) -> str:

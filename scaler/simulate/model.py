@@ -279,7 +279,7 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                     "measured_ips": float(m), "model_ips": f,
                     "error": f / float(m) - 1.0} for o, m, f in zip(obs, measured, fitted)],
         "rms_log_error": float(np.sqrt(np.mean(res.fun**2))),
-        "intervals_95": _intervals(res, names, lo, hi),
+        "intervals_95": fit_intervals(res, names, lo, hi),
         "not_measured": {n: why for n, why in status.items() if why != "measured"},
         "given": given,
         "assumed_values_from": assumed_why,
@@ -290,7 +290,7 @@ def calibrate(runs: list[Any], keep: Callable[[dict[str, Any]], bool] | None = N
                          calibration)
 
 
-def _intervals(res: Any, names: list[str], lo: list[float], hi: list[float]
+def fit_intervals(res: Any, names: list[str], lo: list[float], hi: list[float]
                ) -> dict[str, list[float] | None]:
     """95% intervals of the fitted values from the covariance s²(JᵀJ)⁻¹ of the log
     residuals at the solution and a Student t quantile, clipped to the bounds (None without

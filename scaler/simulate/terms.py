@@ -45,8 +45,8 @@ from scaler.simulate.layout import build_layout as _build
 from scaler.simulate.machine import topology_from_dict
 from scaler.simulate.model import (
     InstanceModel,
-    _intervals,
     closed_form_ips,
+    fit_intervals,
     static_features,
     virtualized,
 )
@@ -324,7 +324,7 @@ def calibrate_terms(runs: list[Any], base: InstanceModel,
                 best = trial
         values.update({n: float(x) for n, x in zip(names, best.x)})
         rms = float(np.sqrt(np.mean(best.fun ** 2)))
-        intervals = _intervals(best, names, lo, hi)
+        intervals = fit_intervals(best, names, lo, hi)
     sources = {n: "measured" if n in names else "given" if n in given else "assumed"
                for n in TERMS}
     fitted = StyleTerms(values, sources, intervals, shares, counts, stacked, windows=spun)
