@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.suites import null_suite
+
 pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +56,16 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory, artifacts) -> Path:
     cwd = tmp_path_factory.mktemp("readme")
     tiny = ["--engine", "tflite", "--model", "tiny"]
+    # the suite: the session's null-engine suite (tests/suites.py, shared with the report's
+    # tests), copied: the README's report commands write into it
+    suite = null_suite(artifacts)["folder"]
+    shutil.copytree(suite, cwd / "results" / suite.name)
     for args in (["scaling", *tiny, "--instances", "1-4", "--placement", "shared,pinned"],
                  ["scaling", "--engine", "null", "--instances", "1-4"],
                  ["latency", *tiny],
-                 ["suite", "--quick", "--engine", "null", "--precisions", "fp32"],
                  # the thread styles' example reads runs/styles (tflite: scaler binds its
                  # threads under model-zoo, as the study's launcher did)
                  ["scaling", *tiny, "--threading", "tuned,model-zoo", "--placement",

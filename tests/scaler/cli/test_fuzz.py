@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 from scaler.cli import main
 from tests.scaler.helpers import ROOT, processes, scaler_cmd
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# every case is refused before it measures (the hosts file last) or only reads runs: beside
+# the other tests, not in the serial group (a case that took the lock would fail the test)
 
 EXAMPLES = int(os.environ.get("SCALER_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,

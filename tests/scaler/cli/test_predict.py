@@ -20,7 +20,8 @@ from scaler.results import load_run
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.simulate.conftest import fake_measured_run, make_model
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# the runs here are written by hand (fake_measured_run): only the round trip measures, in the
+# serial group (tests/conftest.py); the others simulate beside the other tests
 
 SCALING_KEYS = {"run", "scenario", "status", "engine", "precision", "model", "emulated",
                 "series", "pinned_over_shared"}
@@ -188,6 +189,7 @@ def test_simulate_fixed_size_vms_against_whole_machine_instances(capsys, runs, t
     assert all(i["cores"] == 6 and i["threads"] == 12 for g in vm for i in g["per_instance"])
 
 
+@pytest.mark.serial
 def test_a_measured_run_round_trips(tmp_path):
     """Measure with the real tool (tiny model, short windows) with fixed-size instances of
     one core (``--cores-per-instance 1``: pinned x1 is one core beside an idle one, not the

@@ -14,11 +14,14 @@ import pytest
 
 from tests.scaler.helpers import ROOT, alive, scaler_cmd, worker_pids_of
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# the tests that measure are marked serial one by one (tests/conftest.py); the refusals, the
+# help and the reading of a damaged run run beside the others
+SERIAL = pytest.mark.serial
 
 SHORT = ["--min-duration", "1", "--min-queries", "5", "--warmup", "0.2"]
 
 
+@SERIAL
 def test_scaling_shared_and_pinned_json(tmp_path):
     r = scaler_cmd("scaling", "--instances", "1-2", "--placement", "shared,pinned",
                    "--model", "tiny", *SHORT, "--out", str(tmp_path), "--json",
@@ -54,6 +57,7 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     assert shown.returncode == 0 and json.loads(shown.stdout)["series"] == summary["series"]
 
 
+@SERIAL
 def test_latency_and_throughput_json(tmp_path):
     """On TF Lite (no TensorFlow to import in each worker); the default engine (tf) runs
     end to end in the first test of this file."""
@@ -70,6 +74,7 @@ def test_latency_and_throughput_json(tmp_path):
     assert s["batch"] == 8 and s["throughput_ips"] > 0
 
 
+@SERIAL
 def test_multistream_finds_largest_batch_under_bound(tmp_path):
     r = scaler_cmd("multistream", "--engine", "null", "--latency-bound-ms", "5",
                    "--instances", "1-2", "--max-batch", "8", "--stat", "p99", *SHORT,
@@ -117,6 +122,7 @@ def test_corrupt_run_file_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "not a scaler run file" in r.stderr
 
 
+@SERIAL
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     proc = subprocess.Popen(
@@ -149,6 +155,7 @@ def test_ctrl_c_or_sigterm_ends_children_and_keeps_partial_run(tmp_path, sig):
     assert doc["status"] == "partial" and doc["groups"][0]["per_instance"][0]["queries"] > 0
 
 
+@SERIAL
 @pytest.mark.parametrize("gap_s", [0.05, 0.5])
 def test_a_second_ctrl_c_prints_no_traceback_and_leaves_no_process(tmp_path, gap_s):
     """Ctrl-C twice: once while the workers measure, again while they are being stopped
@@ -197,6 +204,7 @@ def test_help_imports_nothing_heavy():
     assert r.stderr.strip().splitlines()[-1] == "HEAVY=", r.stderr
 
 
+@SERIAL
 def test_results_go_to_stdout_and_progress_to_stderr(tmp_path):
     r = scaler_cmd("latency", "--engine", "null", "--placement", "shared", "--min-duration",
                    "0.2", "--warmup", "0", "--out", str(tmp_path))
@@ -216,6 +224,7 @@ def test_version_and_rule_defaults_in_help():
     assert "scaling 10 s" in text and "scaling 200" in text
 
 
+@SERIAL
 def test_multistream_says_which_instance_counts_it_leaves_out_and_smt_without_smt(tmp_path):
     from affinity import read_topology
 
@@ -232,6 +241,7 @@ def test_multistream_says_which_instance_counts_it_leaves_out_and_smt_without_sm
         assert any("--smt changes nothing" in n for n in summary["notes"])
 
 
+@SERIAL
 def test_run_json_records_the_cpu_model_governor_turbo_and_kernel(tmp_path):
     r = scaler_cmd("latency", "--engine", "null", "--min-duration", "0.1", "--warmup", "0",
                    "--out", str(tmp_path), "--json")

@@ -1,38 +1,30 @@
 """A real suite to report on, and the headless browser that looks at the report.
 
-The suite is measured here with the null engine (real worker processes, real pinning, the
-real noise meter; no inference), the smallest that still has every experiment and two
-repeats: about half a minute on 2 busy cores, shared by every report test.
+The suite is measured once per session with the null engine (``tests/suites.py``: real worker
+processes, real pinning, the real noise meter; no inference), the smallest that still has
+every experiment and two repeats: about half a minute on 2 busy cores, shared by every report
+test and the README's.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.scaler.helpers import ROOT, scaler_cmd
 from tests.scaler.report.browser import find_chromium
+from tests.suites import SUITE_ARGS, null_suite  # noqa: F401  (SUITE_ARGS: read by tests)
 
 REFERENCE = sorted((ROOT / "results" / "reference").glob("suite-*"))[0]
-SUITE_ARGS = ["suite", "--engine", "null", "--quick", "--instances", "1-2", "--repeat", "2",
-              "--max-batch", "1", "--precisions", "fp32,int8", "--min-duration", "0.2",
-              "--min-queries", "5", "--warmup", "0"]
 
 
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory) -> dict:
-    """``scaler suite`` as a user runs it: its folder, its report and what it printed."""
-    out = tmp_path_factory.mktemp("suite")
-    r = scaler_cmd(*SUITE_ARGS, "--out", str(out), timeout=400)
-    assert r.returncode == 0, r.stderr[-3000:]
-    found = re.findall(r"^report: (\S+)$", r.stdout, re.M)
-    assert len(found) == 1, r.stdout
-    folder = next(out.glob("suite-*"))
-    return {"folder": folder, "report": Path(found[0]), "stdout": r.stdout,
-            "stderr": r.stderr}
+def suite(artifacts) -> dict:
+    """``scaler suite`` as a user runs it (tests/suites.py: measured once, shared with the
+    README's tests): its folder, its report and what it printed."""
+    return null_suite(artifacts)
 
 
 @pytest.fixture(scope="session")
