@@ -57,11 +57,12 @@ def run_labels(runs: list[Run], given: list[str] | None = None) -> dict[Path, st
         "machine": lambda r: machine_name(r.doc["host"]),
         "date": lambda r: str(r.doc.get("created", ""))[:16].replace("T", " "),
     }
-    differing = [f for f in facets.values() if len({f(r) for r in runs}) > 1]
-    labels = {r.path: ", ".join(str(f(r)) for f in differing) for r in runs}
+    differing = {k: f for k, f in facets.items() if len({f(r) for r in runs}) > 1}
+    labels = {r.path: ", ".join(str(f(r)) for f in differing.values()) for r in runs}
     kinds = [bool(r.doc.get("simulated")) for r in runs]
-    if not differing and len(runs) == 2 and len(set(kinds)) == 2:
-        return {r.path: "" for r in runs}  # a measurement and its simulation: [simulated] says it
+    if set(differing) <= {"date"} and len(runs) == 2 and len(set(kinds)) == 2:
+        # a measurement and its simulation (made a minute later or not): [simulated] says it
+        return {r.path: "" for r in runs}
     if len(set(labels.values())) < len(runs):  # nothing tells them apart: the folders do
         labels = {r.path: r.path.name for r in runs}
     return labels

@@ -119,6 +119,25 @@ def test_several_runs_are_told_apart_by_what_differs(tmp_path):
         plots.run_labels(runs, ["one"])
 
 
+def test_a_simulation_made_a_minute_after_its_measurement_is_told_apart_by_simulated_only(
+        tmp_path):
+    """A measurement and its simulation differ only in date (the simulation ran at 19:51,
+    the run at 19:50): no date label, the simulated series says [simulated] (a test that
+    crossed a minute boundary found the date label instead)."""
+    measured = run(tmp_path / "m", "scaling", [group("pinned", 1, 10)])
+    measured.doc["created"] = "2026-12-07T19:50:59"
+    simulated = run(tmp_path / "s", "scaling", [group("pinned", 1, 10, simulated=True)])
+    simulated.doc.update(created="2026-12-07T19:51:00", simulated=True)
+    assert plots.run_labels([measured, simulated]) == {measured.path: "", simulated.path: ""}
+    labels = [t.get_text() for t in plots.scaling_figure([measured, simulated]).axes[0]
+              .get_legend().get_texts()]
+    assert "pinned (tf fp32) [simulated]" in labels and "pinned (tf fp32)" in labels
+    # two measurements of different dates are still told apart by date
+    again = run(tmp_path / "a", "scaling", [group("pinned", 1, 10)])
+    again.doc["created"] = "2026-12-07T19:51:00"
+    assert plots.run_labels([measured, again])[again.path] == "2026-12-07 19:51"
+
+
 def test_titles_name_the_machine_and_a_null_engine_is_not_a_model(tmp_path):
     r = run(tmp_path, "scaling", [group("pinned", 1, 5)])
     r.doc["host"].update(cpu_model="Intel(R) Xeon(R) Gold 6348", topology={"cores": 56})
