@@ -106,11 +106,12 @@ def estimate_gb(engine: str, model: str, precision: str, batch: int,
 def preflight(settings: Any, topology: Any, spec: Any) -> None:
     """Every local placement of the run at its largest instance count, before any worker
     starts (placements with their own check, VMs and a fleet's hosts, check theirs)."""
-    from scaler import placements
+    from scaler import fleets, placements
     from scaler.placements.base import Placement, available_memory_bytes
 
-    if settings.hosts_file:
-        return  # the hosts' memory is checked once they are probed (FleetPlacement)
+    choice = fleets.wanted(settings)
+    if choice is not None and fleets.get(choice.provider).checks_own_memory:
+        return  # its machines' memory is checked once they are probed (ssh: FleetPlacement)
     batch = settings.serve_max_batch or settings.batch
     worker_gb = estimate_gb(spec.engine, spec.model, spec.precision, batch, spec.cache_dir)
     n = max(settings.instances)

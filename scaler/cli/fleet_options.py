@@ -25,17 +25,15 @@ def check_ssh_parallel(value: int) -> int:
 
 
 def fleet_settings(hosts: str | None, fleet: str | None) -> dict[str, str | None]:
-    """``--hosts FILE`` and ``--fleet`` as settings: ``ssh:FILE`` is ``--hosts FILE``."""
-    if fleet is None:
-        return {"hosts_file": hosts, "fleet": None}
+    """``--hosts FILE`` and ``--fleet`` as settings, each provider saying which fields ask
+    for it: ``--fleet ssh:FILE`` is ``--hosts FILE``."""
     from scaler import fleets
 
+    if fleet is None:
+        return {} if hosts is None else fleets.get("ssh").settings_of(
+            fleets.FleetChoice("ssh", hosts))
     if hosts is not None:
         raise UsageError("give --hosts FILE or --fleet, not both (--fleet ssh:FILE is --hosts "
                          "FILE)")
     choice = fleets.parse(fleet)
-    if choice.provider == "ssh":
-        if not choice.arg:
-            raise UsageError("--fleet ssh needs the hosts file: --fleet ssh:FILE")
-        return {"hosts_file": choice.arg, "fleet": None}
-    return {"hosts_file": None, "fleet": str(choice)}
+    return fleets.get(choice.provider).settings_of(choice)

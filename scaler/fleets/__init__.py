@@ -56,9 +56,14 @@ def parse(text: str) -> FleetChoice:
 
 
 def wanted(settings: Settings) -> FleetChoice | None:
-    """The fleet a run asks for (``--fleet`` or ``--hosts``), or None: this machine."""
-    if settings.hosts_file:
-        return FleetChoice("ssh", settings.hosts_file)
+    """The fleet a run asks for (``--fleet``, or a provider's own field: ``--hosts``), or
+    None: this machine."""
+    for module in BUILTIN.values():
+        importlib.import_module(module)
+    for provider in _PROVIDERS.values():
+        choice = provider.asked(settings)
+        if choice is not None:
+            return choice
     fleet = getattr(settings, "fleet", None)
     return parse(fleet) if fleet else None
 

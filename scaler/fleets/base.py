@@ -54,6 +54,19 @@ class FleetProvider:
     # the run document's key for ``Fleet.describe()`` (ssh keeps "hosts" as before)
     record_key: ClassVar[str]
 
+    # the fleet's machines check their own memory once opened (the local preflight of
+    # scaler.footprint is not theirs); False: the workers may run on this machine
+    checks_own_memory: ClassVar[bool] = False
+
+    def settings_of(self, choice: FleetChoice) -> dict[str, Any]:
+        """The ``Settings`` fields that ask for this fleet (``--fleet NAME[:ARG]``)."""
+        return {"fleet": str(choice)}
+
+    def asked(self, settings: Settings) -> FleetChoice | None:
+        """The choice a run's settings make of this provider by a field of its own (ssh:
+        ``--hosts FILE``), or None; ``--fleet`` itself is read by ``fleets.wanted``."""
+        return None
+
     def check(self, choice: FleetChoice) -> None:
         """Validate the argument before anything starts (UsageError when it cannot work)."""
 

@@ -4,7 +4,6 @@ probed and reached over OpenSSH (``scaler.hosts``, ``scaler.placements.fleet``,
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError
@@ -19,6 +18,16 @@ class SshProvider(FleetProvider):
     name = "ssh"
     usage = "ssh:FILE"
     record_key = "hosts"
+    checks_own_memory = True  # each host's, once probed (FleetPlacement)
+
+    def settings_of(self, choice: FleetChoice) -> dict[str, str | None]:
+        """``--fleet ssh:FILE`` is ``--hosts FILE``: the hosts file, no --fleet."""
+        if not choice.arg:
+            raise UsageError("--fleet ssh needs the hosts file: --fleet ssh:FILE")
+        return {"hosts_file": choice.arg, "fleet": None}
+
+    def asked(self, settings: Settings) -> FleetChoice | None:
+        return FleetChoice(self.name, settings.hosts_file) if settings.hosts_file else None
 
     def check(self, choice: FleetChoice) -> None:
         from scaler.hosts import load_hosts
@@ -32,9 +41,7 @@ class SshProvider(FleetProvider):
 
         assert choice.arg is not None
         # the --hosts fleet as it opens itself: --ssh-parallel bounds its ssh processes
-        opened = await SshFleet.open(replace(settings, hosts_file=choice.arg))
-        assert opened is not None
-        return opened  # type: ignore[return-value]
+        return await SshFleet.open(choice.arg, getattr(settings, "ssh_parallel", 32))
 
 
 register(SshProvider())

@@ -30,17 +30,14 @@ class Fleet:
         self._target: Target | None = None
 
     @classmethod
-    async def open(cls, settings: Settings) -> Fleet | None:
-        """Probe every host (reachable, key accepted, scaler installed) and read its topology
-        before any worker starts; HostError names the first that fails. None without
-        ``--hosts``."""
-        if not settings.hosts_file:
-            return None
+    async def open(cls, hosts_toml: str, parallel: int = 32) -> Fleet:
+        """Probe every host of the hosts file (reachable, key accepted, scaler installed) and
+        read its topology before any worker starts; HostError names the first that fails
+        (``parallel``: ssh processes at once, ``--ssh-parallel``)."""
         from scaler.hosts import load_hosts
         from scaler.targets.ssh import probe_all
 
-        hosts = load_hosts(settings.hosts_file)
-        parallel = getattr(settings, "ssh_parallel", 32)
+        hosts = load_hosts(hosts_toml)
         return cls(hosts, await probe_all(hosts, parallel=parallel), parallel)
 
     def wrap(self, placement: Placement) -> FleetPlacement:
