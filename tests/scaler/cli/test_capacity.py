@@ -12,14 +12,15 @@ import shutil
 import pytest
 
 from tests.scaler.helpers import scaler_cmd
+from tests.suites import NULL_ENV
 
 pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 TINY = ("--engine", "tflite", "--model", "tiny", "--warmup", "0.2")
 
 
-def made(*argv: str, timeout: float = 240) -> str:
-    r = scaler_cmd(*argv, "--json", timeout=timeout)
+def made(*argv: str, timeout: float = 240, env: dict[str, str] | None = None) -> str:
+    r = scaler_cmd(*argv, "--json", timeout=timeout, env=env or {})
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["run"]
 
@@ -33,7 +34,7 @@ def folder(tmp_path_factory):
     runs = {
         "null": made("scaling", "--engine", "null", "--instances", "1-2", "--placement",
                      "pinned", "--min-duration", "0.3", "--min-queries", "50", "--warmup",
-                     "0.1", *out),
+                     "0.1", *out, env=NULL_ENV),  # 0.5 ms queries: a few hundred samples
         # 1-3 pinned on 2 cores: N=3 is oversubscribed; 800 queries let p99 be decided
         "scaling": made("scaling", *TINY, "--instances", "1-3", "--placement", "pinned",
                         "--min-duration", "0.5", "--min-queries", "800", *out),

@@ -11,14 +11,15 @@ import pytest
 
 from scaler import results
 from tests.scaler.helpers import scaler_cmd
+from tests.suites import NULL_ENV
 
 pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
 E_NOTATION = re.compile(r"\d\.?\d*e[-+]\d")
 
 
-def made(*argv: str) -> str:
-    r = scaler_cmd(*argv, "--json", timeout=240)
+def made(*argv: str, env: dict[str, str] | None = None) -> str:
+    r = scaler_cmd(*argv, "--json", timeout=240, env=env or {})
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["run"]
 
@@ -30,7 +31,7 @@ def runs(tmp_path_factory):
     return {
         "null": made("scaling", "--engine", "null", "--instances", "1-4", "--placement",
                      "pinned", "--min-duration", "0.3", "--min-queries", "50", "--warmup",
-                     "0.1", *out),
+                     "0.1", *out, env=NULL_ENV),  # 0.5 ms queries: a few hundred samples
         # 1-4 pinned on 2 cores: N = 3 and 4 are oversubscribed
         "tiny": made("scaling", "--engine", "tflite", "--model", "tiny", "--instances", "1-4",
                      "--placement", "pinned", "--min-duration", "0.3", "--min-queries", "100",
