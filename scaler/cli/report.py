@@ -74,9 +74,9 @@ def report(
         "study's: 2 sockets, 28 cores each, 2 threads per core)")] = None,
     machine_instances: Annotated[str, typer.Option(
         "--machine-instances", help="instance counts to simulate on --machine")] = "1-8",
-    machine_placement: Annotated[str, typer.Option(
+    machine_placement: Annotated[str | None, typer.Option(
         "--machine-placement", help="the placement simulated beside shared on --machine "
-        "(pinned or vm)")] = "pinned",
+        "(pinned or vm; default: pinned, and vm in the study's section)")] = None,
     cores_per_instance: Annotated[int | None, typer.Option(
         "--cores-per-instance", metavar="K", help="--machine: fixed-size instances of K "
         "cores (2K vCPUs with --smt; the study's VMs: 6 with --smt) instead of the machine "
@@ -107,7 +107,8 @@ def report(
             check_positive("--queries", queries)
             if cores_per_instance is not None:
                 check_positive("--cores-per-instance", cores_per_instance, at_most=1 << 16)
-            _check_placement(machine_placement)
+            if machine_placement is not None:
+                _check_placement(machine_placement)
             predict = Prediction(machine, parse_instances(machine_instances),
                                  _checked(_assumptions(assume or [])), queries,
                                  machine_placement, cores_per_instance, smt)

@@ -39,7 +39,8 @@ class Prediction:
     instances: tuple[int, ...]
     given: dict[str, float] = field(default_factory=dict)
     queries: int = 50_000
-    placement: str = "pinned"  # beside shared
+    # beside shared; None: pinned in the prediction section, vm (the study's) in the study's
+    placement: str | None = None
     cores_per_instance: int | None = None
     smt: bool = False
 
@@ -82,15 +83,16 @@ def _safe(draw: Callable[[], str], what: str, problems: list[str]) -> str:
 def _study_sim(inputs: Inputs, predict: Prediction | None, problems: list[str]
                ) -> dict | None:
     """The study section's simulated part on ``--machine`` (vm beside shared, as the study
-    ran), None when no machine was asked for; a failure is the part's one line (and a
-    problem), so the section's measurements still come out."""
+    ran, unless ``--machine-placement`` names another), None when no machine was asked for;
+    a failure is the part's one line (and a problem), so the section's measurements still
+    come out."""
     if predict is None:
         return None
     from scaler.report.study_sim import simulate
 
     try:
         return simulate(inputs.measured(), predict.machine, predict.instances, predict.given,
-                        predict.cores_per_instance, predict.smt)
+                        predict.cores_per_instance, predict.smt, predict.placement or "vm")
     except Exception as exc:  # the measured part of the section must not cost it
         problems.append(f"study: simulation: {type(exc).__name__}: {exc}")
         return {"refused": f"the simulation failed: {type(exc).__name__}: {exc}"}
@@ -105,7 +107,7 @@ def build(inputs: Inputs, predict: Prediction | None = None) -> tuple[str, list[
 
         try:
             result = extrapolate(inputs.measured(), predict.machine, predict.instances,
-                                 predict.given, predict.queries, 0, predict.placement,
+                                 predict.given, predict.queries, 0, predict.placement or "pinned",
                                  predict.cores_per_instance, predict.smt)
         except UsageError as exc:
             error = f"cannot calibrate on these runs: {exc}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -132,6 +133,9 @@ def test_the_page_passes_machine_to_the_section_and_a_failure_keeps_the_measurem
     assert sim["over_study"] == pytest.approx(
         sim["curves"]["vm-model-zoo"]["8"] / sim["curves"]["shared-model-zoo"]["8"])
     assert sim["instances"] == [1, 8] and sim["study"]["ratio"] == 2.04
+    assert sim["placement"] == "vm"  # the study's, unless --machine-placement names another
+    pinned = page._study_sim(inputs, replace(predict, placement="pinned"), [])
+    assert pinned["placement"] == "pinned" and "pinned-model-zoo" in pinned["curves"]
     assert page._study_sim(inputs, None, []) is None
 
     def broken(*args, **kwargs):
