@@ -76,6 +76,21 @@ def test_model_zoo_takes_one_thread_per_allowed_core_from_the_topology():
                                               in sorted(cores.items())]
 
 
+def test_model_zoo_reads_the_calling_threads_affinity_now():
+    """This thread narrowed to its lowest CPU for the call (and widened again): the plan
+    takes that one CPU, not the process's first affinity or another process's."""
+    everywhere = os.sched_getaffinity(0)
+    if len(everywhere) < 2:
+        pytest.skip("narrowing the affinity needs two CPUs")
+    low = min(everywhere)
+    try:
+        os.sched_setaffinity(0, {low})
+        plan = ot.plan_threads("model-zoo", 4, 2)
+    finally:
+        os.sched_setaffinity(0, everywhere)
+    assert plan == ot.ThreadPlan("model-zoo", 1, 1, {}, (low,))
+
+
 def test_allowed_cores_keep_only_the_allowed_cpus_of_a_core():
     """One allowed CPU: its core appears with that CPU alone."""
     cpu = min(os.sched_getaffinity(0))

@@ -49,14 +49,17 @@ def test_snapshot_reads_name_cpus_and_cpu_time_of_each_thread_in_tid_order(tmp_p
     """Tasks 12 and 3 (3 first: numeric order, not text order): the name after ``Name:``
     (a colon inside kept), ``Cpus_allowed_list`` (not the ``Cpus_allowed`` mask), and
     utime + stime ticks in seconds: 150 + 50 ticks = 200 / HZ s; a command name holding
-    ``) `` does not shift the fields; a task without ``Cpus_allowed_list`` has no CPUs."""
+    ``) `` does not shift the fields; a task without ``Cpus_allowed_list`` or ``Name`` lines
+    has no CPUs and no name."""
     write_task(tmp_path, 12, "pool:1", "0-3", 150, 50)
     write_task(tmp_path, 3, "main", "2", 7, 0, stat=stat_line(3, "a) b (c) 9 9", 7, 0))
     write_task(tmp_path, 40, "old", None, 0, 1)
+    status = tmp_path / "40" / "status"
+    status.write_text(status.read_text().replace("Name:\told\n", ""))
     assert snapshot(str(tmp_path)) == [
         {"tid": 3, "name": "main", "cpus": "2", "cpu_s": round(7 / HZ, 3)},
         {"tid": 12, "name": "pool:1", "cpus": "0-3", "cpu_s": round(200 / HZ, 3)},
-        {"tid": 40, "name": "old", "cpus": "", "cpu_s": round(1 / HZ, 3)},
+        {"tid": 40, "name": "", "cpus": "", "cpu_s": round(1 / HZ, 3)},
     ]
 
 
@@ -172,23 +175,23 @@ def two_cpus() -> tuple[int, int]:
 
 
 def test_bind_compact_puts_thread_k_on_core_k_round_robin_and_reads_it_back(tmp_path):
-    """A hand-made topology giving each of this process's first two CPUs its own core; three
+    """A hand-made topology giving each of this process's two lowest CPUs (lo < hi) its own
+    core, hi's core first (core 0, lo's is core 1: the tree given is read, not /sys); three
     compute threads of this process (started by the test) and one that ended (tid not
-    alive: skipped, it still takes its turn): thread 0 on the first core's CPU, the ended
-    one's turn passes, thread 2 on the first again (2 mod 2), thread 3 on the second. The
-    read-back shows those CPUs, bound by scaler; the main thread is never moved."""
-    a, b = two_cpus()
-    write_core(tmp_path, a, 0, 0)
-    write_core(tmp_path, b, 0, 1)
-    process = (a, b)
+    alive: skipped, it still takes its turn): thread 0 on the first core's CPU (hi), the
+    ended one's turn passes, thread 2 on the first again (2 mod 2), thread 3 on the second
+    (lo). The read-back shows those CPUs, bound by scaler; the main thread is never moved."""
+    lo, hi = two_cpus()
+    write_core(tmp_path, hi, 0, 0)
+    write_core(tmp_path, lo, 0, 1)
     main_cpus = os.sched_getaffinity(0)
     with sleeping_threads(3) as (t0, t2, t3):
-        readback = {"process_cpus": f"{a},{b}" if b != a + 1 else f"{a}-{b}",
+        readback = {"process_cpus": f"{lo}-{hi}" if hi == lo + 1 else f"{lo},{hi}",
                     "compute_tids": [t0, 2**22 + 1, t2, t3], "threads": [], "note": "kept"}
-        back = bind_compact(readback, process, str(tmp_path))
-        assert os.sched_getaffinity(t0) == {a} and os.sched_getaffinity(t2) == {a}
-        assert os.sched_getaffinity(t3) == {b}
-    expected = {t0: str(a), t2: str(a), t3: str(b)}
+        back = bind_compact(readback, (lo, hi), str(tmp_path))
+        assert os.sched_getaffinity(t0) == {hi} and os.sched_getaffinity(t2) == {hi}
+        assert os.sched_getaffinity(t3) == {lo}
+    expected = {t0: str(hi), t2: str(hi), t3: str(lo)}
     assert back["bound_cpus"] == [expected[t] for t in sorted(expected)]
     assert back["per_thread_bound"] is True
     assert back["bound_by"] == "scaler, by thread id after warm-up"
@@ -220,3 +223,28 @@ def test_pin_every_thread_confines_each_listed_thread_and_skips_ended_ones(tmp_p
             (tmp_path / str(tid)).mkdir()
         pin_every_thread((a,), str(tmp_path))
         assert os.sched_getaffinity(t0) == {a} and os.sched_getaffinity(t1) == {a}
+
+
+def test_the_default_topology_is_the_real_sys(tmp_path):
+    """Without a sysfs root, /sys is read: this process's lowest CPU is known there, CPU 4094
+    is not (its own core, package -1, so first). Binding two threads of this process by that
+    order: thread 0 to CPU 4094 fails (no such CPU: skipped, left alone), thread 1 goes to
+    the lowest CPU."""
+    far, low = 4094, min(os.sched_getaffinity(0))
+    assert compact_cores((low, far)) == [far, low]
+    with sleeping_threads(2) as (t0, t1):
+        everywhere = os.sched_getaffinity(t0)
+        bind_compact({"process_cpus": "x", "compute_tids": [t0, t1]}, (low, far))
+        assert os.sched_getaffinity(t0) == everywhere and os.sched_getaffinity(t1) == {low}
+
+
+def test_pin_every_thread_reads_this_process_by_default():
+    """Without a task folder every thread of this process is confined: a thread the test
+    bound to one CPU is widened to all of this process's CPUs (the main thread's, unchanged)."""
+    a, _ = two_cpus()
+    everywhere = os.sched_getaffinity(0)
+    with sleeping_threads(1) as (t0,):
+        os.sched_setaffinity(t0, {a})
+        pin_every_thread(tuple(everywhere))
+        assert os.sched_getaffinity(t0) == everywhere
+    assert os.sched_getaffinity(0) == everywhere
