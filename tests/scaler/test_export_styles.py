@@ -143,3 +143,13 @@ def test_a_staging_folder_left_by_an_earlier_export_of_this_pid_is_replaced(tmp_
     export.export([run], tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "groups.csv", "points.csv", "samples.csv"]
+
+
+def test_samples_of_a_group_the_record_does_not_list_are_still_read(tmp_path):
+    """A samples file ``g5.npz`` whose group the run does not record (and a run without a
+    groups key at all): read by the group's id, with no count to check against."""
+    run = samples_run(tmp_path, "a", [{"id": 0}], {"g5_i2_start_ns": [4], "g5_i2_end_ns": [6]})
+    got = export.group_samples(run, 5)
+    assert {i: (s.tolist(), e.tolist()) for i, (s, e) in got.items()} == {2: ([4], [6])}
+    bare = Run(run.path, {"scenario": "latency"})
+    assert list(export.group_samples(bare, 5)) == [2]
