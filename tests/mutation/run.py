@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,7 +60,8 @@ settings.load_profile("mutation")
 # mutmut's exit codes of a mutant's test run (mutmut/stats.py status_by_exit_code)
 KILLED = {1, 3}
 TIMEOUT = {-24, 24, 152, 255, 36}
-CRASHED = {-11, -9}
+# -6: SIGABRT, a C++ runtime (onnxruntime) aborting the test process on a bad argument
+CRASHED = {-11, -9, -6}
 NO_TESTS = {5, 33}
 SURVIVED = {0}
 
@@ -205,6 +207,10 @@ def prepare(targets: list[Target], deselect: list[str]) -> None:
 STATUS = re.compile(r"(\d+)/(\d+)\s+🎉 (\d+) 🫥 (\d+)\s+⏰ (\d+)\s+🤔 (\d+)\s+🙁 (\d+)")
 
 
+def _ignore_hangup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def run_mutmut(targets: list[Target], jobs: int, log: Path) -> None:
     """``mutmut run`` on the targets' mutants; progress every 30 s, everything in ``log``."""
     mutmut = Path(sys.executable).parent / "mutmut"
@@ -215,8 +221,11 @@ def run_mutmut(targets: list[Target], jobs: int, log: Path) -> None:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     last_print, last_status = 0.0, ""
     with open(log, "wb") as out:
+        # mutmut ignores SIGHUP (its forked test processes inherit that): a mutant of
+        # ``os.kill(pid, 0)`` is ``os.kill(pid, 1)``, and test_runfolders.py probes its parent
+        # (``os.getppid()``, under mutmut the mutmut process) as a live pid
         proc = subprocess.Popen(cmd, cwd=SCRATCH, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=env)
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=_ignore_hangup)
         assert proc.stdout is not None
         buffer = b""
         try:
