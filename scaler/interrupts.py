@@ -45,6 +45,23 @@ def once() -> None:
     sys.unraisablehook = _unraisable
 
 
+def after_measurement() -> None:
+    """Once every measurement has stopped and what it measured is saved: a Ctrl-C ends the
+    process at once with one line and exit 130, as before ``main``. Nothing is left to stop,
+    and a ``KeyboardInterrupt`` raised while Python exits (a second Ctrl-C half a second
+    after the first, once the run was quick to finish) killed it by SIGINT: exit -2."""
+    quiet_until_main()
+
+
+def exiting() -> None:
+    """The command is done: Ctrl-C is ignored while Python exits (Python leaves an ignored
+    signal ignored through its finalisation; any handler of its own becomes SIG_DFL there)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+
+
 def _unraisable(info: Any) -> None:
     """A KeyboardInterrupt raised where Python cannot raise it (a finaliser, a weakref
     callback) would print "Exception ignored ..." and be lost: deliver the Ctrl-C again, so

@@ -79,7 +79,18 @@ app.command("export", help=report_cmd.EXPORT_HELP)(report_cmd.export)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Usage errors are one line on stderr with exit code 2, never a traceback."""
+    """Entry point. Usage errors are one line on stderr with exit code 2, never a traceback.
+    Run as the command (``argv`` None), Ctrl-C is ignored once it returns: Python restores
+    the default SIGINT action while it exits, and a second Ctrl-C landing there killed the
+    process by SIGINT (exit -2) after it had said "interrupted" and saved the run."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            interrupts.exiting()
+
+
+def _main(argv: list[str] | None) -> int:
     from scaler import plugins
     from scaler.errors import UsageError
 

@@ -169,6 +169,7 @@ def run_scenarios(scenarios: list[tuple[str, Any]], out: Path, as_json: bool,
         finally:
             held.release()
             runfolders.release_claims(base.parent if suite is not None else base)
+            interrupts.after_measurement()  # saved: a Ctrl-C from here ends it at once
     except (asyncio.CancelledError, KeyboardInterrupt):
         # Ctrl-C again while stopping, or between scenarios: what was saved stands
         for session in done:
