@@ -66,10 +66,15 @@ SERIAL_GROUP = "serial"
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the groups
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.serial`` tests form one xdist group: one worker runs them in turn."""
+    """``@pytest.mark.serial`` tests form one xdist group: one worker runs them in turn.
+    Tests marked ``builds`` (they measure an artifact that tests outside the group read:
+    tests/suites.py) go first, so that the readers find it built by the time they run
+    beside the group (a reader that comes first builds it itself: the artifact cache's lock
+    makes the other wait)."""
     for item in items:
         if item.get_closest_marker("serial") is not None:
             item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+    items.sort(key=lambda item: item.get_closest_marker("builds") is None)  # stable
 
 
 def _lock_files(folder) -> dict[str, tuple[int, int]]:

@@ -23,7 +23,8 @@ import pytest
 
 from tests.suites import NULL_ENV, null_suite
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# the tests that measure are marked serial one by one (tests/conftest.py); the README's
+# commands only read the measured folder and run beside the serial group
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALER = Path(sys.executable).parent / "scaler"
@@ -57,9 +58,14 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=TIMEOUT, env={**os.environ, **NULL_ENV})
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory, artifacts) -> Path:
-    cwd = tmp_path_factory.mktemp("readme")
+def measured(artifacts) -> Path:
+    """The README's results folder, measured once per session (tests/artifacts.py) by
+    ``test_the_readme_results_are_measured`` in the serial group, first: the tests that only
+    read it run beside the group, each in a copy."""
+    return Path(artifacts.get("readme_results", lambda folder: str(_measure(folder, artifacts))))
+
+
+def _measure(cwd: Path, artifacts) -> Path:
     tiny = ["--engine", "tflite", "--model", "tiny"]
     # the suite: the session's null-engine suite (tests/suites.py, shared with the report's
     # tests), copied: the README's report commands write into it
@@ -80,6 +86,22 @@ def folder(tmp_path_factory: pytest.TempPathFactory, artifacts) -> Path:
         shutil.copytree(first, results / name)
     # the committed runs of real machines the README's simulator examples name
     shutil.copytree(ROOT / "results" / "reference", results / "reference")
+    return cwd
+
+
+@pytest.mark.serial
+@pytest.mark.builds
+def test_the_readme_results_are_measured(artifacts) -> None:
+    """Measures the README's results folder (the serial group runs this first)."""
+    results = measured(artifacts) / "results"
+    assert len(list(results.glob("scaling-*"))) == 4 and list(results.glob("suite-*"))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, artifacts) -> Path:
+    """A copy of the measured folder (the commands write beside its runs)."""
+    cwd = tmp_path_factory.mktemp("readme") / "copy"
+    shutil.copytree(measured(artifacts), cwd, symlinks=True)
     return cwd
 
 
@@ -128,6 +150,7 @@ def test_readme_commands_run_as_written(folder: Path) -> None:
     assert "tflite fp32 tiny" in by[simulate][0]
 
 
+@pytest.mark.serial  # measures
 def test_a_mix_of_two_real_engines_is_refused_naming_the_folders(folder: Path,
                                                                  tmp_path: Path) -> None:
     """Two real engines cannot calibrate one model: one line naming each folder's kind."""

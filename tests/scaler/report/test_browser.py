@@ -12,13 +12,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from matplotlib import image as mpimg
 
 from scaler.report.page import SECTION_IDS
 from tests.scaler.report.browser import Browser
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# reads the session's suite (tests/suites.py: measured first in the serial group by
+# test_suite_built.py) and runs no measurement: beside the serial group
 
 INSPECT = """JSON.stringify({
   sections: Array.from(document.querySelectorAll('main > section')).map(s => ({

@@ -12,7 +12,8 @@ from scaler.report.calibration import newest_suite
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.report.conftest import layout_kind_runs
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# reads the session's suite (tests/suites.py: measured first in the serial group by
+# test_suite_built.py) and runs no measurement: beside the serial group
 
 
 def fake_suite(base: Path, name: str, created: str, simulated: bool = False) -> Path:

@@ -24,7 +24,8 @@ from scaler.simulate.model import PARAMETERS
 from tests.scaler.helpers import scaler_cmd
 from tests.scaler.report.conftest import REFERENCE, layout_kind_runs
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# reads the session's suite (tests/suites.py: measured first in the serial group by
+# test_suite_built.py) and runs no measurement: beside the serial group
 
 
 def section(html: str, sid: str) -> str:
