@@ -14,7 +14,8 @@ import pytest
 from tests.scaler.helpers import scaler_cmd
 from tests.suites import NULL_ENV
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# the runs are measured once, first in the serial group (test_the_runs_are_measured); the
+# tests that only read them run beside the group (tests/conftest.py)
 
 TINY = ("--engine", "tflite", "--model", "tiny", "--warmup", "0.2")
 
@@ -26,9 +27,19 @@ def made(*argv: str, timeout: float = 240, env: dict[str, str] | None = None) ->
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """One folder of real runs, and the path of each."""
-    base = tmp_path_factory.mktemp("capacity")
+def folder(artifacts):
+    """One folder of real runs, and the path of each (read only: a test that changes a run
+    copies it first)."""
+    return artifacts.get("capacity_runs", measure)
+
+
+@pytest.mark.serial
+@pytest.mark.builds
+def test_the_runs_are_measured(folder):
+    assert {"mix", "null", "scaling", "smoke", "server", "simulated", "short"} <= set(folder)
+
+
+def measure(base):
     mix = base / "mix"
     out = ("--out", str(mix))
     runs = {

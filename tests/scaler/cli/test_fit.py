@@ -13,7 +13,8 @@ from scaler import results
 from tests.scaler.helpers import scaler_cmd
 from tests.suites import NULL_ENV
 
-pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
+# the runs are measured once, first in the serial group (test_the_runs_are_measured); the
+# tests that only read them run beside the group (tests/conftest.py)
 
 E_NOTATION = re.compile(r"\d\.?\d*e[-+]\d")
 
@@ -25,8 +26,17 @@ def made(*argv: str, env: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fit")
+def runs(artifacts):
+    return artifacts.get("fit_runs", measure)
+
+
+@pytest.mark.serial
+@pytest.mark.builds
+def test_the_runs_are_measured(runs):
+    assert set(runs) == {"null", "tiny", "linear"}
+
+
+def measure(base):
     out = ("--out", str(base))
     return {
         "null": made("scaling", "--engine", "null", "--instances", "1-4", "--placement",
