@@ -3,13 +3,13 @@ the run is read, and anything else is one refusal naming the file and the field.
 
 ``check(doc, file)`` reads a run document (after its upgrades) into its typed record
 (``scaler.schema``, which holds the rules: types and ranges per field, numbers finite where a
-figure is expected; JSON's ``Infinity`` and ``NaN`` are not figures). ``group_samples(folder, group)`` reads one group's raw samples
-(``samples/gN.npz``, or a schema-1 ``samples.npz``) and checks them against the record: a
-missing, truncated, foreign or special file (a symlink, a device) or arrays of the wrong
-length are a :class:`~scaler.results.ResultsError` naming the file. Every reader goes
-through ``scaler.results.load_run`` and these, so show, plot, report, export, capacity,
-compare and simulate refuse alike (exit 2). Kept apart from ``results`` so a typed run record
-can absorb it.
+figure is expected; JSON's ``Infinity`` and ``NaN`` are not figures).
+``group_samples(folder, group)`` reads one group's raw samples (``samples/gN.npz``, or a
+schema-1 ``samples.npz``) and checks them against the record: a missing, truncated, foreign
+or special file (a symlink, a device) or arrays of the wrong length are a
+:class:`~scaler.results.ResultsError` naming the file. Every reader goes through
+``scaler.results.load_run`` and these, so show, plot, report, export, capacity, compare and
+simulate refuse alike (exit 2).
 """
 
 from __future__ import annotations

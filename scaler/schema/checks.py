@@ -24,12 +24,14 @@ class FieldError(Exception):
     """A value that is not what its field holds: ``field`` (its path in the document),
     ``value`` (None: missing) and what it ``should`` be."""
 
-    def __init__(self, field: str, value: Any, should: str) -> None:
-        self.field, self.value, self.should = field, value, should
+    def __init__(self, field: str, value: Any, should: str, null: bool = False) -> None:
+        self.field, self.value, self.should, self.null = field, value, should, null
         super().__init__(self.message())
 
     def message(self) -> str:
-        shown = "missing" if self.value is None else f"not {show(self.value)}"
+        """``null``: the field is there, holding null where a value is needed."""
+        shown = ("not null" if self.null else "missing") if self.value is None \
+            else f"not {show(self.value)}"
         return f"{self.field} should be {self.should}, {shown}"
 
 
@@ -91,18 +93,35 @@ def one_of(*choices: str) -> Check:
     return check
 
 
-def list_of(item: Check, length: int | None = None) -> Check:
+def list_of(item: Check, length: int | None = None, nulls: bool = False) -> Check:
+    """A list of values that each keep ``item``'s rule (or are null, with ``nulls``)."""
     def check(value: Any) -> str | None:
         if not isinstance(value, list) or (length is not None and len(value) != length):
             return f"a list of {length} values" if length is not None else "a list"
         for v in value:
-            if v is not None and item(v) is not None:
+            if (v is not None or not nulls) and item(v) is not None:
                 return f"a list of {item(v)}"
         return None
 
     return check
 
 
+def summaries(*keys: str) -> Check:
+    """A list of objects holding ``keys``, each a finite figure or null (a point's latency
+    per repeat)."""
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list):
+            return "a list"
+        for v in value:
+            if not isinstance(v, dict) or any(k not in v for k in keys) or any(
+                    v[k] is not None and LATENCY(v[k]) is not None for k in keys):
+                return f"a list of objects of {', '.join(keys)} (finite numbers or null)"
+        return None
+
+    return check
+
+
+ANY = kind(object, "a value")
 FIGURE = number(0)
 LATENCY = number()  # finite; the server scenario has recorded a negative min (see notes)
 COUNT = number(0, integer=True)
@@ -113,6 +132,16 @@ FLAG = kind(bool, "true or false")
 OBJECT = kind(dict, "an object")
 LIST = kind(list, "a list")
 TEXTS = list_of(TEXT)
+
+
+def check_not_null(part: dict[str, Any], keys: tuple[str, ...], fields: dict[str, Check],
+                   where: str) -> None:
+    """Each of ``keys`` that ``part`` holds is not null (readers take it as it is)."""
+    for key in keys:
+        if key in part and part[key] is None:
+            rule = fields.get(key)
+            raise FieldError(path(where, key), None, (rule(None) if rule else None)
+                             or "an object", null=True)
 
 
 def check_fields(part: dict[str, Any], fields: dict[str, Check], where: str) -> None:
@@ -132,6 +161,8 @@ def check_latency(lat: Any, where: str) -> None:
     if not isinstance(lat, dict):
         return
     for key, value in lat.items():
+        if value is None and key == "samples":
+            raise FieldError(path(where, key), value, COUNT(value) or "", null=True)
         if value is None:
             continue
         if key == "early_stopping":

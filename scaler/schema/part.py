@@ -2,10 +2,11 @@
 exact JSON it was read from.
 
 A part declares its fields (``FIELDS``: key -> rule, one attribute of the same name each),
-those that must be there (``REQUIRED``), those holding a latency summary (``LATENCY``), a
-nested part or a list of them (``PARTS``, ``LISTS``) and parts that read keys of the same
-object (``FLAT``: a group's layout keys). ``from_dict(d, where)`` checks every field and
-raises :class:`~scaler.schema.checks.FieldError` naming the first that breaks its rule;
+those that must be there (``REQUIRED``) or, when there, not null (``NOT_NULL``), those
+holding a latency summary (``LATENCY``), a nested part or a list of them (``PARTS``,
+``LISTS``) and parts that read keys of the same object (``FLAT``: a group's layout keys).
+``from_dict(d, where)`` checks every field and raises
+:class:`~scaler.schema.checks.FieldError` naming the first that breaks its rule;
 ``to_dict()`` gives back the object it was read from, key for key and in the same order:
 keys no part types are kept as they were (``extra``: what a newer scaler or a placement of
 its own wrote), and a key absent stays absent where a null stays null.
@@ -17,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from scaler.schema.checks import Check, FieldError, check_fields, check_latency, path
+from scaler.schema.checks import (
+    Check,
+    FieldError,
+    check_fields,
+    check_latency,
+    check_not_null,
+    path,
+)
 
 P = TypeVar("P", bound="Part")
 
@@ -29,6 +37,7 @@ class Part:
 
     FIELDS: ClassVar[dict[str, Check]] = {}
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()  # may be absent, never null
     WRITTEN: ClassVar[tuple[str, ...]] = ()  # what every writer of this part records
     LATENCY: ClassVar[tuple[str, ...]] = ()
     PARTS: ClassVar[dict[str, type[Part]]] = {}
@@ -52,7 +61,10 @@ class Part:
             raise FieldError(where, d, "an object")
         for key in cls.REQUIRED if required is None else required:
             if d.get(key) is None:
-                raise FieldError(path(where, key), None, cls.FIELDS[key](None) or "a value")
+                rule = cls.FIELDS.get(key)
+                raise FieldError(path(where, key), None,
+                                 (rule(None) if rule else "an object") or "a value")
+        check_not_null(d, cls.NOT_NULL, cls.FIELDS, where)
         check_fields(d, cls.FIELDS, where)
         for key in cls.LATENCY:
             check_latency(d.get(key), path(where, key))

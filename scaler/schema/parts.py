@@ -12,8 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.schema.checks import (COUNT, FIGURE, FLAG, LATENCY, LIST, OBJECT, POSITIVE,
-                                  POSITIVE_INT, TEXT, TEXTS, list_of)
+from scaler.schema.checks import (
+    COUNT,
+    FIGURE,
+    FLAG,
+    LATENCY,
+    LIST,
+    OBJECT,
+    POSITIVE,
+    POSITIVE_INT,
+    TEXT,
+    TEXTS,
+    list_of,
+    summaries,
+)
 from scaler.schema.part import Part
 
 Latency = Mapping[str, Any]  # scaler.stats.latency_ms's keys: mean, p50, ..., samples
@@ -126,6 +138,7 @@ class Group(Part):
               "target": TEXT, "per_host": OBJECT, "noise": OBJECT, "speed_probe": OBJECT,
               "superseded": FLAG, "generator": OBJECT}
     REQUIRED = ("id", "placement", "instances")
+    NOT_NULL = ("per_instance", "errors", "warnings", "invalid_reasons")
     WRITTEN = ("target", "engine", "precision", "model", "batch", "status", "errors",
                "per_instance")
     LATENCY = ("latency_ms",)
@@ -190,11 +203,15 @@ class Point(Part):
 
     FIELDS = {**COMMON, "oversubscribed": FLAG, "repeats": COUNT, "complete": COUNT,
               "ci95_ips": list_of(FIGURE, 2), "repeats_ips": list_of(FIGURE),
-              "min_ips": FIGURE, "max_ips": FIGURE, "cv": FIGURE, "groups": list_of(COUNT),
-              "per_instance_ips": list_of(FIGURE), "unstable": FLAG, "contended": FLAG,
-              "remeasured": COUNT, "latency_repeats": LIST, "per_host_ips": OBJECT,
-              "generator_lag_p99_ms": LATENCY}
-    REQUIRED = ("placement", "instances")
+              "min_ips": FIGURE, "max_ips": FIGURE, "cv": FIGURE,
+              "groups": list_of(COUNT, nulls=True), "unstable": FLAG, "contended": FLAG,
+              "per_instance_ips": list_of(FIGURE, nulls=True),
+              "remeasured": COUNT, "latency_repeats": summaries("mean", "p50", "p99"),
+              "per_host_ips": OBJECT, "generator_lag_p99_ms": LATENCY}
+    # what scaler.points.point_of always writes and readers take as it is
+    REQUIRED = ("placement", "instances", "batch", "engine", "precision", "groups", "repeats",
+                "complete", "repeats_ips", "latency_repeats", "warnings")
+    NOT_NULL = ("invalid_reasons",)
     LATENCY = ("latency_ms",)
 
 

@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.schema.checks import FLAG, LIST, OBJECT, POSITIVE_INT, STATUSES, TEXT, one_of
+from scaler.schema.checks import (
+    FLAG,
+    LIST,
+    OBJECT,
+    POSITIVE_INT,
+    STATUSES,
+    TEXT,
+    FieldError,
+    one_of,
+)
 from scaler.schema.part import Part
 from scaler.schema.parts import Effective, Group, Point, Requested
 
@@ -36,8 +45,27 @@ class Run(Part):
               "partial_reasons": LIST, "notes": LIST, "created": TEXT, "command": LIST,
               "host": OBJECT, "emulated": FLAG, "simulated": FLAG, "groups": LIST,
               "points": LIST, "summary": OBJECT}
+    NOT_NULL = ("requested", "effective", "groups")
     PARTS = {"requested": Requested, "effective": Effective}
+    DECIDED = ("multistream", "server")  # scenarios decided on a latency bound
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "", required: tuple[str, ...] | None = None,
+                  flat: bool = False) -> Run:
+        run = super().from_dict(d, where, required, flat)
+        if run.scenario in cls.DECIDED:  # their readers decide on the bound and statistic
+            for key in ("latency_bound_ms", "stat"):
+                if run.requested.get(key) is None:
+                    rule = Requested.FIELDS[key]
+                    raise FieldError(f"requested.{key}", None, rule(None) or "a value")
+        return run
     LISTS = {"groups": Group, "points": Point}
+
+    @classmethod
+    def top(cls, doc: dict[str, Any]) -> Run:
+        """The typed top of ``doc``: all but its groups and points (their readers take
+        them), checked."""
+        return cls.from_dict({k: v for k, v in doc.items() if k not in ("groups", "points")})
 
     @property
     def saved_points(self) -> bool:
