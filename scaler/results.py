@@ -3,8 +3,9 @@
 A run folder is written under a temporary name and renamed into place, later saves replace
 each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
 full or read-only folder) is a one-line error that leaves the previous save. ``load_run``
-checks the schema version and the document's shape, upgrades older documents and says
-clearly what is wrong with a foreign or corrupt folder. Where run folders go, how their names
+checks the schema version and the document's shape, upgrades older documents, reads it into
+its typed record (``scaler.schema``: ``Run.record``) and says clearly what is wrong with a
+foreign or corrupt folder, naming the file and the field. Where run folders go, how their names
 are claimed and what dead writers left is swept: ``scaler.runfolders``.
 """
 
@@ -251,13 +252,13 @@ _SHAPE: dict[str, type | tuple[type, ...]] = {
 def _check_shape(doc: dict[str, Any], file: Path) -> None:
     """The document's top level and its groups have the types every reader assumes
     (checked before any upgrade touches them); ResultsError naming the first that does not.
-    Deeper values are checked by their readers (see ``scaler.cli.common.reading_runs``)."""
+    Every field after the upgrades: ``scaler.schema`` (``validate_run.check``)."""
     for key, kind in _SHAPE.items():
         if key in doc and not isinstance(doc[key], kind):
             raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
                                f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
     for k, group in enumerate(doc.get("groups", []) if doc["schema_version"] < SCHEMA_VERSION
-                              else []):  # what the upgrades read (readers: reading_runs)
+                              else []):  # what the upgrades read (their fields: scaler.schema)
         if not isinstance(group, dict):
             raise ResultsError(f"{file}: groups[{k}] should be an object, not "
                                f"{type(group).__name__} (not a run this scaler wrote?)")

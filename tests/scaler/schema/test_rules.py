@@ -198,3 +198,13 @@ def test_every_typed_key_is_an_attribute_of_its_part():
         names = {f.name for f in fields(part)}
         assert set(part.FIELDS) | set(part.PARTS) | set(part.LISTS) | set(part.FLAT) <= names
         assert not set(part.FIELDS) & {k for p in part.FLAT.values() for k in p.FIELDS}
+
+
+def test_a_run_built_by_hand_reads_its_record_when_asked(tmp_path):
+    good = results.Run(tmp_path, doc())
+    assert good.record.groups[0].placement == "pinned" and good.record is good.record
+    bad = doc()
+    bad["groups"][0]["noisy"] = 1
+    with pytest.raises(ResultsError, match=r"run\.json: groups\[0\]\.noisy should be true or "
+                                           r"false, not 1$"):
+        results.Run(tmp_path, bad).record  # noqa: B018 - the property reads and checks
