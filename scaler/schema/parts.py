@@ -23,6 +23,7 @@ from scaler.schema.checks import (
     POSITIVE_INT,
     TEXT,
     TEXTS,
+    FieldError,
     list_of,
     summaries,
 )
@@ -213,6 +214,16 @@ class Point(Part):
                 "complete", "repeats_ips", "latency_repeats", "warnings")
     NOT_NULL = ("invalid_reasons",)
     LATENCY = ("latency_ms",)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "", required: tuple[str, ...] | None = None,
+                  flat: bool = False) -> Point:
+        point = super().from_dict(d, where, required, flat)
+        if point.complete and point.throughput_ips is None:  # a complete repeat has a figure
+            raise FieldError(f"{where}.throughput_ips", None,
+                             f"{FIGURE(None)} (the point has {point.complete} complete "
+                             "repeats)")
+        return point
 
 
 @dataclass(frozen=True, kw_only=True)

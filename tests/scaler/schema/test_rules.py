@@ -118,6 +118,9 @@ def test_a_good_document_reads_typed_and_gives_back_its_json():
     (lambda d: d["groups"][0].update(per_instance=None),
      "groups[0].per_instance should be a list, not null"),
     (lambda d: d.update(requested=None), "requested should be an object, not null"),
+    (lambda d: d["points"][0].pop("throughput_ips"),
+     "points[0].throughput_ips should be a finite number >= 0 (the point has 1 complete "
+     "repeats), missing"),
     # the layout keys of a group's plan
     (lambda d: d["groups"][0].update(cores_per_instance=0),
      "groups[0].cores_per_instance should be a whole number >= 1, not 0"),
