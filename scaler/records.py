@@ -2,7 +2,9 @@
 
 ``group_record`` turns a coordinator outcome into the record (per instance: partition,
 binding, threads, engine info, samples summary; per group: throughput over the common
-window, pooled latency percentiles, warnings) and fills the run's sample arrays.
+window, pooled latency percentiles, warnings) and fills the run's sample arrays. Every
+record is built through the typed run record (``scaler.schema``): a field missing or of the
+wrong type fails here, where it is written, not in a reader.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from scaler import stats
 from scaler.outcomes import GroupOutcome, InstanceOutcome, RunRules
 from scaler.placements import GroupPlan
+from scaler.schema import Group, Instance
 from scaler.stoprule import window_record
 from scaler.targets import Target
 
@@ -30,7 +33,7 @@ def instance_entry(inst: InstanceOutcome, target: Target) -> dict[str, Any]:
     if inst.ready:
         entry.update({k: inst.ready.get(k) for k in READY_KEYS},
                      reused=bool(inst.ready.get("reused")))
-    return entry
+    return Instance.written(entry, f"instance {inst.index}")
 
 
 def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, target: Target,
@@ -80,7 +83,7 @@ def group_record(gid: int, plan: GroupPlan, batch: int, outcome: GroupOutcome, t
         record.update(_group_figures(plan, starts, ends, clocks, boot_ids, batch))
         record["warnings"] += rule_warnings(outcome, rules) + overlap_warnings(record)
         record["rules_met"] = not rule_warnings(outcome, rules)
-    return record
+    return Group.written(record, f"group {gid}")  # a field missing or mistyped: here
 
 
 def rule_warnings(outcome: GroupOutcome, rules: RunRules) -> list[str]:
@@ -189,7 +192,7 @@ def served_record(gid: int, plan: GroupPlan, outcome: Any, target: Target,
                    "batch_timeout_ms": policy.batch_timeout_s * 1000.0},
     }
     if outcome.scheduled_s is None:
-        return record
+        return Group.written(record, f"group {gid}")
     lag = (outcome.issued_s - outcome.scheduled_s) * 1e9
     arrays[f"g{gid}_lag_ns"] = np.nan_to_num(lag, nan=-1).astype(np.int64)
     done = outcome.done_s[finished]
@@ -214,4 +217,4 @@ def served_record(gid: int, plan: GroupPlan, outcome: Any, target: Target,
         warnings=stats.sample_warnings(int(done.size)))
     if bound_ms is not None:
         record["latency_bound_ms"] = bound_ms
-    return record
+    return Group.written(record, f"group {gid}")  # a field missing or mistyped: here

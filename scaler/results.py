@@ -3,14 +3,16 @@
 A run folder is written under a temporary name and renamed into place, later saves replace
 each file by an atomic rename, so a reader never sees half a run, and a save that fails (a
 full or read-only folder) is a one-line error that leaves the previous save. ``load_run``
-checks the schema version and the document's shape, upgrades older documents and says
-clearly what is wrong with a foreign or corrupt folder. Where run folders go, how their names
+checks the schema version and the document's shape, upgrades older documents, reads it into
+its typed record (``scaler.schema``: ``Run.record``) and says clearly what is wrong with a
+foreign or corrupt folder, naming the file and the field. Where run folders go, how their names
 are claimed and what dead writers left is swept: ``scaler.runfolders``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaler import schema
 from scaler.errors import ResultsError, ResultsWriteError, UsageError
 from scaler.runfolders import RUN_FILE, SAMPLES_DIR, SAMPLES_FILE, TMP_SUFFIX, claim_path
 
@@ -50,12 +53,23 @@ UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1
 
 @dataclass(frozen=True)
 class Run:
+    """A run folder read: its document (``doc``, for readers not yet moved to the typed
+    record) and its typed record (``record``: ``scaler.schema.Run``, checked on load)."""
+
     path: Path
     doc: dict[str, Any]
 
     @property
     def scenario(self) -> str:
         return self.doc["scenario"]
+
+    @functools.cached_property
+    def record(self) -> schema.Run:
+        """The typed record of ``doc`` (read once); a ResultsError naming the run's file and
+        the field when ``doc`` breaks a rule (a document built by hand)."""
+        from scaler import validate_run
+
+        return validate_run.check(self.doc, self.path / RUN_FILE)
 
     def samples(self) -> dict[str, Any]:
         """Raw per-query samples, keyed ``g{group}_i{instance}_{start|end}_ns``: every
@@ -210,14 +224,21 @@ def load_run(path: str | Path) -> Run:
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{file}: schema_version {version} is newer than this scaler "
                            f"understands ({SCHEMA_VERSION}); upgrade scaler")
-    while doc["schema_version"] < SCHEMA_VERSION:
-        doc = UPGRADES[doc["schema_version"]](doc)
-    if not isinstance(doc["scenario"], str) or not doc["scenario"]:
-        raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
     from scaler import runstate, validate_run
 
-    validate_run.check(doc, file)  # types, ranges, finite figures: one line naming the field
-    return Run(path, runstate.effective(doc, path))  # "running" by a process gone: partial
+    try:  # an upgrade reads old groups through the typed record: their fields named too
+        while doc["schema_version"] < SCHEMA_VERSION:
+            doc = UPGRADES[doc["schema_version"]](doc)
+    except schema.FieldError as exc:
+        raise validate_run.refusal(exc, file) from None
+    if not isinstance(doc["scenario"], str) or not doc["scenario"]:
+        raise ResultsError(f"{file}: bad scenario {doc['scenario']!r}")
+    record = validate_run.check(doc, file)  # types, ranges, finite figures: field named
+    seen = runstate.effective(doc, path)  # "running" by a process gone: partial, saying why
+    run = Run(path, seen)
+    if seen is doc:  # else its record is read again, with the status a reader sees
+        run.__dict__["record"] = record
+    return run
 
 
 # the top of a run document: key -> the type its value must have where present
@@ -231,13 +252,13 @@ _SHAPE: dict[str, type | tuple[type, ...]] = {
 def _check_shape(doc: dict[str, Any], file: Path) -> None:
     """The document's top level and its groups have the types every reader assumes
     (checked before any upgrade touches them); ResultsError naming the first that does not.
-    Deeper values are checked by their readers (see ``scaler.cli.common.reading_runs``)."""
+    Every field after the upgrades: ``scaler.schema`` (``validate_run.check``)."""
     for key, kind in _SHAPE.items():
         if key in doc and not isinstance(doc[key], kind):
             raise ResultsError(f"{file}: {key} should be a {_kind_name(kind)}, not "
                                f"{type(doc[key]).__name__} (not a run this scaler wrote?)")
     for k, group in enumerate(doc.get("groups", []) if doc["schema_version"] < SCHEMA_VERSION
-                              else []):  # what the upgrades read (readers: reading_runs)
+                              else []):  # what the upgrades read (their fields: scaler.schema)
         if not isinstance(group, dict):
             raise ResultsError(f"{file}: groups[{k}] should be an object, not "
                                f"{type(group).__name__} (not a run this scaler wrote?)")

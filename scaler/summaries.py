@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from scaler import points as points_mod
+from scaler import schema
 from scaler.comparisons import baseline_comparisons, comparison_lines, ratios_over_baseline
 from scaler.engines.kernels import run_kernels
 from scaler.speedprobe import contention_flags
@@ -60,50 +61,48 @@ def summarize(doc: dict[str, Any], path: str) -> dict[str, Any]:
     from scaler import runstate
 
     doc = runstate.effective(doc, Path(path))  # a coordinator gone: partial, saying why
+    run = schema.Run.top(doc)
     pts = doc_points(doc)
-    out: dict[str, Any] = {"run": path, "scenario": doc["scenario"], "status": status_of(doc),
-                           "engine": doc["effective"]["engine"],
-                           "precision": doc["effective"]["precision"],
-                           "model": doc["effective"]["model"],
+    groups = doc.get("groups", [])
+    out: dict[str, Any] = {"run": path, "scenario": run.scenario, "status": status_of(doc),
+                           "engine": run.effective.engine,
+                           "precision": run.effective.precision,
+                           "model": run.effective.model,
                            "emulated": doc.get("emulated", False),
-                           "repeats": doc.get("requested", {}).get("repeat", 1)}
-    if doc.get("partial_reasons"):
-        out["partial_reasons"] = doc["partial_reasons"]
-    if doc.get("notes"):
-        out["notes"] = doc["notes"]
-    if doc.get("simulated"):
-        out["simulated"] = True
-    if kernel_lines := run_kernels(doc.get("groups", [])):
+                           "repeats": run.requested.get("repeat", 1)}
+    out.update({k: v for k, v in (("partial_reasons", run.partial_reasons),
+                                  ("notes", run.notes), ("simulated", run.simulated)) if v})
+    if kernel_lines := run_kernels(groups):
         out["kernels"] = kernel_lines
-    scenario = doc["scenario"]
+    scenario = run.scenario
     if scenario in ("latency", "throughput"):
         # one instance per placement: a result each; the first one's keys at the top too
         results = [_single(p) for p in pts if p.get("complete")] or [_single({})]
         out.update(results[0], results=results)
         if scenario == "throughput":
-            out["batch"] = results[0].get("batch") or doc["requested"]["batch"]
-        series = scaling_series(doc.get("groups", []), pts)
+            out["batch"] = results[0].get("batch") or run.requested.batch
+        series = scaling_series(groups, pts)
         out["comparisons"] = baseline_comparisons(series)
         if scenario == "latency":
             out["latency_comparisons"] = baseline_comparisons(series, "latency_mean_ms")
     elif scenario == "scaling":
-        out["series"] = scaling_series(doc.get("groups", []), pts)
+        out["series"] = scaling_series(groups, pts)
         out["comparisons"] = baseline_comparisons(out["series"])
         out.update(ratios_over_baseline(out["comparisons"]))
     elif scenario == "multistream":
-        out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
-                   stat=doc["requested"]["stat"], results=multistream_results(doc))
+        out.update(latency_bound_ms=run.requested.latency_bound_ms,
+                   stat=run.requested.stat, results=multistream_results(doc))
     elif scenario == "server":
-        out.update(latency_bound_ms=doc["requested"]["latency_bound_ms"],
-                   stat=doc["requested"]["stat"], **server_results(doc, pts))
-    out["threads"] = thread_lines(doc.get("groups", []))  # stacking and spin, per group
+        out.update(latency_bound_ms=run.requested.latency_bound_ms,
+                   stat=run.requested.stat, **server_results(doc, pts))
+    out["threads"] = thread_lines(groups)  # stacking and spin, per group
     return out
 
 
 def server_results(doc: dict[str, Any], pts: list[dict[str, Any]]) -> dict[str, Any]:
     """Per layout and offered rate: the rate achieved, latency from arrival, the
     generator's lag and validity; with a peak search, the highest passing rate per layout."""
-    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    stat, bound = (asked := schema.Run.top(doc).requested).stat, asked.latency_bound_ms
     results = []
     peaks: dict[str, float | None] = {}
     for p in pts:
@@ -155,7 +154,7 @@ def scaling_series(groups: list[dict[str, Any]],
     for p in (pts if pts is not None else points_mod.aggregate(groups)):
         if not p.get("complete"):
             continue
-        key = (p["placement"], p["engine"], p["precision"], p.get("threading"),
+        key = (p["placement"], p.get("engine"), p.get("precision"), p.get("threading"),
                p.get("isa_cap"))
         s = series.setdefault(key, {"placement": key[0], "engine": key[1], "precision": key[2],
                                     "threading": key[3], "isa_cap": key[4], "label": label(p),
@@ -178,7 +177,7 @@ def scaling_series(groups: list[dict[str, Any]],
 def multistream_results(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per layout: the largest batch whose conservative latency at the statistic met the
     bound, its throughput across repeats, and every probe."""
-    stat, bound = doc["requested"]["stat"], doc["requested"]["latency_bound_ms"]
+    stat, bound = (asked := schema.Run.top(doc).requested).stat, asked.latency_bound_ms
     out = []
     probes_by: dict[str, list[dict[str, Any]]] = {}
     for p in doc_points(doc):

@@ -23,6 +23,10 @@ os.environ.setdefault("SCALER_SPEED_PROBE", "off")
 # (tests/scaler/cli/test_run.py, test_predict.py, test_simulate_server.py; scaler plot and the
 # report draw their own figures and are tested as they are).
 os.environ.setdefault("SCALER_PLOTS", "off")
+# A programming error in a reader of runs is a traceback in the tests, not the one-line "a
+# run.json holds a value this scaler cannot read" of scaler.cli.common.reading_runs (which
+# once hid one): a damaged run must be refused by the load itself (scaler.schema).
+os.environ.setdefault("SCALER_DEBUG", "1")
 
 # Property tests draw the same examples on every run (a fresh clone has no example database:
 # random draws made two CI runs fail on examples no earlier run had tried, each a tolerance of

@@ -52,9 +52,9 @@ def figures_for(runs: list[Run], allow_emulated: bool = False,
            for r in runs for p in doc_points(r.doc)):
         figs["latency"] = latency_figure(runs, named)
     for r in runs:
-        if r.scenario == "server" and r.doc["groups"]:
+        if r.scenario == "server" and r.doc.get("groups"):
             figs[f"server-{r.path.name}" if len(runs) > 1 else "server"] = server_figure(r)
-        if r.scenario == "multistream" and r.doc["groups"]:
+        if r.scenario == "multistream" and r.doc.get("groups"):
             figs[f"multistream-{r.path.name}" if len(runs) > 1 else "multistream"] = (
                 multistream_figure(r))
     return figs

@@ -82,7 +82,7 @@ def scaling_figure(runs: list[Run], allow_emulated: bool = False,
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     labels = labels or run_labels(runs)
     series = [(r, s) for r in runs
-              for s in scaling_series(r.doc["groups"], doc_points(r.doc))]
+              for s in scaling_series(r.doc.get("groups") or [], doc_points(r.doc))]
     notes: list[str] = []
     ideals: set[str] = set()
     if not allow_emulated and any(s.get("emulated") for _, s in series) and any(

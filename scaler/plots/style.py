@@ -106,13 +106,14 @@ def figure_title(runs: list[Run], what: str) -> str:
     """What was measured (model and engine: a null-engine run measured no model) and on what
     machine (its CPU model and core count, not only a host name)."""
     from scaler.engines.registry import engines as known
+    from scaler.schema import Run
 
     engines = []
     for r in runs:
-        eff = r.doc["effective"]
-        kind = known().get(eff["engine"])
-        engines.append(f"{eff['engine']} engine (no inference)" if kind and not kind.infers
-                       else f"{eff['model']} {eff['engine']} {eff['precision']}")
+        eff = Run.top(r.doc).effective  # typed: a field a run does not hold is None
+        kind = known().get(eff.engine)
+        engines.append(f"{eff.engine} engine (no inference)" if kind and not kind.infers
+                       else f"{eff.model} {eff.engine} {eff.precision}")
     machines = []
     for r in runs:
         host = r.doc["host"]

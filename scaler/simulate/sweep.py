@@ -188,8 +188,11 @@ def multistream_groups(model: InstanceModel, topo: Topology, instances: tuple[in
 
 def run_document(scenario: str, model: InstanceModel, topo: Topology, machine_source: str,
                  requested: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """A run document in the result schema, marked simulated, with its calibration."""
+    """A run document in the result schema, marked simulated, with its calibration; every
+    group built through the typed run record (``scaler.schema.Group``): a field missing or
+    mistyped fails here, where it is written."""
     from scaler import results
+    from scaler.schema import Group
 
     host = results.host_info()
     host["simulated_on"] = host["hostname"]
@@ -205,7 +208,8 @@ def run_document(scenario: str, model: InstanceModel, topo: Topology, machine_so
                       "model": model.model, "rules": {}},
         "host": host, "simulated": True, "emulated": False,
         "machine": {"source": machine_source, **describe(topo)},
-        "instance_model": model.to_dict(), "groups": groups,
+        "instance_model": model.to_dict(),
+        "groups": [Group.written(g, f"simulated group {k}") for k, g in enumerate(groups)],
     }
 
 

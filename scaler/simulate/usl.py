@@ -195,14 +195,15 @@ def _with_peak_note(fit: UslFit) -> UslFit:
 def series_points(runs: list[Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Scaling points of runs grouped by series (placement, engine, precision, model,
     simulated); runs of the same series are pooled."""
+    from scaler.schema import Run
     from scaler.summaries import scaling_series
 
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for run in runs:
         if run.scenario != "scaling":
             continue
-        model = run.doc["effective"]["model"]
-        for s in scaling_series(run.doc["groups"]):
+        model = Run.top(run.doc).effective.model
+        for s in scaling_series(run.doc.get("groups") or []):
             simulated = bool(s.get("simulated"))
             key = (s["placement"], s["engine"], s["precision"], model, simulated)
             entry = out.setdefault(key, {"placement": key[0], "engine": key[1],
