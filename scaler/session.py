@@ -136,7 +136,8 @@ class Session:
         rules = rules or self.rules
         label = self._label(label or f"{self._who(placement_name, threading)} x{n} batch "
                             f"{batch}", repeat)
-        for attempt in range(self.settings.remeasure + 1):
+
+        async def once(attempt: int) -> tuple[dict[str, Any], Any]:
             placement, plan, reqs, target, probe, quiet = await self._prepare(
                 placement_name, n, batch, label, rules, threading)
             outcome = await run_group(reqs, rules, target, self.reporter.event, self.pool,
@@ -147,7 +148,16 @@ class Session:
             self._check_kernels(record)
             if attempt:
                 record["attempt"] = attempt
-            record = self._finish(record, outcome, label, repeat, quiet, probe, extra)
+            return self._finish(record, outcome, label, repeat, quiet, probe, extra), outcome
+
+        return await self._remeasured(label, once)
+
+    async def _remeasured(self, label: str, once: Any) -> dict[str, Any]:
+        """``once(attempt)``'s record, measured again in fresh workers while its window is
+        contended (speed probe), up to ``--remeasure`` times; every attempt stays in the
+        run."""
+        for attempt in range(self.settings.remeasure + 1):
+            record, outcome = await once(attempt)
             cause = speedprobe.remeasure_cause(record)
             if (cause is None or attempt == self.settings.remeasure or outcome.interrupted
                     or self.stopped):
@@ -174,7 +184,8 @@ class Session:
         label = self._label(label or f"{self._who(placement_name, threading)} x{n} at "
                             f"{rate_qps:g} qps", repeat)
         seed = self.settings.seed * 1000 + repeat
-        for attempt in range(self.settings.remeasure + 1):
+
+        async def once(attempt: int) -> tuple[dict[str, Any], Any]:
             placement, plan, reqs, target, probe, quiet = await self._prepare(
                 placement_name, n, policy.max_batch, label, rules, threading)
             outcome = await serving.serve_group(reqs, rules, target, rate_qps, count, seed,
@@ -186,14 +197,9 @@ class Session:
                           isa_cap=split_cap(placement_name)[1])
             if attempt:
                 record["attempt"] = attempt
-            record = self._finish(record, outcome, label, repeat, quiet, probe, extra)
-            cause = speedprobe.remeasure_cause(record)
-            if (cause is None or attempt == self.settings.remeasure or outcome.interrupted
-                    or self.stopped):
-                return record
-            self.note_remeasure(record, label, cause)
-            await self.fresh_workers()
-        return record  # pragma: no cover - the loop returns
+            return self._finish(record, outcome, label, repeat, quiet, probe, extra), outcome
+
+        return await self._remeasured(label, once)
 
     def _check_kernels(self, record: dict[str, Any]) -> None:
         """Flag a group whose kernels' read-back contradicts its ISA cap."""
