@@ -36,6 +36,7 @@ from typing import Any
 
 from scaler.errors import ScalerError, UsageError
 from scaler.targets import guest, guestkernel, guestroot
+from scaler.targets.pvh import boot_image
 from scaler.targets.qmp import listening_socket
 from scaler.targets.vmplan import Boot, GuestNode, VmOptions, VmPlan
 
@@ -130,6 +131,7 @@ def run(commands: Sequence[Sequence[str]], out: Path, *, accel: str = "auto",
     found = resolve_accel(accel, qemu=qemu)
     probe_qemu(qemu, found.name)  # QEMU runs at all with this accelerator
     kern = guestkernel.find_kernel(kernel)
+    image = boot_image(kern.path)  # its ELF through PVH where it has one (targets/pvh.py)
     plan = testbed_plan(found.name, memory_mb)
     out.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
@@ -141,10 +143,11 @@ def run(commands: Sequence[Sequence[str]], out: Path, *, accel: str = "auto",
             f.write(guest.check_kernel(kern) + guest.job_archive(
                 guest_argv(python, commands, command_timeout_s), "scaler-testbed", cwd, root))
         sock = listening_socket(os.path.join(tmp, "qmp.sock"))
-        argv = [a for a in plan.argv(Boot(qemu, kern.path, initrd, sock.fileno(),
+        argv = [a for a in plan.argv(Boot(qemu, image.path, initrd, sock.fileno(),
                                           root.shares)) if a != "-S"]
         (out / "qemu.json").write_text(json.dumps(
-            {"argv": argv, "accel": found.to_dict(), "plan": plan.to_dict()}, indent=1))
+            {"argv": argv, "accel": found.to_dict(), "boot": image.to_dict(),
+             "plan": plan.to_dict()}, indent=1))
         with open(out / "console.log", "wb") as console:
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -20,6 +20,7 @@ from affinity.cpulist import format_cpulist
 from scaler.errors import UsageError
 from scaler.targets import guestkernel, guestroot
 from scaler.targets.accel import ACCELS, Q35_MAX_CPUS, Accel, probe_qemu, resolve_accel
+from scaler.targets.pvh import boot_image
 from scaler.targets.vmchecks import default_memory_mb
 from scaler.targets.vmplan import Boot, VmOptions, VmPlan, vm_plan
 
@@ -69,7 +70,10 @@ def dry_run(topology: Topology, plan: Plan, accel: str = "auto", memory_mb: int 
     if own and not found.emulated and found.caps.get("max_vcpus"):
         max_vcpus = min(max_vcpus, found.caps["max_vcpus"])
     try:
-        kernel_path = guestkernel.find_kernel(kernel).path
+        image = boot_image(guestkernel.find_kernel(kernel).path)
+        kernel_path = image.path
+        notes.append(f"boots {image.path} through its PVH entry" if image.method == "pvh"
+                     else f"boots the bzImage {image.path}: {image.reason}")
     except UsageError:
         if kernel is not None:
             raise

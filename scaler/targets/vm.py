@@ -43,6 +43,7 @@ from scaler.targets.accel import Accel, QemuFacts, detect_accel, probe_qemu, res
 from scaler.targets.base import Target, register
 from scaler.targets.guestkernel import Kernel, find_kernel
 from scaler.targets.guestroot import GuestRoot, guest_root
+from scaler.targets.pvh import boot_image
 from scaler.targets.qmp import Qmp, QmpError, listening_socket
 from scaler.targets.relay import RelayedProcess
 from scaler.targets.vmchecks import (
@@ -113,6 +114,7 @@ class VmTarget(Target):
         self._tmp: VmFiles | None = None
         self._serial = 0
         self.kernel, self._base, self.qemu_facts = self.check(kernel)
+        self.boot = boot_image(self.kernel.path)  # its ELF through PVH where it has one
 
     def check(self, kernel: str | None) -> tuple[Kernel, bytes, QemuFacts]:
         """The kernel, the shared initramfs (modules read and decompressed now) and what
@@ -141,7 +143,8 @@ class VmTarget(Target):
 
     def describe(self) -> dict[str, Any]:
         return {**self.accel.to_dict(), "kernel": self.kernel.path,
-                "kernel_release": self.kernel.version, "qemu": self.qemu,
+                "kernel_release": self.kernel.version, "boot": self.boot.to_dict(),
+                "qemu": self.qemu,
                 "qemu_facts": self.qemu_facts.to_dict(), "hugepages": self.hugepages,
                 "dedicated_cpus": self.dedicated,
                 "host_facts": host_facts(cpus=self.topology.usable_cpus)}
@@ -242,7 +245,7 @@ class VmTarget(Target):
 
     def qemu_argv(self, inst: VmInstance, initrd: str, qmp_fd: int) -> list[str]:
         shares = inst.guest_root.shares if inst.guest_root else ()
-        return inst.plan.argv(Boot(self.qemu, self.kernel.path, initrd, qmp_fd, shares))
+        return inst.plan.argv(Boot(self.qemu, self.boot.path, initrd, qmp_fd, shares))
 
     def _ready_check(self, inst: VmInstance, spec: WorkerSpec) -> Callable[[bytes], bytes]:
         """Compare the guest worker's ISA with the host's when its first message comes;

@@ -38,6 +38,11 @@ NULL = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--war
         "--ready-timeout", READY_S]
 
 
+def pvh_kernel(path: str) -> bool:
+    config = Path(path.replace("vmlinuz-", "config-"))
+    return config.is_file() and "CONFIG_PVH=y" in config.read_text()
+
+
 def vm_target_or_skip():
     from scaler.targets.vm import VmTarget
 
@@ -67,7 +72,11 @@ class Checked(Target):
         finally:
             qmp.close()
         tasks = os.listdir(f"/proc/{proc.pid}/task")
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        with open(argv[argv.index(b"-kernel") + 1], "rb") as f:
+            kernel_magic = f.read(4)
         self.seen[request.index] = {
+            "kernel_magic": kernel_magic,
             "status": status["status"],
             "vcpus": {c["cpu-index"]: sorted(os.sched_getaffinity(c["thread-id"]))
                       for c in vcpus},
@@ -98,6 +107,11 @@ def test_two_vms_pinned_one_per_partition(no_leftover_vms):
     for k, part in enumerate(parts):
         seen = target.seen[k]
         assert seen["status"] == "running"
+        # the image QEMU was given: the kernel's ELF (a PVH boot) when its config says it
+        # has the entry, which Debian's and Ubuntu's amd64 kernels have (targets/pvh.py)
+        if pvh_kernel(vm.kernel.path):
+            assert seen["kernel_magic"] == b"\x7fELF"
+            assert vm.describe()["boot"]["method"] == "pvh"
         # QEMU's vCPU k runs on a host thread allowed on exactly the k-th planned CPU
         assert seen["vcpus"] == {i: [cpu] for i, cpu in enumerate(part.cpus)}
         assert seen["names"][0].startswith("CPU 0/")  # debug-threads names: really a vCPU
