@@ -81,6 +81,29 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("builds") is None)  # stable
 
 
+# The serial group is the suite's wall time (one worker runs it while the other worker's tests
+# are done long before); every CPU second a test beside it takes from it is a second of
+# `make test`. Tests beside the group run at a lower priority, so they fill the CPU the group
+# leaves idle (its waits, its one-CPU windows, a VM's boot) instead of slowing the group; the
+# group's own tests, which measure, run at the normal priority. Nice 10: the scheduler still
+# gives a test beside the group about a tenth of a CPU the group keeps busy, so its waits on
+# children (generous timeouts) never starve. Per test, on the test's thread (Linux's nice is
+# per thread; the children it starts inherit it); back to 0 where allowed (root; an
+# unprivileged user may only raise it, and then the group just loses its head start).
+BESIDE_THE_GROUP_NICE = 10
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: nothing runs beside anything
+    want = 0 if item.get_closest_marker("serial") is not None else BESIDE_THE_GROUP_NICE
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, want)
+    except OSError:
+        pass
+
+
 def _lock_files(folder) -> dict[str, tuple[int, int]]:
     """Registrations and CPU lock files in the lock folder, with their change stamps."""
     out = {}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,8 @@ import pytest
 
 
 def record(tag):
-    with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}"), "w") as f:
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}-{nice}"), "w") as f:
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
     time.sleep(0.2)
 
@@ -85,7 +87,9 @@ def test_free(k):
 
 def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path):
     """What ``make test`` relies on: with ``-n 2 --dist loadgroup`` every serial test runs in
-    one worker process, the others on both. (pytest 9.2 with pytest-xdist 3.8 silently
+    one worker process, the others on both; the others at nice 10, below the group's tests
+    (nice 0: this test's own process runs at 0, so a serial test that ran after a free one
+    on the same worker shows the priority was put back; root may lower it again). (pytest 9.2 with pytest-xdist 3.8 silently
     dropped the grouping, and tests that measure ran side by side.)"""
     shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_grouped.py").write_text(GROUPED)
@@ -102,5 +106,10 @@ def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path)
     serial = {(pid, worker) for tag, pid, worker in runs if tag.startswith("serial")}
     free = {(pid, worker) for tag, pid, worker in runs if tag.startswith("free")}
     assert len(runs) == 12
+    nices = {tag: int(p.name.split("-")[2]) for tag, p in
+             ((p.name.split("-")[0], p) for p in where.iterdir())}
+    assert all(nices[f"free{k}"] == 10 for k in range(6)), nices
+    if os.geteuid() == 0:
+        assert all(nices[f"serial{k}"] == 0 for k in range(6)), nices
     assert len(serial) == 1, f"serial tests ran in {sorted(serial)}"
     assert len({worker for _, worker in serial | free}) == 2  # really two workers
