@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 KERNEL_PACKAGE := $(if $(shell grep -sqE '^ID(_LIKE)?=.*ubuntu' /etc/os-release && echo y),linux-image-generic,linux-image-amd64)
 APT_PACKAGES := qemu-system-x86 $(KERNEL_PACKAGE) busybox-static zstd openssh-server openssh-client numactl chromium-headless-shell slurm-wlm munge
 STAMP := $(VENV)/.installed
+# The venv is filled by uv (installed by pip from PyPI first): with its cache warm it installs
+# TensorFlow and the rest in ~15 s where pip took 55-100 s here; pip does it when uv cannot.
+# uv reads no pip configuration: a local wheel folder pip is told of (PIP_FIND_LINKS) is
+# passed on.
+UV_LINKS := $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 
 .PHONY: install apt test demo bench lint mutation clean slurm-up slurm-down testbed
 
@@ -15,8 +20,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory apt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet uv && \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) $(UV_LINKS) -e '.[test]' || { \
+	  echo "make: uv could not install; pip installs instead"; \
+	  $(PY) -m pip install --quiet --upgrade pip setuptools wheel && \
+	  $(PY) -m pip install --quiet -e '.[test]'; }
 	touch $(STAMP)
 
 # System packages for the vm placement, the SSH target tests, the report's browser test
