@@ -1,17 +1,20 @@
 """The typed run record gives back exactly the JSON the tool writes: every committed reference
-run, fresh null-engine runs (closed loop and served) and a simulated run, read into
-``scaler.schema.Run`` and written out again, are the same bytes (json.dumps, sorted keys), and
-a run.json saved by this scaler is its record's JSON key for key, in the same order."""
+run, fresh null-engine runs (the session's suite's, closed loop; a served run) and a simulated
+run, read into ``scaler.schema.Run`` and written out again, are the same bytes (json.dumps,
+sorted keys), and a run.json saved by this scaler is its record's JSON key for key, in the
+same order."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from scaler import results, schema
 from tests.scaler.helpers import ROOT, scaler_cmd
+from tests.suites import null_suite
 
 REFERENCE = sorted((ROOT / "results" / "reference").rglob("run.json"))
 NULL = ["--engine", "null", "--min-queries", "10", "--warmup", "0", "--min-duration", "0.2"]
@@ -55,11 +58,24 @@ def _fresh(out: Path, *args: str) -> Path:
     return folder
 
 
-@pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
-def test_a_fresh_null_engine_scaling_run_round_trips(tmp_path):
-    folder = _fresh(tmp_path, "scaling", "--instances", "1-2", "--placement", "shared,pinned",
-                    "--repeat", "2", *NULL)
-    record = round_trip(folder)
+@pytest.fixture(scope="module")
+def suite_folder(artifacts) -> Path:
+    """The session's null-engine suite (built by the serial group first; by this fixture's
+    setup when it comes first)."""
+    return null_suite(artifacts)["folder"]
+
+
+def test_the_fresh_null_engine_suites_runs_round_trip(suite_folder):
+    """Every run of the session's null-engine suite (tests/suites.py: measured once, in the
+    serial group, by ``scaler suite`` as a user runs it; read here, not measured again): its
+    latency, throughput, scaling (shared and pinned x 1, 2, two repeats: 8 groups), thread-style
+    scaling and multistream runs."""
+    records = {run.name: round_trip(run) for run in sorted(p.parent for p in
+                                                          suite_folder.glob("*/run.json"))}
+    assert {r.scenario for r in records.values()} == {"latency", "throughput", "scaling",
+                                                      "multistream"}
+    (name,) = [n for n in records if re.fullmatch(r"scaling-\d{8}-\d{6}", n)]
+    record = records[name]
     assert len(record.groups) == 8 and len(record.points) == 4
     g = record.groups[-1]
     assert g.complete and g.per_instance and g.per_instance[0].samples
