@@ -106,7 +106,11 @@ def guest_argv(python: str, commands: Sequence[Sequence[str]], timeout_s: float)
             "SCALER_LOCK_DIR=/run/scaler",
             # no speed probe: an emulated guest's speed is no figure, and numba would
             # compile it for minutes under TCG
-            "SCALER_SPEED_PROBE=off"]
+            "SCALER_SPEED_PROBE=off",
+            # no figures: matplotlib builds its font cache in every fresh guest (its home is
+            # the initramfs) and draws under TCG for minutes; the run folders come back to the
+            # host, where `scaler plot` draws them
+            "SCALER_PLOTS=off"]
     return ["-i", *env, python, "-m", "scaler.testbed_guest",
             json.dumps([list(c) for c in commands]), str(timeout_s)]
 

@@ -45,6 +45,15 @@ def test_the_guest_is_two_sockets_two_nodes_two_threads_per_core():
     assert "-S" in argv  # run() drops it: nothing to pin before the guest runs
 
 
+def test_the_guest_runs_the_commands_without_figures_or_speed_probe():
+    """Both cost minutes under TCG and say nothing of an emulated guest (the run folders come
+    back to the host to be drawn)."""
+    argv = testbed.guest_argv("/usr/bin/python3", [["topology", "--json"]], 60)
+    env = argv[1:argv.index("/usr/bin/python3")]
+    assert argv[0] == "-i" and {"SCALER_PLOTS=off", "SCALER_SPEED_PROBE=off"} <= set(env)
+    assert argv[-2:] == ['[["topology", "--json"]]', "60"]
+
+
 @pytest.fixture(scope="module")
 def guest_run(tmp_path_factory):
     if not os.environ.get("SCALER_TESTBED_TEST"):

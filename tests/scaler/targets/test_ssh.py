@@ -12,7 +12,7 @@ from tests.scaler.targets.conftest import descendants, keygen, wait_gone
 
 pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conftest.py)
 
-SHORT = ["--engine", "null", "--min-duration", "1", "--min-queries", "10", "--warmup", "0.2",
+SHORT = ["--engine", "null", "--min-duration", "0.3", "--min-queries", "10", "--warmup", "0.2",
          "--ready-timeout", "120"]
 
 
