@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from tests.priority import Priority
+
 # The per-window speed probe re-measures a window that ran >10% below the run's idle speed: on a
 # machine shared by parallel tests that is most windows, tests counting groups would count
 # re-measures, and every re-measure is a window more. Off for the whole suite (inherited by
@@ -83,27 +85,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("builds") is None)  # stable
 
 
-# The serial group is the suite's wall time (one worker runs it while the other worker's tests
-# are done long before); every CPU second a test beside it takes from it is a second of
-# `make test`. Tests beside the group run at a lower priority, so they fill the CPU the group
-# leaves idle (its waits, its one-CPU windows, a VM's boot) instead of slowing the group; the
-# group's own tests, which measure, run at the normal priority. Nice 10: the scheduler still
-# gives a test beside the group about a tenth of a CPU the group keeps busy, so its waits on
-# children (generous timeouts) never starve. Per test, on the test's thread (Linux's nice is
-# per thread; the children it starts inherit it); back to 0 where allowed (root; an
-# unprivileged user may only raise it, and then the group just loses its head start).
-BESIDE_THE_GROUP_NICE = 10
+# Tests beside the serial group run at a low CPU weight: they fill the CPU the group (the
+# suite's wall time) leaves idle instead of slowing it (tests/priority.py).
+_PRIORITY = Priority()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return  # one process: nothing runs beside anything
-    want = 0 if item.get_closest_marker("serial") is not None else BESIDE_THE_GROUP_NICE
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, want)
-    except OSError:
-        pass
+    if item.get_closest_marker("serial") is not None:
+        _PRIORITY.in_the_group()
+    else:
+        _PRIORITY.beside_the_group()
+
+
+def pytest_unconfigure(config):
+    _PRIORITY.close()
 
 
 def _lock_files(folder) -> dict[str, tuple[int, int]]:

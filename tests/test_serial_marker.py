@@ -61,15 +61,23 @@ def test_a_test_taking_the_measurement_lock_without_the_marker_fails(tmp_path):
 
 GROUPED = '''
 import os
+import subprocess
 import time
 
 import pytest
 
 
 def record(tag):
+    # where this test ran: low (a scaler-tests- cgroup or nice 10) or as started
+    groups = open("/proc/self/cgroup").read()
     nice = os.getpriority(os.PRIO_PROCESS, 0)
-    with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}-{nice}"), "w") as f:
+    low = "scaler-tests-" in groups or nice == 10
+    with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}-{int(low)}"), "w") as f:
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
+    if "scaler-tests-" in groups:  # a child it starts is in the same cgroup
+        child = subprocess.run(["cat", "/proc/self/cgroup"], capture_output=True, text=True,
+                               start_new_session=True, timeout=30).stdout
+        assert "scaler-tests-" in child
     time.sleep(0.2)
 
 
@@ -87,10 +95,12 @@ def test_free(k):
 
 def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path):
     """What ``make test`` relies on: with ``-n 2 --dist loadgroup`` every serial test runs in
-    one worker process, the others on both; the others at nice 10, below the group's tests
-    (nice 0: this test's own process runs at 0, so a serial test that ran after a free one
-    on the same worker shows the priority was put back; root may lower it again). (pytest 9.2 with pytest-xdist 3.8 silently
-    dropped the grouping, and tests that measure ran side by side.)"""
+    one worker process, the others on both; the others at a low CPU weight (tests/priority.py:
+    a cgroup of low weight holding what they start, even in a session of its own; nice 10
+    where none can be made), the group's tests as the worker started (a serial test after a
+    free one on the same worker shows it was put back; root may lower a nice again); the
+    low cgroups gone at the end. (pytest 9.2 with pytest-xdist 3.8 silently dropped the
+    grouping, and tests that measure ran side by side.)"""
     shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_grouped.py").write_text(GROUPED)
     where = tmp_path / "where"
@@ -106,10 +116,12 @@ def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path)
     serial = {(pid, worker) for tag, pid, worker in runs if tag.startswith("serial")}
     free = {(pid, worker) for tag, pid, worker in runs if tag.startswith("free")}
     assert len(runs) == 12
-    nices = {tag: int(p.name.split("-")[2]) for tag, p in
-             ((p.name.split("-")[0], p) for p in where.iterdir())}
-    assert all(nices[f"free{k}"] == 10 for k in range(6)), nices
+    low = {p.name.split("-")[0]: p.name.split("-")[2] == "1" for p in where.iterdir()}
+    assert all(low[f"free{k}"] for k in range(6)), low
     if os.geteuid() == 0:
-        assert all(nices[f"serial{k}"] == 0 for k in range(6)), nices
+        assert not any(low[f"serial{k}"] for k in range(6)), low
+    for _, pid, _ in runs:  # each worker removed its low cgroup as it ended
+        assert not any(Path(root, f"scaler-tests-{pid}").exists()
+                       for root in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup"))
     assert len(serial) == 1, f"serial tests ran in {sorted(serial)}"
     assert len({worker for _, worker in serial | free}) == 2  # really two workers
