@@ -13,7 +13,8 @@ how long it spends in its serial part and whether its waiting threads spin, whic
 the shares: ``rates.rates`` iterates that to a fixed point. Rates are recomputed whenever an
 instance goes idle or busy (open loop); in a closed loop (the scaling scenario, every
 instance always busy) they are computed once, which is what makes millions of queries per
-second possible.
+second possible. The closed loop draws service times stratified (``draw_stratified``), the
+queueing kernels independently (``draw``): ``run_closed`` says why.
 
 Everything is compiled with ``cache=True`` so only the first call on a machine pays the
 compile; nothing here is imported by the CLI at start.
@@ -26,12 +27,55 @@ from numba import njit
 
 from scaler.simulate.rates import rates
 
+STRATA = 1000  # strata of the closed loop's draws: any aligned run of STRATA draws covers them
+
+
+@njit(cache=True)
+def at(shape, p):
+    """The service time over its mean at probability ``p`` in [0, 1): the shape table is
+    the quantile function at evenly spaced probabilities, interpolated linearly."""
+    pos = p * (shape.shape[0] - 1)
+    k = min(int(pos), shape.shape[0] - 2)
+    return shape[k] + (pos - k) * (shape[k + 1] - shape[k])
+
 
 @njit(cache=True)
 def draw(shape):
-    pos = np.random.random() * (shape.shape[0] - 1)
-    k = int(pos)
-    return shape[k] + (pos - k) * (shape[k + 1] - shape[k])
+    """An independent draw from the shape (a uniform probability): what the queueing
+    kernels (``run_open``, ``serve_kernel``) take."""
+    return at(shape, np.random.random())
+
+
+@njit(cache=True)
+def strata(n):
+    """Each of ``n`` streams' state for ``draw_stratified``: its strata in the order its
+    block will use them (any permutation will do: the block shuffles as it goes) and how
+    many of its block it has used."""
+    order = np.empty((n, STRATA), np.int32)
+    for i in range(n):
+        for k in range(STRATA):
+            order[i, k] = k
+    return order, np.zeros(n, np.int64)
+
+
+@njit(cache=True)
+def draw_stratified(shape, order, used, i):
+    """A stratified draw of stream ``i``: its draws come in blocks of ``STRATA``; a block
+    takes every stratum [k/STRATA, (k+1)/STRATA) of probability once, in an order shuffled
+    as it goes (Fisher-Yates, one swap per draw), and a uniform probability inside it.
+
+    Each draw's probability is uniform on [0, 1) (its stratum is uniform over the strata by
+    the symmetry of the shuffle, its place in the stratum uniform), so each draw has the
+    shape's distribution exactly; what changes is the joint: draws of one block never share
+    a stratum, so the mean of a run of draws strays far less from the shape's mean (a
+    heavy tail's rare values come at their rate, not in lumps). Blocks are independent."""
+    k = used[i]
+    r = min(k + int(np.random.random() * (STRATA - k)), STRATA - 1)
+    s = order[i, r]
+    order[i, r] = order[i, k]
+    order[i, k] = s
+    used[i] = k + 1 if k + 1 < STRATA else 0
+    return at(shape, (s + np.random.random()) / STRATA)
 
 
 @njit(cache=True)
@@ -39,9 +83,21 @@ def run_closed(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size,
                params, vm_slow, work_ms, extra_ms, shape, n_warm, n_queries, seed):
     """Every instance always busy (batch-1 scaling). Returns per-instance completions in the
     window, the window [t0, t1] (ms), every latency in the window (ms), and the
-    time-integral of queries in the system over the window."""
+    time-integral of queries in the system over the window.
+
+    Each instance's service times are stratified draws (``draw_stratified``, one stream per
+    instance): every draw has the shape's distribution, and an instance's queries in the
+    window average to the shape's mean far more closely than independent draws do (with a
+    heavy tail, 20,000 independent draws can stray by several percent). Nothing here
+    queues: a latency is one service time, each with the shape's distribution, so every
+    latency's expected value and every percentile's share of the latencies stay as they
+    were; the dependence within a block changes only how far one window strays from them.
+    The queueing kernels (``run_open``, ``serve_kernel``) keep independent draws: there a
+    block's evened-out work would shorten the queues (an M/M/1 queue at 90% load waits
+    about 7% less on average with blocks of 1,000 strata, about 2% less at 80%)."""
     np.random.seed(seed)
     n = ptr.shape[0] - 1
+    order, used = strata(n)
     active = np.ones(n, np.bool_)
     factor = np.zeros(n)
     rates(ptr, cpus, threads, mptr, mnodes, active, cpu_core, core_node, node_size, n_cores,
@@ -49,7 +105,8 @@ def run_closed(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size,
     start = np.zeros(n)
     finish = np.zeros(n)
     for i in range(n):
-        finish[i] = (work_ms[i] * draw(shape) + extra_ms[i]) * factor[i]
+        finish[i] = (work_ms[i] * draw_stratified(shape, order, used, i)
+                     + extra_ms[i]) * factor[i]
     tree = _tree(finish)
     done = np.zeros(n, np.int64)
     lat = np.empty(n_queries)
@@ -67,7 +124,8 @@ def run_closed(ptr, cpus, threads, mptr, mnodes, cpu_core, core_node, node_size,
         elif q == n_warm - 1:
             t0 = t
         start[j] = t
-        finish[j] = t + (work_ms[j] * draw(shape) + extra_ms[j]) * factor[j]
+        finish[j] = t + (work_ms[j] * draw_stratified(shape, order, used, j)
+                            + extra_ms[j]) * factor[j]
         _tree_update(tree, finish, j)
     return done, t0, t, lat, n * (t - t0)
 
