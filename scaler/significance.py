@@ -26,6 +26,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from scaler.special import stdtr, stdtrit
+
 LEVEL = 0.95
 UNSTABLE_CV = 0.05  # coefficient of variation across repeats above which a figure is unstable
 
@@ -35,8 +37,6 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
     k = len(values)
     if k < 2:
         return None
-    from scipy.special import stdtrit  # not scipy.stats: its import costs every run 0.3 s
-
     mean = sum(values) / k
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
     half = float(stdtrit(k - 1, 0.5 + level / 2)) * sd / math.sqrt(k)
@@ -110,8 +110,6 @@ def compare(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> dic
                    p_value=0.0 if diff else 1.0, significant=diff != 0)
         return out
     df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1))
-    from scipy.special import stdtr, stdtrit
-
     q = float(stdtrit(df, 0.5 + level / 2))
     p = float(2 * stdtr(df, -abs(diff) / se))
     low, high = math.exp(diff - q * se), math.exp(diff + q * se)

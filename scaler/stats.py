@@ -3,16 +3,20 @@ and throughput over the common window."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from scaler.special import betainc
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 EARLY_STOPPING_CONFIDENCE = 0.99  # LoadGen's
 EARLY_STOPPING_PERCENTILES = (50.0, 90.0, 99.0)  # the statistics a decision may use
 
 
+@functools.lru_cache(maxsize=65536)
 def min_passing(t: int, p: float, confidence: float = EARLY_STOPPING_CONFIDENCE,
                 tolerance: float = 0.0) -> int:
     """LoadGen's ``MinPassingQueriesFinder``: the fewest queries under a latency L, next to
@@ -20,8 +24,6 @@ def min_passing(t: int, p: float, confidence: float = EARLY_STOPPING_CONFIDENCE,
     ``confidence``: the least h with ``BetaRegularized(p - d; h, 1 + t) <= 1 - confidence``
     (the chance that h + t queries show at most t over-latency ones when a share of more than
     1 - p + d of all queries are over)."""
-    from scipy.special import betainc
-
     q = p - tolerance
     lo, hi = 1, 2
     while betainc(hi, 1 + t, q) > 1 - confidence:  # grow an upper bound
@@ -52,10 +54,13 @@ def early_stopping_ms(lat_ms: np.ndarray, p: float,
     n = int(lat_ms.size)
     if n < early_stopping_min_queries(p, confidence):
         return None
-    lo, hi = 1, n - 1  # the largest t with n - t >= min_passing(t): the left side falls in t
+    # the largest t with n - t >= min_passing(t) (the left side falls in t), asked of the odds
+    # directly: n - t >= min_passing(t) exactly when n - t queries under L already pass, as
+    # the odds fall as h grows (min_passing's own search rests on it)
+    lo, hi = 1, n - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if n - mid >= min_passing(mid, p, confidence):
+        if betainc(n - mid, 1 + mid, p) <= 1 - confidence:
             lo = mid
         else:
             hi = mid - 1
