@@ -94,3 +94,10 @@ def openvino_cache(artifacts) -> tuple[str, dict[str, dict]]:
     """A cache folder holding the tiny model as fp32 and int8 OpenVINO IR, and the info of
     the loads that converted them (int8 quantizes the cached fp32 IR)."""
     return _converted(artifacts, "openvino")
+
+
+@pytest.fixture(scope="session")
+def ort_cache(artifacts) -> tuple[str, dict[str, dict]]:
+    """A cache folder holding the tiny model as fp32 and int8 ONNX, and the info of the
+    loads that made them (int8 quantizes the cached fp32 file)."""
+    return _converted(artifacts, "onnxruntime")
