@@ -255,13 +255,15 @@ def test_benchmark_app_output_is_parsed():
         parse_benchmark_app("[ ERROR ] no such file")
 
 
-def test_anchor_runs_both_tools_on_the_same_ir_and_cpus(tmp_path):
+def test_anchor_runs_both_tools_on_the_same_ir_and_cpus(tmp_path, openvino_cache):
     """A real round of each on the tiny model: both pinned to the same CPUs, benchmark_app
-    on the IR the scaler worker loaded, and both OpenVINOs read back the same settings."""
+    on the IR the scaler worker loaded, and both OpenVINOs read back the same settings. On
+    the session's IR cache (tests/scaler/conftest.py): a fresh one cost a TensorFlow
+    conversion."""
     from scaler.bench.anchor import measure_anchor
 
     r = measure_anchor("fp32", "tiny", 2, CPUS, rounds=2, seconds=1, warmup_s=0.1,
-                       workdir=tmp_path, cache_dir=str(tmp_path / "cache"))
+                       workdir=tmp_path, cache_dir=openvino_cache[0])
     assert [p["order"][0] for p in r["pairs"]] == ["scaler", "benchmark_app"]
     for pair in r["pairs"]:
         scaler, bapp = pair["scaler"], pair["benchmark_app"]
