@@ -17,8 +17,10 @@ pytestmark = pytest.mark.serial  # measures: one such test at a time (tests/conf
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_save_that_fails_mid_run_keeps_the_previous_one(small_fs, start, fault):
     out = small_fs.path / "results"
+    # 1 s windows: the second group (a worker start, 0.2 s of warm-up and its 1 s) is still
+    # measuring when the folder breaks, a poll (0.1 s) after the first group's save
     run = start("scaling", "--instances", "1-2", "--placement", "pinned", *SLEEPY,
-                "--min-duration", "2", "--out", str(out), env=PLUGIN)
+                "--min-duration", "1", "--out", str(out), env=PLUGIN)
     before = wait_saved(out, 1, timeout_s=120)  # group 1 saved: now break the folder
     tree = run.tree()
     small_fs.fill() if fault == "full" else small_fs.read_only()

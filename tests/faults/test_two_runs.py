@@ -24,7 +24,8 @@ def run_doc(stdout: str) -> dict:
 def test_a_second_run_refuses_waits_or_records_the_overlap(tmp_path, start):
     locks = tmp_path / "locks"
     env = {**PLUGIN, "SCALER_LOCK_DIR": str(locks)}
-    quick = ["--placement", "pinned", *SLEEPY, "--min-duration", "0.5", "--json"]
+    quick = ["--placement", "pinned", *SLEEPY, "--min-duration", "0.1", "--warmup", "0",
+             "--json"]
     # the first run measures until the test interrupts it (not for a time the others must
     # fit in: how long they take depends on the machine)
     first = start("latency", "--placement", "pinned", *SLEEPY, "--min-duration", "500",

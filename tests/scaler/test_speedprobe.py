@@ -144,20 +144,23 @@ def set_quota(group: Path, kind: str, on: bool) -> None:
 
 
 # a closed-loop group on one CPU, and an open-loop one (the server scenario, on the machine's
-# CPUs: 5 requests at 4 qps, judged on the mean: no percentile needs more requests)
+# CPUs: 5 (or 3) requests at 4 qps, judged on the mean: no percentile needs more requests)
 SCALING = ["scaling", "--cores-per-instance", "1"]
 SERVER = ["server", "--target-qps", "4", "--stat", "mean"]
 
 
 def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: Path | None,
-                  scenario: list[str] = SCALING) -> tuple[dict, list[str]]:
-    """Run ``scaler scaling`` (or ``scenario``) with 3 repeats; call ``disturb()`` when the
-    second repeat's workers start and ``undisturb()`` when the tool says it re-measures (or
-    at the end)."""
+                  scenario: list[str] = SCALING, queries: int = 5,
+                  when: str = "starting workers") -> tuple[dict, list[str]]:
+    """Run ``scaler scaling`` (or ``scenario``) with 3 repeats of ``queries`` queries (200 ms
+    each); call ``disturb()`` when the second repeat prints ``when`` (its workers start, or
+    they start measuring) and ``undisturb()`` when the tool says it re-measures (or at the
+    end)."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "scaler", *scenario, "--engine", "null", "--placement",
            "pinned", "--instances", "1", "--repeat", "3",
-           "--remeasure", "2", "--min-duration", "1", "--min-queries", "5", "--warmup", "0",
+           "--remeasure", "2", "--min-duration", f"{queries * SERVICE_S:g}",
+           "--min-queries", str(queries), "--warmup", "0",
            "--no-lock",
            "--out", str(out), *args]
 
@@ -172,14 +175,15 @@ def run_disturbed(tmp_path: Path, args: list[str], disturb, undisturb, cgroup: P
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             cwd=ROOT, preexec_fn=enter, env=env)
     lines: list[str] = []
-    disturbed = lifted = False
+    second = disturbed = lifted = False
     timer = threading.Timer(280, proc.kill)
     timer.start()
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
             lines.append(line.rstrip())
-            if not disturbed and "(repeat 2/3): starting workers" in line:
+            second = second or "(repeat 2/3): starting workers" in line
+            if second and not disturbed and when in line:
                 disturb()
                 disturbed = True
             elif disturbed and not lifted and line.startswith("remeasuring"):
@@ -236,8 +240,11 @@ def test_a_cpu_quota_the_counters_cannot_see_is_flagged_and_remeasured(tmp_path,
     group, _, kind = found
     command = SERVER if scenario == "server" else SCALING
     try:
+        # set as the window starts measuring (its workers started at full speed: 1.5 s under
+        # the quota), on 3-query windows: the probe reads the window's edges, not its length
         run, lines = run_disturbed(tmp_path, [], lambda: set_quota(group, kind, True),
-                                   lambda: set_quota(group, kind, False), group, command)
+                                   lambda: set_quota(group, kind, False), group, command,
+                                   queries=3, when="measuring")
     finally:
         set_quota(group, kind, False)
         for pid in (group / "cgroup.procs").read_text().split():  # our children, if any

@@ -64,33 +64,3 @@ def run_python():
         return json.loads(out.stdout.splitlines()[-1])
 
     return run
-
-
-def _converted(artifacts, engine: str) -> tuple[str, dict[str, dict]]:
-    """A cache folder holding the tiny model converted by ``engine`` to fp32 and int8, and
-    the info of the loads that converted them: built once per session (tests/artifacts.py)
-    in the process that asks first, which is the conversion the tests look at."""
-
-    def build(folder):
-        from scaler.engines import load_engine
-
-        return {precision: load_engine(_spec(engine=engine, precision=precision,
-                                             cache_dir=str(folder))).info
-                for precision in ("fp32", "int8")}
-
-    first = artifacts.get(f"{engine}_cache", build)
-    return str(artifacts.root / f"{engine}_cache"), first
-
-
-@pytest.fixture(scope="session")
-def tflite_cache(artifacts) -> tuple[str, dict[str, dict]]:
-    """A cache folder holding the tiny model converted to fp32 and int8, and the info of
-    the loads that converted them."""
-    return _converted(artifacts, "tflite")
-
-
-@pytest.fixture(scope="session")
-def openvino_cache(artifacts) -> tuple[str, dict[str, dict]]:
-    """A cache folder holding the tiny model as fp32 and int8 OpenVINO IR, and the info of
-    the loads that converted them (int8 quantizes the cached fp32 IR)."""
-    return _converted(artifacts, "openvino")

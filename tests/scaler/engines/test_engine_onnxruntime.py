@@ -34,16 +34,6 @@ def ort_spec(**fields) -> EngineSpec:
     return EngineSpec(**{"engine": "onnxruntime", "model": "tiny", "threads": 1, **fields})
 
 
-@pytest.fixture(scope="session")
-def ort_cache(tmp_path_factory) -> tuple[str, dict[str, dict]]:
-    """A cache folder holding the tiny model as fp32 and int8 ONNX, and the info of the
-    loads that made them (int8 quantizes the cached fp32 file)."""
-    folder = str(tmp_path_factory.mktemp("ort_cache"))
-    first = {p: load_engine(ort_spec(precision=p, cache_dir=folder)).info
-             for p in ("fp32", "int8")}
-    return folder, first
-
-
 def tasks() -> dict[int, list[int]]:
     """Every thread of this process and its allowed CPUs, read here (not by the engine)."""
     out = {}
@@ -100,6 +90,57 @@ def test_onnx_agrees_with_keras(ort_cache):
     want = np.asarray(keras_model(x, training=False))
     assert np.abs(want).max() > 1e-3  # a non-trivial output
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+LOAD_CACHED = """
+import json, sys
+from scaler.engines import EngineSpec, load_engine
+out = {"before": "onnx" in sys.modules}
+for p in ("fp32", "int8"):
+    e = load_engine(EngineSpec(engine="onnxruntime", model="tiny", threads=1, precision=p,
+                               batch=3, cache_dir=sys.argv[1]))
+    e.infer(e.make_input())
+    out[p] = {k: e.info[k] for k in ("cache", "input_shape", "quantized_ops", "cache_path")}
+out["onnx"] = "onnx" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def load_cached_in_a_fresh_python(folder: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", LOAD_CACHED, folder], capture_output=True,
+                          text=True, timeout=300, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_cache_hit_loads_without_importing_onnx(ort_cache, tmp_path):
+    """A worker on a cache entry reads the quantization nodes from the entry's record and
+    its input from the session: no ``import onnx`` (0.8 s of CPU per worker start). What it
+    reports is what the graph itself holds, read here with onnx. An entry cached before
+    that record (none in its sidecar) is still read, with onnx."""
+    import shutil
+
+    import onnx
+
+    from scaler.engines import onnx_build
+
+    folder, _ = ort_cache
+    old = tmp_path / "cache"
+    shutil.copytree(folder, old)
+    for meta in old.glob("*.json"):  # as cached by an earlier scaler
+        doc = json.loads(meta.read_text())
+        doc.pop("quantized_ops", None)
+        meta.write_text(json.dumps(doc))
+    for where, imports_onnx in ((folder, False), (str(old), True)):
+        got = load_cached_in_a_fresh_python(where)
+        assert got["before"] is False and got["onnx"] is imports_onnx, (where, got)
+        for precision in ("fp32", "int8"):
+            info = got[precision]
+            assert info["cache"] == "hit"
+            proto = onnx.load(info["cache_path"])
+            assert info["quantized_ops"] == onnx_build.quantized_ops(proto)
+            assert tuple(info["input_shape"]) == onnx_build.input_of(proto, 3)[1] == (
+                3, 32, 32, 3)
+        assert got["int8"]["quantized_ops"] and not got["fp32"]["quantized_ops"]
 
 
 def test_cache_damage_is_rebuilt(ort_cache, tmp_path):
@@ -217,9 +258,12 @@ def test_native_suffixes_may_not_overlap():
 
 @pytest.mark.serial  # measures (takes the lock): one at a time
 def test_scaling_cli_shared_and_pinned(ort_cache, tmp_path):
+    """Four groups of real ORT workers; their windows as short as the run's rules allow
+    (each group's time is its workers' start: the figures are not looked at)."""
     folder, _ = ort_cache
     r = scaler_cmd("scaling", "--engine", "onnxruntime", "--model", "tiny",
-                   "--placement", "shared,pinned", "--instances", "1,2", *SHORT,
+                   "--placement", "shared,pinned", "--instances", "1,2", "--min-duration",
+                   "0.05", "--min-queries", "5", "--warmup", "0",
                    "--cache-dir", folder, "--out", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads((Path(json.loads(r.stdout)["run"]) / "run.json").read_text())

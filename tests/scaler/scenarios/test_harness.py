@@ -24,10 +24,12 @@ def test_the_note_says_when_the_harness_is_over_its_share():
 
 
 def test_a_fixed_rate_run_records_the_harness_at_its_rate(tmp_path):
-    """The sleepy engine (2 ms a query) at 100 requests/s: run.json holds one null probe
-    per layout at the same rate, with its latency and its share of the measured p50; the
-    share is what the two figures make it, and the note follows the 5% rule."""
-    r = scaler_cmd("server", "--engine", "sleepy", "--model", "tiny", "--target-qps", "100",
+    """The sleepy engine (2 ms a query) at 250 requests/s (half its capacity): run.json
+    holds one null probe per layout at the same rate, with its latency and its share of the
+    measured p50; the share is what the two figures make it, and the note follows the 5%
+    rule. (250, not 100: the group's 662 requests and the probe's 1,000 take 2.6 s and 4 s
+    there, 6.6 s and 10 s at 100.)"""
+    r = scaler_cmd("server", "--engine", "sleepy", "--model", "tiny", "--target-qps", "250",
                    "--latency-bound-ms", "100", "--placement", "pinned", "--min-duration",
                    "0.5", "--warmup", "0", "--out", str(tmp_path), "--json", env=PLUGIN,
                    timeout=300)
@@ -37,7 +39,7 @@ def test_a_fixed_rate_run_records_the_harness_at_its_rate(tmp_path):
     (group,) = doc["groups"]
     (h,) = doc["harness"]
     assert h["kind"] == "at_rate" and h["engine"] == "null" and h["layout"] == "pinned x1"
-    assert h["target_qps"] == 100.0 and h["completed"] == h["requests"] >= 1000
+    assert h["target_qps"] == 250.0 and h["completed"] == h["requests"] >= 1000
     assert h["measured_p50_ms"] == group["latency_ms"]["p50"]
     assert h["share_of_measured_p50"] == h["latency_ms"]["p50"] / h["measured_p50_ms"]
     noted = any("partly the harness" in n for n in doc["notes"])

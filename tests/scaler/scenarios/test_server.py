@@ -122,10 +122,13 @@ def test_find_peak_on_the_null_engine_always_answers(tmp_path):
     a peak bracketed by a failing rate above it, or the verdict at the floor (one request
     per bound-length, 20/s for 50 ms) with the latency measured there; every probe is a
     group of the run, and the search is in run.json. At p90 a probe needs 64 requests
-    (p99: 662, 33 s at the floor's 20/s, which a busy machine's search reaches)."""
+    (p99: 662, 33 s at the floor's 20/s, which a busy machine's search reaches). The null
+    engine's search doubles from 500/s to a few 100,000/s: 0.1 s windows (twice the bound)
+    and a 25% precision keep its ten-odd probes short (no figure of it is checked)."""
     out = run_server(tmp_path, "--engine", "null", "--find-peak", "--target-qps", "500",
                      "--latency-bound-ms", "50", "--stat", "p90", "--min-queries", "64",
-                     "--placement", "pinned", *FAST)
+                     "--placement", "pinned", *FAST, "--min-duration", "0.1",
+                     "--peak-precision", "0.25")
     doc = json.loads((Path(out["run"]) / "run.json").read_text())
     found = doc["searches"]["pinned x1"]
     probed = sorted(r["target_qps"] for r in out["results"])
