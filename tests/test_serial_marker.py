@@ -69,15 +69,17 @@ import pytest
 
 def record(tag):
     # where this test ran: low (a scaler-tests- cgroup or nice 10) or as started
+    # (its own worker's cgroup: this session may itself run inside another's low cgroup)
     groups = open("/proc/self/cgroup").read()
+    own = f"scaler-tests-{os.getpid()}"
     nice = os.getpriority(os.PRIO_PROCESS, 0)
-    low = "scaler-tests-" in groups or nice == 10
+    low = own in groups or nice == 10
     with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}-{int(low)}"), "w") as f:
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
-    if "scaler-tests-" in groups:  # a child it starts is in the same cgroup
+    if own in groups:  # a child it starts is in the same cgroup
         child = subprocess.run(["cat", "/proc/self/cgroup"], capture_output=True, text=True,
                                start_new_session=True, timeout=30).stdout
-        assert "scaler-tests-" in child
+        assert own in child
     time.sleep(0.2)
 
 
