@@ -32,18 +32,33 @@ def show_topologies(fleet: str, ready_timeout: float, json_output: bool) -> None
         typer.echo("\n".join(format_topology(topo)) + "\n")
 
 
-def show_plans(fleet: str, ready_timeout: float, instances: int,
+def show_plans(fleet: str, ready_timeout: float, counts: tuple[int, ...],
                cores_per_instance: int | None, smt: bool, oversubscribe: bool,
                json_output: bool) -> None:
     """Instances dealt to the machines in turn (as a run deals them), each machine's share
-    planned on its own topology, with what the fleet would ask for each partition."""
-    from affinity import plan as make_plan
-    from scaler.cli.plan import format_plan, plan_json
+    planned on its own topology, with what the fleet would ask for each partition; one such
+    plan per instance count (the fleet's topologies read once); several as a JSON list."""
     from scaler.fleets import read_topologies
     from scaler.settings import check_positive
 
     check_positive("--ready-timeout", ready_timeout)
     provider, choice, topologies = read_topologies(fleet, ready_timeout)
+    docs = []
+    for instances in counts:
+        if len(counts) > 1 and not json_output:
+            typer.echo(f"=== {instances} instance(s)")
+        docs.append(_fleet_plan(provider, choice, topologies, instances, cores_per_instance,
+                                smt, oversubscribe, json_output))
+    if json_output:
+        emit_json(docs[0] if len(counts) == 1 else docs)
+
+
+def _fleet_plan(provider: Any, choice: Any, topologies: dict[str, Any], instances: int,
+                cores_per_instance: int | None, smt: bool, oversubscribe: bool,
+                json_output: bool) -> dict[str, Any]:
+    from affinity import plan as make_plan
+    from scaler.cli.plan import format_plan, plan_json
+
     names = list(topologies)
     doc: dict[str, Any] = {"fleet": str(choice), "machines": {}}
     for m, name in enumerate(names):
@@ -63,5 +78,4 @@ def show_plans(fleet: str, ready_timeout: float, instances: int,
             lines = format_plan(topo, result)
             lines += [f"  instance {k}: {' '.join(o)}" for k, o in enumerate(options) if o]
             typer.echo("\n".join(lines) + "\n")
-    if json_output:
-        emit_json(doc)
+    return doc

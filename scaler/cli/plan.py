@@ -1,5 +1,7 @@
 """``scaler plan``: the partitions N instances would get, as a table or as JSON; with
-``--placement vm``, also the VM each partition would boot (nothing is booted)."""
+``--placement vm``, also the VM each partition would boot (nothing is booted). Several counts
+(``--instances 2,4``, ``1-8``, as a sweep takes them) give one plan each, in order: tables
+under a line naming the count, JSON as a list of the one-count documents."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
 @with_placement_options
 def plan(
     instances: Annotated[
-        int, typer.Option("--instances", "-n", metavar="N", help="Number of instances.")
+        str, typer.Option("--instances", "-n", metavar="N",
+                          help="Number of instances, or several as a sweep takes them "
+                          "(2,4 or 1-8): one plan each.")
     ],
     cores_per_instance: Annotated[
         int | None,
@@ -59,41 +63,40 @@ def plan(
     """Plan one partition (CPUs and memory nodes) per instance, by physical core and NUMA node."""
     with errors_to_exit():
         from scaler.errors import UsageError
-        from scaler.settings import MAX_INSTANCES
+        from scaler.settings import parse_instances
 
-        if instances > MAX_INSTANCES:
-            raise UsageError(f"at most {MAX_INSTANCES} instances, not {instances}")
+        counts = parse_instances(instances)
         if fleet is not None:
             from scaler.cli.fleetview import show_plans
 
             if placement is not None:
                 raise UsageError("--placement goes without --fleet (a fleet shows what it "
                                  "would ask for each partition)")
-            show_plans(fleet, ready_timeout, instances, cores_per_instance, smt, oversubscribe,
+            show_plans(fleet, ready_timeout, counts, cores_per_instance, smt, oversubscribe,
                        json_output)
             return
         topo = read_topology(sysfs_root)
-        result = make_plan(
-            topo, instances, cores_per_instance, smt=smt, oversubscribe=oversubscribe
-        )
-        view = None
-        if placement is not None:
-            from scaler import placements
-            from scaler.settings import Settings
+        docs, texts = [], []
+        for n in counts:
+            result = make_plan(topo, n, cores_per_instance, smt=smt, oversubscribe=oversubscribe)
+            view = None
+            if placement is not None:
+                from scaler import placements
+                from scaler.settings import Settings
 
-            settings = Settings(placements=(placement,), smt=smt,
-                                placement_options=placement_settings(placement_options))
-            chosen = placements.get(placement).configured(settings)
-            result = placement_plan(topo, result, chosen.plan(
-                topo, instances, smt=smt, cores_per_instance=cores_per_instance))
-            view = chosen.dry_run(topo, result, settings)
+                settings = Settings(placements=(placement,), smt=smt,
+                                    placement_options=placement_settings(placement_options))
+                chosen = placements.get(placement).configured(settings)
+                result = placement_plan(topo, result, chosen.plan(
+                    topo, n, smt=smt, cores_per_instance=cores_per_instance))
+                view = chosen.dry_run(topo, result, settings)
+            docs.append(plan_json(result, view))
+            lines = format_plan(topo, result) + (view.lines if view is not None else [])
+            texts.append("\n".join(([f"== {n} instance(s)"] if len(counts) > 1 else []) + lines))
         if json_output:
-            emit_json(plan_json(result, view))
+            emit_json(docs[0] if len(counts) == 1 else docs)
         else:
-            lines = format_plan(topo, result)
-            if view is not None:
-                lines += view.lines
-            typer.echo("\n".join(lines))
+            typer.echo("\n\n".join(texts))
 
 
 def placement_plan(topo: Topology, result: Plan, group: GroupPlan) -> Plan:

@@ -88,6 +88,25 @@ def test_plan_fixed_size_and_oversubscription(trees):
     assert len(doc["partitions"]) == 8
 
 
+def test_plan_of_several_counts_is_each_counts_plan_in_order(trees):
+    """``--instances 2,4`` (as a sweep takes it; the two-socket testbed asks for it): a JSON
+    list of exactly what each count alone gives; tables under a line naming the count."""
+    root = trees["xeon-2s-ht"]
+    docs = run_json("plan", "--instances", "4,2", "--sysfs-root", root)
+    assert docs == [run_json("plan", "-n", "2", "--sysfs-root", root),
+                    run_json("plan", "-n", "4", "--sysfs-root", root)]
+    assert [len(d["partitions"]) for d in docs] == [2, 4]
+    assert len(run_json("plan", "-n", "1-3", "--sysfs-root", root)) == 3
+    done = scaler_cmd("plan", "-n", "2,4", "--sysfs-root", root, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.index("== 2 instance(s)") < done.stdout.index("== 4 instance(s)")
+    one = scaler_cmd("plan", "-n", "2", "--sysfs-root", root, timeout=TIMEOUT).stdout
+    assert "== 2 instance(s)" not in one and one.strip() in done.stdout
+    for bad, says in (("0", "at least 1"), ("2,x", "bad instance list"), ("4-2", "backwards")):
+        r = scaler_cmd("plan", "-n", bad, "--sysfs-root", root, timeout=TIMEOUT)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+
+
 def test_plan_table_on_this_machine():
     done = scaler_cmd("plan", "--instances", "1", timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
@@ -103,8 +122,9 @@ def test_plan_table_shows_warnings(trees):
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["plan", "--instances", "0"], ["instances must be at least 1"]),
-        (["plan", "--instances", "-2"], ["instances must be at least 1"]),
+        # counts read as a sweep reads them (scaler.settings.parse_instances)
+        (["plan", "--instances", "0"], ["instance counts must be at least 1"]),
+        (["plan", "--instances", "-2"], ["bad instance list '-2'"]),
         (["plan", "-n", "1", "--cores-per-instance", "99"], ["99 cores per instance"]),
         (["plan", "-n", "1", "-k", "0"], ["cores per instance must be at least 1"]),
         (["plan", "-n", "999"], ["999 instances", "--oversubscribe"]),
