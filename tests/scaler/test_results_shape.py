@@ -1,0 +1,72 @@
+"""What a run file of the wrong shape is told, word for word, and where a run's target
+record is read from (new and old layouts): hand-made documents, pure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scaler.errors import ResultsError
+from scaler.results import SCHEMA_VERSION, load_run, target_record
+
+
+def write_run(tmp_path, **top):
+    doc = {"schema_version": SCHEMA_VERSION, "scenario": "offline", **top}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("status", 5, "status should be a string, not int"),
+    ("requested", [], "requested should be a object, not list"),
+    ("groups", {}, "groups should be a list, not dict"),
+    ("emulated", "yes", "emulated should be a true or false, not str"),
+    ("command", "scaler run", "command should be a list, not str"),
+])
+def test_a_top_level_key_of_the_wrong_type_is_named_with_both_types(tmp_path, key, value, said):
+    with pytest.raises(ResultsError) as caught:
+        load_run(write_run(tmp_path, **{key: value}))
+    assert str(caught.value) == (f"{tmp_path / 'run.json'}: {said} "
+                                 "(not a run this scaler wrote?)")
+
+
+def test_kind_names_of_several_types_are_joined_by_or():
+    from scaler.results import _kind_name
+
+    assert _kind_name((dict, list)) == "object or list"
+    assert _kind_name((str, bool)) == "string or true or false"
+    assert _kind_name(int) == "int"
+    assert _kind_name((float, int)) == "float or int"
+
+
+def test_the_target_record_is_read_under_targets():
+    doc = {"targets": {"vm": {"accel": "kvm"}, "stride": {"via": "loopback"}}}
+    assert target_record(doc, "vm") == {"accel": "kvm"}
+    assert target_record(doc, "stride") == {"via": "loopback"}
+    assert target_record(doc, "pinned") is None
+
+
+def test_the_new_layout_wins_over_an_old_top_level_record():
+    doc = {"targets": {"vm": {"accel": "kvm"}}, "vm": {"accel": "tcg"}}
+    assert target_record(doc, "vm") == {"accel": "kvm"}
+
+
+def test_old_runs_keep_the_record_at_the_top_level_under_the_placement():
+    assert target_record({"vm": {"accel": "tcg"}}, "vm") == {"accel": "tcg"}
+    assert target_record({"targets": None, "vm": {"accel": "tcg"}}, "vm") == {"accel": "tcg"}
+    assert target_record({"targets": {}, "vm": {"accel": "tcg"}}, "vm") == {"accel": "tcg"}
+    assert target_record({"targets": {"other": {}}, "vm": {"a": 1}}, "vm") == {"a": 1}
+
+
+def test_an_old_top_level_value_that_is_not_a_record_is_no_record():
+    assert target_record({"vm": "tcg"}, "vm") is None
+    assert target_record({"vm": ["tcg"]}, "vm") is None
+    assert target_record({}, "vm") is None
+
+
+@pytest.mark.parametrize("key", ["lock", "host", "summary", "hosts", "requested", "effective"])
+def test_the_run_s_own_keys_are_never_a_target_s_record(key):
+    assert target_record({key: {"a": 1}}, key) is None
+    # under targets, a placement of that name is read
+    assert target_record({"targets": {key: {"a": 1}}}, key) == {"a": 1}
