@@ -70,3 +70,32 @@ def test_the_run_s_own_keys_are_never_a_target_s_record(key):
     assert target_record({key: {"a": 1}}, key) is None
     # under targets, a placement of that name is read
     assert target_record({"targets": {key: {"a": 1}}}, key) == {"a": 1}
+
+
+def refused(tmp_path, doc) -> str:
+    (tmp_path / "run.json").write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    with pytest.raises(ResultsError) as caught:
+        load_run(tmp_path)
+    return str(caught.value).replace(str(tmp_path / "run.json"), "FILE")
+
+
+def test_a_group_of_an_old_run_that_is_not_an_object_is_named_before_the_upgrade(tmp_path):
+    doc = {"schema_version": 1, "scenario": "offline", "groups": [{}, [1]]}
+    assert refused(tmp_path, doc) == ("FILE: groups[1] should be an object, not list (not a "
+                                      "run this scaler wrote?)")
+
+
+def test_a_group_of_a_current_run_is_checked_by_the_schema_naming_the_file(tmp_path):
+    doc = {"schema_version": SCHEMA_VERSION, "scenario": "offline", "groups": [5]}
+    assert refused(tmp_path, doc) == "FILE: groups[0] should be an object, not 5"
+
+
+@pytest.mark.parametrize("version", [1, SCHEMA_VERSION])
+def test_a_host_topology_that_is_not_an_object_is_named(tmp_path, version):
+    doc = {"schema_version": version, "scenario": "offline", "host": {"topology": [1]}}
+    assert refused(tmp_path, doc) == "FILE: host.topology should be an object, not list"
+
+
+def test_a_corrupt_run_file_quotes_the_decoder(tmp_path):
+    assert refused(tmp_path, "{") == ("FILE: corrupt run file (Expecting property name "
+                                      "enclosed in double quotes: line 1 column 2 (char 1))")
