@@ -99,3 +99,43 @@ def test_a_host_topology_that_is_not_an_object_is_named(tmp_path, version):
 def test_a_corrupt_run_file_quotes_the_decoder(tmp_path):
     assert refused(tmp_path, "{") == ("FILE: corrupt run file (Expecting property name "
                                       "enclosed in double quotes: line 1 column 2 (char 1))")
+
+
+def test_a_run_s_samples_are_checked_against_its_groups_records(tmp_path):
+    import numpy as np
+
+    from scaler.results import SAMPLES_DIR, Run
+
+    group = {"id": 1, "per_instance": [{"index": 0, "queries": 3}]}
+    run = Run(tmp_path, {"scenario": "offline", "groups": [group]})
+    with pytest.raises(ResultsError) as caught:  # no samples at all
+        run.samples()
+    assert str(caught.value) == (f"{tmp_path / SAMPLES_DIR / 'g1.npz'}: missing (group 1 "
+                                 "recorded 3 queries of instance 0)")
+    (tmp_path / SAMPLES_DIR).mkdir()
+    np.savez(tmp_path / SAMPLES_DIR / "g1.npz", g1_i0_start_ns=np.arange(3),
+             g1_i0_end_ns=np.arange(3) + 10)
+    got = run.samples()
+    assert sorted(got) == ["g1_i0_end_ns", "g1_i0_start_ns"]
+    assert got["g1_i0_end_ns"].tolist() == [10, 11, 12]
+    short = Run(tmp_path, {"scenario": "offline", "groups": [
+        {"id": 1, "per_instance": [{"index": 0, "queries": 4}]}]})
+    with pytest.raises(ResultsError, match="g1_i0_start_ns holds 3 samples, the run recorded 4"):
+        short.samples()
+
+
+def test_the_record_of_a_loaded_run_is_the_run_a_reader_sees(tmp_path):
+    import platform
+
+    from scaler.hostfacts import boot_id
+
+    (tmp_path / "a").mkdir()
+    run = load_run(write_run(tmp_path / "a", status="complete"))
+    assert run.record.scenario == "offline" and run.record.status == "complete"
+    # saved "running" by a process of this machine and boot that cannot exist (Linux pids
+    # stop at 2**22): a reader sees it partial, its record too
+    (tmp_path / "b").mkdir()
+    writer = {"pid": 2**22 + 12345, "hostname": platform.node(), "boot_id": boot_id()}
+    run = load_run(write_run(tmp_path / "b", status="running", writer=writer))
+    assert run.doc["status"] == "partial"
+    assert run.record.status == "partial"
