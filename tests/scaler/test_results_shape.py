@@ -139,3 +139,17 @@ def test_the_record_of_a_loaded_run_is_the_run_a_reader_sees(tmp_path):
     run = load_run(write_run(tmp_path / "b", status="running", writer=writer))
     assert run.doc["status"] == "partial"
     assert run.record.status == "partial"
+
+
+def test_a_bad_field_of_an_old_run_met_by_its_upgrade_names_the_file_and_field(tmp_path):
+    doc = {"schema_version": 1, "scenario": "offline", "groups": [{"instances": "x"}]}
+    assert refused(tmp_path, doc) == ("FILE: groups[0].instances should be a whole number "
+                                      ">= 1, not 'x'")
+
+
+def test_a_first_save_that_fails_leaves_no_half_built_folder(tmp_path):
+    from scaler.results import save_run
+
+    with pytest.raises(ValueError):  # samples numpy cannot store: ragged
+        save_run(tmp_path / "run", {"scenario": "offline"}, {"g1_a": [[1], [1, 2]]})
+    assert list(tmp_path.iterdir()) == []
