@@ -12,8 +12,7 @@ import pytest
 from scaler import noise
 from tests.scaler.test_noise_proc import Clock, Own, stat_line, write_pid, write_stat
 
-pytestmark = pytest.mark.skipif(noise.HZ != 100,
-                                reason="the figures below are written for USER_HZ 100")
+hz_100 = pytest.mark.skipif(noise.HZ != 100, reason="the figures are written for USER_HZ 100")
 
 
 @pytest.fixture
@@ -24,6 +23,7 @@ def proc(tmp_path):
     return folder
 
 
+@hz_100
 def test_cpu_meter_rounds_foreign_and_steal_shares_to_three_decimals(proc):
     write_stat(proc, [stat_line("cpu", user=10000, steal=100), stat_line("cpu0")])
     meter = noise.CpuMeter(cpus=2, proc=str(proc), clock=Clock(1.0, 1.23456),
@@ -37,6 +37,7 @@ def test_cpu_meter_rounds_foreign_and_steal_shares_to_three_decimals(proc):
     assert r["steal_share"] == 0.277  # 0.13 / 0.46912 = 0.27711
 
 
+@hz_100
 def test_window_probe_rounds_its_shares_to_four_decimals_under_one_cpu_second(proc, tmp_path):
     # one CPU for 0.23456 s (less than one CPU-second of capacity): cpu0 busy 0.11 s user
     # + 0.02 s stolen; the worker used 0.02 s of it, the coordinator none: others 0.11 s
