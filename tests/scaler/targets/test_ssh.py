@@ -124,8 +124,9 @@ def test_serving_over_ssh_on_this_machine_times_completions_on_the_workers_clock
     """The binary frames cross an SSH channel; the host is this machine (same boot), so
     the worker's own end-of-inference times are the completion times."""
     hosts = hosts_file(tmp_path, sshd.hosts_toml("box"))
+    # 1,000 requests/s: the harness's own probe at the target rate takes 1,000 requests
     r = scaler_cmd("server", "--placement", "pinned", "--engine", "null", "--target-qps",
-                   "200", "--latency-bound-ms", "5000", "--min-duration", "1",
+                   "1000", "--latency-bound-ms", "5000", "--min-duration", "1",
                    "--min-queries", "100", "--warmup", "0.2", "--ready-timeout", "120",
                    "--hosts", hosts, "--out", str(tmp_path), "--json", timeout=240)
     assert r.returncode == 0, r.stderr
