@@ -74,7 +74,8 @@ def stdtr(df: float, t: float) -> float:
     return tail if t < 0 else 1.0 - tail
 
 
-def _density(df: float, t: float) -> float:
+def stdtpdf(df: float, t: float) -> float:
+    """The density of Student's t with ``df`` > 0 degrees of freedom at ``t``."""
     return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0)
                     - 0.5 * math.log(df * math.pi) - (df + 1.0) / 2.0 * math.log1p(t * t / df))
 
@@ -102,7 +103,7 @@ def stdtrit(df: float, p: float) -> float:
             hi = t
         else:
             lo = t
-        step = t - error / _density(df, t)
+        step = t - error / stdtpdf(df, t)
         t_next = step if lo < step < hi else (lo + hi) / 2.0
         if abs(t_next - t) <= 1e-14 * max(1.0, abs(t)) or hi - lo <= 1e-14 * max(1.0, hi):
             return t_next

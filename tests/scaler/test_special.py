@@ -31,13 +31,13 @@ def test_edges_and_refusals():
     assert special.betainc(2, 3, 0.0) == 0.0 and special.betainc(2, 3, 1.0) == 1.0
     assert special.betainc(1, 1, 0.3) == pytest.approx(0.3, rel=1e-14)  # the uniform
     assert special.betainc(0.5, 0.5, 0.5) == pytest.approx(0.5, rel=1e-13)  # symmetric
-    for args in [(0, 1, 0.5), (1, -1, 0.5), (1, 1, 1.5), (1, 1, -0.1)]:
-        with pytest.raises(ValueError):
+    for args in [(0, 1, 0.5), (1, 0, 0.5), (1, -1, 0.5), (1, 1, 1.5), (1, 1, -0.1)]:
+        with pytest.raises(ValueError, match=r"needs a, b > 0 and 0 <= x <= 1"):
             special.betainc(*args)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"stdtr\(0, 1.0\): needs df > 0"):
         special.stdtr(0, 1.0)
     for args in [(0, 0.5), (3, 0.0), (3, 1.0)]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"needs df > 0 and 0 < p < 1"):
             special.stdtrit(*args)
 
 
@@ -55,6 +55,15 @@ def test_t_quantiles_are_the_tables(df):
     assert special.stdtrit(df, 0.025) == pytest.approx(-q975, abs=1e-6)
     assert special.stdtrit(df, 0.5) == 0.0
     assert special.stdtr(df, q975) == pytest.approx(0.975, abs=1e-6)  # q975 to 6 decimals
+
+
+def test_the_density_is_students():
+    """Closed forms: df = 1 is Cauchy's 1 / (pi (1 + t^2)); df = 2 is (2 + t^2)^(-3/2)."""
+    for t in (-40.0, -3.0, -0.5, 0.0, 0.7, 2.0, 25.0):
+        assert special.stdtpdf(1, t) == pytest.approx(1 / (math.pi * (1 + t * t)), rel=1e-13)
+        assert special.stdtpdf(2, t) == pytest.approx((2 + t * t) ** -1.5, rel=1e-13)
+    # df = 4: 3/8 (1 + t^2/4)^(-5/2)
+    assert special.stdtpdf(4, 1.5) == pytest.approx(0.375 * (1 + 1.5**2 / 4) ** -2.5, rel=1e-13)
 
 
 def test_t_with_one_degree_is_cauchy():

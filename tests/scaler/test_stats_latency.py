@@ -213,3 +213,13 @@ def test_the_warning_thresholds_are_the_early_stopping_minimums():
     for p, n in stats.MIN_SAMPLES.items():
         assert stats.early_stopping_min_queries(p / 100) == n
     assert stats.EARLY_STOPPING_CONFIDENCE == 0.99
+
+
+def test_sample_warnings_are_told_from_other_warnings():
+    """A point over several repeats recomputes these (they depend on the pooled count)."""
+    warnings = stats.sample_warnings(700)  # enough for p99 (662), not for p99.9 (6636)
+    assert warnings == ["p99.9 from 700 queries: fewer than the 6636 LoadGen's early stopping "
+                        "needs to bound it at 99% confidence"]
+    assert stats.is_sample_warning(warnings[0])
+    assert not stats.is_sample_warning("instance 0 stalled")
+    assert stats.sample_warnings(7000) == []
