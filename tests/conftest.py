@@ -104,6 +104,16 @@ def pytest_unconfigure(config):
     _PRIORITY.close()
 
 
+@pytest.fixture
+def quiet_beside():
+    """The tests beside the serial group held to 1% of a CPU while this test runs (for a
+    test that needs a quiet machine; tests/priority.py)."""
+    from tests.priority import paused_beside
+
+    with paused_beside() as paused:
+        yield paused
+
+
 def _lock_files(folder) -> dict[str, tuple[int, int]]:
     """Registrations and CPU lock files in the lock folder, with their change stamps."""
     out = {}
