@@ -297,15 +297,15 @@ def command_line() -> list[str]:
     return [program, *sys.argv[1:]]
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write a file beside a run (a suite's summary, a report): temporary name, fsync,
-    rename, so a reader never sees half of it."""
+def write_text_atomically(path: Path, text: str | bytes) -> None:
+    """Write a file beside a run (a suite's summary, a report; bytes: a VM's kernel image in
+    the cache): temporary name, fsync, rename, so a reader never sees half of it."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

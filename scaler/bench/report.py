@@ -8,8 +8,6 @@ raw figures alone, so a ``bench.json`` can be re-judged later without measuring 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -357,18 +355,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, fsync, rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    from scaler.results import write_text_atomically
+
+    write_text_atomically(path, text)
 
 
 def save(out: Path, results: dict[str, Any]) -> None:

@@ -24,7 +24,6 @@ import hashlib
 import lzma
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +119,8 @@ def _aligned(n: int) -> int:
 def boot_image(kernel_path: str, cache_dir: str | Path | None = None) -> BootImage:
     """The image to boot for ``kernel_path`` (see the module doc); never raises for a kernel
     that cannot boot through PVH: it is booted as it is, with the reason."""
+    from scaler.results import write_text_atomically
+
     try:
         stat = os.stat(kernel_path)
     except OSError as exc:
@@ -141,7 +142,7 @@ def boot_image(kernel_path: str, cache_dir: str | Path | None = None) -> BootIma
     if not has_pvh_entry(elf):
         return _refuse(kernel_path, refused, "the kernel has no PVH entry note (CONFIG_PVH)")
     try:
-        _write_atomically(elf_path, elf)
+        write_text_atomically(elf_path, elf)
     except OSError as exc:
         return BootImage(kernel_path, "bzimage", f"cannot write its ELF to {folder}: {exc}")
     return BootImage(str(elf_path), "pvh")
@@ -156,25 +157,9 @@ def _read(path: Path) -> str:
 
 def _refuse(kernel_path: str, note: Path, reason: str) -> BootImage:
     """Boot the bzImage; remember why (so the next run does not decompress it again)."""
-    try:
-        _write_atomically(note, reason.encode() + b"\n")
-    except OSError:
-        pass
+    from scaler.results import write_text_atomically
+
+    with contextlib.suppress(OSError):
+        write_text_atomically(note, reason + "\n")
     return BootImage(kernel_path, "bzimage", reason)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
