@@ -76,17 +76,18 @@ def plan(
                        json_output)
             return
         topo = read_topology(sysfs_root)
+        if placement is not None:
+            from scaler import placements
+            from scaler.settings import Settings
+
+            settings = Settings(placements=(placement,), smt=smt,
+                                placement_options=placement_settings(placement_options))
+            chosen = placements.get(placement).configured(settings)
         docs, texts = [], []
         for n in counts:
             result = make_plan(topo, n, cores_per_instance, smt=smt, oversubscribe=oversubscribe)
             view = None
             if placement is not None:
-                from scaler import placements
-                from scaler.settings import Settings
-
-                settings = Settings(placements=(placement,), smt=smt,
-                                    placement_options=placement_settings(placement_options))
-                chosen = placements.get(placement).configured(settings)
                 result = placement_plan(topo, result, chosen.plan(
                     topo, n, smt=smt, cores_per_instance=cores_per_instance))
                 view = chosen.dry_run(topo, result, settings)
