@@ -6,14 +6,14 @@ tests end long before. Every CPU second a test beside the group takes from it is
 idle (its waits, its one-CPU windows, a VM's boot) instead of slowing it.
 
 How: the xdist worker moves itself, per test, into a CPU cgroup of low weight (cgroup v1
-``cpu.shares`` 102, a tenth of a default group's 1024; v2 ``cpu.weight`` 10 of 100) for a test
+``cpu.shares`` 512, half a default group's 1024; v2 ``cpu.weight`` 50 of 100) for a test
 beside the group and back to its own cgroup for a test of the group. A cgroup holds every
 child the test starts, whatever session it makes: local workers start in sessions of their
 own, which the kernel's autogroups would otherwise schedule as peers of the group's workers.
 Where no CPU cgroup can be made (not root, no writable cpu controller) the test's thread gets
-nice 10 instead, which reaches only the children in its own session. A test beside the group
-still gets a tenth of a CPU the group keeps busy: its waits on children (generous timeouts)
-never starve.
+nice 3 instead, which reaches only the children in its own session. Half, not less: at a tenth
+(shares 102) a refusal test beside the group, a CLI child with a 60 s timeout, starved past it
+while the group kept both CPUs busy.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import contextlib
 import os
 from pathlib import Path
 
-BESIDE_NICE = 10
+BESIDE_NICE = 3
 V1_ROOT = Path("/sys/fs/cgroup/cpu")
 V2_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "scaler-tests-"
@@ -71,8 +71,8 @@ class Priority:
         if self.tried:
             return self.low
         self.tried = True
-        for root, weight_file, weight in ((V1_ROOT, "cpu.shares", "102"),
-                                          (V2_ROOT, "cpu.weight", "10")):
+        for root, weight_file, weight in ((V1_ROOT, "cpu.shares", "512"),
+                                          (V2_ROOT, "cpu.weight", "50")):
             home = _own_cgroup(root)
             if home is None:
                 continue

@@ -68,12 +68,12 @@ import pytest
 
 
 def record(tag):
-    # where this test ran: low (a scaler-tests- cgroup or nice 10) or as started
+    # where this test ran: low (a scaler-tests- cgroup or nice 3) or as started
     # (its own worker's cgroup: this session may itself run inside another's low cgroup)
     groups = open("/proc/self/cgroup").read()
     own = f"scaler-tests-{os.getpid()}"
     nice = os.getpriority(os.PRIO_PROCESS, 0)
-    low = own in groups or nice == 10
+    low = own in groups or nice == 3
     with open(os.path.join(os.environ["WHERE"], f"{tag}-{os.getpid()}-{int(low)}"), "w") as f:
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "none"))
     if own in groups:  # a child it starts is in the same cgroup
@@ -98,7 +98,7 @@ def test_free(k):
 def test_serial_tests_run_on_one_xdist_worker_under_make_tests_options(tmp_path):
     """What ``make test`` relies on: with ``-n 2 --dist loadgroup`` every serial test runs in
     one worker process, the others on both; the others at a low CPU weight (tests/priority.py:
-    a cgroup of low weight holding what they start, even in a session of its own; nice 10
+    a cgroup of low weight holding what they start, even in a session of its own; nice 3
     where none can be made), the group's tests as the worker started (a serial test after a
     free one on the same worker shows it was put back; root may lower a nice again); the
     low cgroups gone at the end. (pytest 9.2 with pytest-xdist 3.8 silently dropped the
