@@ -66,15 +66,34 @@ def read_back(spec: EngineSpec) -> dict[str, Any]:
 
 
 def _key(spec: EngineSpec) -> str:
-    import tensorflow as tf
-
     model = spec.model
     if os.path.exists(model):
         st = os.stat(model)
         model = f"{os.path.abspath(model)}:{st.st_size}:{st.st_mtime_ns}"
-    text = json.dumps([model, spec.precision, spec.isa, tf.__version__,
+    text = json.dumps([model, spec.precision, spec.isa, tf_version(),
                        sorted(_cpu_flags())])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def tf_version() -> str:
+    """TensorFlow's version without importing it (2-3 s of CPU in a process that only asks
+    for the probe's cached answer): the installed distribution that provides the
+    ``tensorflow`` package (tensorflow, tensorflow-cpu, tensorflow-intel, ...), or the loaded
+    module's own ``__version__`` where it is already imported."""
+    loaded = sys.modules.get("tensorflow")
+    if loaded is not None and hasattr(loaded, "__version__"):
+        return str(loaded.__version__)
+    from importlib import metadata
+
+    names = metadata.packages_distributions().get("tensorflow", [])
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    import tensorflow as tf  # no distribution names it (a source tree): ask the module
+
+    return str(tf.__version__)
 
 
 def _cpu_flags() -> set[str]:

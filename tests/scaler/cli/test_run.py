@@ -48,6 +48,11 @@ def test_scaling_shared_and_pinned_json(tmp_path):
     pinned2 = [g for g in doc["groups"] if g["placement"] == "pinned" and g["instances"] == 2][0]
     assert sorted(c for i in pinned2["per_instance"] for c in i["binding"]["cpus"]) == [0, 1]
     assert all(i["threads"] == 1 for i in pinned2["per_instance"])
+    # the oneDNN probe's cache key reads TensorFlow's version without importing it (this
+    # process has not): the one the workers' TensorFlow reported
+    from scaler.engines.onednn_probe import tf_version
+
+    assert {i["engine"]["tf_version"] for i in pinned2["per_instance"]} == {tf_version()}
     shared1, shared2 = [g for g in doc["groups"] if g["placement"] == "shared"]
     assert all(i["threads"] == 2 for i in shared2["per_instance"])
     # the warm worker of N=1 serves again at N=2; the second one is new

@@ -182,23 +182,22 @@ def test_onednn_verbose_lines_are_parsed():
 @pytest.mark.skipif("avx512f" not in ISA, reason="needs an AVX-512 CPU to see a cap lower it")
 def test_a_cap_changes_what_tensorflow_onednn_reports(tmp_path):
     """The probe of the tiny model, native and capped at AVX2: oneDNN says which ISA it
-    dispatches to, and the AVX-512 kernels are gone under the cap (names, not speed)."""
+    dispatches to, and the AVX-512 kernels are gone under the cap (names, not speed). The
+    process asking for both answers never imports TensorFlow (only the probes do)."""
     code = textwrap.dedent(f"""
         import json, sys
         from scaler.engines import EngineSpec
         from scaler.engines.onednn_probe import read_back
-        print(json.dumps(read_back(EngineSpec(engine="tf", model="tiny", isa=sys.argv[1],
-                                              cache_dir={str(tmp_path)!r}))))
+        print(json.dumps([read_back(EngineSpec(engine="tf", model="tiny", isa=cap,
+                                               cache_dir={str(tmp_path)!r}))
+                          for cap in ("native", "avx2")] + ["tensorflow" in sys.modules]))
     """)
-
-    def probe(cap: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", code, cap], capture_output=True,
-                             text=True, timeout=300, check=True).stdout
-        return json.loads(out.splitlines()[-1])
-
-    native, capped = probe("native"), probe("avx2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    native, capped, imported = json.loads(out.splitlines()[-1])
     assert "AVX-512" in native["onednn_isa"] and "avx512" in native["units"]
     assert capped["onednn_isa"] == "Intel AVX2" and "avx512" not in capped["units"]
+    assert imported is False
 
 
 def test_a_read_back_that_contradicts_its_cap_is_flagged():
