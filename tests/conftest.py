@@ -78,11 +78,14 @@ def pytest_collection_modifyitems(config, items):
     Tests marked ``builds`` (they measure an artifact that tests outside the group read:
     tests/suites.py) go first, so that the readers find it built by the time they run
     beside the group (a reader that comes first builds it itself: the artifact cache's lock
-    makes the other wait)."""
+    makes the other wait). Then tests marked ``long``: xdist hands out the serial group
+    and other groups first (the largest first), then single tests in this order, so a long
+    one handed out last would be the suite's last minute, one CPU busy."""
     for item in items:
         if item.get_closest_marker("serial") is not None:
             item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
-    items.sort(key=lambda item: item.get_closest_marker("builds") is None)  # stable
+    items.sort(key=lambda item: (item.get_closest_marker("builds") is None,
+                                 item.get_closest_marker("long") is None))  # stable
 
 
 # Tests beside the serial group run at a low CPU weight: they fill the CPU the group (the

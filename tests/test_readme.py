@@ -117,6 +117,7 @@ def _shell(command: str, folder: Path) -> subprocess.CompletedProcess[str]:
                           timeout=TIMEOUT)
 
 
+@pytest.mark.long
 def test_readme_commands_run_as_written(folder: Path) -> None:
     """Two commands at a time (they read, and each writes only its own new files), in README
     order: a ``capacity`` command, which reads what the ``simulate`` commands before it

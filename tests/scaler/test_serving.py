@@ -51,6 +51,7 @@ def p99_ms(outcome):
     return float(np.percentile(latency[~np.isnan(latency)], 99))
 
 
+@pytest.mark.long
 def test_latency_includes_queueing_and_grows_with_the_run_above_capacity():
     """The sleepy engine serves one request in 2 ms: at most ~500/s. At 800/s the queue grows
     by ~300 requests a second, so a run four times as long sees a much larger p99 (seconds of

@@ -65,6 +65,7 @@ def check_bound(outcome, rules) -> dict:
     return record
 
 
+@pytest.mark.long
 @settings(max_examples=5, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(service_s=st.floats(1e-5, 1.0).map(lambda x: float(f"{x:.2g}")),

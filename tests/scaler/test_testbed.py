@@ -9,12 +9,13 @@ shared instances spanning both nodes, and ``plan``'s partitions equal to what ra
 with ``SCALER_TESTBED_TEST=0``.
 
 Not in the serial group: nothing here measures or takes the host's lock (the guest runs
-``--no-lock`` on its own CPUs), so its ~50 s of TCG, mostly one busy vCPU waiting on Python
-imports, runs beside the group at the low CPU weight of every test there (tests/priority.py).
-Its three tests are one xdist group of their own (one boot on one worker); xdist hands out
-the largest groups first, so it starts at the beginning rather than at the suite's end. Under TCG the boot and the three commands took 68 s on this 2-core
-machine under load (the kernel's ELF booted through PVH, the project's modules compiled
-before, no figures in the guest: 205 s without them); no timing is judged, only read-backs.
+``--no-lock`` on its own CPUs), so its TCG time, mostly one busy vCPU running Python, runs
+beside the group at the low CPU weight of every test there (tests/priority.py): 47 s quiet,
+93 s beside the group in ``make test``; 205 s before the kernel's ELF booted through PVH,
+the project's modules were compiled and the guest drew no figures. Its three tests are one
+xdist group of their own (one boot, on one worker); xdist hands out the largest groups
+first, so it starts with the suite instead of ending it. No timing is judged, only
+read-backs.
 """
 
 from __future__ import annotations

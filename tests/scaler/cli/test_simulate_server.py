@@ -13,6 +13,7 @@ CALIBRATION = [SUITE / "scaling-20261126-191755", SUITE / "latency-20261126-1914
 SERVED = ROOT / "results" / "reference" / "server-20261129"
 
 
+@pytest.mark.long
 def test_simulate_server_on_a_bigger_machine_writes_a_server_run(tmp_path):
     """Calibrated on the committed tf scaling and latency runs, a 2s28c2t machine gets a
     peak per layout and a hockey stick; the run folder is marked simulated and ``scaler

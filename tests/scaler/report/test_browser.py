@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from matplotlib import image as mpimg
 
 from scaler.report.page import SECTION_IDS
@@ -85,6 +86,7 @@ def test_the_suites_own_report_renders(suite, chromium, tmp_path):
     assert "Read back from the workers: " in page["study"]
 
 
+@pytest.mark.long
 def test_a_report_with_a_prediction_and_mixed_inputs_renders(predicted, chromium, tmp_path):
     shot = tmp_path / "mixed-report.png"
     page = render(chromium, predicted, shot)
