@@ -476,6 +476,17 @@ def test_write_text_atomically_creates_replaces_and_leaves_no_temporary(tmp_path
     assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json"]
 
 
+def test_write_text_atomically_writes_bytes_as_they_are(tmp_path):
+    """Bytes (a kernel image, a figure) go in unchanged: no newline translation, no
+    encoding; text beside them still goes in as text."""
+    path = tmp_path / "kernel.elf"
+    blob = bytes(range(256)) + b"\r\n\x00"
+    results.write_text_atomically(path, blob)
+    assert path.read_bytes() == blob
+    results.write_text_atomically(path, "caf\u00e9\n")
+    assert path.read_bytes() == "caf\u00e9\n".encode()
+
+
 def test_write_text_atomically_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
     import os
 
