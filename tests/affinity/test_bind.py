@@ -128,17 +128,10 @@ MPOL_DEFAULT = 0
 
 
 @pytest.fixture
-def restored():
-    """Put this process's affinity, thread variables and memory policy back after a test."""
-    cpus = os.sched_getaffinity(0)
-    env = {key: os.environ.get(key) for key in (*THREAD_ENV_KEYS, *bind_module.OPENMP_KEYS)}
+def restored(restored_affinity):
+    """Put this process's affinity, thread variables (tests/affinity/conftest.py) and memory
+    policy back after a test."""
     yield
-    os.sched_setaffinity(0, cpus)
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
     set_mempolicy = bind_module._SYSCALLS[platform.machine()][0]
     assert bind_module._syscall(set_mempolicy, MPOL_DEFAULT, None, 0) == ""
     assert read_mempolicy() == "default"

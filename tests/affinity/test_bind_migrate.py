@@ -63,20 +63,6 @@ def test_an_unbound_process_moves_no_pages(restored_affinity):
     assert got.memory_migrated == ""
 
 
-@pytest.fixture
-def restored_affinity():
-    cpus = os.sched_getaffinity(0)
-    keys = (*bind_module.THREAD_ENV_KEYS, *bind_module.OPENMP_KEYS)
-    env = {key: os.environ.get(key) for key in keys}
-    yield
-    os.sched_setaffinity(0, cpus)
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 def test_cores_and_sockets_reads_the_real_sys_by_default():
     cpus = sorted(os.sched_getaffinity(0))
     cores, sockets = set(), set()

@@ -1,9 +1,12 @@
-"""Fixtures for tests that run real worker processes, and the tiny model's converted caches
-(built once per session: tests/scaler/engines/ and tests/scaler/bench/ read them)."""
+"""Fixtures for tests that run real worker processes, the tiny model's converted caches
+(built once per session: tests/scaler/engines/ and tests/scaler/bench/ read them), and the
+lock tests' holder of registration files."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 
 import pytest
 import uvloop
@@ -51,3 +54,19 @@ def ort_cache(artifacts) -> tuple[str, dict[str, dict]]:
     """A cache folder holding the tiny model as fp32 and int8 ONNX, and the info of the
     loads that made them (int8 quantizes the cached fp32 file)."""
     return _converted(artifacts, "onnxruntime")
+
+
+@pytest.fixture
+def held():
+    """Holds registration files the way a live run does (an exclusive flock)."""
+    fds = []
+
+    def hold(path):
+        fd = os.open(path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fds.append(fd)
+        return path
+
+    yield hold
+    for fd in fds:
+        os.close(fd)

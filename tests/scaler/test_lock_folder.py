@@ -38,22 +38,6 @@ def registration(folder, name, cpus, started, ended=None, locked=True, measuring
     return path
 
 
-@pytest.fixture
-def held():
-    """Holds registration files the way a live run does (an exclusive flock)."""
-    fds = []
-
-    def hold(path):
-        fd = os.open(path, os.O_RDWR)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        fds.append(fd)
-        return path
-
-    yield hold
-    for fd in fds:
-        os.close(fd)
-
-
 def victim(tmp_path):
     path = tmp_path / "precious"
     path.write_text("do not touch")

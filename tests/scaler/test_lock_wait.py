@@ -13,23 +13,6 @@ from scaler import lock
 from tests.scaler.test_lock_folder import registration
 
 
-@pytest.fixture
-def held():
-    import fcntl
-
-    fds = []
-
-    def hold(path):
-        fd = os.open(path, os.O_RDWR)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        fds.append(fd)
-        return path
-
-    yield hold
-    for fd in fds:
-        os.close(fd)
-
-
 def since(started: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(started))
 
